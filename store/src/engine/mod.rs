@@ -1,0 +1,429 @@
+//! STORAGE: the metadata index (redb) plus blobs (object_store). Never sees HTTP.
+//!
+//! ```text
+//!   Engine ──► index.rs   redb: buckets, objects (bucket,key), uploads, parts — ordered, ACID
+//!          └─► blobs.rs   object_store: immutable blobs named by generated ids, never by keys
+//! ```
+//!
+//! Contract every write keeps: the body is streamed into a *new* blob (hashing on the way), the
+//! blob is made durable (fsync), then the index entry is committed in one redb transaction, then
+//! any blob the commit made unreachable is deleted. A crash at any point leaves the old object or
+//! the new one, and at worst an orphan blob that [`Engine::open`] sweeps away. A body stream that
+//! yields an error, or a `verify` callback that refuses the digests, aborts the write before the
+//! commit: nothing becomes visible.
+
+pub mod blobs;
+pub mod checksum;
+pub mod index;
+pub mod multipart;
+pub mod sweep;
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+
+pub use checksum::{ChecksumAlgorithm, ChecksumType, ChecksumValue};
+
+use crate::error::Result;
+
+/// A stream of body bytes. Errors abort whatever consumes it.
+pub type ByteStream = BoxStream<'static, Result<Bytes>>;
+
+/// Where and how the engine keeps its data.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Data directory: `index.redb` and `blobs/` live under it.
+    pub data_dir: PathBuf,
+    /// Largest object a single PutObject (or one part) may carry, in bytes.
+    pub max_object_size: u64,
+    /// Multipart uploads idle for longer than this are aborted by [`Engine::sweep_stale_uploads`].
+    pub stale_upload_age: Duration,
+}
+
+/// Headers stored with an object and returned on GET/HEAD.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectHeaders {
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    pub content_disposition: Option<String>,
+    pub content_language: Option<String>,
+    pub cache_control: Option<String>,
+    /// Raw `Expires` header value as the client sent it.
+    pub expires: Option<String>,
+    pub website_redirect_location: Option<String>,
+    /// `x-amz-meta-*` pairs, names lower-cased without the prefix, in sorted order.
+    pub user_metadata: Vec<(String, String)>,
+}
+
+/// The full-object checksum stored with an object (single part, or multipart as declared).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredChecksum {
+    pub algorithm: ChecksumAlgorithm,
+    /// Base64 value as S3 returns it; COMPOSITE values end in `-N`.
+    pub value: String,
+    pub kind: ChecksumType,
+}
+
+/// One part of a completed multipart object, kept for `partNumber` reads and attributes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartSummary {
+    pub size: u64,
+    /// Hex MD5 of the part (no quotes).
+    pub etag: String,
+    /// Base64 checksum of the part, in the upload's algorithm.
+    pub checksum: Option<String>,
+}
+
+/// What the index knows about an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub size: u64,
+    /// Hex MD5, or `hex(md5(concat(part md5s)))-N` for multipart, without quotes.
+    pub etag: String,
+    pub last_modified: SystemTime,
+    pub headers: ObjectHeaders,
+    pub checksum: Option<StoredChecksum>,
+    /// Empty for single-part objects.
+    pub parts: Vec<PartSummary>,
+}
+
+/// Per-bucket settings kept in the index. Opaque documents are stored as sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketSettings {
+    /// The bucket policy JSON as the client sent it.
+    pub policy: Option<String>,
+    /// Canned ACL `public-read` (or `public-read-write`) was set on the bucket.
+    pub public_read_acl: bool,
+    /// The website configuration XML as the client sent it.
+    pub website: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketInfo {
+    pub name: String,
+    pub created: SystemTime,
+    pub settings: BucketSettings,
+}
+
+/// Preconditions a write must meet, checked atomically inside the commit transaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteCondition {
+    /// `If-None-Match: *`: fail with PreconditionFailed if the key exists.
+    pub if_none_match_any: bool,
+    /// `If-Match: "etag"` (unquoted here; `*` means "must exist"): fail with PreconditionFailed
+    /// if the current ETag differs, NoSuchKey if there is no object.
+    pub if_match: Option<String>,
+}
+
+/// What a PUT (or part upload) computed while streaming the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digests {
+    pub size: u64,
+    pub md5: [u8; 16],
+    /// Present when the request asked for a checksum algorithm.
+    pub checksum: Option<ChecksumValue>,
+}
+
+/// How a new object is written.
+#[derive(Debug, Clone, Default)]
+pub struct PutOptions {
+    pub headers: ObjectHeaders,
+    /// Algorithm to compute and store (from `x-amz-checksum-*`, `x-amz-sdk-checksum-algorithm`
+    /// or the trailer name). MD5 is always computed for the ETag.
+    pub checksum: Option<ChecksumAlgorithm>,
+    pub condition: WriteCondition,
+}
+
+/// Called with the computed digests once the body has been fully read and before the commit.
+/// Returning an error (e.g. BadDigest) aborts the write.
+pub type Verify = Box<dyn FnOnce(&Digests) -> Result<()> + Send>;
+
+/// A ListObjects query. `start_after` is exclusive and may be a key or a common prefix.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub prefix: String,
+    pub delimiter: Option<String>,
+    pub start_after: Option<String>,
+    pub max_keys: usize,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListPage {
+    pub objects: Vec<ObjectInfo>,
+    pub common_prefixes: Vec<String>,
+    pub is_truncated: bool,
+    /// Last key or common prefix returned, to resume from when truncated.
+    pub next_marker: Option<String>,
+}
+
+/// A multipart upload in progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadInfo {
+    pub bucket: String,
+    pub key: String,
+    pub upload_id: String,
+    pub initiated: SystemTime,
+    pub headers: ObjectHeaders,
+    pub checksum: Option<(ChecksumAlgorithm, ChecksumType)>,
+}
+
+/// An uploaded part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartInfo {
+    pub part_number: u32,
+    pub size: u64,
+    /// Hex MD5 without quotes.
+    pub etag: String,
+    pub last_modified: SystemTime,
+    /// Base64 checksum in the upload's algorithm, if any.
+    pub checksum: Option<String>,
+}
+
+/// A part as listed in CompleteMultipartUpload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompletedPart {
+    pub part_number: u32,
+    /// ETag as the client sent it, quotes stripped.
+    pub etag: String,
+    /// Base64 checksum the client listed for the part, if any.
+    pub checksum: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListUploadsQuery {
+    pub prefix: String,
+    pub key_marker: Option<String>,
+    pub upload_id_marker: Option<String>,
+    pub max_uploads: usize,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListPartsQuery {
+    /// Exclusive: list parts with a number greater than this.
+    pub part_number_marker: u32,
+    pub max_parts: usize,
+}
+
+/// The storage engine. Cheap to clone (shared handles inside).
+#[derive(Clone)]
+pub struct Engine {
+    inner: std::sync::Arc<Inner>,
+}
+
+struct Inner {
+    cfg: EngineConfig,
+    index: (),
+    blobs: (),
+}
+
+impl Engine {
+    /// Opens (creating if needed) the index and blob store under `cfg.data_dir`, then sweeps
+    /// orphan blobs and staging files left by a crash.
+    pub async fn open(cfg: EngineConfig) -> Result<Engine> {
+        let _ = cfg;
+        todo!("engine helper")
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.cfg
+    }
+
+    // ----- buckets -----
+
+    /// BucketAlreadyOwnedByYou if it exists. Name validation is the protocol layer's job.
+    pub async fn create_bucket(&self, name: &str, settings: BucketSettings) -> Result<()> {
+        let _ = (name, settings);
+        todo!()
+    }
+
+    /// NoSuchBucket; BucketNotEmpty if it holds objects. Aborts its multipart uploads.
+    pub async fn delete_bucket(&self, name: &str) -> Result<()> {
+        let _ = name;
+        todo!()
+    }
+
+    /// NoSuchBucket if absent.
+    pub async fn bucket(&self, name: &str) -> Result<BucketInfo> {
+        let _ = name;
+        todo!()
+    }
+
+    /// All buckets, sorted by name.
+    pub async fn list_buckets(&self) -> Result<Vec<BucketInfo>> {
+        todo!()
+    }
+
+    /// Replaces the bucket's settings (policy, ACL flag, website). NoSuchBucket if absent.
+    pub async fn set_bucket_settings(&self, name: &str, settings: BucketSettings) -> Result<()> {
+        let _ = (name, settings);
+        todo!()
+    }
+
+    // ----- objects -----
+
+    /// Streams `body` into a new blob, computing MD5 and `opts.checksum`, fails with
+    /// EntityTooLarge past `max_object_size`, calls `verify`, then commits atomically (checking
+    /// `opts.condition` inside the transaction). NoSuchBucket if the bucket is absent.
+    pub async fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        opts: PutOptions,
+        body: ByteStream,
+        verify: Verify,
+    ) -> Result<ObjectInfo> {
+        let _ = (bucket, key, opts, body, verify);
+        todo!()
+    }
+
+    /// NoSuchBucket / NoSuchKey.
+    pub async fn head_object(&self, bucket: &str, key: &str) -> Result<ObjectInfo> {
+        let _ = (bucket, key);
+        todo!()
+    }
+
+    /// The object and a stream of `range` (inclusive start, exclusive end, already validated
+    /// against the size by the caller; `None` = whole object). Multipart objects read only the
+    /// segments that overlap the range. The stream reads in large chunks (≥ 256 KiB).
+    pub async fn read_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<(ObjectInfo, ByteStream)> {
+        let _ = (bucket, key, range);
+        todo!()
+    }
+
+    /// Same as [`Engine::read_object`] but reads from an already fetched `info` snapshot
+    /// (so a conditional check and the read see the same version). Fails with NoSuchKey if that
+    /// version was replaced in between.
+    pub async fn read_version(
+        &self,
+        bucket: &str,
+        info: &ObjectInfo,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<ByteStream> {
+        let _ = (bucket, info, range);
+        todo!()
+    }
+
+    /// Replaces only the headers of an existing object (copy onto itself with REPLACE); the
+    /// data, ETag and checksums stay. Updates last_modified. NoSuchKey if absent.
+    pub async fn replace_headers(
+        &self,
+        bucket: &str,
+        key: &str,
+        headers: ObjectHeaders,
+    ) -> Result<ObjectInfo> {
+        let _ = (bucket, key, headers);
+        todo!()
+    }
+
+    /// Deletes the key if present (no error if absent, as S3). NoSuchBucket if no bucket.
+    pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<()> {
+        let _ = (bucket, key);
+        todo!()
+    }
+
+    /// Deletes many keys in one transaction; absent keys count as deleted.
+    pub async fn delete_objects(&self, bucket: &str, keys: &[String]) -> Result<()> {
+        let _ = (bucket, keys);
+        todo!()
+    }
+
+    /// Lists keys in UTF-8 binary order. With a delimiter, keys sharing `prefix + ... +
+    /// delimiter` fold into one common prefix, and the scan seeks past the whole group instead of
+    /// walking it. At most `max_keys` entries (objects + prefixes) are returned.
+    pub async fn list_objects(&self, bucket: &str, query: ListQuery) -> Result<ListPage> {
+        let _ = (bucket, query);
+        todo!()
+    }
+
+    // ----- multipart (see multipart.rs) -----
+
+    pub async fn create_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        headers: ObjectHeaders,
+        checksum: Option<(ChecksumAlgorithm, ChecksumType)>,
+    ) -> Result<UploadInfo> {
+        let _ = (bucket, key, headers, checksum);
+        todo!()
+    }
+
+    /// NoSuchUpload if the id is unknown or belongs to another key. Computes MD5 and the
+    /// upload's checksum algorithm. Replaces an earlier part with the same number.
+    pub async fn upload_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        body: ByteStream,
+        verify: Verify,
+    ) -> Result<PartInfo> {
+        let _ = (bucket, key, upload_id, part_number, body, verify);
+        todo!()
+    }
+
+    pub async fn upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<UploadInfo> {
+        let _ = (bucket, key, upload_id);
+        todo!()
+    }
+
+    /// Commits the listed parts as one object whose segments are the part blobs (no data copy).
+    /// InvalidPartOrder, InvalidPart (missing / ETag or checksum mismatch), EntityTooSmall (a part
+    /// other than the last under 5 MiB), then the condition, all in one transaction. Unlisted
+    /// parts' blobs are deleted after the commit.
+    pub async fn complete_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<CompletedPart>,
+        condition: WriteCondition,
+    ) -> Result<ObjectInfo> {
+        let _ = (bucket, key, upload_id, parts, condition);
+        todo!()
+    }
+
+    /// NoSuchUpload if unknown. Deletes the parts' blobs.
+    pub async fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()> {
+        let _ = (bucket, key, upload_id);
+        todo!()
+    }
+
+    /// Parts in number order after the marker; `bool` = truncated.
+    pub async fn list_parts(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        query: ListPartsQuery,
+    ) -> Result<(UploadInfo, Vec<PartInfo>, bool)> {
+        let _ = (bucket, key, upload_id, query);
+        todo!()
+    }
+
+    /// Uploads in (key, initiated) order after the markers; `bool` = truncated.
+    pub async fn list_uploads(
+        &self,
+        bucket: &str,
+        query: ListUploadsQuery,
+    ) -> Result<(Vec<UploadInfo>, bool)> {
+        let _ = (bucket, query);
+        todo!()
+    }
+
+    /// Aborts uploads initiated longer ago than `stale_upload_age`; returns how many.
+    pub async fn sweep_stale_uploads(&self, now: SystemTime) -> Result<usize> {
+        let _ = now;
+        todo!()
+    }
+}

@@ -1,0 +1,213 @@
+//! The crate's one error type and its mapping to S3 error codes, HTTP statuses and XML.
+//!
+//! Every failure a client can see is an [`Error`] carrying a [`Code`]. The code decides the
+//! status and the `<Code>` element; the message is for humans. Internal causes (I/O, index
+//! errors) are kept in `source` for the log and never sent to the client.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use http::StatusCode;
+
+macro_rules! codes {
+    ($($name:ident => $status:ident, $msg:literal;)*) => {
+        /// S3 error codes we answer with (names as AWS spells them).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[allow(clippy::enum_variant_names)]
+        pub enum Code { $($name,)* }
+
+        impl Code {
+            /// The `<Code>` element text.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Code::$name => stringify!($name),)* }
+            }
+            /// The HTTP status AWS answers with for this code.
+            pub fn status(self) -> StatusCode {
+                match self { $(Code::$name => StatusCode::$status,)* }
+            }
+            /// AWS's standard message for this code.
+            pub fn default_message(self) -> &'static str {
+                match self { $(Code::$name => $msg,)* }
+            }
+        }
+    };
+}
+
+codes! {
+    AccessDenied => FORBIDDEN, "Access Denied";
+    AuthorizationHeaderMalformed => BAD_REQUEST, "The authorization header is malformed.";
+    AuthorizationQueryParametersError => BAD_REQUEST, "Error parsing the X-Amz-Credential parameter.";
+    BadDigest => BAD_REQUEST, "The Content-MD5 or checksum value that you specified did not match what the server received.";
+    BucketAlreadyOwnedByYou => CONFLICT, "Your previous request to create the named bucket succeeded and you already own it.";
+    BucketNotEmpty => CONFLICT, "The bucket you tried to delete is not empty.";
+    EntityTooLarge => BAD_REQUEST, "Your proposed upload exceeds the maximum allowed object size.";
+    EntityTooSmall => BAD_REQUEST, "Your proposed upload is smaller than the minimum allowed object size.";
+    IncompleteBody => BAD_REQUEST, "You did not provide the number of bytes specified by the Content-Length HTTP header.";
+    InternalError => INTERNAL_SERVER_ERROR, "We encountered an internal error. Please try again.";
+    InvalidAccessKeyId => FORBIDDEN, "The AWS access key Id you provided does not exist in our records.";
+    InvalidArgument => BAD_REQUEST, "Invalid Argument";
+    InvalidBucketName => BAD_REQUEST, "The specified bucket is not valid.";
+    InvalidDigest => BAD_REQUEST, "The Content-MD5 you specified is not valid.";
+    InvalidPart => BAD_REQUEST, "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag.";
+    InvalidPartOrder => BAD_REQUEST, "The list of parts was not in ascending order. Parts must be ordered by part number.";
+    InvalidRange => RANGE_NOT_SATISFIABLE, "The requested range is not satisfiable";
+    InvalidRequest => BAD_REQUEST, "Invalid Request";
+    KeyTooLongError => BAD_REQUEST, "Your key is too long.";
+    MalformedPolicy => BAD_REQUEST, "Policies must be valid JSON and the first byte must be '{'";
+    MalformedXML => BAD_REQUEST, "The XML you provided was not well-formed or did not validate against our published schema.";
+    MetadataTooLarge => BAD_REQUEST, "Your metadata headers exceed the maximum allowed metadata size.";
+    MethodNotAllowed => METHOD_NOT_ALLOWED, "The specified method is not allowed against this resource.";
+    MissingContentLength => LENGTH_REQUIRED, "You must provide the Content-Length HTTP header.";
+    NoSuchBucket => NOT_FOUND, "The specified bucket does not exist.";
+    NoSuchBucketPolicy => NOT_FOUND, "The bucket policy does not exist.";
+    NoSuchKey => NOT_FOUND, "The specified key does not exist.";
+    NoSuchUpload => NOT_FOUND, "The specified multipart upload does not exist. The upload ID might be invalid, or the multipart upload might have been aborted or completed.";
+    NoSuchWebsiteConfiguration => NOT_FOUND, "The specified bucket does not have a website configuration.";
+    NotImplemented => NOT_IMPLEMENTED, "A header or query you provided implies functionality that is not implemented.";
+    NotModified => NOT_MODIFIED, "Not Modified";
+    PreconditionFailed => PRECONDITION_FAILED, "At least one of the pre-conditions you specified did not hold.";
+    RequestHeaderSectionTooLarge => BAD_REQUEST, "Your request header section exceeds the maximum allowed size.";
+    RequestTimeTooSkewed => FORBIDDEN, "The difference between the request time and the server's time is too large.";
+    RequestTimeout => BAD_REQUEST, "Your socket connection to the server was not read from or written to within the timeout period.";
+    ServiceUnavailable => SERVICE_UNAVAILABLE, "Service is unable to handle request.";
+    SignatureDoesNotMatch => FORBIDDEN, "The request signature we calculated does not match the signature you provided. Check your key and signing method.";
+    SlowDown => SERVICE_UNAVAILABLE, "Please reduce your request rate.";
+    XAmzContentSHA256Mismatch => BAD_REQUEST, "The provided 'x-amz-content-sha256' header does not match what was computed.";
+}
+
+/// An S3-visible failure: a code, an optional specific message, and an internal cause for logs.
+pub struct Error {
+    pub code: Code,
+    message: Option<Cow<'static, str>>,
+    source: Option<anyhow::Error>,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(code: Code) -> Self {
+        Error {
+            code,
+            message: None,
+            source: None,
+        }
+    }
+
+    /// An error with a message more specific than the code's default.
+    pub fn msg(code: Code, message: impl Into<Cow<'static, str>>) -> Self {
+        Error {
+            code,
+            message: Some(message.into()),
+            source: None,
+        }
+    }
+
+    /// An internal failure: the client sees `InternalError`, the log sees `cause`.
+    pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
+        Error {
+            code: Code::InternalError,
+            message: None,
+            source: Some(cause.into()),
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        self.message
+            .as_deref()
+            .unwrap_or(self.code.default_message())
+    }
+
+    /// The internal cause, if any (for logs only).
+    pub fn cause(&self) -> Option<&anyhow::Error> {
+        self.source.as_ref()
+    }
+
+    /// The S3 error document (`<Error>` with Code, Message, Resource, RequestId).
+    pub fn to_xml(&self, resource: &str, request_id: &str) -> String {
+        let esc = |s: &str| quick_xml::escape::escape(s).into_owned();
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}</Message><Resource>{}</Resource><RequestId>{}</RequestId></Error>",
+            self.code.as_str(),
+            esc(self.message()),
+            esc(resource),
+            esc(request_id),
+        )
+    }
+}
+
+impl From<Code> for Error {
+    fn from(code: Code) -> Self {
+        Error::new(code)
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message())?;
+        if let Some(cause) = &self.source {
+            write!(f, " ({cause:#})")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::internal(e)
+    }
+}
+
+impl From<object_store::Error> for Error {
+    fn from(e: object_store::Error) -> Self {
+        Error::internal(e)
+    }
+}
+
+macro_rules! internal_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Error {
+            fn from(e: $t) -> Self { Error::internal(e) }
+        }
+    )*};
+}
+internal_from!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    serde_json::Error,
+    tokio::task::JoinError
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_map_to_aws_statuses() {
+        assert_eq!(Code::NoSuchKey.status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            Code::InvalidRange.status(),
+            StatusCode::RANGE_NOT_SATISFIABLE
+        );
+        assert_eq!(Code::SlowDown.as_str(), "SlowDown");
+    }
+
+    #[test]
+    fn internal_cause_is_not_in_the_xml() {
+        let e = Error::internal(anyhow::anyhow!("/secret/path failed"));
+        let xml = e.to_xml("/b/k", "req1");
+        assert!(xml.contains("<Code>InternalError</Code>"));
+        assert!(!xml.contains("secret"));
+    }
+}
