@@ -5,8 +5,17 @@
 //!                                                 protocol, never touches disk   index + blobs
 //! ```
 //!
-//! Modules: [`error`] (the one error type), [`engine`] (storage), [`s3`] (protocol).
+//! Modules: [`app`] (assembly: engine + protocol + admin endpoints), [`config`], [`error`]
+//! (the one error type, mapped to S3 codes), [`engine`] (storage: index + blobs), [`s3`]
+//! (protocol: routing, auth, operations, XML), [`server`] (accept loop), [`metrics`].
 
+pub mod app;
+pub mod config;
 pub mod engine;
 pub mod error;
+pub mod metrics;
 pub mod s3;
+pub mod server;
+
+pub use app::{Store, root_credentials};
+pub use config::StoreConfig;

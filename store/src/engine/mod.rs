@@ -1,8 +1,14 @@
 //! STORAGE: the metadata index (redb) plus blobs (object_store). Never sees HTTP.
 //!
 //! ```text
-//!   Engine ──► index.rs   redb: buckets, objects (bucket,key), uploads, parts — ordered, ACID
-//!          └─► blobs.rs   object_store: immutable blobs named by generated ids, never by keys
+//!   Engine ──► objects.rs    PUT / GET / DELETE / LIST: blob first, then index, then cleanup
+//!          ├─► multipart.rs  uploads and parts; a completed upload's segments are its part blobs
+//!          ├─► index.rs      redb: buckets, objects (bucket,key), uploads, parts — ordered, ACID
+//!          ├─► blobs.rs      object_store: immutable blobs named by generated ids, never by keys
+//!          └─► sweep.rs      start-up removal of orphan blobs / staging files; stale uploads
+//!
+//!   <data_dir>/index.redb                 the index
+//!   <data_dir>/blobs/<2 hex>/<32 hex>     one blob per object body or multipart part
 //! ```
 //!
 //! Contract every write keeps: the body is streamed into a *new* blob (hashing on the way), the
@@ -16,18 +22,24 @@ pub mod blobs;
 pub mod checksum;
 pub mod index;
 pub mod multipart;
+mod objects;
 pub mod sweep;
+#[cfg(test)]
+mod tests;
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
+use redb::ReadableTable as _;
 use serde::{Deserialize, Serialize};
 
 pub use checksum::{ChecksumAlgorithm, ChecksumType, ChecksumValue};
+pub use multipart::MIN_PART_SIZE;
+pub use objects::MAX_KEY_LEN;
 
-use crate::error::Result;
+use crate::error::{Code, Error, Result};
 
 /// A stream of body bytes. Errors abort whatever consumes it.
 pub type ByteStream = BoxStream<'static, Result<Bytes>>;
@@ -45,6 +57,7 @@ pub struct EngineConfig {
 
 /// Headers stored with an object and returned on GET/HEAD.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ObjectHeaders {
     pub content_type: Option<String>,
     pub content_encoding: Option<String>,
@@ -93,6 +106,7 @@ pub struct ObjectInfo {
 
 /// Per-bucket settings kept in the index. Opaque documents are stored as sent.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct BucketSettings {
     /// The bucket policy JSON as the client sent it.
     pub policy: Option<String>,
@@ -216,16 +230,23 @@ pub struct Engine {
 
 struct Inner {
     cfg: EngineConfig,
-    index: (),
-    blobs: (),
+    index: index::Index,
+    blobs: blobs::Blobs,
 }
 
 impl Engine {
     /// Opens (creating if needed) the index and blob store under `cfg.data_dir`, then sweeps
     /// orphan blobs and staging files left by a crash.
     pub async fn open(cfg: EngineConfig) -> Result<Engine> {
-        let _ = cfg;
-        todo!("engine helper")
+        let data_dir = cfg.data_dir.clone();
+        tokio::fs::create_dir_all(&data_dir).await?;
+        let index = index::Index::open(&data_dir.join("index.redb")).await?;
+        let blobs = blobs::Blobs::local(data_dir.join("blobs")).await?;
+        let report = sweep::sweep_orphans(&index, &blobs).await?;
+        tracing::debug!(?report, "engine opened");
+        Ok(Engine {
+            inner: std::sync::Arc::new(Inner { cfg, index, blobs }),
+        })
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -236,31 +257,88 @@ impl Engine {
 
     /// BucketAlreadyOwnedByYou if it exists. Name validation is the protocol layer's job.
     pub async fn create_bucket(&self, name: &str, settings: BucketSettings) -> Result<()> {
-        let _ = (name, settings);
-        todo!()
+        let name = name.to_owned();
+        self.inner
+            .index
+            .write(move |txn| {
+                let mut buckets = txn.open_table(index::BUCKETS)?;
+                if index::get_bucket(&buckets, &name)?.is_some() {
+                    return Err(Error::new(Code::BucketAlreadyOwnedByYou));
+                }
+                let record = index::BucketRecord {
+                    created_ms: index::now_ms(),
+                    settings,
+                };
+                buckets.insert(name.as_str(), index::encode(&record)?.as_slice())?;
+                Ok(())
+            })
+            .await
     }
 
     /// NoSuchBucket; BucketNotEmpty if it holds objects. Aborts its multipart uploads.
     pub async fn delete_bucket(&self, name: &str) -> Result<()> {
-        let _ = name;
-        todo!()
+        let inner = std::sync::Arc::clone(&self.inner);
+        let name = name.to_owned();
+        objects::detached(async move {
+            let blobs = inner
+                .index
+                .write(move |txn| {
+                    let mut buckets = txn.open_table(index::BUCKETS)?;
+                    index::require_bucket(&buckets, &name)?;
+                    if index::bucket_has_objects(&txn.open_table(index::OBJECTS)?, &name)? {
+                        return Err(Error::new(Code::BucketNotEmpty));
+                    }
+                    let blobs = multipart::remove_bucket_uploads(txn, &name)?;
+                    buckets.remove(name.as_str())?;
+                    Ok(blobs)
+                })
+                .await?;
+            inner.blobs.delete_all(blobs).await;
+            Ok(())
+        })
+        .await
     }
 
     /// NoSuchBucket if absent.
     pub async fn bucket(&self, name: &str) -> Result<BucketInfo> {
-        let _ = name;
-        todo!()
+        let name = name.to_owned();
+        self.inner
+            .index
+            .read(move |txn| {
+                let record = index::require_bucket(&txn.open_table(index::BUCKETS)?, &name)?;
+                Ok(index::bucket_info(&name, record))
+            })
+            .await
     }
 
     /// All buckets, sorted by name.
     pub async fn list_buckets(&self) -> Result<Vec<BucketInfo>> {
-        todo!()
+        self.inner
+            .index
+            .read(|txn| {
+                let mut out = Vec::new();
+                for entry in txn.open_table(index::BUCKETS)?.iter()? {
+                    let (k, v) = entry?;
+                    out.push(index::bucket_info(k.value(), index::decode(v.value())?));
+                }
+                Ok(out)
+            })
+            .await
     }
 
     /// Replaces the bucket's settings (policy, ACL flag, website). NoSuchBucket if absent.
     pub async fn set_bucket_settings(&self, name: &str, settings: BucketSettings) -> Result<()> {
-        let _ = (name, settings);
-        todo!()
+        let name = name.to_owned();
+        self.inner
+            .index
+            .write(move |txn| {
+                let mut buckets = txn.open_table(index::BUCKETS)?;
+                let mut record = index::require_bucket(&buckets, &name)?;
+                record.settings = settings;
+                buckets.insert(name.as_str(), index::encode(&record)?.as_slice())?;
+                Ok(())
+            })
+            .await
     }
 
     // ----- objects -----
@@ -276,14 +354,12 @@ impl Engine {
         body: ByteStream,
         verify: Verify,
     ) -> Result<ObjectInfo> {
-        let _ = (bucket, key, opts, body, verify);
-        todo!()
+        objects::put(&self.inner, bucket, key, opts, body, verify).await
     }
 
     /// NoSuchBucket / NoSuchKey.
     pub async fn head_object(&self, bucket: &str, key: &str) -> Result<ObjectInfo> {
-        let _ = (bucket, key);
-        todo!()
+        Ok(objects::lookup(&self.inner, bucket, key).await?.info(key))
     }
 
     /// The object and a stream of `range` (inclusive start, exclusive end, already validated
@@ -295,8 +371,7 @@ impl Engine {
         key: &str,
         range: Option<std::ops::Range<u64>>,
     ) -> Result<(ObjectInfo, ByteStream)> {
-        let _ = (bucket, key, range);
-        todo!()
+        objects::read(&self.inner, bucket, key, range).await
     }
 
     /// Same as [`Engine::read_object`] but reads from an already fetched `info` snapshot
@@ -308,8 +383,7 @@ impl Engine {
         info: &ObjectInfo,
         range: Option<std::ops::Range<u64>>,
     ) -> Result<ByteStream> {
-        let _ = (bucket, info, range);
-        todo!()
+        objects::read_version(&self.inner, bucket, info, range).await
     }
 
     /// Replaces only the headers of an existing object (copy onto itself with REPLACE); the
@@ -320,28 +394,24 @@ impl Engine {
         key: &str,
         headers: ObjectHeaders,
     ) -> Result<ObjectInfo> {
-        let _ = (bucket, key, headers);
-        todo!()
+        objects::replace_headers(&self.inner, bucket, key, headers).await
     }
 
     /// Deletes the key if present (no error if absent, as S3). NoSuchBucket if no bucket.
     pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<()> {
-        let _ = (bucket, key);
-        todo!()
+        objects::delete(&self.inner, bucket, vec![key.to_owned()]).await
     }
 
     /// Deletes many keys in one transaction; absent keys count as deleted.
     pub async fn delete_objects(&self, bucket: &str, keys: &[String]) -> Result<()> {
-        let _ = (bucket, keys);
-        todo!()
+        objects::delete(&self.inner, bucket, keys.to_vec()).await
     }
 
     /// Lists keys in UTF-8 binary order. With a delimiter, keys sharing `prefix + ... +
     /// delimiter` fold into one common prefix, and the scan seeks past the whole group instead of
     /// walking it. At most `max_keys` entries (objects + prefixes) are returned.
     pub async fn list_objects(&self, bucket: &str, query: ListQuery) -> Result<ListPage> {
-        let _ = (bucket, query);
-        todo!()
+        Ok(objects::list(&self.inner, bucket, query).await?.0)
     }
 
     // ----- multipart (see multipart.rs) -----
@@ -353,8 +423,7 @@ impl Engine {
         headers: ObjectHeaders,
         checksum: Option<(ChecksumAlgorithm, ChecksumType)>,
     ) -> Result<UploadInfo> {
-        let _ = (bucket, key, headers, checksum);
-        todo!()
+        multipart::create(&self.inner, bucket, key, headers, checksum).await
     }
 
     /// NoSuchUpload if the id is unknown or belongs to another key. Computes MD5 and the
@@ -368,13 +437,20 @@ impl Engine {
         body: ByteStream,
         verify: Verify,
     ) -> Result<PartInfo> {
-        let _ = (bucket, key, upload_id, part_number, body, verify);
-        todo!()
+        multipart::upload_part(
+            &self.inner,
+            bucket,
+            key,
+            upload_id,
+            part_number,
+            body,
+            verify,
+        )
+        .await
     }
 
     pub async fn upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<UploadInfo> {
-        let _ = (bucket, key, upload_id);
-        todo!()
+        multipart::upload(&self.inner, bucket, key, upload_id).await
     }
 
     /// Commits the listed parts as one object whose segments are the part blobs (no data copy).
@@ -389,14 +465,12 @@ impl Engine {
         parts: Vec<CompletedPart>,
         condition: WriteCondition,
     ) -> Result<ObjectInfo> {
-        let _ = (bucket, key, upload_id, parts, condition);
-        todo!()
+        multipart::complete(&self.inner, bucket, key, upload_id, parts, condition).await
     }
 
     /// NoSuchUpload if unknown. Deletes the parts' blobs.
     pub async fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()> {
-        let _ = (bucket, key, upload_id);
-        todo!()
+        multipart::abort(&self.inner, bucket, key, upload_id).await
     }
 
     /// Parts in number order after the marker; `bool` = truncated.
@@ -407,8 +481,7 @@ impl Engine {
         upload_id: &str,
         query: ListPartsQuery,
     ) -> Result<(UploadInfo, Vec<PartInfo>, bool)> {
-        let _ = (bucket, key, upload_id, query);
-        todo!()
+        multipart::list_parts(&self.inner, bucket, key, upload_id, query).await
     }
 
     /// Uploads in (key, initiated) order after the markers; `bool` = truncated.
@@ -417,13 +490,11 @@ impl Engine {
         bucket: &str,
         query: ListUploadsQuery,
     ) -> Result<(Vec<UploadInfo>, bool)> {
-        let _ = (bucket, query);
-        todo!()
+        multipart::list_uploads(&self.inner, bucket, query).await
     }
 
     /// Aborts uploads initiated longer ago than `stale_upload_age`; returns how many.
     pub async fn sweep_stale_uploads(&self, now: SystemTime) -> Result<usize> {
-        let _ = now;
-        todo!()
+        sweep::sweep_stale_uploads(&self.inner, now).await
     }
 }

@@ -1,3 +1,287 @@
 //! PROTOCOL: HTTP, XML and SigV4. Never touches disk; calls the [`crate::engine`] API.
+//!
+//! A request goes through named steps, in order ([`handle`]): limits → route → authenticate →
+//! authorize → verified body → operation (`ops/`) → response with `x-amz-request-id`, metrics
+//! and one log line. Any step's error becomes the S3 XML error document.
 
 pub mod auth;
+pub mod headers;
+pub mod ops;
+pub mod route;
+pub mod xml;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::body::Body;
+use bytes::Bytes;
+use futures::{FutureExt, StreamExt, TryStreamExt};
+use http::{HeaderValue, Method, StatusCode};
+
+use crate::config::StoreConfig;
+use crate::engine::{ByteStream, Engine};
+use crate::error::{Code, Error, Result};
+use crate::metrics::Metrics;
+use auth::{AuthParams, Identity, Keyring, Trailers};
+use route::{Endpoint, Query, Route};
+
+pub type Response = http::Response<Body>;
+
+/// S3 keys are at most 1024 bytes of UTF-8.
+pub const MAX_KEY_LENGTH: usize = 1024;
+/// How far a request's clock may be from ours (S3 uses 15 minutes).
+const MAX_CLOCK_SKEW: Duration = Duration::from_secs(15 * 60);
+
+/// Everything a request needs from the server, shared by all requests.
+pub struct S3 {
+    pub engine: Engine,
+    pub keyring: Keyring,
+    pub config: StoreConfig,
+    pub metrics: Metrics,
+    /// The canonical id reported as bucket and object owner (the root access key id).
+    pub owner_id: String,
+}
+
+/// One request after routing and authentication: what an operation works with.
+pub struct Req {
+    pub id: String,
+    pub method: Method,
+    pub headers: http::HeaderMap,
+    pub query: Query,
+    pub route: Route,
+    pub identity: Identity,
+    /// The verified, de-chunked body. Taken once by the operation that reads it. (In a Mutex
+    /// only to make `Req` Sync, so handlers may hold `&Req` across awaits.)
+    body: std::sync::Mutex<Option<ByteStream>>,
+    pub trailers: Trailers,
+}
+
+impl Req {
+    pub fn bucket(&self) -> &str {
+        &self.route.bucket
+    }
+
+    pub fn key(&self) -> &str {
+        &self.route.key
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        headers::get(&self.headers, name)
+    }
+
+    pub fn take_body(&mut self) -> ByteStream {
+        let body = self
+            .body
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        body.take()
+            .unwrap_or_else(|| futures::stream::empty().boxed())
+    }
+
+    /// The declared body length: `x-amz-decoded-content-length` for aws-chunked bodies,
+    /// otherwise Content-Length.
+    pub fn content_length(&self) -> Option<u64> {
+        self.header("x-amz-decoded-content-length")
+            .or_else(|| self.header("content-length"))
+            .and_then(|v| v.parse().ok())
+    }
+}
+
+/// Answers one HTTP request (the axum fallback handler for everything that is not
+/// `/_outpost/...`).
+pub async fn handle(
+    axum::extract::State(s3): axum::extract::State<Arc<S3>>,
+    request: axum::extract::Request,
+) -> Response {
+    let started = Instant::now();
+    let id = request_id();
+    let (parts, body) = request.into_parts();
+    let resource = parts.uri.path().to_owned();
+    let is_head = parts.method == Method::HEAD;
+    let mut operation = "Unknown";
+    let result = async {
+        check_header_size(&parts.headers, s3.config.max_header_bytes)?;
+        let route = route_request(&parts, &s3.config)?;
+        operation = route.endpoint.name();
+        let params = AuthParams {
+            keyring: &s3.keyring,
+            region: &s3.config.region,
+            now: SystemTime::now(),
+            max_skew: MAX_CLOCK_SKEW,
+        };
+        let authenticated = auth::authenticate(&parts, &params)?;
+        authorize(&s3, &route, &authenticated.identity).await?;
+        let raw = raw_body(
+            body,
+            &s3,
+            Duration::from_secs(s3.config.body_idle_timeout_secs),
+        );
+        let (body, trailers) = auth::verified_body(raw, authenticated.payload);
+        let req = Req {
+            id: id.clone(),
+            method: parts.method.clone(),
+            headers: parts.headers.clone(),
+            query: Query::parse(parts.uri.query()),
+            route,
+            identity: authenticated.identity,
+            body: std::sync::Mutex::new(Some(body)),
+            trailers,
+        };
+        ops::dispatch(&s3, req).await
+    };
+    // A bug in one handler must cost one request an InternalError, not the connection.
+    let result = std::panic::AssertUnwindSafe(result)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| Err(Error::internal(anyhow::anyhow!("request handler panicked"))));
+    let mut response = match result {
+        Ok(response) => response,
+        Err(e) => error_response(&e, &resource, &id, is_head),
+    };
+    let status = response.status();
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-amz-request-id", v);
+    }
+    response
+        .headers_mut()
+        .insert(http::header::SERVER, HeaderValue::from_static("Outpost"));
+    let sent = response
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .filter(|_| !is_head)
+        .unwrap_or(0);
+    let elapsed = started.elapsed();
+    s3.metrics
+        .observe(operation, status.as_u16(), elapsed, sent);
+    tracing::info!(
+        target: "outpost::access",
+        request_id = %id, method = %parts.method, path = %resource, operation,
+        status = status.as_u16(), bytes_sent = sent, ms = elapsed.as_secs_f64() * 1e3,
+    );
+    response
+}
+
+fn request_id() -> String {
+    format!("{:016X}", rand::random::<u64>())
+}
+
+fn check_header_size(headers: &http::HeaderMap, limit: usize) -> Result<()> {
+    let size: usize = headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    if size > limit {
+        return Err(Error::new(Code::RequestHeaderSectionTooLarge));
+    }
+    Ok(())
+}
+
+fn route_request(parts: &http::request::Parts, config: &StoreConfig) -> Result<Route> {
+    let host = parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| parts.uri.host());
+    let query = Query::parse(parts.uri.query());
+    let route = route::route(
+        &parts.method,
+        host,
+        parts.uri.path(),
+        &query,
+        parts.headers.contains_key("x-amz-copy-source"),
+        config.base_domain.as_deref(),
+    )?;
+    if route.key.len() > MAX_KEY_LENGTH {
+        return Err(Error::new(Code::KeyTooLongError));
+    }
+    Ok(route)
+}
+
+/// Signed requests may do anything (one root identity); anonymous ones only what a public
+/// bucket's policy or ACL opens.
+async fn authorize(s3: &S3, route: &Route, identity: &Identity) -> Result<()> {
+    if matches!(identity, Identity::Key(_)) {
+        return Ok(());
+    }
+    if route.endpoint.is_public_read() || route.endpoint.is_public_list() {
+        if let Ok(bucket) = s3.engine.bucket(&route.bucket).await {
+            let access = ops::policy::public_access(&bucket.settings);
+            if (route.endpoint.is_public_read() && access.read)
+                || (route.endpoint.is_public_list() && access.list)
+            {
+                return Ok(());
+            }
+        }
+    }
+    Err(Error::new(Code::AccessDenied))
+}
+
+/// The request body as a stream, with an idle timeout per read (a stalled client gets
+/// RequestTimeout instead of holding a connection forever) and byte accounting.
+fn raw_body(body: Body, s3: &Arc<S3>, idle: Duration) -> ByteStream {
+    let s3 = Arc::clone(s3);
+    let stream = body.into_data_stream().map_err(|e| {
+        Error::msg(
+            Code::IncompleteBody,
+            format!("The request body could not be read: {e}"),
+        )
+    });
+    futures::stream::unfold((stream, s3), move |(mut stream, s3)| async move {
+        match tokio::time::timeout(idle, stream.next()).await {
+            Ok(Some(Ok(chunk))) => {
+                s3.metrics.add_bytes_in(chunk.len() as u64);
+                Some((Ok(chunk), (stream, s3)))
+            }
+            Ok(Some(Err(e))) => Some((Err(e), (stream, s3))),
+            Ok(None) => None,
+            Err(_) => Some((Err(Error::new(Code::RequestTimeout)), (stream, s3))),
+        }
+    })
+    .boxed()
+}
+
+/// The S3 XML error document (no body for HEAD, as S3 does).
+pub fn error_response(e: &Error, resource: &str, request_id: &str, is_head: bool) -> Response {
+    if e.code == Code::InternalError {
+        tracing::error!(request_id, resource, error = ?e, "internal error");
+    } else {
+        tracing::debug!(request_id, resource, error = ?e, "request failed");
+    }
+    let status = e.code.status();
+    let body = if is_head || status == StatusCode::NOT_MODIFIED {
+        Body::empty()
+    } else {
+        Body::from(e.to_xml(resource, request_id))
+    };
+    let mut builder = http::Response::builder().status(status);
+    if status != StatusCode::NOT_MODIFIED {
+        builder = builder.header(http::header::CONTENT_TYPE, "application/xml");
+    }
+    builder.body(body).expect("static response parts are valid")
+}
+
+/// A 200 response carrying an XML document.
+pub fn xml_response(xml: String) -> Response {
+    http::Response::builder()
+        .header(http::header::CONTENT_TYPE, "application/xml")
+        .header(http::header::CONTENT_LENGTH, xml.len())
+        .body(Body::from(Bytes::from(xml)))
+        .expect("static response parts are valid")
+}
+
+/// An empty response with `status`.
+pub fn empty_response(status: StatusCode) -> Response {
+    http::Response::builder()
+        .status(status)
+        .body(Body::empty())
+        .expect("static response parts are valid")
+}
+
+/// Operations that only make sense for routes the router gave them.
+pub fn endpoint_mismatch(endpoint: Endpoint) -> Error {
+    Error::internal(anyhow::anyhow!(
+        "operation {} dispatched to the wrong handler",
+        endpoint.name()
+    ))
+}

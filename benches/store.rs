@@ -1,0 +1,1169 @@
+//! Store benchmark: PUT and GET of 4 KiB, 1 MiB and 64 MiB objects at concurrency 1 and 16
+//! against a real `outpost store` process on 127.0.0.1, with the raw disk write rate (sequential,
+//! fsync'd) measured in the same run for reference.
+//!
+//! Run with `cargo bench --bench store` (optimised build of the bench and of the server binary).
+//! The method and the latest figures are written up in `BENCHMARKS.md`.
+//!
+//! ```text
+//!   disk reference ── 3 rounds of: 1 GiB in 8 MiB writes + one fsync; 16 × 64 MiB files, each
+//!                     write + fsync + rename + dir fsync (the per-object pattern), and the
+//!                     per-object pattern again right before and after each 64 MiB PUT cell;
+//!                     and MD5 on one core (the ETag hash bounds a single PUT stream)
+//!   for each size (4 KiB, 1 MiB, 64 MiB):  a fresh `outpost store` on a fresh data dir
+//!        PUT c1 → PUT c16 → GET c1 → GET c16   (GETs read the keys just written: page-cached)
+//!        per cell: ops, objects/s, MiB/s, p50/p99 latency, CPU of server and client,
+//!                  server peak RSS (VmHWM reset before the cell), VmRSS after the cell
+//! ```
+//!
+//! Honesty notes, printed with the figures too:
+//! - client and server share the machine's cores (and the client's signing and body handling
+//!   costs CPU the server would otherwise have); the CPU columns show who used what;
+//! - bodies are sent with `x-amz-content-sha256: UNSIGNED-PAYLOAD`, so the client never hashes;
+//!   the server still computes MD5 for the ETag;
+//! - load is bounded per cell by an op count and a time budget; only 127.0.0.1 is targeted.
+//!
+//! Knobs (environment): `OUTPOST_BENCH_SIZES=4k,1m,64m` to run a subset of sizes,
+//! `OUTPOST_BENCH_SKIP_DISK=1` to skip the disk reference, `OUTPOST_BENCH_BIN=path` to measure
+//! another build of `outpost` (same command-line contract), `OUTPOST_BENCH_LOG` for the server's
+//! `RUST_LOG` (default `warn`).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context as _, bail};
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{
+    PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
+    UriPathNormalizationMode, sign,
+};
+use aws_sigv4::sign::v4;
+use bytes::Bytes;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use md5::{Digest, Md5};
+use rand::{RngCore, SeedableRng};
+
+const ACCESS_KEY: &str = "OUTPOSTBENCHKEY000001";
+const SECRET_KEY: &str = "outpost/bench+secret/0123456789abcdefghij";
+const REGION: &str = "us-east-1";
+const BUCKET: &str = "bench";
+
+/// Seed of the body buffer: fixed, so every run sends the same bytes.
+const SEED: u64 = 0x6f75_7470_6f73_7421;
+
+const KIB: usize = 1 << 10;
+const MIB: usize = 1 << 20;
+
+/// Request bodies are slices of this buffer (shared `Bytes`, never copied per request).
+const BODY_BUF_LEN: usize = 80 * MIB;
+/// Large bodies go out as frames of this size (slices of the shared buffer).
+const SEND_CHUNK: usize = MIB;
+
+/// Disk reference: total written, write size, and the per-file size of the "per object" variant.
+const DISK_TOTAL: usize = 1 << 30;
+const DISK_WRITE: usize = 8 * MIB;
+const DISK_FILE: usize = 64 * MIB;
+const DISK_REPEATS: usize = 3;
+
+/// One object size and how much load each of its cells may apply.
+struct SizePlan {
+    label: &'static str,
+    size: usize,
+    /// Max ops per cell at concurrency 1 and 16.
+    ops_c1: usize,
+    ops_c16: usize,
+    /// A cell stops starting new ops after this long.
+    budget: Duration,
+}
+
+const PLANS: &[SizePlan] = &[
+    SizePlan {
+        label: "4k",
+        size: 4 * KIB,
+        ops_c1: 5000,
+        ops_c16: 5000,
+        budget: Duration::from_secs(10),
+    },
+    SizePlan {
+        label: "1m",
+        size: MIB,
+        ops_c1: 1000,
+        ops_c16: 1000,
+        budget: Duration::from_secs(20),
+    },
+    SizePlan {
+        label: "64m",
+        size: 64 * MIB,
+        ops_c1: 12,
+        ops_c16: 32,
+        budget: Duration::from_secs(40),
+    },
+];
+
+const CONCURRENCY: &[usize] = &[1, 16];
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Op {
+    Put,
+    Get,
+}
+
+impl Op {
+    fn name(self) -> &'static str {
+        match self {
+            Op::Put => "PUT",
+            Op::Get => "GET",
+        }
+    }
+}
+
+/// One (op, size, concurrency) measurement.
+struct Cell {
+    op: Op,
+    size: usize,
+    conc: usize,
+    ops: usize,
+    wall: Duration,
+    lat: Vec<Duration>,
+    /// (user, system)
+    server_cpu: (Duration, Duration),
+    client_cpu: Duration,
+    /// Busy CPU time of the whole machine (all cores, including steal) over the cell.
+    machine_busy: Duration,
+    /// Server VmHWM over the cell (reset before it when the kernel allows), KiB.
+    server_peak_kib: u64,
+    /// Whether `server_peak_kib` is per cell (reset worked) or since process start.
+    peak_is_per_cell: bool,
+    server_rss_after_kib: u64,
+    /// Set when the cell was aborted.
+    failure: Option<String>,
+}
+
+impl Cell {
+    fn objects_per_sec(&self) -> f64 {
+        self.ops as f64 / self.wall.as_secs_f64()
+    }
+    fn mib_per_sec(&self) -> f64 {
+        (self.ops * self.size) as f64 / MIB as f64 / self.wall.as_secs_f64()
+    }
+    fn percentile(&self, p: f64) -> Duration {
+        percentile(&self.lat, p)
+    }
+}
+
+/// Nearest-rank percentile of an unsorted sample.
+fn percentile(sample: &[Duration], p: f64) -> Duration {
+    if sample.is_empty() {
+        return Duration::ZERO;
+    }
+    let mut v = sample.to_vec();
+    v.sort_unstable();
+    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server process
+// ---------------------------------------------------------------------------------------------
+
+/// A running `outpost store` child; killed and reaped on drop.
+struct Server {
+    child: Child,
+    pid: u32,
+    /// `127.0.0.1:PORT`
+    addr: String,
+}
+
+impl Server {
+    fn start(bin: &Path, data_dir: &Path) -> anyhow::Result<Server> {
+        let mut child = Command::new(bin)
+            .arg("store")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data")
+            .arg(data_dir)
+            .env("OUTPOST_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("OUTPOST_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env(
+                "RUST_LOG",
+                std::env::var("OUTPOST_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .env_remove("OUTPOST_CONFIG")
+            .env_remove("OUTPOST_LISTEN")
+            .env_remove("OUTPOST_DATA")
+            .env_remove("OUTPOST_BASE_DOMAIN")
+            .env_remove("OUTPOST_MAX_OBJECT_SIZE")
+            .env_remove("OUTPOST_REGION")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("spawning {}", bin.display()))?;
+        let pid = child.id();
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        // Drain both pipes for the child's whole life so it never blocks on a full pipe; stderr
+        // is passed through (warnings and errors only at the default log level).
+        let stdout = child.stdout.take().expect("piped stdout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let stderr = child.stderr.take().expect("piped stderr");
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(stderr);
+            let mut line = String::new();
+            while r.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+                eprint!("  [server] {line}");
+                line.clear();
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(url) = line.strip_prefix("outpost store listening on http://") {
+                        return Ok(Server {
+                            child,
+                            pid,
+                            addr: url.trim().to_string(),
+                        });
+                    }
+                }
+                Err(e) => {
+                    let _ = child.kill();
+                    let status = child.wait();
+                    match e {
+                        RecvTimeoutError::Timeout => {
+                            bail!("outpost store did not print its listening line within 30 s")
+                        }
+                        RecvTimeoutError::Disconnected => {
+                            bail!(
+                                "outpost store exited before listening ({status:?}); its stderr is above"
+                            )
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn status(&self) -> ProcStatus {
+        ProcStatus::read(self.pid)
+    }
+
+    /// Reset the kernel's peak-RSS mark to the current RSS (`clear_refs` value 5, Linux ≥ 4.0).
+    fn reset_peak(&self) -> bool {
+        OpenOptions::new()
+            .write(true)
+            .open(format!("/proc/{}/clear_refs", self.pid))
+            .and_then(|mut f| f.write_all(b"5"))
+            .is_ok()
+    }
+
+    fn cpu(&self) -> (Duration, Duration) {
+        cpu_split(&self.pid.to_string())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Default, Clone, Copy)]
+struct ProcStatus {
+    hwm_kib: u64,
+    rss_kib: u64,
+}
+
+impl ProcStatus {
+    fn read(pid: u32) -> ProcStatus {
+        Self::read_path(&format!("/proc/{pid}/status"))
+    }
+    fn read_self() -> ProcStatus {
+        Self::read_path("/proc/self/status")
+    }
+    fn read_path(path: &str) -> ProcStatus {
+        let text = fs::read_to_string(path).unwrap_or_default();
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        };
+        ProcStatus {
+            hwm_kib: field("VmHWM:"),
+            rss_kib: field("VmRSS:"),
+        }
+    }
+}
+
+/// User + system CPU time of a process (`pid` or `self`) from `/proc/<pid>/stat`.
+fn cpu_time(pid: &str) -> Duration {
+    let (user, sys) = cpu_split(pid);
+    user + sys
+}
+
+/// Busy time of all CPUs together (everything but idle and iowait; steal included), from the
+/// `cpu` line of `/proc/stat`. Minus the server and the client, it shows what else ran.
+fn machine_busy() -> Duration {
+    let text = fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<u64> = text
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is already in user)
+    let busy: u64 = ticks
+        .iter()
+        .take(8)
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, t)| t)
+        .sum();
+    Duration::from_secs_f64(busy as f64 / clk_tck() as f64)
+}
+
+/// (user, system) CPU time of a process from `/proc/<pid>/stat`.
+fn cpu_split(pid: &str) -> (Duration, Duration) {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the `(comm)`, which may contain spaces: state is field 3, utime 14, stime 15.
+    let rest = text.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| -> Duration {
+        let ticks: u64 = f.get(i).and_then(|s| s.parse().ok()).unwrap_or(0);
+        Duration::from_secs_f64(ticks as f64 / clk_tck() as f64)
+    };
+    (field(11), field(12))
+}
+
+fn clk_tck() -> u64 {
+    static TCK: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TCK.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100)
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client: hyper 1 legacy client (keep-alive pool, TCP_NODELAY), SigV4 via aws-sigv4
+// ---------------------------------------------------------------------------------------------
+
+/// A request body that hands out slices of a shared buffer, `SEND_CHUNK` at a time.
+struct SliceBody {
+    data: Bytes,
+    pos: usize,
+}
+
+impl Body for SliceBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if self.pos >= self.data.len() {
+            return Poll::Ready(None);
+        }
+        let end = (self.pos + SEND_CHUNK).min(self.data.len());
+        let chunk = self.data.slice(self.pos..end);
+        self.pos = end;
+        Poll::Ready(Some(Ok(Frame::data(chunk))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.pos >= self.data.len()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact((self.data.len() - self.pos) as u64)
+    }
+}
+
+struct S3 {
+    http: Client<HttpConnector, SliceBody>,
+    /// `127.0.0.1:PORT`
+    addr: String,
+    creds: Credentials,
+    /// Bodies are `data.slice(..)`: the same random bytes for every run (fixed seed).
+    data: Bytes,
+}
+
+/// What an op returned, beyond success.
+struct Outcome {
+    status: u16,
+    bytes: u64,
+    etag: Option<String>,
+    md5: Option<String>,
+    /// First bytes of an error body, for the abort message.
+    error_body: String,
+}
+
+impl S3 {
+    fn new(addr: &str, data: Bytes) -> S3 {
+        let mut conn = HttpConnector::new();
+        conn.set_nodelay(true);
+        let http = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(conn);
+        let creds = Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "bench");
+        S3 {
+            http,
+            addr: addr.to_string(),
+            creds,
+            data,
+        }
+    }
+
+    /// The body of key number `i` of objects of `size` bytes: a slice of the shared buffer at a
+    /// deterministic offset, so any object's expected content is known without storing it.
+    fn body_for(&self, size: usize, i: usize) -> Bytes {
+        let span = self.data.len() - size;
+        let off = if span == 0 {
+            0
+        } else {
+            (i.wrapping_mul(4099 * 64)) % span
+        };
+        self.data.slice(off..off + size)
+    }
+
+    /// SigV4 header auth with `UNSIGNED-PAYLOAD` (the client never hashes bodies).
+    fn signed_request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Bytes,
+    ) -> anyhow::Result<http::Request<SliceBody>> {
+        let uri = format!("http://{}{}", self.addr, path);
+        let len = body.len().to_string();
+        let mut headers = vec![("host", self.addr.as_str())];
+        if method == "PUT" {
+            headers.push(("content-length", len.as_str()));
+        }
+        let mut settings = SigningSettings::default();
+        settings.percent_encoding_mode = PercentEncodingMode::Single;
+        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+        let identity = self.creds.clone().into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(REGION)
+            .name("s3")
+            .time(SystemTime::now())
+            .settings(settings)
+            .build()?
+            .into();
+        let signable = SignableRequest::new(
+            method,
+            uri.as_str(),
+            headers.iter().copied(),
+            SignableBody::UnsignedPayload,
+        )?;
+        let (instructions, _sig) = sign(signable, &params)?.into_parts();
+        let mut req = http::Request::builder().method(method).uri(&uri);
+        for (k, v) in &headers {
+            req = req.header(*k, *v);
+        }
+        for (k, v) in instructions.headers() {
+            req = req.header(k, v);
+        }
+        Ok(req.body(SliceBody { data: body, pos: 0 })?)
+    }
+
+    /// Send a request and read the whole response body (hashing it when asked).
+    async fn call(&self, req: http::Request<SliceBody>, hash: bool) -> anyhow::Result<Outcome> {
+        let resp = self.http.request(req).await.context("HTTP request")?;
+        let status = resp.status().as_u16();
+        let etag = resp
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.trim_matches('"').to_string());
+        let mut body = resp.into_body();
+        let ok = (200..300).contains(&status);
+        let mut hasher = (hash && ok).then(Md5::new);
+        let mut bytes = 0u64;
+        let mut error_body = Vec::new();
+        while let Some(frame) = next_frame(&mut body).await {
+            let frame = frame.context("reading response body")?;
+            if let Ok(data) = frame.into_data() {
+                bytes += data.len() as u64;
+                if let Some(h) = hasher.as_mut() {
+                    h.update(&data);
+                }
+                if !ok && error_body.len() < 600 {
+                    error_body.extend_from_slice(&data[..data.len().min(600)]);
+                }
+            }
+        }
+        Ok(Outcome {
+            status,
+            bytes,
+            etag,
+            md5: hasher.map(|h| hex::encode(h.finalize())),
+            error_body: String::from_utf8_lossy(&error_body).into_owned(),
+        })
+    }
+
+    async fn create_bucket(&self) -> anyhow::Result<()> {
+        let out = self
+            .call(
+                self.signed_request("PUT", &format!("/{BUCKET}"), Bytes::new())?,
+                false,
+            )
+            .await?;
+        if !(200..300).contains(&out.status) {
+            bail!("CreateBucket answered {}: {}", out.status, out.error_body);
+        }
+        Ok(())
+    }
+
+    /// Open up to `n` pooled connections (unauthenticated health checks), so the concurrent cells
+    /// do not measure TCP handshakes.
+    async fn warm(self: &Arc<Self>, n: usize) -> anyhow::Result<()> {
+        let mut tasks = Vec::new();
+        for _ in 0..n {
+            let s3 = self.clone();
+            tasks.push(tokio::spawn(async move {
+                let req = http::Request::builder()
+                    .uri(format!("http://{}/_outpost/health", s3.addr))
+                    .header("host", s3.addr.as_str())
+                    .body(SliceBody {
+                        data: Bytes::new(),
+                        pos: 0,
+                    })?;
+                let out = s3.call(req, false).await?;
+                anyhow::ensure!(out.status == 200, "health answered {}", out.status);
+                Ok::<_, anyhow::Error>(())
+            }));
+        }
+        for t in tasks {
+            t.await??;
+        }
+        Ok(())
+    }
+}
+
+async fn next_frame(body: &mut Incoming) -> Option<Result<Frame<Bytes>, hyper::Error>> {
+    std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await
+}
+
+fn key(label: &str, conc: usize, i: usize) -> String {
+    format!("/{BUCKET}/{label}/c{conc}/{i:06}")
+}
+
+fn md5_hex(b: &[u8]) -> String {
+    hex::encode(Md5::digest(b))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cells
+// ---------------------------------------------------------------------------------------------
+
+/// Run one cell: `conc` workers take op numbers until `max_ops` are taken or `budget` has passed.
+/// A PUT of op `i` writes key `i`; a GET of op `i` reads `keys[i % keys.len()]`.
+async fn run_cell(
+    s3: &Arc<S3>,
+    server: &Server,
+    plan: &SizePlan,
+    op: Op,
+    conc: usize,
+    max_ops: usize,
+    get_keys: Arc<Vec<String>>,
+) -> Cell {
+    let peak_is_per_cell = server.reset_peak();
+    let cpu0 = (server.cpu(), cpu_time("self"));
+    let busy0 = machine_busy();
+    let next = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let failure = Arc::new(std::sync::Mutex::new(None::<String>));
+    let start = Instant::now();
+    let deadline = start + plan.budget;
+    let mut workers = Vec::new();
+    for _ in 0..conc {
+        let (s3, next, stop, failure, get_keys) = (
+            s3.clone(),
+            next.clone(),
+            stop.clone(),
+            failure.clone(),
+            get_keys.clone(),
+        );
+        let (label, size) = (plan.label, plan.size);
+        workers.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= max_ops {
+                    break;
+                }
+                let t0 = Instant::now();
+                let result = match op {
+                    Op::Put => {
+                        let body = s3.body_for(size, i);
+                        match s3.signed_request("PUT", &key(label, conc, i), body) {
+                            Ok(req) => s3.call(req, false).await,
+                            Err(e) => Err(e),
+                        }
+                    }
+                    Op::Get => {
+                        let k = &get_keys[i % get_keys.len()];
+                        match s3.signed_request("GET", k, Bytes::new()) {
+                            Ok(req) => s3.call(req, false).await,
+                            Err(e) => Err(e),
+                        }
+                    }
+                };
+                let elapsed = t0.elapsed();
+                let problem = match result {
+                    Err(e) => Some(format!("op {i}: {e:#}")),
+                    Ok(out) if !(200..300).contains(&out.status) => Some(format!(
+                        "op {i}: HTTP {}: {}",
+                        out.status,
+                        out.error_body.trim()
+                    )),
+                    Ok(out) if op == Op::Get && out.bytes != size as u64 => Some(format!(
+                        "op {i}: GET returned {} bytes, expected {size}",
+                        out.bytes
+                    )),
+                    Ok(_) => None,
+                };
+                if let Some(p) = problem {
+                    stop.store(true, Ordering::Relaxed);
+                    failure.lock().unwrap().get_or_insert(p);
+                    break;
+                }
+                lat.push(elapsed);
+            }
+            lat
+        }));
+    }
+    let mut lat = Vec::new();
+    for w in workers {
+        match w.await {
+            Ok(l) => lat.extend(l),
+            Err(e) => {
+                failure
+                    .lock()
+                    .unwrap()
+                    .get_or_insert(format!("worker panicked: {e}"));
+            }
+        }
+    }
+    let wall = start.elapsed();
+    let cpu1 = (server.cpu(), cpu_time("self"));
+    let busy1 = machine_busy();
+    let st = server.status();
+    let failure = failure.lock().unwrap().take();
+    Cell {
+        op,
+        size: plan.size,
+        conc,
+        ops: lat.len(),
+        wall,
+        lat,
+        server_cpu: (
+            cpu1.0.0.saturating_sub(cpu0.0.0),
+            cpu1.0.1.saturating_sub(cpu0.0.1),
+        ),
+        client_cpu: cpu1.1.saturating_sub(cpu0.1),
+        machine_busy: busy1.saturating_sub(busy0),
+        server_peak_kib: st.hwm_kib,
+        peak_is_per_cell,
+        server_rss_after_kib: st.rss_kib,
+        failure,
+    }
+}
+
+/// Outside the timed loop: the first PUT's ETag must be the MD5 of what we sent, and a sampled
+/// GET must return exactly those bytes (MD5 compared), so errors cannot pass as speed.
+async fn verify_sample(s3: &S3, plan: &SizePlan, conc: usize) -> anyhow::Result<()> {
+    let i = 0;
+    let expected = md5_hex(&s3.body_for(plan.size, i));
+    let k = key(plan.label, conc, i);
+    let out = s3
+        .call(s3.signed_request("HEAD", &k, Bytes::new())?, false)
+        .await?;
+    if out.status != 200 {
+        bail!("HEAD {k} answered {}", out.status);
+    }
+    if out.etag.as_deref() != Some(expected.as_str()) {
+        bail!("ETag of {k} is {:?}, expected MD5 {expected}", out.etag);
+    }
+    let out = s3
+        .call(s3.signed_request("GET", &k, Bytes::new())?, true)
+        .await?;
+    if out.status != 200 || out.md5.as_deref() != Some(expected.as_str()) {
+        bail!(
+            "GET {k}: status {}, {} bytes, md5 {:?}, expected {expected} ({} bytes)",
+            out.status,
+            out.bytes,
+            out.md5,
+            plan.size
+        );
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw disk reference
+// ---------------------------------------------------------------------------------------------
+
+/// Sequential: `total` bytes in `DISK_WRITE` writes to one new file, one fsync at the end
+/// (the time includes the fsync). MiB/s.
+fn disk_seq(dir: &Path, data: &[u8], total: usize) -> anyhow::Result<f64> {
+    fs::create_dir_all(dir)?;
+    let path = dir.join("seq.bin");
+    let t = Instant::now();
+    {
+        let mut f = File::create(&path)?;
+        for _ in 0..total / DISK_WRITE {
+            f.write_all(&data[..DISK_WRITE])?;
+        }
+        f.sync_all()?;
+    }
+    let took = t.elapsed();
+    fs::remove_file(&path)?;
+    Ok((total / MIB) as f64 / took.as_secs_f64())
+}
+
+/// Per object, as a durable blob write does it: `files` new files of `file_size` bytes, each
+/// written in `DISK_WRITE` writes, fsync'd, renamed into place, and the directory fsync'd. MiB/s.
+fn disk_files(dir: &Path, data: &[u8], files: usize, file_size: usize) -> anyhow::Result<f64> {
+    fs::create_dir_all(dir)?;
+    let dirf = File::open(dir)?;
+    let t = Instant::now();
+    for n in 0..files {
+        let staging = dir.join(format!("staging-{n}"));
+        let mut f = File::create(&staging)?;
+        for _ in 0..file_size / DISK_WRITE {
+            f.write_all(&data[..DISK_WRITE])?;
+        }
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&staging, dir.join(format!("blob-{n}")))?;
+        dirf.sync_all()?;
+    }
+    let took = t.elapsed();
+    for n in 0..files {
+        fs::remove_file(dir.join(format!("blob-{n}")))?;
+    }
+    Ok((files * file_size / MIB) as f64 / took.as_secs_f64())
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() { 0.0 } else { v[v.len() / 2] }
+}
+
+fn min_max(v: &[f64]) -> (f64, f64) {
+    v.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &x| {
+        (lo.min(x), hi.max(x))
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+// ---------------------------------------------------------------------------------------------
+
+fn size_label(size: usize) -> String {
+    if size >= MIB {
+        format!("{} MiB", size / MIB)
+    } else {
+        format!("{} KiB", size / KIB)
+    }
+}
+
+fn ms(d: Duration) -> String {
+    let v = d.as_secs_f64() * 1e3;
+    if v < 10.0 {
+        format!("{v:.2}")
+    } else if v < 100.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+fn mib_kib(kib: u64) -> String {
+    format!("{:.0}", kib as f64 / 1024.0)
+}
+
+const HEADER: &str = "| op | size | conc | ops | s | objects/s | MiB/s | p50 ms | p99 ms | srv CPU (usr+sys) | cli CPU | other CPU | srv peak RSS MiB | srv RSS after MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
+
+fn row(c: &Cell) -> String {
+    if let Some(f) = &c.failure {
+        return format!(
+            "| {} | {} | {} | {} | ABORTED: {} |",
+            c.op.name(),
+            size_label(c.size),
+            c.conc,
+            c.ops,
+            f.replace('|', "/").replace('\n', " ")
+        );
+    }
+    let share = |d: Duration| 100.0 * d.as_secs_f64() / c.wall.as_secs_f64();
+    let pct = |d: Duration| format!("{:.0}%", share(d));
+    let (usr, sys) = c.server_cpu;
+    let server_cpu = format!(
+        "{:.0}% ({:.0}+{:.0})",
+        share(usr + sys),
+        share(usr),
+        share(sys)
+    );
+    format!(
+        "| {} | {} | {} | {} | {:.2} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {}{} | {} |",
+        c.op.name(),
+        size_label(c.size),
+        c.conc,
+        c.ops,
+        c.wall.as_secs_f64(),
+        c.objects_per_sec(),
+        c.mib_per_sec(),
+        ms(c.percentile(50.0)),
+        ms(c.percentile(99.0)),
+        server_cpu,
+        pct(c.client_cpu),
+        pct(c.machine_busy.saturating_sub(usr + sys + c.client_cpu)),
+        mib_kib(c.server_peak_kib),
+        if c.peak_is_per_cell {
+            ""
+        } else {
+            " (since start)"
+        },
+        mib_kib(c.server_rss_after_kib),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn selected_plans() -> Vec<&'static SizePlan> {
+    match std::env::var("OUTPOST_BENCH_SIZES") {
+        Ok(list) => {
+            let want: Vec<String> = list
+                .split(',')
+                .map(|s| s.trim().to_ascii_lowercase())
+                .collect();
+            PLANS
+                .iter()
+                .filter(|p| want.iter().any(|w| w == p.label))
+                .collect()
+        }
+        Err(_) => PLANS.iter().collect(),
+    }
+}
+
+fn machine() -> String {
+    let sh = |cmd: &str| {
+        Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    };
+    format!(
+        "{} CPUs ({}), {} memory, kernel {}",
+        sh("nproc"),
+        sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'"),
+        sh("free -h | awk '/Mem:/ {print $2}'"),
+        sh("uname -r"),
+    )
+}
+
+fn main() -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
+    // Cargo builds `outpost` with the bench profile (optimised) and passes its path.
+    let bin = std::env::var_os("OUTPOST_BENCH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_outpost")));
+    let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-store");
+    fs::create_dir_all(&work)?;
+
+    println!("# Outpost store benchmark\n");
+    println!("server binary: {}", bin.display());
+    if !bin.components().any(|c| c.as_os_str() == "release") {
+        println!(
+            "WARNING: the server binary is not under a `release` dir: it may be unoptimised; run with `cargo bench`."
+        );
+    }
+    println!("machine: {}", machine());
+    let disk_info = Command::new("df")
+        .args(["-h", "--output=source,fstype,size,avail"])
+        .arg(&work)
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| {
+            s.lines()
+                .nth(1)
+                .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        })
+        .unwrap_or_default();
+    println!(
+        "work dir: {} on {disk_info} (disk reference and the store's data dir, same filesystem)",
+        work.display()
+    );
+    println!(
+        "client: hyper 1 legacy client (keep-alive pool, TCP_NODELAY), SigV4 header auth with UNSIGNED-PAYLOAD, \
+         bodies are slices of one {} MiB random buffer sent in {} MiB frames",
+        BODY_BUF_LEN / MIB,
+        SEND_CHUNK / MIB
+    );
+    println!(
+        "client and server share the same {} cores: the CPU columns are % of one core during the cell: server, bench client, and everything else busy on the machine (kernel writeback, IRQs, other processes).\n",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
+
+    let mut rng = rand::rngs::StdRng::seed_from_u64(SEED);
+    let mut buf = vec![0u8; BODY_BUF_LEN];
+    rng.fill_bytes(&mut buf);
+    let data = Bytes::from(buf);
+
+    // The disk of a virtual machine is noisy (host write-back caching), so the reference is
+    // repeated, and measured again right before each 64 MiB PUT cell.
+    let skip_disk = std::env::var_os("OUTPOST_BENCH_SKIP_DISK").is_some();
+    let disk_dir = work.join("disk");
+    let (mut seq, mut per_file) = (Vec::new(), Vec::new());
+    if !skip_disk {
+        for _ in 0..DISK_REPEATS {
+            seq.push(disk_seq(&disk_dir, &data, DISK_TOTAL)?);
+            per_file.push(disk_files(
+                &disk_dir,
+                &data,
+                DISK_TOTAL / DISK_FILE,
+                DISK_FILE,
+            )?);
+        }
+        println!("## Raw disk reference (same filesystem, measured now, {DISK_REPEATS} rounds)\n");
+        let (lo, hi) = min_max(&seq);
+        println!(
+            "- sequential: {} MiB in {} MiB writes to one file, one fsync: median **{:.0} MiB/s** (min {lo:.0}, max {hi:.0})",
+            DISK_TOTAL / MIB,
+            DISK_WRITE / MIB,
+            median(&seq)
+        );
+        let (lo, hi) = min_max(&per_file);
+        println!(
+            "- per object: {} files of {} MiB, each write + fsync + rename + dir fsync: median **{:.0} MiB/s** (min {lo:.0}, max {hi:.0})\n",
+            DISK_TOTAL / DISK_FILE,
+            DISK_FILE / MIB,
+            median(&per_file)
+        );
+    }
+    // CPU reference: the MD5 every PUT must compute for its ETag is inherently sequential per
+    // object, so its single-core rate bounds one PUT stream.
+    let md5_rate = {
+        let t = Instant::now();
+        let rounds = 4;
+        for _ in 0..rounds {
+            std::hint::black_box(Md5::digest(&data[..DISK_FILE]));
+        }
+        (rounds * DISK_FILE / MIB) as f64 / t.elapsed().as_secs_f64()
+    };
+    println!(
+        "CPU reference: MD5 (md-5 crate, this build) on one core: {md5_rate:.0} MiB/s, the ceiling of a single PUT stream's ETag hashing.\n"
+    );
+    // (conc, MiB/s of the per-object disk pattern measured right before and right after that
+    // 64 MiB PUT cell, with as many files as the cell has ops, at most 16)
+    let mut adjacent: Vec<(usize, f64, f64)> = Vec::new();
+
+    let mut cells = Vec::new();
+    let mut failed = false;
+    for plan in selected_plans() {
+        let data_dir = tempfile::Builder::new().prefix("data-").tempdir_in(&work)?;
+        let server = Server::start(&bin, data_dir.path())?;
+        let idle = server.status();
+        let s3 = Arc::new(S3::new(&server.addr, data.clone()));
+        s3.warm(*CONCURRENCY.iter().max().unwrap()).await?;
+        s3.create_bucket().await?;
+        println!(
+            "## {} objects (fresh server pid {}, idle RSS {} MiB)\n",
+            size_label(plan.size),
+            server.pid,
+            mib_kib(idle.rss_kib)
+        );
+        println!("{HEADER}");
+        let mut written: Vec<String> = Vec::new();
+        let mut put_failed = false;
+        for op in [Op::Put, Op::Get] {
+            for &conc in CONCURRENCY {
+                if op == Op::Get && (put_failed || written.is_empty()) {
+                    println!(
+                        "| GET | {} | {conc} | 0 | SKIPPED: no objects were written |",
+                        size_label(plan.size)
+                    );
+                    continue;
+                }
+                let max_ops = if conc == 1 { plan.ops_c1 } else { plan.ops_c16 };
+                let bracket = op == Op::Put && plan.size == DISK_FILE && !skip_disk;
+                let files = max_ops.min(DISK_TOTAL / DISK_FILE);
+                let before = if bracket {
+                    disk_files(&disk_dir, &data, files, DISK_FILE)?
+                } else {
+                    0.0
+                };
+                let keys = Arc::new(written.clone());
+                let cell = run_cell(&s3, &server, plan, op, conc, max_ops, keys).await;
+                if bracket {
+                    adjacent.push((
+                        conc,
+                        before,
+                        disk_files(&disk_dir, &data, files, DISK_FILE)?,
+                    ));
+                }
+                println!("{}", row(&cell));
+                if op == Op::Put {
+                    written.extend((0..cell.ops).map(|i| key(plan.label, conc, i)));
+                    if cell.failure.is_none()
+                        && cell.ops > 0
+                        && let Err(e) = verify_sample(&s3, plan, conc).await
+                    {
+                        println!(
+                            "| PUT | {} | {conc} | - | VERIFY FAILED: {e:#} |",
+                            size_label(plan.size)
+                        );
+                        put_failed = true;
+                        failed = true;
+                    }
+                }
+                if cell.failure.is_some() {
+                    failed = true;
+                    put_failed |= op == Op::Put;
+                }
+                cells.push(cell);
+            }
+        }
+        println!();
+        for (conc, before, after) in adjacent.iter().filter(|_| plan.size == DISK_FILE) {
+            println!(
+                "Disk, per-object pattern ({} files), right before PUT 64 MiB c{conc}: {before:.0} MiB/s, right after: {after:.0} MiB/s  ",
+                if *conc == 1 {
+                    plan.ops_c1
+                } else {
+                    plan.ops_c16
+                }
+                .min(DISK_TOTAL / DISK_FILE)
+            );
+        }
+        if plan.size == DISK_FILE && !adjacent.is_empty() {
+            println!();
+        }
+        drop(server);
+        drop(data_dir);
+    }
+
+    println!("## Summary\n");
+    let pick = |op: Op, size: usize, conc: usize| {
+        cells
+            .iter()
+            .find(|c| c.op == op && c.size == size && c.conc == conc && c.failure.is_none())
+    };
+    if !skip_disk {
+        for conc in CONCURRENCY {
+            if let Some(c) = pick(Op::Put, DISK_FILE, *conc) {
+                let put = c.mib_per_sec();
+                let (b, a) = adjacent
+                    .iter()
+                    .find(|(k, _, _)| k == conc)
+                    .map(|(_, b, a)| (*b, *a))
+                    .unwrap_or((f64::NAN, f64::NAN));
+                let near = (b + a) / 2.0;
+                println!(
+                    "- PUT 64 MiB c{conc}: {put:.0} MiB/s = {:.0}% of the per-object disk rate measured around it (mean of {b:.0} before and {a:.0} after = {near:.0} MiB/s); \
+                     {:.0}% of the median sequential rate ({:.0} MiB/s), {:.0}% of the median per-object rate ({:.0} MiB/s) measured at the start. Target ≥ 80%.",
+                    100.0 * put / near,
+                    100.0 * put / median(&seq),
+                    median(&seq),
+                    100.0 * put / median(&per_file),
+                    median(&per_file),
+                );
+            }
+        }
+    }
+    for conc in CONCURRENCY {
+        if let Some(c) = pick(Op::Get, 64 * MIB, *conc) {
+            println!(
+                "- GET 64 MiB (page-cached) c{conc}: {:.0} MiB/s = {:.2} GiB/s; target ≥ 1 GiB/s",
+                c.mib_per_sec(),
+                c.mib_per_sec() / 1024.0
+            );
+        }
+    }
+    // Disk-independent: what a GiB costs the server in CPU (user+system), and so the rate one
+    // core could sustain if nothing else limited it.
+    for c in cells
+        .iter()
+        .filter(|c| c.failure.is_none() && c.size == DISK_FILE && c.ops > 0)
+    {
+        let gib = (c.ops * c.size) as f64 / (1u64 << 30) as f64;
+        let (usr, sys) = c.server_cpu;
+        let per_gib = (usr + sys).as_secs_f64() / gib;
+        println!(
+            "- server CPU for {} 64 MiB c{}: {per_gib:.2} core-seconds per GiB ({:.2} user + {:.2} system), i.e. ≤ {:.0} MiB/s per core",
+            c.op.name(),
+            c.conc,
+            usr.as_secs_f64() / gib,
+            sys.as_secs_f64() / gib,
+            1024.0 / per_gib
+        );
+    }
+    let peak = cells
+        .iter()
+        .filter(|c| c.failure.is_none())
+        .max_by_key(|c| c.server_peak_kib);
+    if let Some(c) = peak {
+        println!(
+            "- highest server peak RSS: {} MiB ({} {} c{})",
+            mib_kib(c.server_peak_kib),
+            c.op.name(),
+            size_label(c.size),
+            c.conc
+        );
+    }
+    let me = ProcStatus::read_self();
+    println!(
+        "- bench client peak RSS: {} MiB (includes the {} MiB body buffer)",
+        mib_kib(me.hwm_kib),
+        BODY_BUF_LEN / MIB
+    );
+    let _ = fs::remove_dir_all(work.join("disk"));
+    if failed {
+        bail!("some cells failed; see ABORTED / VERIFY FAILED rows above");
+    }
+    Ok(())
+}

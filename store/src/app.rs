@@ -1,0 +1,191 @@
+//! Assembles a running store: engine + S3 protocol + admin endpoints on one HTTP server, and
+//! the root credentials (configured, or generated once and kept in the data directory).
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use axum::extract::State;
+use axum::routing::get;
+use rand::distr::{Alphanumeric, SampleString};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+
+use crate::config::StoreConfig;
+use crate::engine::{Engine, EngineConfig};
+use crate::metrics::Metrics;
+use crate::s3::auth::{Credentials, Keyring, SecretKey};
+use crate::s3::{self, S3};
+use crate::server::{self, ConnLimits};
+
+/// How often abandoned multipart uploads are looked for.
+const UPLOAD_SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
+const CREDENTIALS_FILE: &str = "credentials.toml";
+
+/// A store ready to serve.
+pub struct Store {
+    s3: Arc<S3>,
+}
+
+impl Store {
+    /// Opens the engine under `config.data_dir` (sweeping what a crash left) with `root` as
+    /// the one accepted identity.
+    pub async fn open(config: StoreConfig, root: Credentials) -> anyhow::Result<Store> {
+        let engine = Engine::open(EngineConfig {
+            data_dir: config.data_dir.clone(),
+            max_object_size: config.max_object_size,
+            stale_upload_age: config.stale_upload_age(),
+        })
+        .await
+        .with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;
+        let s3 = S3 {
+            engine,
+            owner_id: root.access_key_id.clone(),
+            keyring: Keyring::new([root]),
+            config,
+            metrics: Metrics::new("outpost"),
+        };
+        Ok(Store { s3: Arc::new(s3) })
+    }
+
+    /// `/_outpost/health`, `/_outpost/metrics`, and the S3 API for everything else.
+    pub fn router(&self) -> axum::Router {
+        axum::Router::new()
+            .route("/_outpost/health", get(|| async { "ok\n" }))
+            .route("/_outpost/metrics", get(metrics))
+            .fallback(s3::handle)
+            .with_state(Arc::clone(&self.s3))
+    }
+
+    /// Serves on `listener` until `shutdown` resolves; sweeps stale uploads meanwhile.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let sweeper = tokio::spawn(sweep_uploads(self.s3.engine.clone()));
+        let config = &self.s3.config;
+        let limits = ConnLimits {
+            header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
+            max_buf_size: (config.max_header_bytes * 4).max(256 << 10),
+        };
+        let result = server::serve(listener, self.router(), limits, shutdown).await;
+        sweeper.abort();
+        result
+    }
+}
+
+async fn metrics(State(s3): State<Arc<S3>>) -> impl axum::response::IntoResponse {
+    (
+        [(
+            http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        s3.metrics.render(),
+    )
+}
+
+async fn sweep_uploads(engine: Engine) {
+    let mut tick = tokio::time::interval(UPLOAD_SWEEP_INTERVAL);
+    loop {
+        tick.tick().await;
+        match engine.sweep_stale_uploads(SystemTime::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(aborted = n, "aborted stale multipart uploads"),
+            Err(e) => tracing::warn!(error = %e, "stale upload sweep failed"),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct CredentialsFile {
+    access_key_id: String,
+    secret_access_key: String,
+}
+
+/// The root credentials: the configured pair if any; otherwise the pair saved in the data
+/// directory; otherwise a new pair, saved there (mode 0600). `bool` = newly generated, so the
+/// caller prints it once.
+pub fn root_credentials(config: &StoreConfig) -> anyhow::Result<(Credentials, bool)> {
+    if let (Some(id), Some(secret)) = (&config.access_key_id, &config.secret_access_key) {
+        return Ok((
+            Credentials {
+                access_key_id: id.clone(),
+                secret: SecretKey::new(secret.clone()),
+            },
+            false,
+        ));
+    }
+    let path = config.data_dir.join(CREDENTIALS_FILE);
+    if path.exists() {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let file: CredentialsFile =
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        return Ok((
+            Credentials {
+                access_key_id: file.access_key_id,
+                secret: SecretKey::new(file.secret_access_key),
+            },
+            false,
+        ));
+    }
+    let mut rng = rand::rng();
+    let file = CredentialsFile {
+        access_key_id: format!(
+            "OP{}",
+            Alphanumeric.sample_string(&mut rng, 18).to_uppercase()
+        ),
+        secret_access_key: Alphanumeric.sample_string(&mut rng, 40),
+    };
+    write_private(&config.data_dir, &path, &toml::to_string(&file)?)?;
+    Ok((
+        Credentials {
+            access_key_id: file.access_key_id,
+            secret: SecretKey::new(file.secret_access_key),
+        },
+        true,
+    ))
+}
+
+fn write_private(dir: &Path, path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_generated_once_then_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = StoreConfig {
+            data_dir: dir.path().to_owned(),
+            ..StoreConfig::default()
+        };
+        let (first, generated) = root_credentials(&config).unwrap();
+        assert!(generated);
+        let (again, generated) = root_credentials(&config).unwrap();
+        assert!(!generated);
+        assert_eq!(first, again);
+        let configured = StoreConfig {
+            access_key_id: Some("AK".into()),
+            secret_access_key: Some("SK".into()),
+            ..config
+        };
+        assert_eq!(root_credentials(&configured).unwrap().0.access_key_id, "AK");
+    }
+}

@@ -1,0 +1,89 @@
+//! The store's configuration: one serde struct, defaults that work, unknown fields rejected.
+//! Read from the `[store]` table of the TOML file; `src/main.rs` applies environment and flag
+//! overrides on top and calls [`StoreConfig::validate`] once at start-up.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Address to listen on. Default `127.0.0.1:9000`.
+    pub listen: SocketAddr,
+    /// Data directory (index and blobs). Default `./outpost-data`.
+    pub data_dir: PathBuf,
+    /// Region reported by GetBucketLocation and expected in signatures. Default `us-east-1`.
+    pub region: String,
+    /// Base domain for virtual-hosted-style requests (`bucket.<base_domain>`). Default: none,
+    /// path-style only.
+    pub base_domain: Option<String>,
+    /// Root access key id. Default: generated on first start and saved in the data dir.
+    pub access_key_id: Option<String>,
+    /// Root secret access key (goes with `access_key_id`).
+    pub secret_access_key: Option<String>,
+    /// Largest single PutObject or part, in bytes. Default 5 GiB (S3's limit).
+    pub max_object_size: u64,
+    /// Multipart uploads idle longer than this are aborted, in seconds. Default 7 days.
+    pub stale_upload_age_secs: u64,
+    /// Largest request header section (request line excluded), in bytes. Default 16 KiB.
+    pub max_header_bytes: usize,
+    /// Time a client may take to send its request headers, in seconds. Default 30.
+    pub header_read_timeout_secs: u64,
+    /// Time a request body may stall between two reads, in seconds. Default 60.
+    pub body_idle_timeout_secs: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9000)),
+            data_dir: PathBuf::from("outpost-data"),
+            region: "us-east-1".into(),
+            base_domain: None,
+            access_key_id: None,
+            secret_access_key: None,
+            max_object_size: 5 << 30,
+            stale_upload_age_secs: 7 * 24 * 3600,
+            max_header_bytes: 16 << 10,
+            header_read_timeout_secs: 30,
+            body_idle_timeout_secs: 60,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// Checks the values once at start-up, with messages an operator can act on.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.region.is_empty(), "region must not be empty");
+        anyhow::ensure!(self.max_object_size > 0, "max_object_size must be positive");
+        anyhow::ensure!(
+            self.max_header_bytes >= 1024,
+            "max_header_bytes must be at least 1024"
+        );
+        anyhow::ensure!(
+            self.access_key_id.is_some() == self.secret_access_key.is_some(),
+            "access_key_id and secret_access_key go together"
+        );
+        Ok(())
+    }
+
+    pub fn stale_upload_age(&self) -> Duration {
+        Duration::from_secs(self.stale_upload_age_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_toml_gives_defaults_and_unknown_fields_fail() {
+        let cfg: StoreConfig = toml::from_str("").unwrap();
+        assert_eq!(cfg.region, "us-east-1");
+        cfg.validate().unwrap();
+        assert!(toml::from_str::<StoreConfig>("bogus = 1").is_err());
+    }
+}

@@ -1,0 +1,97 @@
+//! Prometheus metrics for one server instance (a registry per instance, no globals, so several
+//! servers in one process keep their own counts).
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub operation: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabel {
+    pub operation: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<OperationLabel, Histogram>,
+    bytes_in: Counter,
+    bytes_out: Counter,
+}
+
+impl Metrics {
+    /// Metrics named `<prefix>_requests_total`, `<prefix>_request_duration_seconds`,
+    /// `<prefix>_bytes_received_total`, `<prefix>_bytes_sent_total`.
+    pub fn new(prefix: &str) -> Self {
+        let mut registry = Registry::with_prefix(prefix);
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<OperationLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+        });
+        let bytes_in = Counter::default();
+        let bytes_out = Counter::default();
+        registry.register(
+            "requests",
+            "Requests by operation and HTTP status",
+            requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time to response headers by operation",
+            latency.clone(),
+        );
+        registry.register(
+            "bytes_received",
+            "Request body bytes received",
+            bytes_in.clone(),
+        );
+        registry.register("bytes_sent", "Response body bytes sent", bytes_out.clone());
+        Metrics {
+            registry,
+            requests,
+            latency,
+            bytes_in,
+            bytes_out,
+        }
+    }
+
+    pub fn observe(&self, operation: &str, status: u16, elapsed: Duration, bytes_out: u64) {
+        let operation = operation.to_owned();
+        self.requests
+            .get_or_create(&RequestLabels {
+                operation: operation.clone(),
+                status,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&OperationLabel { operation })
+            .observe(elapsed.as_secs_f64());
+        self.bytes_out.inc_by(bytes_out);
+    }
+
+    pub fn add_bytes_in(&self, n: u64) {
+        self.bytes_in.inc_by(n);
+    }
+
+    /// The registry for components that add their own metrics.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
+    /// Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}

@@ -1,0 +1,219 @@
+//! Service and bucket operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket,
+//! GetBucketLocation, GetBucketVersioning, and canned ACLs.
+
+use http::StatusCode;
+
+use crate::engine::BucketSettings;
+use crate::error::{Code, Error, Result};
+use crate::s3::xml::{self, XmlWriter};
+use crate::s3::{Req, Response, S3, empty_response, xml_response};
+
+pub async fn list_buckets(s3: &S3, _req: Req) -> Result<Response> {
+    let buckets = s3.engine.list_buckets().await?;
+    let mut w = XmlWriter::new("ListAllMyBucketsResult");
+    w.owner("Owner", &s3.owner_id).open("Buckets");
+    for b in &buckets {
+        w.open("Bucket")
+            .elem("Name", &b.name)
+            .elem("CreationDate", xml::iso8601(b.created))
+            .close();
+    }
+    w.close();
+    Ok(xml_response(w.finish()))
+}
+
+pub async fn create_bucket(s3: &S3, mut req: Req) -> Result<Response> {
+    let name = req.bucket().to_owned();
+    validate_bucket_name(&name)?;
+    let body = xml::read_small_body(req.take_body(), 64 << 10).await?;
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        let config: xml::CreateBucketConfiguration = xml::parse(&body)?;
+        // S3 rejects naming us-east-1 explicitly; we accept our own region either way.
+        match config.location_constraint.as_deref() {
+            None | Some("") => {}
+            Some(region) if region == s3.config.region => {}
+            Some(_) => return Err(Error::new(Code::InvalidLocationConstraint)),
+        }
+    }
+    let settings = BucketSettings {
+        public_read_acl: canned_acl_is_public(req.header("x-amz-acl"))?,
+        ..BucketSettings::default()
+    };
+    s3.engine.create_bucket(&name, settings).await?;
+    Ok(http::Response::builder()
+        .header(http::header::LOCATION, format!("/{name}"))
+        .body(axum::body::Body::empty())
+        .expect("valid response"))
+}
+
+pub async fn head_bucket(s3: &S3, req: Req) -> Result<Response> {
+    s3.engine.bucket(req.bucket()).await?;
+    Ok(http::Response::builder()
+        .header("x-amz-bucket-region", &s3.config.region)
+        .body(axum::body::Body::empty())
+        .expect("valid response"))
+}
+
+pub async fn delete_bucket(s3: &S3, req: Req) -> Result<Response> {
+    s3.engine.delete_bucket(req.bucket()).await?;
+    Ok(empty_response(StatusCode::NO_CONTENT))
+}
+
+pub async fn get_location(s3: &S3, req: Req) -> Result<Response> {
+    s3.engine.bucket(req.bucket()).await?;
+    // us-east-1 is reported as an empty constraint, as S3 does.
+    let region = if s3.config.region == "us-east-1" {
+        ""
+    } else {
+        &s3.config.region
+    };
+    let xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<LocationConstraint xmlns=\"{}\">{}</LocationConstraint>",
+        xml::S3_NAMESPACE,
+        quick_xml::escape::escape(region)
+    );
+    Ok(xml_response(xml))
+}
+
+/// Buckets are never versioned: an empty configuration means "never enabled".
+pub async fn get_versioning(s3: &S3, req: Req) -> Result<Response> {
+    s3.engine.bucket(req.bucket()).await?;
+    Ok(xml_response(
+        XmlWriter::new("VersioningConfiguration").finish(),
+    ))
+}
+
+/// The owner has full control; a public bucket also grants AllUsers READ.
+pub async fn get_acl(s3: &S3, req: Req) -> Result<Response> {
+    let bucket = s3.engine.bucket(req.bucket()).await?;
+    if !req.key().is_empty() {
+        s3.engine.head_object(req.bucket(), req.key()).await?;
+    }
+    let mut w = XmlWriter::new("AccessControlPolicy");
+    w.owner("Owner", &s3.owner_id)
+        .open("AccessControlList")
+        .open("Grant");
+    w.raw("<Grantee xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:type=\"CanonicalUser\">")
+        .elem("ID", &s3.owner_id)
+        .elem("DisplayName", &s3.owner_id)
+        .raw("</Grantee>")
+        .elem("Permission", "FULL_CONTROL")
+        .close();
+    if bucket.settings.public_read_acl {
+        w.open("Grant")
+            .raw("<Grantee xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:type=\"Group\">")
+            .elem("URI", "http://acs.amazonaws.com/groups/global/AllUsers")
+            .raw("</Grantee>")
+            .elem("Permission", "READ")
+            .close();
+    }
+    Ok(xml_response(w.finish()))
+}
+
+/// Canned ACLs only (`x-amz-acl`). On a bucket, `public-read` opens anonymous reads; on an
+/// object the ACL is accepted and ignored: access is decided per bucket.
+pub async fn put_acl(s3: &S3, mut req: Req) -> Result<Response> {
+    let body = xml::read_small_body(req.take_body(), 64 << 10).await?;
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::msg(
+            Code::NotImplemented,
+            "Only canned ACLs (x-amz-acl) are supported.",
+        ));
+    }
+    let public = canned_acl_is_public(req.header("x-amz-acl"))?;
+    let mut bucket = s3.engine.bucket(req.bucket()).await?;
+    if req.key().is_empty() {
+        bucket.settings.public_read_acl = public;
+        s3.engine
+            .set_bucket_settings(req.bucket(), bucket.settings)
+            .await?;
+    } else {
+        s3.engine.head_object(req.bucket(), req.key()).await?;
+    }
+    Ok(empty_response(StatusCode::OK))
+}
+
+fn canned_acl_is_public(acl: Option<&str>) -> Result<bool> {
+    match acl {
+        None => Ok(false),
+        Some("public-read" | "public-read-write") => Ok(true),
+        Some(
+            "private"
+            | "authenticated-read"
+            | "aws-exec-read"
+            | "bucket-owner-read"
+            | "bucket-owner-full-control"
+            | "log-delivery-write",
+        ) => Ok(false),
+        Some(other) => Err(Error::msg(
+            Code::InvalidArgument,
+            format!("Invalid canned ACL: {other}"),
+        )),
+    }
+}
+
+/// S3's general-purpose bucket naming rules.
+pub fn validate_bucket_name(name: &str) -> Result<()> {
+    let bytes = name.as_bytes();
+    let allowed = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'.' || *b == b'-';
+    let alnum = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let looks_like_ip =
+        name.split('.').count() == 4 && name.split('.').all(|p| p.parse::<u8>().is_ok());
+    let reserved = ["xn--", "sthree-", "amzn-s3-demo-"]
+        .iter()
+        .any(|p| name.starts_with(p))
+        || ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"]
+            .iter()
+            .any(|s| name.ends_with(s));
+    let valid = (3..=63).contains(&bytes.len())
+        && bytes.iter().all(allowed)
+        && alnum(bytes.first())
+        && alnum(bytes.last())
+        && !name.contains("..")
+        && !looks_like_ip
+        && !reserved;
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::new(Code::InvalidBucketName))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_names() {
+        for ok in ["abc", "my-bucket.v2", "a1b", &"a".repeat(63)] {
+            assert!(validate_bucket_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "ab",
+            "ABC",
+            "a_b",
+            "-ab",
+            "ab-",
+            "a..b",
+            "192.168.1.1",
+            "xn--ab",
+            "ab-s3alias",
+            &"a".repeat(64),
+            "a b",
+        ] {
+            assert_eq!(
+                validate_bucket_name(bad).unwrap_err().code,
+                Code::InvalidBucketName,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn canned_acls() {
+        assert!(canned_acl_is_public(Some("public-read")).unwrap());
+        assert!(!canned_acl_is_public(Some("private")).unwrap());
+        assert!(!canned_acl_is_public(None).unwrap());
+        assert!(canned_acl_is_public(Some("everyone")).is_err());
+    }
+}

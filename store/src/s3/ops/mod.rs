@@ -1,0 +1,51 @@
+//! One module per S3 operation group: parse the request → call the engine → build the
+//! response. [`dispatch`] is the only place that maps an [`Endpoint`] to its handler.
+
+pub mod bucket;
+pub mod copy;
+pub mod delete;
+pub mod get;
+pub mod list;
+pub mod multipart;
+pub mod policy;
+pub mod put;
+
+use super::route::Endpoint;
+use super::{Req, Response, S3};
+use crate::error::Result;
+
+pub async fn dispatch(s3: &S3, req: Req) -> Result<Response> {
+    use Endpoint::*;
+    match req.route.endpoint {
+        ListBuckets => bucket::list_buckets(s3, req).await,
+        CreateBucket => bucket::create_bucket(s3, req).await,
+        HeadBucket => bucket::head_bucket(s3, req).await,
+        DeleteBucket => bucket::delete_bucket(s3, req).await,
+        GetBucketLocation => bucket::get_location(s3, req).await,
+        GetBucketVersioning => bucket::get_versioning(s3, req).await,
+        GetBucketAcl | GetObjectAcl => bucket::get_acl(s3, req).await,
+        PutBucketAcl | PutObjectAcl => bucket::put_acl(s3, req).await,
+        GetBucketPolicy => policy::get_policy(s3, req).await,
+        PutBucketPolicy => policy::put_policy(s3, req).await,
+        DeleteBucketPolicy => policy::delete_policy(s3, req).await,
+        GetBucketWebsite => policy::get_website(s3, req).await,
+        PutBucketWebsite => policy::put_website(s3, req).await,
+        DeleteBucketWebsite => policy::delete_website(s3, req).await,
+        ListObjects => list::list_objects_v1(s3, req).await,
+        ListObjectsV2 => list::list_objects_v2(s3, req).await,
+        ListObjectVersions => list::list_object_versions(s3, req).await,
+        ListMultipartUploads => list::list_multipart_uploads(s3, req).await,
+        DeleteObjects => delete::delete_objects(s3, req).await,
+        DeleteObject => delete::delete_object(s3, req).await,
+        PutObject => put::put_object(s3, req).await,
+        CopyObject => copy::copy_object(s3, req).await,
+        GetObject | HeadObject => get::get_object(s3, req).await,
+        GetObjectAttributes => get::get_object_attributes(s3, req).await,
+        CreateMultipartUpload => multipart::create(s3, req).await,
+        UploadPart => multipart::upload_part(s3, req).await,
+        UploadPartCopy => copy::upload_part_copy(s3, req).await,
+        CompleteMultipartUpload => multipart::complete(s3, req).await,
+        AbortMultipartUpload => multipart::abort(s3, req).await,
+        ListParts => multipart::list_parts(s3, req).await,
+    }
+}

@@ -1,0 +1,379 @@
+//! CreateMultipartUpload, UploadPart, CompleteMultipartUpload, AbortMultipartUpload, ListParts.
+//!
+//! The engine keeps uploads and parts and assembles the object as a manifest of part blobs;
+//! this module parses the requests and writes the answers. UploadPartCopy lives in `copy.rs`
+//! and shares [`part_number`], [`upload_id`] and [`write_checksum`].
+
+use http::{HeaderValue, StatusCode};
+
+use super::list::{int_param, max_param, url_encode};
+use super::put;
+use crate::engine::{
+    ChecksumAlgorithm, ChecksumType, CompletedPart, ListPartsQuery, PartInfo, UploadInfo,
+};
+use crate::error::{Code, Error, Result};
+use crate::s3::headers::{self, quote_etag};
+use crate::s3::xml::{self, CompleteMultipartUpload, CompletePart, XmlWriter, iso8601};
+use crate::s3::{Req, Response, S3, empty_response, xml_response};
+
+/// Largest CompleteMultipartUpload body we read; 10,000 parts with checksums fit in ~2 MiB.
+const MAX_COMPLETE_BODY: usize = 4 << 20;
+/// S3's part numbers.
+const PART_NUMBERS: std::ops::RangeInclusive<u32> = 1..=10_000;
+
+pub async fn create(s3: &S3, req: Req) -> Result<Response> {
+    put::check_storage_class(&req)?;
+    let object_headers = headers::object_headers(&req.headers)?;
+    let checksum = upload_checksum(
+        req.header("x-amz-checksum-algorithm"),
+        req.header("x-amz-checksum-type"),
+    )?;
+    let upload = s3
+        .engine
+        .create_upload(req.bucket(), req.key(), object_headers, checksum)
+        .await?;
+
+    let mut w = XmlWriter::new("InitiateMultipartUploadResult");
+    w.elem("Bucket", req.bucket())
+        .elem("Key", req.key())
+        .elem("UploadId", &upload.upload_id);
+    let mut response = xml_response(w.finish());
+    if let Some((algorithm, kind)) = upload.checksum {
+        let h = response.headers_mut();
+        h.insert(
+            "x-amz-checksum-algorithm",
+            HeaderValue::from_static(algorithm.name()),
+        );
+        h.insert("x-amz-checksum-type", HeaderValue::from_static(kind.name()));
+    }
+    Ok(response)
+}
+
+pub async fn upload_part(s3: &S3, mut req: Req) -> Result<Response> {
+    let part_number = part_number(&req)?;
+    let upload_id = upload_id(&req)?.to_owned();
+    put::check_declared_size(&req, s3.config.max_object_size)?;
+    let integrity = headers::integrity(&req.headers)?;
+    let upload = s3
+        .engine
+        .upload(req.bucket(), req.key(), &upload_id)
+        .await?;
+    let algorithm = part_algorithm(&upload, integrity.algorithm)?;
+
+    let verify = integrity.into_verify(req.trailers.clone());
+    let body = req.take_body();
+    let part = s3
+        .engine
+        .upload_part(
+            req.bucket(),
+            req.key(),
+            &upload_id,
+            part_number,
+            body,
+            verify,
+        )
+        .await?;
+    Ok(part_response(&part, algorithm))
+}
+
+pub async fn complete(s3: &S3, mut req: Req) -> Result<Response> {
+    let upload_id = upload_id(&req)?.to_owned();
+    let condition = headers::write_condition(&req.headers)?;
+    let body = xml::read_small_body(req.take_body(), MAX_COMPLETE_BODY).await?;
+    let document: CompleteMultipartUpload = xml::parse(&body)?;
+    if document.parts.is_empty() {
+        return Err(Error::new(Code::MalformedXML));
+    }
+    let parts = document.parts.iter().map(completed_part).collect();
+    let info = s3
+        .engine
+        .complete_upload(req.bucket(), req.key(), &upload_id, parts, condition)
+        .await?;
+
+    let mut w = XmlWriter::new("CompleteMultipartUploadResult");
+    w.elem("Location", location(s3, &req))
+        .elem("Bucket", req.bucket())
+        .elem("Key", req.key())
+        .elem("ETag", quote_etag(&info.etag));
+    if let Some(c) = &info.checksum {
+        write_checksum(&mut w, c.algorithm, &c.value);
+        w.elem("ChecksumType", c.kind.name());
+    }
+    Ok(xml_response(w.finish()))
+}
+
+pub async fn abort(s3: &S3, req: Req) -> Result<Response> {
+    s3.engine
+        .abort_upload(req.bucket(), req.key(), upload_id(&req)?)
+        .await?;
+    Ok(empty_response(StatusCode::NO_CONTENT))
+}
+
+pub async fn list_parts(s3: &S3, req: Req) -> Result<Response> {
+    let marker = int_param(&req.query, "part-number-marker", 0)?;
+    // Part numbers stop at 10,000: a larger marker lists nothing, as any marker past the end.
+    let marker = u32::try_from(marker).unwrap_or(u32::MAX);
+    let max_parts = max_param(&req.query, "max-parts")?;
+    let query = ListPartsQuery {
+        part_number_marker: marker,
+        max_parts,
+    };
+    let (upload, parts, truncated) = s3
+        .engine
+        .list_parts(req.bucket(), req.key(), upload_id(&req)?, query)
+        .await?;
+
+    let algorithm = upload.checksum.map(|(a, _)| a);
+    let next_marker = parts.last().map_or(marker, |p| p.part_number);
+    let mut w = XmlWriter::new("ListPartsResult");
+    w.elem("Bucket", req.bucket())
+        .elem("Key", req.key())
+        .elem("UploadId", &upload.upload_id)
+        .elem("PartNumberMarker", marker)
+        .elem("NextPartNumberMarker", next_marker)
+        .elem("MaxParts", max_parts)
+        .elem("IsTruncated", truncated);
+    for part in &parts {
+        write_part(&mut w, part, algorithm);
+    }
+    w.owner("Initiator", &s3.owner_id)
+        .owner("Owner", &s3.owner_id)
+        .elem("StorageClass", "STANDARD");
+    if let Some((algorithm, kind)) = upload.checksum {
+        w.elem("ChecksumAlgorithm", algorithm.name())
+            .elem("ChecksumType", kind.name());
+    }
+    Ok(xml_response(w.finish()))
+}
+
+/// `partNumber` of UploadPart and UploadPartCopy.
+pub(crate) fn part_number(req: &Req) -> Result<u32> {
+    req.query
+        .get("partNumber")
+        .and_then(|n| n.parse().ok())
+        .filter(|n| PART_NUMBERS.contains(n))
+        .ok_or_else(|| {
+            Error::msg(
+                Code::InvalidArgument,
+                "Part number must be an integer between 1 and 10000, inclusive",
+            )
+        })
+}
+
+/// `uploadId` of the requests on one upload; an empty id names no upload.
+pub(crate) fn upload_id(req: &Req) -> Result<&str> {
+    req.query
+        .get("uploadId")
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| Error::new(Code::NoSuchUpload))
+}
+
+/// `<ChecksumCRC32>value</ChecksumCRC32>` and its siblings.
+pub(crate) fn write_checksum(w: &mut XmlWriter, algorithm: ChecksumAlgorithm, value: &str) {
+    w.elem(&format!("Checksum{}", algorithm.name()), value);
+}
+
+/// An algorithm name (`CRC32`, `crc64nvme`, ...) from `x-amz-checksum-algorithm`.
+pub(crate) fn checksum_algorithm(name: &str) -> Result<ChecksumAlgorithm> {
+    ChecksumAlgorithm::from_name(name.trim()).ok_or_else(|| {
+        Error::msg(
+            Code::InvalidRequest,
+            "Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]",
+        )
+    })
+}
+
+/// The checksum a new upload declares: `x-amz-checksum-algorithm` and `x-amz-checksum-type`.
+/// SHA digests cannot be combined, so they are COMPOSITE only; CRC64NVME is FULL_OBJECT only.
+fn upload_checksum(
+    algorithm: Option<&str>,
+    kind: Option<&str>,
+) -> Result<Option<(ChecksumAlgorithm, ChecksumType)>> {
+    let invalid = |msg: String| Error::msg(Code::InvalidRequest, msg);
+    let Some(algorithm) = algorithm else {
+        return match kind {
+            None => Ok(None),
+            Some(_) => Err(invalid(
+                "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header.".into(),
+            )),
+        };
+    };
+    let algorithm = checksum_algorithm(algorithm)?;
+    let kind = match kind {
+        None => algorithm.default_type(),
+        Some(k) => ChecksumType::from_name(k.trim())
+            .ok_or_else(|| invalid("Value for x-amz-checksum-type header is invalid.".into()))?,
+    };
+    let allowed = match kind {
+        ChecksumType::FullObject => algorithm.is_crc(),
+        ChecksumType::Composite => algorithm != ChecksumAlgorithm::Crc64Nvme,
+    };
+    if !allowed {
+        return Err(invalid(format!(
+            "The {} checksum type cannot be used with the {} checksum algorithm.",
+            kind.name(),
+            algorithm.name().to_ascii_lowercase(),
+        )));
+    }
+    Ok(Some((algorithm, kind)))
+}
+
+/// The algorithm the engine computes for a part: the upload's. A part that carries a checksum
+/// of another algorithm is refused, as S3 does.
+fn part_algorithm(
+    upload: &UploadInfo,
+    sent: Option<ChecksumAlgorithm>,
+) -> Result<Option<ChecksumAlgorithm>> {
+    let declared = upload.checksum.map(|(a, _)| a);
+    match (declared, sent) {
+        (Some(declared), Some(sent)) if declared != sent => Err(Error::msg(
+            Code::InvalidRequest,
+            format!(
+                "Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum Type: {}",
+                declared.name().to_ascii_lowercase(),
+                sent.name().to_ascii_lowercase(),
+            ),
+        )),
+        _ => Ok(declared),
+    }
+}
+
+/// 200 with the part's ETag and, when computed, its `x-amz-checksum-<algo>` (clients list it
+/// in CompleteMultipartUpload only if we echo it here).
+fn part_response(part: &PartInfo, algorithm: Option<ChecksumAlgorithm>) -> Response {
+    let mut response = put::etag_response(&part.etag, None);
+    let value = part.checksum.as_deref().map(HeaderValue::from_str);
+    if let (Some(algorithm), Some(Ok(value))) = (algorithm, value) {
+        response.headers_mut().insert(algorithm.header(), value);
+    }
+    response
+}
+
+/// s3cmd sends unquoted ETags, SDKs quoted ones: the engine compares them bare.
+fn completed_part(part: &CompletePart) -> CompletedPart {
+    CompletedPart {
+        part_number: part.part_number,
+        etag: part.etag.trim().trim_matches('"').to_owned(),
+        checksum: part.checksum(),
+    }
+}
+
+/// The new object's URL, in the addressing style the client used.
+fn location(s3: &S3, req: &Req) -> String {
+    let host = req.header("host").unwrap_or("localhost");
+    let key = url_encode(req.key());
+    let virtual_hosted =
+        s3.config.base_domain.is_some() && host.starts_with(&format!("{}.", req.bucket()));
+    if virtual_hosted {
+        format!("http://{host}/{key}")
+    } else {
+        format!("http://{host}/{}/{key}", req.bucket())
+    }
+}
+
+fn write_part(w: &mut XmlWriter, part: &PartInfo, algorithm: Option<ChecksumAlgorithm>) {
+    w.open("Part")
+        .elem("PartNumber", part.part_number)
+        .elem("LastModified", iso8601(part.last_modified))
+        .elem("ETag", quote_etag(&part.etag))
+        .elem("Size", part.size);
+    if let (Some(algorithm), Some(value)) = (algorithm, &part.checksum) {
+        write_checksum(w, algorithm, value);
+    }
+    w.close();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ChecksumAlgorithm::*;
+    use ChecksumType::*;
+
+    #[test]
+    fn upload_checksum_defaults_and_combinations() {
+        assert_eq!(upload_checksum(None, None).unwrap(), None);
+        assert_eq!(
+            upload_checksum(Some("crc32"), None).unwrap(),
+            Some((Crc32, Composite))
+        );
+        assert_eq!(
+            upload_checksum(Some("CRC64NVME"), None).unwrap(),
+            Some((Crc64Nvme, FullObject))
+        );
+        assert_eq!(
+            upload_checksum(Some("CRC32C"), Some("FULL_OBJECT")).unwrap(),
+            Some((Crc32c, FullObject))
+        );
+        assert_eq!(
+            upload_checksum(Some("SHA256"), Some("COMPOSITE")).unwrap(),
+            Some((Sha256, Composite))
+        );
+        let refused = [
+            (Some("MD5"), None),
+            (Some("SHA1"), Some("FULL_OBJECT")),
+            (Some("SHA256"), Some("FULL_OBJECT")),
+            (Some("CRC64NVME"), Some("COMPOSITE")),
+            (Some("CRC32"), Some("PARTIAL")),
+            (None, Some("COMPOSITE")),
+        ];
+        for (algorithm, kind) in refused {
+            let err = upload_checksum(algorithm, kind).unwrap_err();
+            assert_eq!(err.code, Code::InvalidRequest, "{algorithm:?} {kind:?}");
+        }
+    }
+
+    #[test]
+    fn part_algorithm_must_match_the_upload() {
+        let mut upload = UploadInfo {
+            bucket: "b".into(),
+            key: "k".into(),
+            upload_id: "u".into(),
+            initiated: std::time::UNIX_EPOCH,
+            headers: Default::default(),
+            checksum: Some((Crc32, Composite)),
+        };
+        assert_eq!(part_algorithm(&upload, Some(Crc32)).unwrap(), Some(Crc32));
+        assert_eq!(part_algorithm(&upload, None).unwrap(), Some(Crc32));
+        assert_eq!(
+            part_algorithm(&upload, Some(Sha1)).unwrap_err().code,
+            Code::InvalidRequest
+        );
+        upload.checksum = None;
+        assert_eq!(part_algorithm(&upload, Some(Sha1)).unwrap(), None);
+    }
+
+    #[test]
+    fn completed_parts_lose_their_quotes() {
+        let body = b"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>\"abc\"</ETag>\
+            <ChecksumCRC32>AAAAAA==</ChecksumCRC32></Part><Part><PartNumber>2</PartNumber><ETag>def</ETag></Part>\
+            </CompleteMultipartUpload>";
+        let doc: CompleteMultipartUpload = xml::parse(body).unwrap();
+        let parts: Vec<_> = doc.parts.iter().map(completed_part).collect();
+        assert_eq!(
+            parts[0],
+            CompletedPart {
+                part_number: 1,
+                etag: "abc".into(),
+                checksum: Some("AAAAAA==".into())
+            }
+        );
+        assert_eq!(
+            parts[1],
+            CompletedPart {
+                part_number: 2,
+                etag: "def".into(),
+                checksum: None
+            }
+        );
+    }
+
+    #[test]
+    fn checksum_element_names() {
+        let mut w = XmlWriter::new("R");
+        write_checksum(&mut w, Crc64Nvme, "AAAAAAAAAAA=");
+        assert!(
+            w.finish()
+                .contains("<ChecksumCRC64NVME>AAAAAAAAAAA=</ChecksumCRC64NVME>")
+        );
+    }
+}

@@ -1,0 +1,67 @@
+//! PutObject.
+
+use crate::engine::{PutOptions, StoredChecksum};
+use crate::error::{Code, Error, Result};
+use crate::s3::headers::{self, quote_etag};
+use crate::s3::{Req, Response, S3};
+
+pub async fn put_object(s3: &S3, mut req: Req) -> Result<Response> {
+    check_declared_size(&req, s3.config.max_object_size)?;
+    check_storage_class(&req)?;
+    let integrity = headers::integrity(&req.headers)?;
+    let opts = PutOptions {
+        headers: headers::object_headers(&req.headers)?,
+        checksum: integrity.algorithm,
+        condition: headers::write_condition(&req.headers)?,
+    };
+    let verify = integrity.into_verify(req.trailers.clone());
+    let body = req.take_body();
+    let info = s3
+        .engine
+        .put_object(req.bucket(), req.key(), opts, body, verify)
+        .await?;
+    Ok(etag_response(&info.etag, info.checksum.as_ref()))
+}
+
+/// 200 with the ETag (and checksum) headers: the answer to PutObject and UploadPart.
+pub fn etag_response(etag: &str, checksum: Option<&StoredChecksum>) -> Response {
+    let mut response = crate::s3::empty_response(http::StatusCode::OK);
+    let h = response.headers_mut();
+    if let Ok(v) = http::HeaderValue::from_str(&quote_etag(etag)) {
+        h.insert(http::header::ETAG, v);
+    }
+    if let Some(c) = checksum {
+        headers::write_checksum_headers(h, c);
+    }
+    response
+}
+
+/// Refuses a body declared larger than the limit before reading any of it.
+pub fn check_declared_size(req: &Req, limit: u64) -> Result<()> {
+    match req.content_length() {
+        Some(n) if n > limit => Err(Error::new(Code::EntityTooLarge)),
+        _ => Ok(()),
+    }
+}
+
+/// Every object is stored the same way; we accept the class names clients send and report
+/// STANDARD.
+pub fn check_storage_class(req: &Req) -> Result<()> {
+    const CLASSES: &[&str] = &[
+        "STANDARD",
+        "REDUCED_REDUNDANCY",
+        "STANDARD_IA",
+        "ONEZONE_IA",
+        "INTELLIGENT_TIERING",
+        "GLACIER",
+        "DEEP_ARCHIVE",
+        "GLACIER_IR",
+        "OUTPOSTS",
+        "SNOW",
+        "EXPRESS_ONEZONE",
+    ];
+    match req.header("x-amz-storage-class") {
+        Some(class) if !CLASSES.contains(&class) => Err(Error::new(Code::InvalidStorageClass)),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,234 @@
+//! S3 XML: a small escaping writer for responses, serde structs for request bodies, and the
+//! bounded body reader those parsers use.
+
+use std::fmt::Display;
+use std::time::SystemTime;
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use serde::Deserialize;
+
+use crate::engine::ByteStream;
+use crate::error::{Code, Error, Result};
+
+pub const S3_NAMESPACE: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
+
+/// Builds an XML document element by element; every text value is escaped.
+pub struct XmlWriter {
+    out: String,
+    stack: Vec<&'static str>,
+}
+
+impl XmlWriter {
+    /// Starts a document whose root element carries the S3 namespace.
+    pub fn new(root: &'static str) -> Self {
+        let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        out.push_str(&format!("<{root} xmlns=\"{S3_NAMESPACE}\">"));
+        XmlWriter {
+            out,
+            stack: vec![root],
+        }
+    }
+
+    pub fn open(&mut self, name: &'static str) -> &mut Self {
+        self.out.push('<');
+        self.out.push_str(name);
+        self.out.push('>');
+        self.stack.push(name);
+        self
+    }
+
+    pub fn close(&mut self) -> &mut Self {
+        let name = self.stack.pop().expect("close without open");
+        self.out.push_str("</");
+        self.out.push_str(name);
+        self.out.push('>');
+        self
+    }
+
+    pub fn elem(&mut self, name: &str, value: impl Display) -> &mut Self {
+        let text = value.to_string();
+        self.out.push_str(&format!(
+            "<{name}>{}</{name}>",
+            quick_xml::escape::escape(&text)
+        ));
+        self
+    }
+
+    pub fn opt(&mut self, name: &str, value: Option<impl Display>) -> &mut Self {
+        if let Some(v) = value {
+            self.elem(name, v);
+        }
+        self
+    }
+
+    /// Appends a trusted, static XML fragment (elements with attributes the builder does not
+    /// model, such as ACL grantees).
+    pub fn raw(&mut self, fragment: &'static str) -> &mut Self {
+        self.out.push_str(fragment);
+        self
+    }
+
+    /// The owner block S3 puts in listings and ACLs; we have one (root) owner.
+    pub fn owner(&mut self, tag: &'static str, id: &str) -> &mut Self {
+        self.open(tag)
+            .elem("ID", id)
+            .elem("DisplayName", id)
+            .close()
+    }
+
+    pub fn finish(mut self) -> String {
+        while !self.stack.is_empty() {
+            self.close();
+        }
+        self.out
+    }
+}
+
+/// `2009-10-12T17:50:30.000Z`, the timestamp format of S3 XML documents.
+pub fn iso8601(t: SystemTime) -> String {
+    let t = time::OffsetDateTime::from(t);
+    let fmt = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    t.format(&fmt)
+        .expect("formatting a UTC timestamp cannot fail")
+}
+
+/// Reads a whole request body that is expected to be small (XML, JSON), refusing more than
+/// `limit` bytes so a client cannot make us buffer without bound.
+pub async fn read_small_body(mut body: ByteStream, limit: usize) -> Result<Bytes> {
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk?;
+        if buf.len() + chunk.len() > limit {
+            return Err(Error::msg(
+                Code::InvalidRequest,
+                "The request body is too large.",
+            ));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// Parses an XML request body into `T`; anything unparsable is MalformedXML.
+pub fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T> {
+    let text = std::str::from_utf8(body).map_err(|_| Error::new(Code::MalformedXML))?;
+    quick_xml::de::from_str(text).map_err(|e| {
+        tracing::debug!(error = %e, "malformed XML body");
+        Error::new(Code::MalformedXML)
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CreateBucketConfiguration {
+    #[serde(rename = "LocationConstraint")]
+    pub location_constraint: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CompleteMultipartUpload {
+    #[serde(rename = "Part", default)]
+    pub parts: Vec<CompletePart>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CompletePart {
+    #[serde(rename = "PartNumber")]
+    pub part_number: u32,
+    #[serde(rename = "ETag")]
+    pub etag: String,
+    #[serde(rename = "ChecksumCRC32")]
+    pub checksum_crc32: Option<String>,
+    #[serde(rename = "ChecksumCRC32C")]
+    pub checksum_crc32c: Option<String>,
+    #[serde(rename = "ChecksumCRC64NVME")]
+    pub checksum_crc64nvme: Option<String>,
+    #[serde(rename = "ChecksumSHA1")]
+    pub checksum_sha1: Option<String>,
+    #[serde(rename = "ChecksumSHA256")]
+    pub checksum_sha256: Option<String>,
+}
+
+impl CompletePart {
+    /// The one per-part checksum the client listed, if any.
+    pub fn checksum(&self) -> Option<String> {
+        [
+            &self.checksum_crc32,
+            &self.checksum_crc32c,
+            &self.checksum_crc64nvme,
+            &self.checksum_sha1,
+            &self.checksum_sha256,
+        ]
+        .into_iter()
+        .find_map(|c| c.clone())
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Delete {
+    #[serde(rename = "Quiet", default)]
+    pub quiet: bool,
+    #[serde(rename = "Object", default)]
+    pub objects: Vec<DeleteEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DeleteEntry {
+    #[serde(rename = "Key")]
+    pub key: String,
+    #[serde(rename = "VersionId")]
+    pub version_id: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writer_escapes_and_nests() {
+        let mut w = XmlWriter::new("ListBucketResult");
+        w.elem("Name", "a&b")
+            .open("Contents")
+            .elem("Key", "<k>")
+            .close();
+        let xml = w.finish();
+        assert!(xml.contains("<Name>a&amp;b</Name><Contents><Key>&lt;k&gt;</Key></Contents>"));
+        assert!(xml.ends_with("</ListBucketResult>"));
+    }
+
+    #[test]
+    fn complete_body_with_and_without_namespace() {
+        // s3cmd sends no xmlns and unquoted ETags.
+        let c: CompleteMultipartUpload = parse(
+            b"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>abc</ETag></Part>\
+              <Part><PartNumber>2</PartNumber><ETag>\"def\"</ETag><ChecksumCRC32>AAAAAA==</ChecksumCRC32></Part></CompleteMultipartUpload>",
+        )
+        .unwrap();
+        assert_eq!(c.parts.len(), 2);
+        assert_eq!(c.parts[1].checksum().as_deref(), Some("AAAAAA=="));
+        let c: CompleteMultipartUpload = parse(
+            format!("<CompleteMultipartUpload xmlns=\"{S3_NAMESPACE}\"><Part><ETag>x</ETag><PartNumber>3</PartNumber></Part></CompleteMultipartUpload>").as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(c.parts[0].part_number, 3);
+    }
+
+    #[test]
+    fn delete_body() {
+        let d: Delete = parse(b"<Delete><Quiet>true</Quiet><Object><Key>a</Key></Object><Object><Key>b/c</Key></Object></Delete>").unwrap();
+        assert!(d.quiet);
+        assert_eq!(d.objects.len(), 2);
+        assert_eq!(
+            parse::<Delete>(b"<Delete><Object>").unwrap_err().code,
+            Code::MalformedXML
+        );
+    }
+
+    #[test]
+    fn timestamps() {
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_255_369_830_000);
+        assert_eq!(iso8601(t), "2009-10-12T17:50:30.000Z");
+    }
+}

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Compatibility session: the current aws-cli and boto3 from PyPI (they send the 2025 default
+# checksums) against a real `outpost store` on 127.0.0.1:0 with a temp data dir.
+#
+#   OUTPOST_BIN=target/debug/outpost bash tests/compat/run.sh
+#
+# Installs awscli + boto3 into $REPO/.venv-compat, builds the binary if OUTPOST_BIN does not
+# exist, runs an aws-cli session (mb, cp small and 40 MiB multipart, sync of a nested tree, ls,
+# presign + curl, download and compare, rm --recursive, rb, the 40 MiB upload again with
+# AWS_REQUEST_CHECKSUM_CALCULATION=when_required) and tests/compat/boto3_session.py.
+# Prints "N passed, M failed" and exits non-zero on any failure.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$REPO"
+VENV="$REPO/.venv-compat"
+OUTPOST_BIN="${OUTPOST_BIN:-$REPO/target/debug/outpost}"
+
+if [[ ! -x "$OUTPOST_BIN" ]]; then
+  echo "== building outpost (no binary at $OUTPOST_BIN)"
+  cargo build --bin outpost
+  OUTPOST_BIN="$REPO/target/debug/outpost"
+fi
+
+echo "== python venv with current awscli + boto3 ($VENV)"
+if [[ ! -x "$VENV/bin/python" ]]; then
+  python3 -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade awscli boto3
+AWS="$VENV/bin/aws"
+"$AWS" --version
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/outpost-compat.XXXXXX")"
+SERVER_PID=""
+cleanup() {
+  if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# Isolate from any user configuration.
+export AWS_ACCESS_KEY_ID="COMPATTESTKEY0000001"
+export AWS_SECRET_ACCESS_KEY="compat/test+secret/0123456789abcdefghij"
+export AWS_DEFAULT_REGION=us-east-1
+export AWS_CONFIG_FILE="$WORK/aws-config"
+export AWS_SHARED_CREDENTIALS_FILE="$WORK/aws-credentials"
+export AWS_EC2_METADATA_DISABLED=true
+export AWS_PAGER=""
+unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL AWS_REQUEST_CHECKSUM_CALCULATION || true
+
+echo "== starting $OUTPOST_BIN store"
+OUTPOST_ACCESS_KEY_ID="$AWS_ACCESS_KEY_ID" OUTPOST_SECRET_ACCESS_KEY="$AWS_SECRET_ACCESS_KEY" \
+  "$OUTPOST_BIN" store --listen 127.0.0.1:0 --data "$WORK/data" >"$WORK/server.out" 2>"$WORK/server.err" &
+SERVER_PID=$!
+URL=""
+for _ in $(seq 1 300); do
+  URL="$(sed -n 's/^outpost store listening on \(http[^ ]*\).*$/\1/p' "$WORK/server.out" | head -n1)"
+  [[ -n "$URL" ]] && break
+  if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+    echo "outpost store exited early:"; cat "$WORK/server.err"; exit 1
+  fi
+  sleep 0.1
+done
+if [[ -z "$URL" ]]; then
+  echo "outpost store did not print its listening line within 30 s"; cat "$WORK/server.err"; exit 1
+fi
+echo "   store at $URL (pid $SERVER_PID)"
+
+PASSED=0
+FAILED=0
+FAILURES=()
+# check NAME CMD...: runs CMD, records pass/fail, never aborts the session.
+check() {
+  local name="$1"; shift
+  if ( "$@" ) >"$WORK/last.log" 2>&1; then
+    PASSED=$((PASSED + 1)); echo "ok - $name"
+  else
+    FAILED=$((FAILED + 1)); FAILURES+=("$name"); echo "FAIL - $name"; sed 's/^/    /' "$WORK/last.log" | tail -n 20
+  fi
+}
+aws_s3() { "$AWS" --endpoint-url "$URL" "$@"; }
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+same_file() { [[ "$(sha "$1")" == "$(sha "$2")" ]] || { echo "sha256 differs: $1 vs $2"; return 1; }; }
+
+# Test data: a small file, a 40 MiB file (multipart with aws-cli's 8 MiB default chunks), a tree.
+B="compat-$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+head -c 12345 /dev/urandom >"$WORK/small.txt"
+head -c $((40 * 1024 * 1024)) /dev/urandom >"$WORK/big.bin"
+mkdir -p "$WORK/tree/a/b/c" "$WORK/tree/with space" "$WORK/tree/ünïcödé"
+for f in a/1.txt a/b/2.txt a/b/c/3.txt "with space/file name.txt" "ünïcödé/ファイル.txt" top.txt; do
+  head -c $((RANDOM + 1)) /dev/urandom >"$WORK/tree/$f"
+done
+TREE_FILES=6
+
+echo "== aws-cli session against s3://$B"
+check "mb" aws_s3 s3 mb "s3://$B"
+check "cp small file up" aws_s3 s3 cp "$WORK/small.txt" "s3://$B/small.txt"
+check "cp 40 MiB file up (multipart)" aws_s3 s3 cp "$WORK/big.bin" "s3://$B/big.bin"
+check "40 MiB object has a multipart ETag (-5)" bash -c '
+  etag=$("$0" --endpoint-url "$1" s3api head-object --bucket "$2" --key big.bin --query ETag --output text)
+  echo "ETag: $etag"; [[ "$etag" == *-5\" || "$etag" == *-5 ]]' "$AWS" "$URL" "$B"
+check "sync nested tree up" aws_s3 s3 sync "$WORK/tree" "s3://$B/tree/"
+check "ls --recursive lists every tree file" bash -c '
+  n=$("$0" --endpoint-url "$1" s3 ls --recursive "s3://$2/tree/" | wc -l)
+  echo "listed $n"; [[ "$n" -eq "$3" ]]' "$AWS" "$URL" "$B" "$TREE_FILES"
+check "second sync uploads nothing" bash -c '
+  out=$("$0" --endpoint-url "$1" s3 sync "$3" "s3://$2/tree/")
+  echo "$out"; [[ -z "$out" ]]' "$AWS" "$URL" "$B" "$WORK/tree"
+check "ls shows prefix and objects" bash -c '
+  out=$("$0" --endpoint-url "$1" s3 ls "s3://$2/")
+  echo "$out"; grep -q "PRE tree/" <<<"$out" && grep -q "small.txt" <<<"$out" && grep -q "big.bin" <<<"$out"' "$AWS" "$URL" "$B"
+check "ls of buckets shows the bucket" bash -c '"$0" --endpoint-url "$1" s3 ls | grep -q " $2$"' "$AWS" "$URL" "$B"
+check "presign + curl small file" bash -c '
+  u=$("$0" --endpoint-url "$1" s3 presign "s3://$2/small.txt" --expires-in 300)
+  curl -fsS -o "$3/presigned.txt" "$u" && [[ "$(sha256sum <"$3/presigned.txt")" == "$(sha256sum <"$3/small.txt")" ]]' "$AWS" "$URL" "$B" "$WORK"
+check "presign + curl 40 MiB file" bash -c '
+  u=$("$0" --endpoint-url "$1" s3 presign "s3://$2/big.bin")
+  curl -fsS -o "$3/presigned.bin" "$u" && [[ "$(sha256sum <"$3/presigned.bin")" == "$(sha256sum <"$3/big.bin")" ]]' "$AWS" "$URL" "$B" "$WORK"
+check "download small and compare sha256" bash -c '"$0" --endpoint-url "$1" s3 cp "s3://$2/small.txt" "$3/small.down" && [[ "$(sha256sum <"$3/small.down")" == "$(sha256sum <"$3/small.txt")" ]]' "$AWS" "$URL" "$B" "$WORK"
+check "download 40 MiB and compare sha256" bash -c '"$0" --endpoint-url "$1" s3 cp "s3://$2/big.bin" "$3/big.down" && [[ "$(sha256sum <"$3/big.down")" == "$(sha256sum <"$3/big.bin")" ]]' "$AWS" "$URL" "$B" "$WORK"
+check "sync tree down and diff" bash -c '"$0" --endpoint-url "$1" s3 sync "s3://$2/tree/" "$3/tree-down" && diff -r "$3/tree" "$3/tree-down"' "$AWS" "$URL" "$B" "$WORK"
+check "s3api put-object --checksum-algorithm CRC32C + head-object --checksum-mode" bash -c '
+  "$0" --endpoint-url "$1" s3api put-object --bucket "$2" --key crc32c.txt --body "$3/small.txt" --checksum-algorithm CRC32C >/dev/null &&
+  v=$("$0" --endpoint-url "$1" s3api head-object --bucket "$2" --key crc32c.txt --checksum-mode ENABLED --query ChecksumCRC32C --output text) &&
+  echo "ChecksumCRC32C: $v" && [[ -n "$v" && "$v" != "None" ]]' "$AWS" "$URL" "$B" "$WORK"
+check "cp between keys (server-side copy)" aws_s3 s3 cp "s3://$B/small.txt" "s3://$B/copy/small.txt"
+check "rm --recursive" aws_s3 s3 rm --recursive "s3://$B/"
+check "bucket is empty after rm --recursive" bash -c '
+  n=$("$0" --endpoint-url "$1" s3api list-objects-v2 --bucket "$2" --query "KeyCount" --output text); echo "KeyCount $n"; [[ "$n" == "0" ]]' "$AWS" "$URL" "$B"
+check "rb" aws_s3 s3 rb "s3://$B"
+check "bucket gone after rb" bash -c '! "$0" --endpoint-url "$1" s3api head-bucket --bucket "$2"' "$AWS" "$URL" "$B"
+
+echo "== the 40 MiB upload again with AWS_REQUEST_CHECKSUM_CALCULATION=when_required"
+B2="${B}-wr"
+export AWS_REQUEST_CHECKSUM_CALCULATION=when_required
+check "mb (when_required)" aws_s3 s3 mb "s3://$B2"
+check "cp 40 MiB up (when_required)" aws_s3 s3 cp "$WORK/big.bin" "s3://$B2/big.bin"
+check "download and compare (when_required)" bash -c '"$0" --endpoint-url "$1" s3 cp "s3://$2/big.bin" "$3/big.down2" && [[ "$(sha256sum <"$3/big.down2")" == "$(sha256sum <"$3/big.bin")" ]]' "$AWS" "$URL" "$B2" "$WORK"
+check "rb --force (when_required)" aws_s3 s3 rb --force "s3://$B2"
+unset AWS_REQUEST_CHECKSUM_CALCULATION
+
+echo "== boto3 session"
+if "$VENV/bin/python" "$REPO/tests/compat/boto3_session.py" "$URL" >"$WORK/boto3.log" 2>&1; then :; fi
+cat "$WORK/boto3.log"
+read -r BP BF < <(sed -n 's/^RESULT passed=\([0-9]*\) failed=\([0-9]*\)$/\1 \2/p' "$WORK/boto3.log" | tail -n1; echo)
+if [[ -z "${BP:-}" ]]; then
+  FAILED=$((FAILED + 1)); FAILURES+=("boto3 session did not finish")
+else
+  PASSED=$((PASSED + BP)); FAILED=$((FAILED + BF))
+  if (( BF > 0 )); then FAILURES+=("boto3: $BF check(s)"); fi
+fi
+
+if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+  FAILED=$((FAILED + 1)); FAILURES+=("the store process died during the session")
+fi
+
+echo
+echo "$PASSED passed, $FAILED failed"
+if (( FAILED > 0 )); then
+  printf '  failed: %s\n' "${FAILURES[@]}"
+  echo "-- store stderr (tail) --"; tail -n 40 "$WORK/server.err" || true
+  exit 1
+fi

@@ -1,0 +1,33 @@
+//! End-to-end tests of `outpost store`: a real server process on 127.0.0.1:0 per test, driven by
+//! the `aws-sdk-s3` client and by a raw signed-request helper (tests/common). One test binary so
+//! the SDK is linked once; one file per area under tests/store/.
+//!
+//! Run: `cargo test --test store` (add `-- --nocapture` for the large-object test's numbers).
+//! The 1 GiB streaming-memory test and the SIGKILL crash test are ordinary tests here; select
+//! them with `cargo test --test store streaming_memory` / `crash`.
+
+#[path = "common/mod.rs"]
+mod common;
+
+#[path = "store/auth.rs"]
+mod auth;
+#[path = "store/buckets.rs"]
+mod buckets;
+#[path = "store/checksums.rs"]
+mod checksums;
+#[path = "store/conditional_writes.rs"]
+mod conditional_writes;
+#[path = "store/crash.rs"]
+mod crash;
+#[path = "store/errors.rs"]
+mod errors;
+#[path = "store/listing.rs"]
+mod listing;
+#[path = "store/multipart.rs"]
+mod multipart;
+#[path = "store/objects.rs"]
+mod objects;
+#[path = "store/reads.rs"]
+mod reads;
+#[path = "store/streaming_memory.rs"]
+mod streaming_memory;
