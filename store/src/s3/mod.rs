@@ -106,6 +106,7 @@ pub async fn handle(
         let params = AuthParams {
             keyring: &s3.keyring,
             region: &s3.config.region,
+            bucket: &route.bucket,
             now: SystemTime::now(),
             max_skew: MAX_CLOCK_SKEW,
         };
@@ -204,14 +205,16 @@ async fn authorize(s3: &S3, route: &Route, identity: &Identity) -> Result<()> {
     if matches!(identity, Identity::Key(_)) {
         return Ok(());
     }
-    if route.endpoint.is_public_read() || route.endpoint.is_public_list() {
-        if let Ok(bucket) = s3.engine.bucket(&route.bucket).await {
-            let access = ops::policy::public_access(&bucket.settings);
-            if (route.endpoint.is_public_read() && access.read)
-                || (route.endpoint.is_public_list() && access.list)
-            {
-                return Ok(());
-            }
+    let (read, list) = (
+        route.endpoint.is_public_read(),
+        route.endpoint.is_public_list(),
+    );
+    if (read || list)
+        && let Ok(bucket) = s3.engine.bucket(&route.bucket).await
+    {
+        let access = ops::policy::public_access(&bucket.settings);
+        if (read && access.read) || (list && access.list) {
+            return Ok(());
         }
     }
     Err(Error::new(Code::AccessDenied))

@@ -32,6 +32,8 @@ pub enum Identity {
 pub struct AuthParams<'a> {
     pub keyring: &'a Keyring,
     pub region: &'a str,
+    /// The bucket the request addresses (SigV2 signs it even when it is in the Host header).
+    pub bucket: &'a str,
     pub now: SystemTime,
     /// Largest accepted difference between the request date and `now` (S3: 15 minutes).
     pub max_skew: Duration,
@@ -57,11 +59,10 @@ pub enum Payload {
     /// The signed hex SHA-256 of the body (XAmzContentSHA256Mismatch on mismatch).
     Sha256([u8; 32]),
     /// `Content-Encoding: aws-chunked` framing. `signing` is set for the
-    /// `STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER]` forms; `trailer` when `x-amz-trailer`
-    /// announces a trailing header; `decoded_length` from `x-amz-decoded-content-length`.
+    /// `STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER]` forms; `decoded_length` from
+    /// `x-amz-decoded-content-length`.
     Chunked {
         signing: Option<ChunkSigning>,
-        trailer: bool,
         decoded_length: Option<u64>,
     },
 }
@@ -100,17 +101,22 @@ pub fn authenticate(req: &http::request::Parts, params: &AuthParams) -> Result<A
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let query = req.uri.query().unwrap_or("");
-    let presigned = query.contains("X-Amz-Signature=") || query.contains("Signature=");
+    let has = |name: &str| query.split('&').any(|p| p.split('=').next() == Some(name));
     match header {
-        Some(h) if h.starts_with("AWS4-HMAC-SHA256 ") => header_auth(req, h, params),
+        Some(h) if h.starts_with("AWS4-HMAC-SHA256 ") => {
+            let signed = parse_auth_header(h)
+                .ok_or_else(|| Error::new(Code::AuthorizationHeaderMalformed))?;
+            verify_v4(req, signed, params)
+        }
         Some(_) => Err(Error::msg(
             Code::InvalidRequest,
             "Unsupported Authorization Type. Please use AWS4-HMAC-SHA256.",
         )),
-        None if presigned => Err(Error::msg(
-            Code::NotImplemented,
-            "Presigned URLs are not supported yet.",
-        )),
+        None if has("X-Amz-Signature") => {
+            let signed = presign::parse(query, params)?;
+            verify_v4(req, signed, params)
+        }
+        None if has("Signature") => sigv2::verify_presigned(req, params),
         None => Ok(Authenticated {
             identity: Identity::Anonymous,
             payload: Payload::Unsigned,
@@ -118,16 +124,22 @@ pub fn authenticate(req: &http::request::Parts, params: &AuthParams) -> Result<A
     }
 }
 
-struct AuthHeader<'a> {
-    access_key: &'a str,
-    date: &'a str,
-    region: &'a str,
-    service: &'a str,
-    signed_headers: Vec<&'a str>,
-    signature: &'a str,
+/// The SigV4 fields of a request, from its Authorization header or its presigned query.
+struct SignedV4 {
+    access_key: String,
+    /// `YYYYMMDD` from the credential scope.
+    date: String,
+    region: String,
+    signed_headers: Vec<String>,
+    signature: String,
+    /// From the query when presigned; otherwise filled from the `x-amz-date` header.
+    amz_date: String,
+    /// Presigned URLs carry their own validity window (checked by [`presign::parse`]), sign
+    /// the query minus `X-Amz-Signature`, and report errors as query errors.
+    presigned: bool,
 }
 
-fn parse_auth_header(h: &str) -> Option<AuthHeader<'_>> {
+fn parse_auth_header(h: &str) -> Option<SignedV4> {
     let rest = h.strip_prefix("AWS4-HMAC-SHA256 ")?;
     let (mut credential, mut signed, mut signature) = (None, None, None);
     for field in rest.split(',').map(str::trim) {
@@ -138,104 +150,187 @@ fn parse_auth_header(h: &str) -> Option<AuthHeader<'_>> {
             _ => {}
         }
     }
-    let mut scope = credential?.splitn(5, '/');
-    let header = AuthHeader {
-        access_key: scope.next()?,
-        date: scope.next()?,
-        region: scope.next()?,
-        service: scope.next()?,
-        signed_headers: signed?.split(';').collect(),
-        signature: signature?,
-    };
-    (scope.next()? == "aws4_request").then_some(header)
+    SignedV4::new(credential?, signed?, signature?, String::new(), false)
 }
 
-fn header_auth(req: &http::request::Parts, h: &str, params: &AuthParams) -> Result<Authenticated> {
-    let auth =
-        parse_auth_header(h).ok_or_else(|| Error::new(Code::AuthorizationHeaderMalformed))?;
-    if auth.service != "s3" {
-        return Err(Error::new(Code::AuthorizationHeaderMalformed));
+impl SignedV4 {
+    /// From `AKID/20130524/us-east-1/s3/aws4_request`, `host;x-amz-date` and the signature.
+    fn new(
+        credential: &str,
+        signed_headers: &str,
+        signature: &str,
+        amz_date: String,
+        presigned: bool,
+    ) -> Option<SignedV4> {
+        let mut scope = credential.splitn(5, '/');
+        let (access_key, date, region) = (scope.next()?, scope.next()?, scope.next()?);
+        (scope.next()? == "s3" && scope.next()? == "aws4_request").then(|| SignedV4 {
+            access_key: access_key.to_owned(),
+            date: date.to_owned(),
+            region: region.to_owned(),
+            signed_headers: signed_headers.split(';').map(str::to_owned).collect(),
+            signature: signature.to_owned(),
+            amz_date,
+            presigned,
+        })
     }
+
+    fn malformed(&self, message: impl Into<std::borrow::Cow<'static, str>>) -> Error {
+        let code = if self.presigned {
+            Code::AuthorizationQueryParametersError
+        } else {
+            Code::AuthorizationHeaderMalformed
+        };
+        Error::msg(code, message)
+    }
+}
+
+fn verify_v4(
+    req: &http::request::Parts,
+    mut signed: SignedV4,
+    params: &AuthParams,
+) -> Result<Authenticated> {
+    let get = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
     let secret = params
         .keyring
-        .secret(auth.access_key)
+        .secret(&signed.access_key)
         .ok_or_else(|| Error::new(Code::InvalidAccessKeyId))?;
-    let get = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
-    let amz_date = get("x-amz-date").ok_or_else(|| {
-        Error::msg(
-            Code::AccessDenied,
-            "AWS authentication requires a valid Date or x-amz-date header",
-        )
-    })?;
-    check_skew(amz_date, params)?;
-    let content_sha = get("x-amz-content-sha256").ok_or_else(|| {
-        Error::msg(
-            Code::InvalidRequest,
-            "Missing required header for this request: x-amz-content-sha256",
-        )
-    })?;
-    let canonical_headers: String = auth
+    if signed.amz_date.is_empty() {
+        signed.amz_date = get("x-amz-date")
+            .ok_or_else(|| {
+                Error::msg(
+                    Code::AccessDenied,
+                    "AWS authentication requires a valid Date or x-amz-date header",
+                )
+            })?
+            .to_owned();
+    }
+    if signed.region != params.region {
+        return Err(signed.malformed(format!(
+            "The region '{}' is wrong; expecting '{}'",
+            signed.region, params.region
+        )));
+    }
+    if !signed.amz_date.starts_with(&signed.date) {
+        return Err(signed.malformed("The credential scope date does not match the request date."));
+    }
+    if !signed.presigned {
+        check_skew(parse_amz_date(&signed.amz_date)?, params)?;
+    }
+    // Presigned URLs sign UNSIGNED-PAYLOAD unless the client sent (and signed) a hash.
+    let content_sha = match get("x-amz-content-sha256") {
+        Some(v) => v,
+        None if signed.presigned => "UNSIGNED-PAYLOAD",
+        None => {
+            return Err(Error::msg(
+                Code::InvalidRequest,
+                "Missing required header for this request: x-amz-content-sha256",
+            ));
+        }
+    };
+    if !signed.signed_headers.iter().any(|h| h == "host") {
+        return Err(signed.malformed("The host header must be signed."));
+    }
+    let canonical_headers: String = signed
         .signed_headers
         .iter()
         .map(|name| {
             let values: Vec<String> = req
                 .headers
-                .get_all(*name)
+                .get_all(name.as_str())
                 .iter()
                 .map(|v| sigv4::canonical_header_value(v.as_bytes()))
                 .collect();
             format!("{name}:{}\n", values.join(","))
         })
         .collect();
-    let canonical_request = format!(
-        "{}\n{}\n{}\n{}\n{}\n{}",
-        req.method,
-        sigv4::canonical_uri(req.uri.path()),
-        sigv4::canonical_query(req.uri.query(), ""),
-        canonical_headers,
-        auth.signed_headers.join(";"),
-        content_sha
-    );
-    let scope = format!("{}/{}/s3/aws4_request", auth.date, auth.region);
-    let key = sigv4::signing_key(secret.expose(), auth.date, auth.region, "s3");
-    let expected = sigv4::signature(
-        &key,
-        &sigv4::string_to_sign(amz_date, &scope, &canonical_request),
-    );
-    if !bool::from(expected.as_bytes().ct_eq(auth.signature.as_bytes())) {
+    let canonical_request = |uri: &str| {
+        format!(
+            "{}\n{uri}\n{}\n{canonical_headers}\n{}\n{content_sha}",
+            req.method,
+            sigv4::canonical_query(
+                req.uri.query(),
+                if signed.presigned {
+                    "X-Amz-Signature"
+                } else {
+                    ""
+                }
+            ),
+            signed.signed_headers.join(";"),
+        )
+    };
+    let scope = format!("{}/{}/s3/aws4_request", signed.date, signed.region);
+    let key = sigv4::signing_key(secret.expose(), &signed.date, &signed.region, "s3");
+    let matches = |uri: &str| {
+        let sts = sigv4::string_to_sign(&signed.amz_date, &scope, &canonical_request(uri));
+        let expected = sigv4::signature(&key, &sts);
+        bool::from(expected.as_bytes().ct_eq(signed.signature.as_bytes()))
+    };
+    // Clients sign the path as they encoded it; most encode exactly like S3, some encode more
+    // (`%2E` for '.'), so the path as sent is tried before the canonical re-encoding.
+    let path = req.uri.path();
+    let normalized = sigv4::canonical_uri(path);
+    if !matches(path) && (normalized == path || !matches(&normalized)) {
         return Err(Error::new(Code::SignatureDoesNotMatch));
     }
-    let payload = match content_sha {
-        "UNSIGNED-PAYLOAD" => Payload::Unsigned,
-        v if v.len() == 64 => {
-            let mut hash = [0u8; 32];
-            hex::decode_to_slice(v, &mut hash).map_err(|_| Error::new(Code::InvalidArgument))?;
-            Payload::Sha256(hash)
-        }
-        v if v.starts_with("STREAMING-") => {
-            return Err(Error::msg(
-                Code::NotImplemented,
-                "aws-chunked uploads are not supported yet.",
-            ));
-        }
-        _ => {
-            return Err(Error::msg(
-                Code::InvalidArgument,
-                "Invalid x-amz-content-sha256",
-            ));
-        }
-    };
+    let payload = payload_check(req, content_sha, || ChunkSigning {
+        signing_key: key,
+        amz_date: signed.amz_date.clone(),
+        scope: scope.clone(),
+        seed_signature: signed.signature.clone(),
+    })?;
     Ok(Authenticated {
-        identity: Identity::Key(auth.access_key.to_owned()),
+        identity: Identity::Key(signed.access_key),
         payload,
     })
 }
 
-fn check_skew(amz_date: &str, params: &AuthParams) -> Result<()> {
+/// What `x-amz-content-sha256` asks of the body.
+fn payload_check(
+    req: &http::request::Parts,
+    content_sha: &str,
+    signing: impl FnOnce() -> ChunkSigning,
+) -> Result<Payload> {
+    let decoded_length = || {
+        req.headers
+            .get("x-amz-decoded-content-length")
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+    };
+    Ok(match content_sha {
+        "UNSIGNED-PAYLOAD" => Payload::Unsigned,
+        "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" | "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER" => {
+            Payload::Chunked {
+                signing: Some(signing()),
+                decoded_length: decoded_length(),
+            }
+        }
+        "STREAMING-UNSIGNED-PAYLOAD-TRAILER" => Payload::Chunked {
+            signing: None,
+            decoded_length: decoded_length(),
+        },
+        v if v.starts_with("STREAMING-AWS4-ECDSA") => {
+            return Err(Error::msg(
+                Code::NotImplemented,
+                "SigV4a (ECDSA) streaming signatures are not supported.",
+            ));
+        }
+        v => {
+            let mut hash = [0u8; 32];
+            hex::decode_to_slice(v, &mut hash)
+                .map_err(|_| Error::msg(Code::InvalidArgument, "Invalid x-amz-content-sha256"))?;
+            Payload::Sha256(hash)
+        }
+    })
+}
+
+pub(crate) fn parse_amz_date(amz_date: &str) -> Result<time::OffsetDateTime> {
     let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
-    let t = time::PrimitiveDateTime::parse(amz_date, &fmt)
+    Ok(time::PrimitiveDateTime::parse(amz_date, &fmt)
         .map_err(|_| Error::msg(Code::AccessDenied, "Invalid x-amz-date"))?
-        .assume_utc();
+        .assume_utc())
+}
+
+fn check_skew(t: time::OffsetDateTime, params: &AuthParams) -> Result<()> {
     let now = time::OffsetDateTime::from(params.now);
     if (now - t).unsigned_abs() > params.max_skew {
         return Err(Error::new(Code::RequestTimeTooSkewed));
@@ -270,13 +365,10 @@ pub fn verified_body(raw: ByteStream, payload: Payload) -> (ByteStream, Trailers
             })
             .boxed()
         }
-        Payload::Chunked { .. } => futures::stream::once(async {
-            Err(Error::msg(
-                Code::NotImplemented,
-                "aws-chunked uploads are not supported yet.",
-            ))
-        })
-        .boxed(),
+        Payload::Chunked {
+            signing,
+            decoded_length,
+        } => chunked::decode(raw, signing, decoded_length, trailers.clone()),
     };
     (stream, trailers)
 }
