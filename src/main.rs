@@ -1,6 +1,6 @@
-//! `outpost`: the one binary. `outpost store` runs the S3-compatible store; `outpost up` is the
-//! laptop all-in-one (today: a store with a local data directory and printed credentials);
-//! `outpost edge` arrives with the gateway.
+//! `outpost`: the one binary. `outpost store` runs the S3-compatible store, `outpost edge` a
+//! caching edge in front of stores, and `outpost up` both in one process for a laptop (local
+//! data directory, printed credentials and endpoints).
 //!
 //! Configuration is layered: TOML file (`--config`) → environment (`OUTPOST_*`) → flags.
 
@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use outpost_gateway::{Edge, EdgeConfig};
+use outpost_store::s3::auth::{Credentials, SecretKey};
 use outpost_store::{Store, StoreConfig};
 use serde::Deserialize;
 use tokio::net::TcpListener;
@@ -28,10 +30,42 @@ struct Cli {
 enum Command {
     /// Run the S3-compatible store.
     Store(StoreArgs),
-    /// Run everything on one machine (a store on local disk) and print how to use it.
-    Up(StoreArgs),
-    /// Run an edge gateway (not available yet).
-    Edge,
+    /// Run a caching edge gateway in front of one or more stores.
+    Edge(EdgeArgs),
+    /// Run everything on one machine (a store on local disk and an edge in front of it) and
+    /// print how to use it.
+    Up(UpArgs),
+}
+
+#[derive(Args)]
+struct EdgeArgs {
+    /// Address to listen on [default: 127.0.0.1:9080].
+    #[arg(long, env = "OUTPOST_EDGE_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Origin store URL; repeat for failover stores (primary first)
+    /// [default: http://127.0.0.1:9000].
+    #[arg(long = "origin", env = "OUTPOST_ORIGIN", value_delimiter = ',')]
+    origins: Vec<String>,
+    /// Cache directory [default: ./outpost-edge-cache].
+    #[arg(long, env = "OUTPOST_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// TOML config file with an `[edge]` table.
+    #[arg(long, env = "OUTPOST_CONFIG")]
+    config: Option<PathBuf>,
+    /// Access key the edge signs with toward the origin and accepts from clients.
+    #[arg(long, env = "OUTPOST_ACCESS_KEY_ID", hide_env_values = true)]
+    access_key_id: Option<String>,
+    #[arg(long, env = "OUTPOST_SECRET_ACCESS_KEY", hide_env_values = true)]
+    secret_access_key: Option<String>,
+}
+
+#[derive(Args)]
+struct UpArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Address of the edge [default: 127.0.0.1:9080].
+    #[arg(long, env = "OUTPOST_EDGE_LISTEN")]
+    edge_listen: Option<SocketAddr>,
 }
 
 /// Flags (and their environment variables) that override the config file.
@@ -68,6 +102,8 @@ struct StoreArgs {
 struct FileConfig {
     #[serde(default)]
     store: StoreConfig,
+    #[serde(default)]
+    edge: EdgeConfig,
 }
 
 impl StoreArgs {
@@ -94,6 +130,40 @@ impl StoreArgs {
     }
 }
 
+impl EdgeArgs {
+    fn into_config(self) -> anyhow::Result<(EdgeConfig, Credentials)> {
+        let mut cfg = match &self.config {
+            Some(path) => read_config(path)?.edge,
+            None => EdgeConfig::default(),
+        };
+        if let Some(v) = self.listen {
+            cfg.listen = v;
+        }
+        if !self.origins.is_empty() {
+            cfg.origins = self.origins;
+        }
+        if let Some(v) = self.cache_dir {
+            cfg.cache_dir = v;
+        }
+        if self.access_key_id.is_some() || self.secret_access_key.is_some() {
+            cfg.access_key_id = self.access_key_id;
+            cfg.secret_access_key = self.secret_access_key;
+        }
+        cfg.validate()?;
+        let (Some(id), Some(secret)) = (&cfg.access_key_id, &cfg.secret_access_key) else {
+            anyhow::bail!(
+                "the edge needs the store's credentials: set OUTPOST_ACCESS_KEY_ID and \
+                 OUTPOST_SECRET_ACCESS_KEY (or access_key_id/secret_access_key in [edge])"
+            );
+        };
+        let credentials = Credentials {
+            access_key_id: id.clone(),
+            secret: SecretKey::new(secret.clone()),
+        };
+        Ok((cfg, credentials))
+    }
+}
+
 fn read_config(path: &Path) -> anyhow::Result<FileConfig> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -110,20 +180,76 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Store(args) => run_store(args.into_config()?, false).await,
-        Command::Up(args) => run_store(args.into_config()?, true).await,
-        Command::Edge => {
-            anyhow::bail!("`outpost edge` is not available yet: the edge gateway is being built")
+        Command::Store(args) => start_store(args.into_config()?, false).await?.0.await,
+        Command::Edge(args) => {
+            let (config, credentials) = args.into_config()?;
+            start_edge(config, credentials).await?.await
+        }
+        Command::Up(args) => {
+            let edge_listen = args.edge_listen;
+            let config = args.store.into_config()?;
+            let mut edge = EdgeConfig {
+                origins: Vec::new(),
+                cache_dir: config.data_dir.join("edge-cache"),
+                region: config.region.clone(),
+                ..EdgeConfig::default()
+            };
+            if let Some(listen) = edge_listen {
+                edge.listen = listen;
+            }
+            let (store, root) = start_store(config, true).await?;
+            edge.origins = vec![format!("http://{}", store.addr)];
+            let edge = start_edge(edge, root).await?;
+            tokio::select! {
+                r = store => r,
+                r = edge => r,
+            }
         }
     }
 }
 
-async fn run_store(config: StoreConfig, laptop: bool) -> anyhow::Result<()> {
+/// A server that has bound its address and runs until SIGINT/SIGTERM.
+struct Running {
+    addr: SocketAddr,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl std::future::Future for Running {
+    type Output = anyhow::Result<()>;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.task)
+            .poll(cx)
+            .map(|joined| Ok(joined??))
+    }
+}
+
+async fn start_edge(config: EdgeConfig, credentials: Credentials) -> anyhow::Result<Running> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let origins = config.origins.join(", ");
+    let edge = Edge::open(config, credentials)?;
+    println!("outpost edge in front of {origins}");
+    // Scripts and tests wait for this line; keep its wording.
+    println!("outpost edge listening on http://{addr}");
+    Ok(Running {
+        addr,
+        task: tokio::spawn(edge.serve(listener, shutdown_signal())),
+    })
+}
+
+/// Also returns the root credentials (an edge started alongside signs with them).
+async fn start_store(config: StoreConfig, laptop: bool) -> anyhow::Result<(Running, Credentials)> {
     let (root, generated) = outpost_store::root_credentials(&config)?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
-    let url = format!("http://{}", listener.local_addr()?);
+    let addr = listener.local_addr()?;
+    let url = format!("http://{addr}");
     let credentials_file = config.data_dir.join("credentials.toml");
     let from_file = config.access_key_id.is_none();
     let store = Store::open(config, root.clone()).await?;
@@ -143,8 +269,11 @@ async fn run_store(config: StoreConfig, laptop: bool) -> anyhow::Result<()> {
     }
     // Scripts and tests wait for this line; keep its wording.
     println!("outpost store listening on {url}");
-    store.serve(listener, shutdown_signal()).await?;
-    Ok(())
+    let running = Running {
+        addr,
+        task: tokio::spawn(store.serve(listener, shutdown_signal())),
+    };
+    Ok((running, root))
 }
 
 async fn shutdown_signal() {

@@ -1,4 +1,25 @@
-//! Outpost edge gateway: caches reads like a CDN edge and accelerates uploads toward the store.
+//! Outpost edge gateway: caches reads like a CDN edge and relays writes to the store.
 //!
-//! Not built yet: the store comes first (see the issues). The crate exists so the workspace
-//! layout matches the design card.
+//! ```text
+//!  client ─► server (the store's accept loop) ─► pipeline: limits ─► route ─► auth (store rules)
+//!                                                  │
+//!     GET/HEAD object ─► cache: key ─► head (fresh? revalidate? stale?) ─► slices ◄─ fills
+//!     anything else   ─► relay ────────────────────────────────────────────┐      │
+//!                                                                          ▼      ▼
+//!                                                  origin group (pooled, SigV4, failover)
+//! ```
+//!
+//! Modules: [`app`] (assembly + admin endpoints), [`config`], [`pipeline`] (the request
+//! path), [`cache`] (policy, keys, tiers, collapsing, reading), [`origin`] (client toward the
+//! stores), [`compress`], [`metrics`]. Errors are the store's S3 error type: the edge speaks the same API.
+
+pub mod app;
+pub mod cache;
+pub mod compress;
+pub mod config;
+pub mod metrics;
+pub mod origin;
+pub mod pipeline;
+
+pub use app::Edge;
+pub use config::EdgeConfig;

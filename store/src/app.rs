@@ -45,7 +45,7 @@ impl Store {
             owner_id: root.access_key_id.clone(),
             keyring: Keyring::new([root]),
             config,
-            metrics: Metrics::new("outpost"),
+            metrics: Metrics::new("outpost_s3"),
         };
         Ok(Store { s3: Arc::new(s3) })
     }

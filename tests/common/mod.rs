@@ -26,6 +26,7 @@ use aws_sdk_s3::config::{
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 
+#[allow(unused_imports)]
 pub use hash::Algo;
 pub use raw::{RawRequest, SignOpts};
 
@@ -60,7 +61,8 @@ impl StoreOptions {
     }
 }
 
-/// A running `outpost store` child process; killed (SIGKILL) and reaped on drop.
+/// A running `outpost store` (or `outpost edge`) child process; killed (SIGKILL) and reaped
+/// on drop.
 pub struct TestStore {
     child: Option<Child>,
     /// `http://127.0.0.1:PORT`
@@ -90,12 +92,43 @@ impl TestStore {
             Some(d) => d.clone(),
             None => tmp.path().join("data"),
         };
+        let args = ["store", "--listen", "127.0.0.1:0", "--data"].map(String::from);
+        let mut args = args.to_vec();
+        args.push(data_dir.display().to_string());
+        TestStore::spawn("store", &args, data_dir, tmp, &opts)
+    }
+
+    /// An `outpost edge` in front of `origins` (primary first), with a fresh cache dir.
+    pub fn start_edge(origins: &[&TestStore], opts: StoreOptions) -> TestStore {
+        let tmp = tempfile::Builder::new()
+            .prefix("outpost-edge-")
+            .tempdir()
+            .expect("tempdir");
+        let cache_dir = opts
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| tmp.path().join("cache"));
+        let mut args = ["edge", "--listen", "127.0.0.1:0", "--cache-dir"]
+            .map(String::from)
+            .to_vec();
+        args.push(cache_dir.display().to_string());
+        for origin in origins {
+            args.push("--origin".into());
+            args.push(origin.url.clone());
+        }
+        TestStore::spawn("edge", &args, cache_dir, tmp, &opts)
+    }
+
+    /// Runs `outpost <args>` and waits for its `outpost <kind> listening on URL` line.
+    fn spawn(
+        kind: &str,
+        args: &[String],
+        data_dir: PathBuf,
+        tmp: tempfile::TempDir,
+        opts: &StoreOptions,
+    ) -> TestStore {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_outpost"));
-        cmd.arg("store")
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--data")
-            .arg(&data_dir)
+        cmd.args(args)
             .env("OUTPOST_ACCESS_KEY_ID", ACCESS_KEY)
             .env("OUTPOST_SECRET_ACCESS_KEY", SECRET_KEY)
             .env_remove("OUTPOST_BASE_DOMAIN")
@@ -104,6 +137,9 @@ impl TestStore {
             .env_remove("OUTPOST_LISTEN")
             .env_remove("OUTPOST_DATA")
             .env_remove("OUTPOST_REGION")
+            .env_remove("OUTPOST_ORIGIN")
+            .env_remove("OUTPOST_CACHE_DIR")
+            .env_remove("OUTPOST_EDGE_LISTEN")
             .env(
                 "RUST_LOG",
                 std::env::var("OUTPOST_TEST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -120,9 +156,7 @@ impl TestStore {
         for (k, v) in &opts.env {
             cmd.env(k, v);
         }
-        let mut child = cmd
-            .spawn()
-            .expect("spawn outpost store (is the binary built?)");
+        let mut child = cmd.spawn().expect("spawn outpost (is the binary built?)");
         let pid = child.id();
 
         // Drain stdout and stderr for the child's whole life so it never blocks on a full pipe.
@@ -130,10 +164,11 @@ impl TestStore {
         let stdout_lines = Arc::new(Mutex::new(Vec::new()));
         let lines = stdout_lines.clone();
         let stdout = child.stdout.take().unwrap();
+        let ready = format!("outpost {kind} listening on ");
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if let Some(url) = line.strip_prefix("outpost store listening on ") {
+                if let Some(url) = line.strip_prefix(ready.as_str()) {
                     let _ = tx.send(url.trim().to_string());
                 }
                 lines.lock().unwrap().push(line);
@@ -173,7 +208,7 @@ impl TestStore {
             Err(_) => {
                 let status = store.child.as_mut().unwrap().try_wait().ok().flatten();
                 panic!(
-                    "outpost store did not print its listening line within 30 s (exit: {status:?})\nstderr:\n{}",
+                    "outpost {kind} did not print its listening line within 30 s (exit: {status:?})\nstderr:\n{}",
                     store.stderr()
                 );
             }
@@ -268,7 +303,7 @@ impl Drop for TestStore {
                 err = err[cut..].to_string();
             }
             if !err.is_empty() {
-                eprintln!("---- outpost store stderr (tail) ----\n{err}\n---- end ----");
+                eprintln!("---- outpost stderr (tail) ----\n{err}\n---- end ----");
             }
         }
     }
@@ -529,4 +564,57 @@ fn harness_helpers() {
             hash::md5_hex(&[hash::md5(b"a"), hash::md5(b"b")].concat())
         )
     );
+}
+
+/// A store and an edge in front of it (edge with the test clock enabled).
+pub struct EdgePair {
+    pub store: TestStore,
+    pub edge: TestStore,
+}
+
+impl EdgePair {
+    pub fn start() -> EdgePair {
+        EdgePair::start_with("")
+    }
+
+    /// `edge_toml`: extra lines for the edge's `[edge]` table.
+    pub fn start_with(edge_toml: &str) -> EdgePair {
+        let store = TestStore::start();
+        let edge = TestStore::start_edge(
+            &[&store],
+            StoreOptions::default().config(&format!("[edge]\ntest_clock = true\n{edge_toml}")),
+        );
+        EdgePair { store, edge }
+    }
+}
+
+impl TestStore {
+    /// GetObject requests the store has answered with `status` (what an edge sent it).
+    pub async fn origin_gets(&self, status: &str) -> f64 {
+        self.metric(
+            "outpost_s3_requests_total",
+            &[("operation", "GetObject"), ("status", status)],
+        )
+        .await
+    }
+
+    /// Moves an edge's cache clock forward (edge started with `test_clock = true`).
+    pub async fn advance_clock(&self, secs: u64) {
+        let r = RawRequest::new("POST", &format!("/_outpost/test/clock?advance={secs}"))
+            .sign(self)
+            .send(self)
+            .await;
+        assert_eq!(r.status, 201, "advance clock: {}", r.text());
+    }
+
+    /// `POST /_outpost/invalidations` on an edge.
+    pub async fn invalidate(&self, paths: &[&str]) -> raw::RawResponse {
+        let body = serde_json::json!({ "paths": paths }).to_string();
+        RawRequest::new("POST", "/_outpost/invalidations")
+            .header("content-type", "application/json")
+            .body(body)
+            .sign(self)
+            .send(self)
+            .await
+    }
 }

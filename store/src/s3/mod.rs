@@ -101,7 +101,7 @@ pub async fn handle(
     let mut operation = "Unknown";
     let result = async {
         check_header_size(&parts.headers, s3.config.max_header_bytes)?;
-        let route = route_request(&parts, &s3.config)?;
+        let route = route_request(&parts, s3.config.base_domain.as_deref())?;
         operation = route.endpoint.name();
         let params = AuthParams {
             keyring: &s3.keyring,
@@ -163,11 +163,12 @@ pub async fn handle(
     response
 }
 
-fn request_id() -> String {
+pub fn request_id() -> String {
     format!("{:016X}", rand::random::<u64>())
 }
 
-fn check_header_size(headers: &http::HeaderMap, limit: usize) -> Result<()> {
+/// RequestHeaderSectionTooLarge past `limit` bytes of header names and values.
+pub fn check_header_size(headers: &http::HeaderMap, limit: usize) -> Result<()> {
     let size: usize = headers
         .iter()
         .map(|(k, v)| k.as_str().len() + v.len() + 4)
@@ -178,7 +179,9 @@ fn check_header_size(headers: &http::HeaderMap, limit: usize) -> Result<()> {
     Ok(())
 }
 
-fn route_request(parts: &http::request::Parts, config: &StoreConfig) -> Result<Route> {
+/// Routes a request (path-style, or virtual-hosted under `base_domain`) and checks the key
+/// length.
+pub fn route_request(parts: &http::request::Parts, base_domain: Option<&str>) -> Result<Route> {
     let host = parts
         .headers
         .get(http::header::HOST)
@@ -191,7 +194,7 @@ fn route_request(parts: &http::request::Parts, config: &StoreConfig) -> Result<R
         parts.uri.path(),
         &query,
         parts.headers.contains_key("x-amz-copy-source"),
-        config.base_domain.as_deref(),
+        base_domain,
     )?;
     if route.key.len() > MAX_KEY_LENGTH {
         return Err(Error::new(Code::KeyTooLongError));

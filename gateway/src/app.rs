@@ -1,0 +1,198 @@
+//! Assembles a running edge: cache + origin group + the request pipeline + admin endpoints
+//! (`/_outpost/health`, `/_outpost/metrics`, `POST /_outpost/invalidations`).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use axum::extract::State;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use outpost_store::error::{Code, Error};
+use outpost_store::s3::auth::{self, AuthParams, Credentials, Identity, Keyring};
+use outpost_store::server::{self, ConnLimits};
+use serde::Deserialize;
+use tokio::net::TcpListener;
+
+use crate::cache::Cache;
+use crate::config::EdgeConfig;
+use crate::metrics::EdgeMetrics;
+use crate::origin::{OriginGroup, OriginSettings};
+use crate::pipeline;
+
+/// Largest admin request body.
+const MAX_ADMIN_BODY: usize = 1 << 20;
+
+/// Everything a request needs, shared by all requests.
+pub struct Edge {
+    pub config: EdgeConfig,
+    /// The identity clients sign with (the store's root key): the edge checks signatures
+    /// with the same rules as the store, and signs toward the origin with the same key.
+    pub keyring: Keyring,
+    pub cache: Arc<Cache>,
+    pub origins: Arc<OriginGroup>,
+    pub metrics: Arc<EdgeMetrics>,
+}
+
+impl Edge {
+    pub fn open(config: EdgeConfig, credentials: Credentials) -> anyhow::Result<Arc<Edge>> {
+        config.validate()?;
+        std::fs::create_dir_all(&config.cache_dir)
+            .with_context(|| format!("creating {}", config.cache_dir.display()))?;
+        let cache = Cache::open(&config)
+            .with_context(|| format!("opening the cache in {}", config.cache_dir.display()))?;
+        let origins = OriginGroup::new(
+            &config.origins,
+            OriginSettings {
+                timeout: Duration::from_secs(config.origin_timeout_secs),
+                retry_after: Duration::from_secs(config.origin_retry_secs),
+                access_key_id: credentials.access_key_id.clone(),
+                secret_access_key: credentials.secret.expose().to_owned(),
+                region: config.region.clone(),
+            },
+        )?;
+        let metrics = Arc::new(EdgeMetrics::new());
+        let observed = Arc::clone(&metrics);
+        let origins = origins.with_observer(Arc::new(move |status, elapsed| {
+            observed.origin(status, elapsed)
+        }));
+        Ok(Arc::new(Edge {
+            keyring: Keyring::new([credentials]),
+            cache: Arc::new(cache),
+            origins: Arc::new(origins),
+            metrics,
+            config,
+        }))
+    }
+
+    pub fn router(self: &Arc<Self>) -> axum::Router {
+        axum::Router::new()
+            .route("/_outpost/health", get(|| async { "ok\n" }))
+            .route("/_outpost/metrics", get(metrics))
+            .route("/_outpost/invalidations", post(invalidate))
+            .route("/_outpost/test/clock", post(advance_clock))
+            .fallback(pipeline::handle)
+            .with_state(Arc::clone(self))
+    }
+
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let limits = ConnLimits {
+            header_read_timeout: Duration::from_secs(self.config.header_read_timeout_secs),
+            max_buf_size: (self.config.max_header_bytes * 4).max(256 << 10),
+        };
+        server::serve(listener, self.router(), limits, shutdown).await
+    }
+}
+
+async fn metrics(State(edge): State<Arc<Edge>>) -> impl axum::response::IntoResponse {
+    (
+        [(
+            http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        edge.metrics.render(&edge.cache),
+    )
+}
+
+/// `{"paths": ["/bucket/key", "/bucket/images/*"]}`.
+#[derive(Deserialize)]
+struct InvalidationRequest {
+    paths: Vec<String>,
+}
+
+/// Drops matching entries at once (fills in flight included). Signed with the edge's key
+/// (SigV4, service `s3`), as any S3 request: `curl --aws-sigv4 aws:amz:REGION:s3 ...`.
+async fn invalidate(
+    State(edge): State<Arc<Edge>>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    admin(&edge, request, |edge, _, body| {
+        let request: InvalidationRequest = serde_json::from_slice(body).map_err(|e| {
+            Error::msg(
+                Code::InvalidArgument,
+                format!("Expected {{\"paths\": [...]}}: {e}"),
+            )
+        })?;
+        edge.cache.invalidate(&request.paths);
+        tracing::info!(paths = ?request.paths, "invalidated");
+        Ok(serde_json::json!({ "status": "Completed", "paths": request.paths }))
+    })
+    .await
+}
+
+/// Test support (`test_clock = true` only): moves the cache clock forward.
+async fn advance_clock(
+    State(edge): State<Arc<Edge>>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    admin(&edge, request, |edge, parts, _| {
+        let secs: u64 = parts
+            .uri
+            .query()
+            .and_then(|q| q.strip_prefix("advance="))
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| Error::msg(Code::InvalidArgument, "expected ?advance=SECONDS"))?;
+        if !edge.config.test_clock {
+            return Err(Error::new(Code::AccessDenied));
+        }
+        edge.cache.clock.advance(secs);
+        Ok(serde_json::json!({ "advanced": secs }))
+    })
+    .await
+}
+
+/// An admin request: signed with the edge's key, a small JSON body, a JSON answer (201).
+async fn admin(
+    edge: &Arc<Edge>,
+    request: axum::extract::Request,
+    action: impl FnOnce(&Edge, &http::request::Parts, &[u8]) -> Result<serde_json::Value, Error>,
+) -> axum::response::Response {
+    let id = outpost_store::s3::request_id();
+    let (parts, body) = request.into_parts();
+    let result = async {
+        let authenticated = auth::authenticate(
+            &parts,
+            &AuthParams {
+                keyring: &edge.keyring,
+                region: &edge.config.region,
+                bucket: "",
+                now: SystemTime::now(),
+                max_skew: Duration::from_secs(15 * 60),
+            },
+        )?;
+        if authenticated.identity == Identity::Anonymous {
+            return Err(Error::new(Code::AccessDenied));
+        }
+        let bytes = axum::body::to_bytes(body, MAX_ADMIN_BODY)
+            .await
+            .map_err(|_| Error::new(Code::EntityTooLarge))?;
+        let raw = futures::stream::iter([Ok(bytes)]);
+        let (verified, _) = auth::verified_body(Box::pin(raw), authenticated.payload);
+        let pieces: Vec<bytes::Bytes> = futures::TryStreamExt::try_collect(verified).await?;
+        action(edge, &parts, &pieces.concat())
+    }
+    .await;
+    match result {
+        Ok(mut answer) => {
+            answer["id"] = serde_json::Value::String(id);
+            (
+                http::StatusCode::CREATED,
+                [(http::header::CONTENT_TYPE, "application/json")],
+                answer.to_string(),
+            )
+                .into_response()
+        }
+        Err(e) => {
+            let mut response = outpost_store::s3::error_response(&e, parts.uri.path(), &id, false);
+            if let Ok(v) = http::HeaderValue::from_str(&id) {
+                response.headers_mut().insert("x-amz-request-id", v);
+            }
+            response
+        }
+    }
+}

@@ -1,0 +1,338 @@
+//! Fills in flight, and request collapsing: concurrent misses for one key wait on one origin
+//! request, and every reader streams bytes while the fill is still running.
+//!
+//! A fill fetches one origin response (the whole body or a slice-aligned range of it) and cuts
+//! the body into slices. It holds only the slice being received; finished slices go to the
+//! cache tiers, where readers that fall behind find them. Rules:
+//! - A miss joins a fill of the same key that has not yet received its head, or one of the same
+//!   version whose unread part covers the position it needs; otherwise it starts one.
+//! - A fill runs to the end even if the reader that started it goes away (others may wait,
+//!   and the cache wants the body).
+//! - Invalidation detaches matching fills: later requests start afresh, and a detached fill
+//!   never stores its head.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use super::Head;
+
+/// How a fill ended, as far as its readers care.
+#[derive(Debug, Clone)]
+pub enum Ended {
+    /// The body was received (and stored, unless the fill was detached).
+    Done,
+    /// The origin confirmed the stored head (304); here is its renewal.
+    NotModified(Arc<Head>),
+    /// An answer that is not stored but small enough to hand to every waiting reader
+    /// (errors such as 403 or 500).
+    Passed(Arc<Passed>),
+    /// An answer that is not stored and too large to share: each reader asks the origin itself.
+    Bypass,
+    /// The origin could not be reached or broke off.
+    Failed(String),
+}
+
+#[derive(Debug)]
+pub struct Passed {
+    pub status: http::StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+/// What a reader finds at a position.
+pub enum At {
+    /// Bytes starting exactly at the position.
+    Data(Bytes),
+    /// The position lies in a slice the fill has finished: look in the cache.
+    Behind,
+    /// Not received yet.
+    Wait,
+    /// The fill ended before reaching the position.
+    Ended(Ended),
+}
+
+#[derive(Default)]
+pub struct Fills {
+    inflight: Mutex<HashMap<String, Vec<Arc<Fill>>>>,
+}
+
+impl Fills {
+    /// A fill for `key` a reader can join: with `version` None, one still waiting for its
+    /// head; otherwise one of that version that will deliver `pos`.
+    pub fn find(&self, key: &str, version: Option<u64>, pos: u64) -> Option<Arc<Fill>> {
+        let inflight = self.inflight.lock().expect("fills lock");
+        inflight
+            .get(key)?
+            .iter()
+            .find(|f| f.can_serve(version, pos))
+            .cloned()
+    }
+
+    /// Registers a new fill of `key` delivering body bytes from `start` (a slice boundary).
+    pub fn start(&self, key: &str, start: u64) -> Arc<Fill> {
+        let fill = Arc::new(Fill {
+            key: key.to_owned(),
+            state: Mutex::new(State {
+                head: None,
+                buf_start: start,
+                buf: Vec::new(),
+                received: start,
+                end: u64::MAX,
+                ended: None,
+            }),
+            changed: watch::channel(()).0,
+            detached: AtomicBool::new(false),
+        });
+        let mut inflight = self.inflight.lock().expect("fills lock");
+        inflight
+            .entry(key.to_owned())
+            .or_default()
+            .push(Arc::clone(&fill));
+        fill
+    }
+
+    fn remove(&self, fill: &Arc<Fill>) {
+        let mut inflight = self.inflight.lock().expect("fills lock");
+        if let Some(list) = inflight.get_mut(&fill.key) {
+            list.retain(|f| !Arc::ptr_eq(f, fill));
+            if list.is_empty() {
+                inflight.remove(&fill.key);
+            }
+        }
+    }
+
+    /// Detaches every fill whose key matches.
+    pub fn invalidate(&self, matches: impl Fn(&str) -> bool) {
+        let mut inflight = self.inflight.lock().expect("fills lock");
+        inflight.retain(|key, list| {
+            if matches(key) {
+                list.iter()
+                    .for_each(|f| f.detached.store(true, Ordering::SeqCst));
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    /// Number of fills in flight (metrics).
+    pub fn len(&self) -> usize {
+        self.inflight
+            .lock()
+            .expect("fills lock")
+            .values()
+            .map(Vec::len)
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+pub struct Fill {
+    pub key: String,
+    state: Mutex<State>,
+    changed: watch::Sender<()>,
+    detached: AtomicBool,
+}
+
+struct State {
+    head: Option<Arc<Head>>,
+    /// Body offset of the first byte in `buf` (the start of the slice being received).
+    buf_start: u64,
+    buf: Vec<Bytes>,
+    /// Body offset up to which bytes have arrived.
+    received: u64,
+    /// Body offset this fill stops at (exclusive), once known.
+    end: u64,
+    ended: Option<Ended>,
+}
+
+impl Fill {
+    fn can_serve(&self, version: Option<u64>, pos: u64) -> bool {
+        let s = self.state.lock().expect("fill lock");
+        if s.ended.is_some() {
+            return false;
+        }
+        match (&s.head, version) {
+            (None, None) => true,
+            (Some(h), Some(v)) => h.version == v && s.buf_start <= pos && pos < s.end,
+            _ => false,
+        }
+    }
+
+    pub fn is_detached(&self) -> bool {
+        self.detached.load(Ordering::SeqCst)
+    }
+
+    /// Waits until the head is known or the fill ended without one.
+    pub async fn head(&self) -> Result<Arc<Head>, Ended> {
+        let mut rx = self.changed.subscribe();
+        loop {
+            {
+                let s = self.state.lock().expect("fill lock");
+                if let Some(h) = &s.head {
+                    return Ok(Arc::clone(h));
+                }
+                if let Some(e) = &s.ended {
+                    return Err(e.clone());
+                }
+            }
+            // The sender lives in `self`, so this only fails if it was dropped: cannot happen.
+            let _ = rx.changed().await;
+        }
+    }
+
+    /// Waits until something can be said about `pos`.
+    pub async fn at(&self, pos: u64) -> At {
+        let mut rx = self.changed.subscribe();
+        loop {
+            match self.peek(pos) {
+                At::Wait => {
+                    let _ = rx.changed().await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn peek(&self, pos: u64) -> At {
+        let s = self.state.lock().expect("fill lock");
+        if pos < s.buf_start {
+            return At::Behind;
+        }
+        if pos < s.received {
+            let mut offset = s.buf_start;
+            for piece in &s.buf {
+                let piece_end = offset + piece.len() as u64;
+                if pos < piece_end {
+                    return At::Data(piece.slice((pos - offset) as usize..));
+                }
+                offset = piece_end;
+            }
+        }
+        match &s.ended {
+            Some(Ended::Done) if pos >= s.end => At::Behind,
+            Some(e) => At::Ended(e.clone()),
+            None => At::Wait,
+        }
+    }
+
+    // ---- the filling side ----
+
+    /// The origin answered: body bytes `start..end` of `head` will follow.
+    pub fn set_head(&self, head: Arc<Head>, start: u64, end: u64) {
+        let mut s = self.state.lock().expect("fill lock");
+        s.head = Some(head);
+        (s.buf_start, s.received, s.end) = (start, start, end);
+        drop(s);
+        self.changed.send_replace(());
+    }
+
+    pub fn push(&self, data: Bytes) {
+        let mut s = self.state.lock().expect("fill lock");
+        s.received += data.len() as u64;
+        s.buf.push(data);
+        drop(s);
+        self.changed.send_replace(());
+    }
+
+    /// The slice being received is complete and stored: drop it from memory.
+    pub fn slice_stored(&self) {
+        let mut s = self.state.lock().expect("fill lock");
+        s.buf_start = s.received;
+        s.buf.clear();
+        drop(s);
+        self.changed.send_replace(());
+    }
+
+    /// The received-but-unstored bytes, to assemble a slice.
+    pub fn pending(&self) -> Vec<Bytes> {
+        self.state.lock().expect("fill lock").buf.clone()
+    }
+
+    /// Ends the fill and unregisters it.
+    pub fn end(self: &Arc<Self>, fills: &Fills, ended: Ended) {
+        fills.remove(self);
+        self.state.lock().expect("fill lock").ended = Some(ended);
+        self.changed.send_replace(());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+
+    fn head(version: u64) -> Arc<Head> {
+        Arc::new(Head {
+            status: http::StatusCode::OK,
+            headers: http::HeaderMap::new(),
+            size: 10,
+            freshness: crate::cache::policy::freshness(
+                200,
+                &http::HeaderMap::new(),
+                &crate::config::Behavior::default(),
+                SystemTime::now(),
+            )
+            .expect("200 is cacheable"),
+            version,
+        })
+    }
+
+    #[tokio::test]
+    async fn readers_join_and_follow_a_fill() {
+        let fills = Fills::default();
+        let fill = fills.start("k", 0);
+        assert!(fills.find("k", None, 0).is_some(), "cold readers join");
+        let reader = {
+            let fill = Arc::clone(&fill);
+            tokio::spawn(async move {
+                let h = fill.head().await.ok().unwrap();
+                let mut got = Vec::new();
+                let mut pos = 0;
+                while pos < h.size {
+                    match fill.at(pos).await {
+                        At::Data(b) => {
+                            pos += b.len() as u64;
+                            got.extend_from_slice(&b);
+                        }
+                        At::Behind | At::Ended(_) => break,
+                        At::Wait => unreachable!(),
+                    }
+                }
+                got
+            })
+        };
+        fill.set_head(head(7), 0, 10);
+        assert!(
+            fills.find("k", None, 0).is_none(),
+            "head known: cold readers start anew"
+        );
+        assert!(fills.find("k", Some(7), 3).is_some());
+        fill.push(Bytes::from_static(b"hello"));
+        fill.push(Bytes::from_static(b"world"));
+        assert_eq!(reader.await.unwrap(), b"helloworld");
+        fill.slice_stored();
+        assert!(matches!(fill.at(2).await, At::Behind));
+        fill.end(&fills, Ended::Done);
+        assert!(fills.find("k", Some(7), 3).is_none());
+        assert!(fills.is_empty());
+    }
+
+    #[tokio::test]
+    async fn invalidation_detaches() {
+        let fills = Fills::default();
+        let fill = fills.start("a\nb\nc", 0);
+        fills.invalidate(|k| k.starts_with("a"));
+        assert!(fill.is_detached());
+        assert!(fills.find("a\nb\nc", None, 0).is_none());
+        fill.end(&fills, Ended::Failed("x".into()));
+        assert!(matches!(fill.head().await, Err(Ended::Failed(_))));
+    }
+}

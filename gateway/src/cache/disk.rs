@@ -1,0 +1,81 @@
+//! Disk tier: body slices of large objects, one file per slice, weighed in bytes. The tier is
+//! a cache, not a store: it is emptied at start-up and files are written without fsync; what
+//! survives a crash is simply refetched.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use super::SliceId;
+
+pub struct DiskTier {
+    dir: PathBuf,
+    /// Slice → its length; evicting an entry deletes its file.
+    index: moka::future::Cache<SliceId, u64>,
+}
+
+impl DiskTier {
+    pub fn open(dir: &Path, capacity: u64) -> std::io::Result<DiskTier> {
+        let dir = dir.join("slices");
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        std::fs::create_dir_all(&dir)?;
+        let files = dir.clone();
+        let index = moka::future::Cache::builder()
+            .max_capacity(capacity)
+            .weigher(|_, len: &u64| u32::try_from(*len).unwrap_or(u32::MAX))
+            .eviction_listener(move |id: std::sync::Arc<SliceId>, _, cause| {
+                // A replaced entry's file has just been rewritten under the same name.
+                if cause != moka::notification::RemovalCause::Replaced {
+                    let _ = std::fs::remove_file(slice_path(&files, &id));
+                }
+            })
+            .build();
+        Ok(DiskTier { dir, index })
+    }
+
+    pub async fn get(&self, id: SliceId) -> Option<Bytes> {
+        self.index.get(&id).await?;
+        // The file can vanish between the lookup and the read (evicted meanwhile): a miss.
+        tokio::fs::read(slice_path(&self.dir, &id))
+            .await
+            .ok()
+            .map(Bytes::from)
+    }
+
+    pub async fn insert(&self, id: SliceId, data: Bytes) {
+        let path = slice_path(&self.dir, &id);
+        let dir = self.dir.clone();
+        let len = data.len() as u64;
+        // Written under a temporary name and renamed, so a reader never sees half a slice.
+        let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
+            std::io::Write::write_all(&mut tmp, &data)?;
+            tmp.persist(&path).map_err(|e| e.error)?;
+            Ok(())
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => self.index.insert(id, len).await,
+            Ok(Err(e)) => tracing::warn!(error = %e, "disk cache write failed"),
+            Err(e) => tracing::warn!(error = %e, "disk cache write task failed"),
+        }
+    }
+
+    pub fn contains(&self, id: SliceId) -> bool {
+        self.index.contains_key(&id)
+    }
+
+    pub fn weighted_size(&self) -> u64 {
+        self.index.weighted_size()
+    }
+
+    pub fn entry_count(&self) -> u64 {
+        self.index.entry_count()
+    }
+}
+
+fn slice_path(dir: &Path, id: &SliceId) -> PathBuf {
+    dir.join(format!("{:016x}-{}", id.version, id.index))
+}

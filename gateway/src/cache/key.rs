@@ -1,0 +1,86 @@
+//! Cache keys: what makes two requests the same cached response.
+
+/// Query parameters that authenticate a request rather than select a response: they never
+/// reach the cache key (every presigned URL for one object shares its entry).
+const AUTH_PARAMS: &[&str] = &[
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-Date",
+    "X-Amz-Expires",
+    "X-Amz-SignedHeaders",
+    "X-Amz-Signature",
+    "X-Amz-Security-Token",
+    "AWSAccessKeyId",
+    "Signature",
+    "Expires",
+    "x-id",
+];
+
+pub fn is_auth_param(name: &str) -> bool {
+    AUTH_PARAMS.contains(&name)
+}
+
+/// The raw query string without authentication parameters (kept in the order sent).
+pub fn strip_auth_params(query: Option<&str>) -> String {
+    query
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty() && !is_auth_param(p.split('=').next().unwrap_or("")))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Builds a key from its parts. `namespace` separates faces and access levels (an object
+/// fetched for a signed client is not served to anonymous ones from the same entry).
+/// Query pairs are sorted so parameter order does not split the cache; `query_keys` selects
+/// which take part (`["*"]` all).
+pub fn cache_key(
+    namespace: &str,
+    bucket: &str,
+    key: &str,
+    query: Option<&str>,
+    query_keys: &[String],
+) -> String {
+    let all = query_keys.iter().any(|k| k == "*");
+    let mut pairs: Vec<&str> = query
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .filter(|p| {
+            let name = p.split('=').next().unwrap_or("");
+            !is_auth_param(name) && (all || query_keys.iter().any(|k| k == name))
+        })
+        .collect();
+    pairs.sort_unstable();
+    format!("{namespace}\n{bucket}\n{key}\n{}", pairs.join("&"))
+}
+
+/// The object part of a key (`bucket/key`), what invalidation paths match against.
+pub fn object_path(cache_key: &str) -> Option<(&str, &str)> {
+    let mut parts = cache_key.splitn(4, '\n');
+    parts.next()?;
+    Some((parts.next()?, parts.next()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_params_and_order_do_not_split_the_cache() {
+        let all = vec!["*".to_string()];
+        let a = cache_key("s3", "b", "k", Some("X-Amz-Signature=1&b=2&a=1"), &all);
+        let b = cache_key("s3", "b", "k", Some("a=1&b=2&X-Amz-Date=2"), &all);
+        assert_eq!(a, b);
+        assert_ne!(a, cache_key("s3", "b", "k", Some("a=1"), &all));
+        assert_eq!(
+            cache_key("w", "b", "k", Some("v=3&utm=x"), &["v".to_string()]),
+            cache_key("w", "b", "k", Some("utm=y&v=3"), &["v".to_string()])
+        );
+        assert_eq!(object_path(&a), Some(("b", "k")));
+        assert_eq!(
+            strip_auth_params(Some("X-Amz-Date=1&partNumber=2")),
+            "partNumber=2"
+        );
+    }
+}

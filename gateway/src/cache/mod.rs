@@ -1,0 +1,220 @@
+//! The edge cache: response heads and body slices in two tiers, filled by collapsed origin
+//! requests.
+//!
+//! A cached response is a [`Head`] (status, headers, size, freshness) under its cache key, and
+//! its body cut into fixed-size slices keyed by the head's `version`. Small bodies (one slice)
+//! live in memory; larger ones on disk, slice by slice, so a ranged read of a large object
+//! needs only the slices it covers. A refreshed object gets a new version, so slices of two
+//! versions never mix.
+//!
+//! - [`policy`]: pure freshness rules (time is a parameter).
+//! - [`key`]: cache keys.
+//! - [`disk`]: the disk tier. The memory tier is two moka caches right here.
+//! - [`collapse`]: fills in flight; concurrent misses share one origin request.
+//! - [`read`]: serving a byte range from slices and fills.
+
+pub mod collapse;
+pub mod disk;
+pub mod key;
+pub mod policy;
+pub mod read;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+
+use crate::compress::Encoding;
+use crate::config::EdgeConfig;
+use policy::Freshness;
+
+/// One body slice of one version of a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SliceId {
+    pub version: u64,
+    pub index: u64,
+}
+
+/// A stored response head.
+#[derive(Debug)]
+pub struct Head {
+    pub status: StatusCode,
+    /// End-to-end headers as the origin sent them, without framing (`content-length`,
+    /// `content-range`, `transfer-encoding`).
+    pub headers: HeaderMap,
+    /// Length of the full body.
+    pub size: u64,
+    pub freshness: Freshness,
+    /// Names this body: slices are stored under it.
+    pub version: u64,
+}
+
+impl Head {
+    pub fn etag(&self) -> Option<&str> {
+        self.headers.get(http::header::ETAG)?.to_str().ok()
+    }
+}
+
+/// The edge's notion of now. Cache logic reads time only from here, so end-to-end tests can
+/// move it forward (`test_clock`) instead of sleeping through TTLs.
+#[derive(Default)]
+pub struct Clock {
+    offset_secs: std::sync::atomic::AtomicU64,
+}
+
+impl Clock {
+    pub fn now(&self) -> std::time::SystemTime {
+        let offset = self.offset_secs.load(std::sync::atomic::Ordering::Relaxed);
+        std::time::SystemTime::now() + std::time::Duration::from_secs(offset)
+    }
+
+    pub fn advance(&self, secs: u64) {
+        self.offset_secs
+            .fetch_add(secs, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+pub struct Cache {
+    pub clock: Clock,
+    heads: moka::future::Cache<String, Arc<Head>>,
+    memory: moka::future::Cache<SliceId, Bytes>,
+    /// Compressed representations, by body version and encoding.
+    variants: moka::future::Cache<(u64, Encoding), Bytes>,
+    disk: disk::DiskTier,
+    pub slice_bytes: u64,
+    pub fills: collapse::Fills,
+}
+
+impl Cache {
+    pub fn open(config: &EdgeConfig) -> std::io::Result<Cache> {
+        // Heads are small; a sixteenth of the memory budget holds a few hundred thousand.
+        // Compressed variants get an eighth, bodies the rest.
+        let head_budget = config.memory_cache_bytes / 16;
+        let variant_budget = config.memory_cache_bytes / 8;
+        Ok(Cache {
+            clock: Clock::default(),
+            heads: moka::future::Cache::builder()
+                .max_capacity(head_budget)
+                .weigher(|k: &String, h: &Arc<Head>| head_weight(k, h))
+                .support_invalidation_closures()
+                .build(),
+            memory: moka::future::Cache::builder()
+                .max_capacity(config.memory_cache_bytes - head_budget - variant_budget)
+                .weigher(|_, b: &Bytes| u32::try_from(b.len()).unwrap_or(u32::MAX))
+                .build(),
+            variants: moka::future::Cache::builder()
+                .max_capacity(variant_budget)
+                .weigher(|_, b: &Bytes| u32::try_from(b.len()).unwrap_or(u32::MAX))
+                .build(),
+            disk: disk::DiskTier::open(&config.cache_dir, config.disk_cache_bytes)?,
+            slice_bytes: config.slice_bytes,
+            fills: collapse::Fills::default(),
+        })
+    }
+
+    pub async fn head(&self, key: &str) -> Option<Arc<Head>> {
+        self.heads.get(key).await
+    }
+
+    pub async fn put_head(&self, key: &str, head: Arc<Head>) {
+        self.heads.insert(key.to_owned(), head).await;
+    }
+
+    pub async fn remove_head(&self, key: &str) {
+        self.heads.invalidate(key).await;
+    }
+
+    /// A slice of a body of `size` bytes, from whichever tier holds bodies of that size.
+    pub async fn slice(&self, id: SliceId, size: u64) -> Option<Bytes> {
+        if size <= self.slice_bytes {
+            self.memory.get(&id).await
+        } else {
+            self.disk.get(id).await
+        }
+    }
+
+    pub fn has_slice(&self, id: SliceId, size: u64) -> bool {
+        if size <= self.slice_bytes {
+            self.memory.contains_key(&id)
+        } else {
+            self.disk.contains(id)
+        }
+    }
+
+    pub async fn put_slice(&self, id: SliceId, size: u64, data: Bytes) {
+        if size <= self.slice_bytes {
+            self.memory.insert(id, data).await;
+        } else {
+            self.disk.insert(id, data).await;
+        }
+    }
+
+    pub async fn variant(&self, version: u64, encoding: Encoding) -> Option<Bytes> {
+        self.variants.get(&(version, encoding)).await
+    }
+
+    pub async fn put_variant(&self, version: u64, encoding: Encoding, data: Bytes) {
+        self.variants.insert((version, encoding), data).await;
+    }
+
+    /// Drops every entry whose `bucket/key` matches one of `paths` (`prefix*` wildcards),
+    /// and detaches matching fills in flight so later requests start afresh.
+    pub fn invalidate(&self, paths: &[String]) {
+        let paths: Arc<Vec<String>> = Arc::new(paths.to_vec());
+        let matcher = Arc::clone(&paths);
+        self.heads
+            .invalidate_entries_if(move |k, _| {
+                key::object_path(k).is_some_and(|(b, o)| path_matches(&matcher, b, o))
+            })
+            .expect("invalidation closures are enabled");
+        self.fills
+            .invalidate(|k| key::object_path(k).is_some_and(|(b, o)| path_matches(&paths, b, o)));
+    }
+
+    /// (entries, bytes) per tier, for metrics.
+    pub fn sizes(&self) -> [(u64, u64); 3] {
+        [
+            (self.heads.entry_count(), self.heads.weighted_size()),
+            (self.memory.entry_count(), self.memory.weighted_size()),
+            (self.disk.entry_count(), self.disk.weighted_size()),
+        ]
+    }
+}
+
+fn head_weight(key: &str, head: &Head) -> u32 {
+    let headers: usize = head
+        .headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    u32::try_from(key.len() + headers + 128).unwrap_or(u32::MAX)
+}
+
+/// Invalidation paths are `/bucket/key` (or `bucket/key`), exact or ending in `*`.
+fn path_matches(paths: &[String], bucket: &str, key: &str) -> bool {
+    let object = format!("/{bucket}/{key}");
+    paths.iter().any(|p| {
+        let p = if p.starts_with('/') {
+            p.clone()
+        } else {
+            format!("/{p}")
+        };
+        match p.strip_suffix('*') {
+            Some(prefix) => object.starts_with(prefix),
+            None => object == p,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn invalidation_paths() {
+        let p = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(super::path_matches(&p(&["/b/k"]), "b", "k"));
+        assert!(!super::path_matches(&p(&["/b/k"]), "b", "k2"));
+        assert!(super::path_matches(&p(&["b/img/*"]), "b", "img/a.png"));
+        assert!(super::path_matches(&p(&["/*"]), "any", "thing"));
+        assert!(!super::path_matches(&p(&["/b/img/*"]), "b", "css/a"));
+    }
+}

@@ -1,0 +1,499 @@
+//! Serving from the cache: finding (or fetching) the head for a key, running fills, and
+//! streaming a byte range from slices and fills.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use http_body_util::BodyExt;
+
+use super::collapse::{At, Ended, Fill, Passed};
+use super::policy::{self, CacheOutcome, State};
+use super::{Cache, Head, SliceId};
+use crate::config::Behavior;
+use crate::origin::{OriginGroup, OriginRequest};
+use outpost_store::engine::ByteStream;
+use outpost_store::error::{Code, Error};
+
+/// Uncacheable answers up to this size are shared with every waiting reader; larger ones
+/// make each reader ask the origin itself.
+const PASS_LIMIT: u64 = 256 * 1024;
+/// A fill gives up when the origin sends nothing for this long.
+const ORIGIN_IDLE: Duration = Duration::from_secs(30);
+
+/// Where a key's content comes from: the origin request for the whole object (GET, without
+/// range or conditional headers) and the behaviour that decides freshness.
+pub struct Source {
+    pub origin: Arc<OriginGroup>,
+    pub request: OriginRequest,
+    pub behavior: Behavior,
+}
+
+/// What a lookup found.
+pub enum Found {
+    Head(Arc<Head>, CacheOutcome),
+    /// Not cacheable but shared with this reader (small error answers).
+    Passed(Arc<Passed>),
+    /// Not cacheable: ask the origin directly.
+    Bypass,
+    /// No origin answered and nothing usable is stored.
+    Failed(String),
+}
+
+/// Finds the head for `key`: fresh from the cache, revalidated, served stale, or fetched.
+/// `range` (the client's byte range, when it asks for one) lets a cold fill of a large
+/// object fetch only the slices that range needs.
+pub async fn lookup(
+    cache: &Arc<Cache>,
+    source: &Arc<Source>,
+    key: &str,
+    range: Option<Range<u64>>,
+) -> Found {
+    let now = cache.clock.now();
+    let Some(stored) = cache.head(key).await else {
+        let fill = join_or_start(cache, source, key, || FillKind::Cold(range.clone()));
+        return match fill.head().await {
+            Ok(head) => Found::Head(head, CacheOutcome::Miss),
+            Err(ended) => found_without_head(ended, None, now),
+        };
+    };
+    match stored.freshness.state(now) {
+        State::Fresh => Found::Head(stored, CacheOutcome::Hit),
+        State::StaleWhileRevalidate => {
+            join_or_start(cache, source, key, || {
+                FillKind::Revalidate(Arc::clone(&stored))
+            });
+            Found::Head(stored, CacheOutcome::Stale)
+        }
+        State::StaleIfError | State::Expired => {
+            let fill = join_or_start(cache, source, key, || {
+                FillKind::Revalidate(Arc::clone(&stored))
+            });
+            match fill.head().await {
+                Ok(head) => Found::Head(head, CacheOutcome::Miss),
+                Err(ended) => found_without_head(ended, Some(stored), now),
+            }
+        }
+    }
+}
+
+fn found_without_head(ended: Ended, stale: Option<Arc<Head>>, now: SystemTime) -> Found {
+    let usable_stale = stale.filter(|h| matches!(h.freshness.state(now), State::StaleIfError));
+    match (ended, usable_stale) {
+        (Ended::NotModified(head), _) => Found::Head(head, CacheOutcome::RefreshHit),
+        (Ended::Failed(_), Some(h)) => Found::Head(h, CacheOutcome::Stale),
+        (Ended::Passed(p), Some(h)) if p.status.is_server_error() => {
+            Found::Head(h, CacheOutcome::Stale)
+        }
+        (Ended::Failed(e), None) => Found::Failed(e),
+        (Ended::Passed(p), _) => Found::Passed(p),
+        (Ended::Bypass, _) => Found::Bypass,
+        (Ended::Done, _) => Found::Failed("fill ended without a head".into()),
+    }
+}
+
+fn join_or_start(
+    cache: &Arc<Cache>,
+    source: &Arc<Source>,
+    key: &str,
+    kind: impl FnOnce() -> FillKind,
+) -> Arc<Fill> {
+    if let Some(fill) = cache.fills.find(key, None, 0) {
+        return fill;
+    }
+    let kind = kind();
+    let start = match &kind {
+        FillKind::Cold(Some(r)) => r.start / cache.slice_bytes * cache.slice_bytes,
+        _ => 0,
+    };
+    let fill = cache.fills.start(key, start);
+    tokio::spawn(run_fill(
+        Arc::clone(cache),
+        Arc::clone(source),
+        Arc::clone(&fill),
+        kind,
+    ));
+    fill
+}
+
+enum FillKind {
+    /// Nothing stored: the whole body, or the slices covering the client's range.
+    Cold(Option<Range<u64>>),
+    /// The stored head expired: ask with its validators.
+    Revalidate(Arc<Head>),
+    /// Slices `range` of a stored head's body are missing.
+    Slices(Arc<Head>, Range<u64>),
+}
+
+async fn run_fill(cache: Arc<Cache>, source: Arc<Source>, fill: Arc<Fill>, mut kind: FillKind) {
+    let ended = loop {
+        match fill_once(&cache, &source, &fill, &kind).await {
+            // A cold ranged fill past the end (or of an empty object): fetch it whole.
+            Err(FillError::RangeNotSatisfiable) => kind = FillKind::Cold(None),
+            Err(FillError::Ended(ended)) => break ended,
+            Ok(()) => break Ended::Done,
+        }
+    };
+    if let Ended::Failed(reason) = &ended {
+        tracing::warn!(key = %fill.key.replace('\n', " "), %reason, "cache fill failed");
+    }
+    fill.end(&cache.fills, ended);
+}
+
+enum FillError {
+    RangeNotSatisfiable,
+    Ended(Ended),
+}
+
+impl From<Ended> for FillError {
+    fn from(e: Ended) -> Self {
+        FillError::Ended(e)
+    }
+}
+
+async fn fill_once(
+    cache: &Cache,
+    source: &Source,
+    fill: &Fill,
+    kind: &FillKind,
+) -> Result<(), FillError> {
+    let slice = cache.slice_bytes;
+    let mut request = source.request.clone();
+    let h = &mut request.headers;
+    match kind {
+        FillKind::Cold(None) => {}
+        FillKind::Cold(Some(r)) => {
+            let first = r.start / slice * slice;
+            let last = r.end.div_ceil(slice) * slice;
+            h.insert(http::header::RANGE, range_header(first..last));
+        }
+        FillKind::Revalidate(stored) => h.extend(policy::revalidation_headers(&stored.headers)),
+        FillKind::Slices(stored, r) => {
+            h.insert(http::header::RANGE, range_header(r.clone()));
+            if let Some(etag) = stored.headers.get(http::header::ETAG) {
+                h.insert(http::header::IF_MATCH, etag.clone());
+            }
+        }
+    }
+    let response = source
+        .origin
+        .fetch(&request)
+        .await
+        .map_err(|e| Ended::Failed(e.to_string()))?;
+    let now = cache.clock.now();
+    let status = response.status();
+    let (parts, body) = response.into_parts();
+    let headers = end_to_end(&parts.headers);
+    let stored = match kind {
+        FillKind::Revalidate(h) | FillKind::Slices(h, _) => Some(h),
+        FillKind::Cold(_) => None,
+    };
+    match (status.as_u16(), kind) {
+        (304, FillKind::Revalidate(h)) => {
+            let mut merged = h.headers.clone();
+            merged.extend(headers.clone());
+            let renewed = Arc::new(Head {
+                status: h.status,
+                freshness: h
+                    .freshness
+                    .renewed(&h.headers, &headers, &source.behavior, now),
+                headers: merged,
+                size: h.size,
+                version: h.version,
+            });
+            if !fill.is_detached() {
+                cache.put_head(&fill.key, Arc::clone(&renewed)).await;
+            }
+            return Err(Ended::NotModified(renewed).into());
+        }
+        (416, FillKind::Cold(Some(_))) => return Err(FillError::RangeNotSatisfiable),
+        (412, FillKind::Slices(..)) => {
+            // The object changed under a stored head: forget the head, readers start over.
+            cache.remove_head(&fill.key).await;
+            return Err(Ended::Failed("object changed during a slice fill".into()).into());
+        }
+        _ => {}
+    }
+    let (start, size) = match status.as_u16() {
+        206 => parse_content_range(&parts.headers)
+            .ok_or_else(|| Ended::Failed("206 without a usable Content-Range".into()))?,
+        _ => (0, content_length(&parts.headers).unwrap_or(u64::MAX)),
+    };
+    let delivered = content_length(&parts.headers).unwrap_or(u64::MAX);
+    let end = start.saturating_add(delivered).min(size);
+    // A 206 is our own slicing of a 200.
+    let policy_status = if status.as_u16() == 206 {
+        200
+    } else {
+        status.as_u16()
+    };
+    let head = match (stored, kind) {
+        (Some(h), FillKind::Slices(..)) => Arc::clone(h),
+        _ => match policy::freshness(policy_status, &headers, &source.behavior, now) {
+            Ok(freshness) if size != u64::MAX => Arc::new(Head {
+                status: http::StatusCode::from_u16(policy_status).unwrap_or(status),
+                headers,
+                size,
+                freshness,
+                version: rand::random(),
+            }),
+            _ => return Err(pass(status, headers, delivered, start, body).await.into()),
+        },
+    };
+    if !matches!(kind, FillKind::Slices(..)) && !fill.is_detached() {
+        cache.put_head(&fill.key, Arc::clone(&head)).await;
+    }
+    fill.set_head(Arc::clone(&head), start, end);
+    pump(cache, fill, &head, body, start, end).await
+}
+
+/// Streams the origin body into the fill, storing each slice as it completes.
+async fn pump(
+    cache: &Cache,
+    fill: &Fill,
+    head: &Head,
+    mut body: hyper::body::Incoming,
+    start: u64,
+    end: u64,
+) -> Result<(), FillError> {
+    let slice = cache.slice_bytes;
+    let mut pos = start;
+    let mut slice_end = (pos / slice + 1) * slice;
+    while pos < end {
+        let frame = match tokio::time::timeout(ORIGIN_IDLE, body.frame()).await {
+            Ok(Some(Ok(frame))) => frame,
+            Ok(Some(Err(e))) => return Err(Ended::Failed(format!("origin body: {e}")).into()),
+            Ok(None) => break,
+            Err(_) => return Err(Ended::Failed("origin body stalled".into()).into()),
+        };
+        let Ok(mut data) = frame.into_data() else {
+            continue;
+        };
+        while !data.is_empty() {
+            let take = data.len().min((slice_end.min(end) - pos) as usize);
+            fill.push(data.split_to(take));
+            pos += take as u64;
+            if pos == slice_end.min(end) {
+                let id = SliceId {
+                    version: head.version,
+                    index: (pos - 1) / slice,
+                };
+                cache.put_slice(id, head.size, concat(fill.pending())).await;
+                fill.slice_stored();
+                slice_end += slice;
+            }
+            if pos >= end {
+                break;
+            }
+        }
+    }
+    if pos < end {
+        return Err(Ended::Failed(format!("origin body ended at {pos} of {end}")).into());
+    }
+    Ok(())
+}
+
+/// An answer that is not stored: small ones are shared with every waiting reader.
+async fn pass(
+    status: http::StatusCode,
+    headers: http::HeaderMap,
+    length: u64,
+    start: u64,
+    body: hyper::body::Incoming,
+) -> Ended {
+    if length > PASS_LIMIT || start != 0 {
+        return Ended::Bypass;
+    }
+    match tokio::time::timeout(ORIGIN_IDLE, body.collect()).await {
+        Ok(Ok(collected)) => Ended::Passed(Arc::new(Passed {
+            status,
+            headers,
+            body: collected.to_bytes(),
+        })),
+        _ => Ended::Failed("origin body of an uncacheable answer failed".into()),
+    }
+}
+
+fn concat(pieces: Vec<Bytes>) -> Bytes {
+    if pieces.len() == 1 {
+        return pieces.into_iter().next().expect("one piece");
+    }
+    let mut all = BytesMut::with_capacity(pieces.iter().map(Bytes::len).sum());
+    pieces.iter().for_each(|p| all.extend_from_slice(p));
+    all.freeze()
+}
+
+/// The stream of body bytes `range` of `head`, from slices and fills, fetching missing
+/// slices (and at most a few times: an origin that keeps failing ends the stream in error).
+pub fn body(
+    cache: Arc<Cache>,
+    source: Arc<Source>,
+    key: String,
+    head: Arc<Head>,
+    range: Range<u64>,
+) -> ByteStream {
+    let reader = Reader {
+        cache,
+        source,
+        key,
+        head,
+        pos: range.start,
+        end: range.end,
+    };
+    futures::stream::unfold(reader, |mut r| async move {
+        if r.pos >= r.end {
+            return None;
+        }
+        match r.next().await {
+            Ok(data) => Some((Ok(data), r)),
+            Err(e) => {
+                r.pos = r.end;
+                Some((Err(e), r))
+            }
+        }
+    })
+    .boxed()
+}
+
+struct Reader {
+    cache: Arc<Cache>,
+    source: Arc<Source>,
+    key: String,
+    head: Arc<Head>,
+    pos: u64,
+    end: u64,
+}
+
+impl Reader {
+    async fn next(&mut self) -> Result<Bytes, Error> {
+        let slice = self.cache.slice_bytes;
+        for _attempt in 0..4 {
+            let index = self.pos / slice;
+            let id = SliceId {
+                version: self.head.version,
+                index,
+            };
+            if let Some(data) = self.cache.slice(id, self.head.size).await {
+                let from = (self.pos - index * slice) as usize;
+                let to = ((self.end - index * slice) as usize).min(data.len());
+                if from < to {
+                    self.pos += (to - from) as u64;
+                    return Ok(data.slice(from..to));
+                }
+            }
+            let fill = match self
+                .cache
+                .fills
+                .find(&self.key, Some(self.head.version), self.pos)
+            {
+                Some(fill) => fill,
+                None => self.start_slice_fill(index),
+            };
+            loop {
+                match fill.at(self.pos).await {
+                    At::Data(data) => {
+                        let take = data.len().min((self.end - self.pos) as usize);
+                        self.pos += take as u64;
+                        return Ok(data.slice(..take));
+                    }
+                    At::Behind | At::Ended(Ended::Done) => break,
+                    At::Ended(e) => {
+                        tracing::warn!(key = %self.key.replace('\n', " "), ended = ?e, "fill ended under a reader");
+                        break;
+                    }
+                    At::Wait => continue,
+                }
+            }
+        }
+        Err(Error::msg(
+            Code::ServiceUnavailable,
+            "The origin did not deliver this object.",
+        ))
+    }
+
+    /// Fetches the slices from `index` up to the next one already cached or the end of what
+    /// this reader needs.
+    fn start_slice_fill(&self, index: u64) -> Arc<Fill> {
+        let slice = self.cache.slice_bytes;
+        let start = index * slice;
+        let last = self.end.div_ceil(slice);
+        let stop = (index + 1..last)
+            .find(|&i| {
+                let id = SliceId {
+                    version: self.head.version,
+                    index: i,
+                };
+                self.cache.has_slice(id, self.head.size)
+            })
+            .unwrap_or(last);
+        let end = (stop * slice).min(self.head.size);
+        let fill = self.cache.fills.start(&self.key, start);
+        tokio::spawn(run_fill(
+            Arc::clone(&self.cache),
+            Arc::clone(&self.source),
+            Arc::clone(&fill),
+            FillKind::Slices(Arc::clone(&self.head), start..end),
+        ));
+        fill
+    }
+}
+
+fn range_header(r: Range<u64>) -> http::HeaderValue {
+    http::HeaderValue::from_str(&format!("bytes={}-{}", r.start, r.end - 1))
+        .expect("digits are a valid header value")
+}
+
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// `bytes 0-99/1000` → (0, 1000).
+fn parse_content_range(headers: &http::HeaderMap) -> Option<(u64, u64)> {
+    let v = headers.get(http::header::CONTENT_RANGE)?.to_str().ok()?;
+    let (range, size) = v.strip_prefix("bytes ")?.split_once('/')?;
+    Some((range.split_once('-')?.0.parse().ok()?, size.parse().ok()?))
+}
+
+/// Origin headers worth storing and replaying: not framing, not per-hop. The origin's
+/// request id stays: it names the request whose answer this is (and matches an error body).
+pub fn end_to_end(headers: &http::HeaderMap) -> http::HeaderMap {
+    const DROP: &[&str] = &[
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "content-length",
+        "content-range",
+        "date",
+        "server",
+        "age",
+    ];
+    let mut out = headers.clone();
+    for name in DROP {
+        out.remove(*name);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_range_and_concat() {
+        let mut h = http::HeaderMap::new();
+        h.insert(http::header::CONTENT_RANGE, "bytes 4-7/10".parse().unwrap());
+        assert_eq!(parse_content_range(&h), Some((4, 10)));
+        assert_eq!(
+            concat(vec![Bytes::from_static(b"ab"), Bytes::from_static(b"c")]),
+            Bytes::from_static(b"abc")
+        );
+        assert_eq!(range_header(0..4), "bytes=0-3");
+    }
+}

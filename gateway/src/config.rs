@@ -1,0 +1,235 @@
+//! Edge configuration: the `[edge]` table of the TOML file. Every field has a default that
+//! works on a laptop; unknown fields are rejected so typos fail at start-up.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+const MIB: u64 = 1024 * 1024;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EdgeConfig {
+    /// Address to listen on. Default `127.0.0.1:9080`.
+    pub listen: SocketAddr,
+    /// Origin stores of the default distribution, primary first, failovers after.
+    /// Default `["http://127.0.0.1:9000"]`.
+    pub origins: Vec<String>,
+    /// Directory for the disk cache tier (and, later, the upload spool). Default
+    /// `./outpost-edge-cache`.
+    pub cache_dir: PathBuf,
+    /// Memory tier capacity in bytes (bodies weighed in bytes). Default 256 MiB.
+    pub memory_cache_bytes: u64,
+    /// Disk tier capacity in bytes. Default 10 GiB.
+    pub disk_cache_bytes: u64,
+    /// Bodies are cached in slices of this many bytes; objects up to this size stay in
+    /// memory, larger ones go to the disk tier slice by slice. Default 4 MiB.
+    pub slice_bytes: u64,
+    /// Region the edge's clients sign for (the store's region). Default `us-east-1`.
+    pub region: String,
+    /// Base domain for virtual-hosted-style S3 requests (`bucket.<domain>`).
+    pub base_domain: Option<String>,
+    /// Credentials the edge signs origin requests with; clients' signatures are checked
+    /// against the same key. Normally from `OUTPOST_ACCESS_KEY_ID` / `OUTPOST_SECRET_ACCESS_KEY`.
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    /// Seconds to wait for an origin's connection and response head before failing over.
+    /// Default 10.
+    pub origin_timeout_secs: u64,
+    /// Seconds a failed origin is skipped before it is probed again. Default 5.
+    pub origin_retry_secs: u64,
+    /// Request head limit in bytes. Default 16 KiB.
+    pub max_header_bytes: usize,
+    /// Seconds a client has to send its request head. Default 30.
+    pub header_read_timeout_secs: u64,
+    /// Seconds a request body may stall before the request fails. Default 60.
+    pub body_idle_timeout_secs: u64,
+    /// Cache behaviour of the default distribution (the S3 face for every bucket).
+    pub default_behavior: Behavior,
+    /// Test support: enables `POST /_outpost/test/clock?advance=SECONDS` (signed), which moves
+    /// the cache's clock forward so tests need not sleep through TTLs. Never in production.
+    pub test_clock: bool,
+    /// Distributions selected by Host header; requests for other hosts use the S3 face.
+    #[serde(rename = "distribution")]
+    pub distributions: Vec<Distribution>,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        EdgeConfig {
+            listen: "127.0.0.1:9080".parse().expect("valid address"),
+            origins: vec!["http://127.0.0.1:9000".into()],
+            cache_dir: "./outpost-edge-cache".into(),
+            memory_cache_bytes: 256 * MIB,
+            disk_cache_bytes: 10 * 1024 * MIB,
+            slice_bytes: 4 * MIB,
+            region: "us-east-1".into(),
+            base_domain: None,
+            access_key_id: None,
+            secret_access_key: None,
+            origin_timeout_secs: 10,
+            origin_retry_secs: 5,
+            max_header_bytes: 16 * 1024,
+            header_read_timeout_secs: 30,
+            body_idle_timeout_secs: 60,
+            default_behavior: Behavior::default(),
+            test_clock: false,
+            distributions: Vec::new(),
+        }
+    }
+}
+
+impl EdgeConfig {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !self.origins.is_empty(),
+            "edge.origins must name at least one store"
+        );
+        anyhow::ensure!(
+            self.slice_bytes >= 64 * 1024,
+            "edge.slice_bytes must be >= 64 KiB"
+        );
+        for d in &self.distributions {
+            anyhow::ensure!(
+                !d.hosts.is_empty(),
+                "every [[edge.distribution]] needs hosts"
+            );
+            anyhow::ensure!(
+                !d.website || d.bucket.is_some(),
+                "a website distribution needs a bucket"
+            );
+        }
+        for b in self.distributions.iter().flat_map(|d| &d.behaviors) {
+            b.validate()?;
+        }
+        self.default_behavior.validate()
+    }
+}
+
+/// One site or S3 endpoint served by the edge (a CloudFront distribution).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Distribution {
+    /// Host names (without port) that select this distribution.
+    pub hosts: Vec<String>,
+    /// Origin stores, primary first. Default: the edge's `origins`.
+    #[serde(default)]
+    pub origins: Vec<String>,
+    /// The bucket behind the distribution. Without one, requests name the bucket (S3 face).
+    #[serde(default)]
+    pub bucket: Option<String>,
+    /// Serve the bucket as a static website (index documents, error document, redirects)
+    /// to anonymous browsers instead of speaking the S3 API.
+    #[serde(default)]
+    pub website: bool,
+    /// Cache behaviours by path pattern; the first match wins, the default behaviour after.
+    #[serde(default, rename = "behavior")]
+    pub behaviors: Vec<Behavior>,
+}
+
+/// How responses for matching paths are cached (a CloudFront cache behaviour + policy).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Behavior {
+    /// Path pattern: `*` matches any run of characters, e.g. `/static/*` or `*.js`.
+    /// Default `*`.
+    pub path: String,
+    /// Lower bound on the TTL the origin asks for, seconds. Default 0.
+    pub min_ttl_secs: u64,
+    /// TTL when the origin sends no Cache-Control max-age/s-maxage nor Expires. Default 86400.
+    pub default_ttl_secs: u64,
+    /// Upper bound on the TTL, seconds. Default 31536000 (one year).
+    pub max_ttl_secs: u64,
+    /// How long 404 and other cacheable error answers are kept, seconds. Default 10.
+    pub error_ttl_secs: u64,
+    /// How long past expiry a stale copy may be served while it is refreshed in the
+    /// background, seconds (the origin's `stale-while-revalidate` wins). Default 0.
+    pub stale_while_revalidate_secs: u64,
+    /// How long past expiry a stale copy is served when the origin fails or is unreachable,
+    /// seconds (the origin's `stale-if-error` wins). Default 86400.
+    pub stale_if_error_secs: u64,
+    /// Query parameters that are part of the cache key: `[]` none, `["*"]` all.
+    /// Default `["*"]`. (The S3 face always keys on every non-auth parameter.)
+    pub query_keys: Vec<String>,
+    /// Request headers that are part of the cache key (lower-case). Default none.
+    pub header_keys: Vec<String>,
+    /// Compress compressible content types (gzip, brotli) for clients that accept it.
+    /// Default true.
+    pub compress: bool,
+}
+
+impl Default for Behavior {
+    fn default() -> Self {
+        Behavior {
+            path: "*".into(),
+            min_ttl_secs: 0,
+            default_ttl_secs: 86_400,
+            max_ttl_secs: 31_536_000,
+            error_ttl_secs: 10,
+            stale_while_revalidate_secs: 0,
+            stale_if_error_secs: 86_400,
+            query_keys: vec!["*".into()],
+            header_keys: Vec::new(),
+            compress: true,
+        }
+    }
+}
+
+impl Behavior {
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.min_ttl_secs <= self.default_ttl_secs
+                && self.default_ttl_secs <= self.max_ttl_secs,
+            "behavior {}: need min_ttl_secs <= default_ttl_secs <= max_ttl_secs",
+            self.path
+        );
+        Ok(())
+    }
+
+    pub fn min_ttl(&self) -> Duration {
+        Duration::from_secs(self.min_ttl_secs)
+    }
+    pub fn default_ttl(&self) -> Duration {
+        Duration::from_secs(self.default_ttl_secs)
+    }
+    pub fn max_ttl(&self) -> Duration {
+        Duration::from_secs(self.max_ttl_secs)
+    }
+    pub fn error_ttl(&self) -> Duration {
+        Duration::from_secs(self.error_ttl_secs)
+    }
+    pub fn stale_while_revalidate(&self) -> Duration {
+        Duration::from_secs(self.stale_while_revalidate_secs)
+    }
+    pub fn stale_if_error(&self) -> Duration {
+        Duration::from_secs(self.stale_if_error_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_toml_parses() {
+        EdgeConfig::default().validate().unwrap();
+        let cfg: EdgeConfig = toml::from_str(
+            r#"
+            origins = ["http://a:9000", "http://b:9000"]
+            [[distribution]]
+            hosts = ["www.example.com"]
+            bucket = "site"
+            website = true
+            [[distribution.behavior]]
+            path = "/static/*"
+            default_ttl_secs = 600
+            "#,
+        )
+        .unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(cfg.distributions[0].behaviors[0].default_ttl_secs, 600);
+        assert!(toml::from_str::<EdgeConfig>("typo = 1").is_err());
+    }
+}

@@ -1,0 +1,122 @@
+//! Edge metrics: the store's request metrics under the `outpost_edge` prefix, plus cache
+//! outcomes, origin requests and cache sizes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use outpost_store::metrics::Metrics;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+
+use crate::cache::Cache;
+use crate::cache::policy::CacheOutcome;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TierLabel {
+    tier: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabel {
+    status: u16,
+}
+
+pub struct EdgeMetrics {
+    pub requests: Metrics,
+    outcomes: Family<OutcomeLabel, Counter>,
+    origin_requests: Family<StatusLabel, Counter>,
+    origin_latency: Histogram,
+    cache_bytes: Family<TierLabel, Gauge>,
+    cache_entries: Family<TierLabel, Gauge>,
+    fills: Gauge,
+}
+
+impl EdgeMetrics {
+    pub fn new() -> EdgeMetrics {
+        let mut requests = Metrics::new("outpost_edge");
+        let outcomes = Family::<OutcomeLabel, Counter>::default();
+        let origin_requests = Family::<StatusLabel, Counter>::default();
+        let origin_latency = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        let cache_bytes = Family::<TierLabel, Gauge>::default();
+        let cache_entries = Family::<TierLabel, Gauge>::default();
+        let fills = Gauge::default();
+        let r = requests.registry_mut();
+        r.register(
+            "cache_requests",
+            "GET/HEAD requests by cache outcome (Hit, Miss, RefreshHit, Stale, Bypass)",
+            outcomes.clone(),
+        );
+        r.register(
+            "origin_requests",
+            "Requests the edge sent to origins, by status (0 = no answer)",
+            origin_requests.clone(),
+        );
+        r.register(
+            "origin_duration_seconds",
+            "Time to an origin's response head",
+            origin_latency.clone(),
+        );
+        r.register(
+            "cache_bytes",
+            "Bytes held per cache tier",
+            cache_bytes.clone(),
+        );
+        r.register(
+            "cache_entries",
+            "Entries per cache tier",
+            cache_entries.clone(),
+        );
+        r.register("fills_in_flight", "Origin fills running", fills.clone());
+        EdgeMetrics {
+            requests,
+            outcomes,
+            origin_requests,
+            origin_latency,
+            cache_bytes,
+            cache_entries,
+            fills,
+        }
+    }
+
+    pub fn outcome(&self, outcome: CacheOutcome) {
+        self.outcomes
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.as_str(),
+            })
+            .inc();
+    }
+
+    pub fn origin(&self, status: Option<u16>, elapsed: Duration) {
+        self.origin_requests
+            .get_or_create(&StatusLabel {
+                status: status.unwrap_or(0),
+            })
+            .inc();
+        self.origin_latency.observe(elapsed.as_secs_f64());
+    }
+
+    /// Prometheus text, with cache sizes sampled now.
+    pub fn render(&self, cache: &Arc<Cache>) -> String {
+        for (tier, (entries, bytes)) in ["heads", "memory", "disk"].into_iter().zip(cache.sizes()) {
+            let label = TierLabel { tier };
+            self.cache_entries.get_or_create(&label).set(entries as i64);
+            self.cache_bytes.get_or_create(&label).set(bytes as i64);
+        }
+        self.fills.set(cache.fills.len() as i64);
+        self.requests.render()
+    }
+}
+
+impl Default for EdgeMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,15 @@
+//! End-to-end tests of `outpost edge`: a real store and a real edge process on 127.0.0.1:0,
+//! driven by `aws-sdk-s3` and raw signed requests. Origin traffic is read from the store's own
+//! metrics; time moves through the edge's test clock (`test_clock = true`), never by sleeping.
+//!
+//! Run: `cargo test --test edge`.
+
+#[path = "common/mod.rs"]
+mod common;
+
+#[path = "edge/cache.rs"]
+mod cache;
+#[path = "edge/faces.rs"]
+mod faces;
+#[path = "edge/resilience.rs"]
+mod resilience;

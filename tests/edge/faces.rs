@@ -1,0 +1,202 @@
+//! The edge's S3 face: signatures checked with the store's rules, public buckets open to
+//! anonymous readers, other operations relayed to the origin and answered unchanged.
+
+use crate::common::*;
+
+#[tokio::test]
+async fn the_edge_checks_signatures_like_the_store() {
+    let p = EdgePair::start();
+    let s3 = p.store.client();
+    let b = p.store.bucket(&s3, "sig").await;
+    s3.put_object()
+        .bucket(&b)
+        .key("secret.txt")
+        .body(body("s"))
+        .send()
+        .await
+        .unwrap();
+    // Cache it for signed readers first: anonymous ones must still be refused.
+    let got = p
+        .edge
+        .client()
+        .get_object()
+        .bucket(&b)
+        .key("secret.txt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read_body(got.body).await, b"s");
+
+    let r = RawRequest::new("GET", &format!("/{b}/secret.txt"))
+        .send(&p.edge)
+        .await;
+    r.assert_error(403, "AccessDenied");
+    let bad = client_for(&p.edge.url, ACCESS_KEY, "wrong secret");
+    assert_sdk_err(
+        bad.get_object().bucket(&b).key("secret.txt").send().await,
+        403,
+        "SignatureDoesNotMatch",
+    );
+    let unknown = client_for(&p.edge.url, "AKIDOESNOTEXIST00000", SECRET_KEY);
+    assert_sdk_err(
+        unknown
+            .get_object()
+            .bucket(&b)
+            .key("secret.txt")
+            .send()
+            .await,
+        403,
+        "InvalidAccessKeyId",
+    );
+    let r = RawRequest::new("GET", &format!("/{b}/secret.txt"))
+        .presign(
+            &p.edge,
+            &SignOpts::default(),
+            std::time::Duration::from_secs(60),
+        )
+        .send(&p.edge)
+        .await;
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (200, &b"s"[..]),
+        "presigned URL at the edge"
+    );
+}
+
+#[tokio::test]
+async fn public_buckets_are_served_to_anonymous_readers() {
+    let p = EdgePair::start();
+    let s3 = p.store.client();
+    let b = p.store.bucket(&s3, "pub").await;
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{b}/*"}}]}}"#
+    );
+    s3.put_bucket_policy()
+        .bucket(&b)
+        .policy(policy)
+        .send()
+        .await
+        .unwrap();
+    s3.put_object()
+        .bucket(&b)
+        .key("patch-1.2.bin")
+        .cache_control("public, max-age=3600")
+        .body(body("patch"))
+        .send()
+        .await
+        .unwrap();
+    for expected in ["Miss from outpost", "Hit from outpost"] {
+        let r = RawRequest::new("GET", &format!("/{b}/patch-1.2.bin"))
+            .send(&p.edge)
+            .await;
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (200, &b"patch"[..]),
+            "{}",
+            r.text()
+        );
+        assert_eq!(r.header("x-cache"), Some(expected));
+    }
+    // Anonymous writes are relayed and refused by the store.
+    let r = RawRequest::new("PUT", &format!("/{b}/evil"))
+        .body("x")
+        .send(&p.edge)
+        .await;
+    r.assert_error(403, "AccessDenied");
+}
+
+#[tokio::test]
+async fn writes_and_listings_are_relayed_to_the_origin() {
+    let p = EdgePair::start();
+    let edge = p.edge.client();
+    let b = unique_bucket("relay");
+    edge.create_bucket()
+        .bucket(&b)
+        .send()
+        .await
+        .expect("CreateBucket through the edge");
+    let data = random_bytes(3 * MIB + 7, 3);
+    let put = edge
+        .put_object()
+        .bucket(&b)
+        .key("dir/file.bin")
+        .content_type("application/x-patch")
+        .body(body(data.clone()))
+        .send()
+        .await
+        .expect("PutObject through the edge");
+    assert_eq!(put.e_tag(), Some(etag_of(&data).as_str()));
+
+    // The object landed in the store, byte for byte.
+    let got = p
+        .store
+        .client()
+        .get_object()
+        .bucket(&b)
+        .key("dir/file.bin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.content_type(), Some("application/x-patch"));
+    assert!(read_body(got.body).await == data);
+
+    let list = edge
+        .list_objects_v2()
+        .bucket(&b)
+        .delimiter("/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(list.common_prefixes()[0].prefix(), Some("dir/"));
+
+    // A write through the edge replaces the edge's cached copy at once.
+    let got = edge
+        .get_object()
+        .bucket(&b)
+        .key("dir/file.bin")
+        .send()
+        .await
+        .unwrap();
+    assert!(read_body(got.body).await == data);
+    edge.put_object()
+        .bucket(&b)
+        .key("dir/file.bin")
+        .body(body("v2"))
+        .send()
+        .await
+        .unwrap();
+    let got = edge
+        .get_object()
+        .bucket(&b)
+        .key("dir/file.bin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read_body(got.body).await, b"v2");
+    edge.delete_object()
+        .bucket(&b)
+        .key("dir/file.bin")
+        .send()
+        .await
+        .unwrap();
+    assert_sdk_err(
+        edge.get_object()
+            .bucket(&b)
+            .key("dir/file.bin")
+            .send()
+            .await,
+        404,
+        "NoSuchKey",
+    );
+
+    // Errors come back as the store wrote them.
+    assert_sdk_err(
+        edge.delete_bucket()
+            .bucket("no-such-bucket-here")
+            .send()
+            .await,
+        404,
+        "NoSuchBucket",
+    );
+    edge.delete_bucket().bucket(&b).send().await.unwrap();
+}
