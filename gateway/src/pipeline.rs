@@ -53,7 +53,7 @@ pub async fn handle(
         let anonymous = authenticated.identity == Identity::Anonymous;
         match route.endpoint {
             Endpoint::GetObject | Endpoint::HeadObject => {
-                let (response, o) = cached(&edge, &parts, &route, anonymous, &id).await?;
+                let (response, o) = cached(&edge, &parts, &route, anonymous).await?;
                 outcome = Some(o);
                 Ok(response)
             }
@@ -119,7 +119,6 @@ async fn cached(
     parts: &http::request::Parts,
     route: &Route,
     anonymous: bool,
-    request_id: &str,
 ) -> Result<(Response, CacheOutcome)> {
     // Anonymous readers get their own entries, fetched without the edge's signature, so the
     // origin's policy (public bucket or not) decides what they may see.
@@ -157,16 +156,7 @@ async fn cached(
     };
     match read::lookup(&edge.cache, &source, &cache_key, hint).await {
         Found::Head(head, outcome) => {
-            let response = from_head(
-                edge,
-                parts,
-                source,
-                cache_key,
-                head,
-                range_value,
-                request_id,
-            )
-            .await?;
+            let response = from_head(edge, parts, source, cache_key, head, range_value).await?;
             Ok((response, outcome))
         }
         Found::Passed(passed) => Ok((passed_response(&passed, parts), CacheOutcome::Miss)),
@@ -213,7 +203,6 @@ async fn from_head(
     cache_key: String,
     head: Arc<Head>,
     range_value: Option<&str>,
-    request_id: &str,
 ) -> Result<Response> {
     let now = edge.cache.clock.now();
     let mut builder = http::Response::builder();
@@ -249,31 +238,14 @@ async fn from_head(
             http::header::ACCEPT_RANGES,
             HeaderValue::from_static("bytes"),
         );
-        match parse_range(range_value, head.size) {
-            Ok(Some(r)) => {
-                status = StatusCode::PARTIAL_CONTENT;
-                let content_range = format!("bytes {}-{}/{}", r.start, r.end - 1, head.size);
-                h.insert(
-                    http::header::CONTENT_RANGE,
-                    HeaderValue::from_str(&content_range).expect("digits"),
-                );
-                range = r;
-            }
-            Ok(None) => {}
-            Err(e) => {
-                let mut response = s3::error_response(
-                    &e,
-                    parts.uri.path(),
-                    request_id,
-                    parts.method == Method::HEAD,
-                );
-                let unsatisfied = format!("bytes */{}", head.size);
-                response.headers_mut().insert(
-                    http::header::CONTENT_RANGE,
-                    HeaderValue::from_str(&unsatisfied).expect("digits"),
-                );
-                return Ok(response);
-            }
+        if let Some(r) = parse_range(range_value, head.size)? {
+            status = StatusCode::PARTIAL_CONTENT;
+            let content_range = format!("bytes {}-{}/{}", r.start, r.end - 1, head.size);
+            h.insert(
+                http::header::CONTENT_RANGE,
+                HeaderValue::from_str(&content_range).expect("digits"),
+            );
+            range = r;
         }
     }
     if status == StatusCode::OK && compressible(&head, &source) {

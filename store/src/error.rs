@@ -83,6 +83,8 @@ pub struct Error {
     pub code: Code,
     message: Option<Cow<'static, str>>,
     source: Option<anyhow::Error>,
+    /// Headers the error response carries (e.g. `Content-Range: bytes */SIZE` on a 416).
+    pub headers: http::HeaderMap,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -93,6 +95,7 @@ impl Error {
             code,
             message: None,
             source: None,
+            headers: http::HeaderMap::new(),
         }
     }
 
@@ -102,6 +105,7 @@ impl Error {
             code,
             message: Some(message.into()),
             source: None,
+            headers: http::HeaderMap::new(),
         }
     }
 
@@ -111,7 +115,16 @@ impl Error {
             code: Code::InternalError,
             message: None,
             source: Some(cause.into()),
+            headers: http::HeaderMap::new(),
         }
+    }
+
+    /// Adds a header to the error response (values that are not valid headers are dropped).
+    pub fn with_header(mut self, name: http::HeaderName, value: &str) -> Self {
+        if let Ok(v) = http::HeaderValue::from_str(value) {
+            self.headers.insert(name, v);
+        }
+        self
     }
 
     pub fn message(&self) -> &str {

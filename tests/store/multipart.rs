@@ -444,7 +444,7 @@ async fn upload_part_copy_with_ranges() {
     let store = TestStore::start();
     let s3 = store.client();
     let b = store.bucket(&s3, "partcopy").await;
-    let src = random_bytes(6 * MIB + 300, 27);
+    let src = random_bytes(10 * MIB + 300, 27);
     s3.put_object()
         .bucket(&b)
         .key("source")

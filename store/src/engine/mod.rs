@@ -455,8 +455,9 @@ impl Engine {
 
     /// Commits the listed parts as one object whose segments are the part blobs (no data copy).
     /// InvalidPartOrder, InvalidPart (missing / ETag or checksum mismatch), EntityTooSmall (a part
-    /// other than the last under 5 MiB), then the condition, all in one transaction. Unlisted
-    /// parts' blobs are deleted after the commit.
+    /// other than the last under 5 MiB), BadDigest when `expected` (the whole-object checksum
+    /// the client declared) differs from the one computed from the parts, then the condition,
+    /// all in one transaction. Unlisted parts' blobs are deleted after the commit.
     pub async fn complete_upload(
         &self,
         bucket: &str,
@@ -464,8 +465,18 @@ impl Engine {
         upload_id: &str,
         parts: Vec<CompletedPart>,
         condition: WriteCondition,
+        expected: Option<ChecksumValue>,
     ) -> Result<ObjectInfo> {
-        multipart::complete(&self.inner, bucket, key, upload_id, parts, condition).await
+        multipart::complete(
+            &self.inner,
+            bucket,
+            key,
+            upload_id,
+            parts,
+            condition,
+            expected,
+        )
+        .await
     }
 
     /// NoSuchUpload if unknown. Deletes the parts' blobs.

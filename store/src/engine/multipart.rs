@@ -287,6 +287,37 @@ fn assemble(
     })
 }
 
+/// The whole-object checksum a client declared on Complete must be the one computed from the
+/// parts (for COMPOSITE, without the `-N` part count).
+fn check_declared(
+    computed: Option<&StoredChecksum>,
+    declared: Option<&ChecksumValue>,
+) -> Result<()> {
+    let Some(declared) = declared else {
+        return Ok(());
+    };
+    let Some(computed) = computed.filter(|c| c.algorithm == declared.algorithm) else {
+        return Err(Error::msg(
+            Code::InvalidRequest,
+            format!(
+                "The upload was not created with the {} checksum algorithm.",
+                declared.algorithm.name()
+            ),
+        ));
+    };
+    let value = computed.value.split('-').next().unwrap_or("");
+    if value != declared.to_base64() {
+        return Err(Error::msg(
+            Code::BadDigest,
+            format!(
+                "The {} you specified did not match the calculated checksum.",
+                declared.algorithm.name()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 pub(super) async fn complete(
     inner: &std::sync::Arc<Inner>,
     bucket: &str,
@@ -294,6 +325,7 @@ pub(super) async fn complete(
     upload_id: &str,
     parts: Vec<CompletedPart>,
     condition: WriteCondition,
+    expected: Option<ChecksumValue>,
 ) -> Result<ObjectInfo> {
     if parts.is_empty() {
         return Err(Error::msg(
@@ -327,6 +359,7 @@ pub(super) async fn complete(
                         .into_iter()
                         .collect();
                 let record = assemble(&upload, &parts, &stored)?;
+                check_declared(record.checksum.as_ref(), expected.as_ref())?;
                 let replaced = index::commit_object(txn, &b, &k, &record, &condition)?;
                 let kept: std::collections::HashSet<&str> =
                     record.segments.iter().map(|s| s.blob.as_str()).collect();

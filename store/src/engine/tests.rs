@@ -668,7 +668,14 @@ async fn multipart_range_reads_across_segments() {
         .unwrap();
     let listed = upload_parts(&engine, "m", &up, &parts).await;
     let info = engine
-        .complete_upload("b", "m", &up.upload_id, listed, WriteCondition::default())
+        .complete_upload(
+            "b",
+            "m",
+            &up.upload_id,
+            listed,
+            WriteCondition::default(),
+            None,
+        )
         .await
         .unwrap();
     let whole: Vec<u8> = parts.concat();
@@ -726,7 +733,7 @@ async fn complete_errors() {
     let listed = upload_parts(&engine, "m", &up, &parts).await;
     let id = up.upload_id.as_str();
     let complete = |parts: Vec<CompletedPart>| {
-        engine.complete_upload("b", "m", id, parts, WriteCondition::default())
+        engine.complete_upload("b", "m", id, parts, WriteCondition::default(), None)
     };
     let p = |n: u32, etag: &str| CompletedPart {
         part_number: n,
@@ -764,7 +771,8 @@ async fn complete_errors() {
                     "m",
                     "nope",
                     vec![p(1, &etag(0))],
-                    WriteCondition::default()
+                    WriteCondition::default(),
+                    None
                 )
                 .await
         ),
@@ -805,7 +813,14 @@ async fn complete_errors() {
         if_match: None,
     };
     let r = engine
-        .complete_upload("b", "m", id, vec![p(1, &etag(0)), p(3, &etag(2))], cond)
+        .complete_upload(
+            "b",
+            "m",
+            id,
+            vec![p(1, &etag(0)), p(3, &etag(2))],
+            cond,
+            None,
+        )
         .await;
     assert_eq!(code(r), Code::PreconditionFailed);
     assert_eq!(get(&engine, "m", None).await, b"existing");
@@ -970,13 +985,27 @@ async fn multipart_checksums() {
     let mut wrong = listed.clone();
     wrong[1].checksum = Some(raw[0].to_base64());
     let r = engine
-        .complete_upload("b", "c", &up.upload_id, wrong, WriteCondition::default())
+        .complete_upload(
+            "b",
+            "c",
+            &up.upload_id,
+            wrong,
+            WriteCondition::default(),
+            None,
+        )
         .await;
     assert_eq!(code(r), Code::InvalidPart);
     let mut without = listed.clone();
     without[0].checksum = None; // clients list checksums only if UploadPart echoed them
     let info = engine
-        .complete_upload("b", "c", &up.upload_id, without, WriteCondition::default())
+        .complete_upload(
+            "b",
+            "c",
+            &up.upload_id,
+            without,
+            WriteCondition::default(),
+            None,
+        )
         .await
         .unwrap();
     let sum = info.checksum.unwrap();
@@ -1001,7 +1030,14 @@ async fn multipart_checksums() {
         .unwrap();
     let listed = upload_parts(&engine, "f", &up, &parts).await;
     let info = engine
-        .complete_upload("b", "f", &up.upload_id, listed, WriteCondition::default())
+        .complete_upload(
+            "b",
+            "f",
+            &up.upload_id,
+            listed,
+            WriteCondition::default(),
+            None,
+        )
         .await
         .unwrap();
     let sum = info.checksum.unwrap();

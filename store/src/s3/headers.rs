@@ -9,9 +9,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
+use crate::engine::checksum::Hasher;
 use crate::engine::{
-    ChecksumAlgorithm, ChecksumValue, Digests, ObjectHeaders, ObjectInfo, StoredChecksum, Verify,
-    WriteCondition,
+    ByteStream, ChecksumAlgorithm, ChecksumValue, Digests, ObjectHeaders, ObjectInfo,
+    StoredChecksum, Verify, WriteCondition,
 };
 use crate::error::{Code, Error, Result};
 use crate::s3::auth::Trailers;
@@ -163,7 +164,7 @@ pub fn parse_range(value: Option<&str>, size: u64) -> Result<Option<Range<u64>>>
             return Ok(None);
         };
         if suffix == 0 {
-            return Err(Error::new(Code::InvalidRange));
+            return Err(unsatisfiable(size));
         }
         size.saturating_sub(suffix)..size
     } else {
@@ -179,14 +180,19 @@ pub fn parse_range(value: Option<&str>, size: u64) -> Result<Option<Range<u64>>>
             }
         };
         if first >= size {
-            return Err(Error::new(Code::InvalidRange));
+            return Err(unsatisfiable(size));
         }
         first..last + 1
     };
     if range.is_empty() {
-        return Err(Error::new(Code::InvalidRange));
+        return Err(unsatisfiable(size));
     }
     Ok(Some(range))
+}
+
+/// 416 InvalidRange, with the object size in `Content-Range: bytes */SIZE` (RFC 9110 15.5.17).
+pub fn unsatisfiable(size: u64) -> Error {
+    Error::new(Code::InvalidRange).with_header(header::CONTENT_RANGE, &format!("bytes */{size}"))
 }
 
 /// Does an If-Match / If-None-Match list (`"a", W/"b"`, or `*`) name this ETag?
@@ -354,44 +360,85 @@ impl Integrity {
             if self.content_md5.is_some_and(|md5| md5 != d.md5) {
                 return Err(Error::new(Code::BadDigest));
             }
-            let expected = match (self.expected, self.trailer) {
-                (Some(v), _) => Some(v),
-                (None, Some(algorithm)) => {
-                    let value = trailers.get(algorithm.header()).ok_or_else(|| {
-                        Error::msg(
-                            Code::InvalidRequest,
-                            format!(
-                                "The {} trailer was announced but not sent.",
-                                algorithm.header()
-                            ),
-                        )
-                    })?;
-                    Some(
-                        ChecksumValue::from_base64(algorithm, &value).ok_or_else(|| {
-                            Error::msg(
-                                Code::InvalidRequest,
-                                format!(
-                                    "Value for {} trailing header is invalid.",
-                                    algorithm.header()
-                                ),
-                            )
-                        })?,
-                    )
-                }
-                (None, None) => None,
-            };
-            match (expected, &d.checksum) {
-                (Some(want), Some(got)) if want != *got => Err(Error::msg(
-                    Code::BadDigest,
-                    format!(
-                        "The {} you specified did not match the calculated checksum.",
-                        want.algorithm.name()
-                    ),
-                )),
+            match (self.expected_value(&trailers)?, &d.checksum) {
+                (Some(want), Some(got)) if want != *got => Err(mismatch(want.algorithm)),
                 _ => Ok(()),
             }
         })
     }
+
+    /// Checks the sent checksum on the body itself, for writes that store a checksum of
+    /// another algorithm or none (an UploadPart with a checksum into an upload created
+    /// without one): the stream ends in BadDigest instead of its end.
+    pub fn verify_stream(&self, body: ByteStream, trailers: Trailers) -> ByteStream {
+        use futures::StreamExt;
+        let Some(algorithm) = self.algorithm else {
+            return body;
+        };
+        let me = self.clone();
+        let state = (body, Some(Hasher::new(algorithm)));
+        futures::stream::unfold(state, move |(mut body, hasher)| {
+            let (me, trailers) = (me.clone(), trailers.clone());
+            async move {
+                let mut hasher = hasher?;
+                match body.next().await {
+                    Some(Ok(chunk)) => {
+                        hasher.update(&chunk);
+                        Some((Ok(chunk), (body, Some(hasher))))
+                    }
+                    Some(Err(e)) => Some((Err(e), (body, None))),
+                    None => match me.expected_value(&trailers) {
+                        Ok(Some(want)) if want != hasher.finalize() => {
+                            Some((Err(mismatch(want.algorithm)), (body, None)))
+                        }
+                        Ok(_) => None,
+                        Err(e) => Some((Err(e), (body, None))),
+                    },
+                }
+            }
+        })
+        .boxed()
+    }
+
+    /// The checksum the client sent, from its header or (once the body has ended) its trailer.
+    fn expected_value(&self, trailers: &Trailers) -> Result<Option<ChecksumValue>> {
+        Ok(match (&self.expected, self.trailer) {
+            (Some(v), _) => Some(v.clone()),
+            (None, Some(algorithm)) => {
+                let value = trailers.get(algorithm.header()).ok_or_else(|| {
+                    Error::msg(
+                        Code::InvalidRequest,
+                        format!(
+                            "The {} trailer was announced but not sent.",
+                            algorithm.header()
+                        ),
+                    )
+                })?;
+                Some(
+                    ChecksumValue::from_base64(algorithm, &value).ok_or_else(|| {
+                        Error::msg(
+                            Code::InvalidRequest,
+                            format!(
+                                "Value for {} trailing header is invalid.",
+                                algorithm.header()
+                            ),
+                        )
+                    })?,
+                )
+            }
+            (None, None) => None,
+        })
+    }
+}
+
+fn mismatch(algorithm: ChecksumAlgorithm) -> Error {
+    Error::msg(
+        Code::BadDigest,
+        format!(
+            "The {} you specified did not match the calculated checksum.",
+            algorithm.name()
+        ),
+    )
 }
 
 #[cfg(test)]

@@ -261,6 +261,9 @@ pub fn error_response(e: &Error, resource: &str, request_id: &str, is_head: bool
         Body::from(e.to_xml(resource, request_id))
     };
     let mut builder = http::Response::builder().status(status);
+    if let Some(h) = builder.headers_mut() {
+        h.extend(e.headers.clone());
+    }
     if status != StatusCode::NOT_MODIFIED {
         builder = builder.header(http::header::CONTENT_TYPE, "application/xml");
     }

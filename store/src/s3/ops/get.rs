@@ -206,13 +206,13 @@ pub async fn get_object_attributes(s3: &S3, req: Req) -> Result<Response> {
     if wants("ETag") {
         w.elem("ETag", &info.etag);
     }
-    if wants("Checksum") {
-        if let Some(c) = &info.checksum {
-            w.open("Checksum")
-                .elem(&format!("Checksum{}", c.algorithm.name()), &c.value)
-                .elem("ChecksumType", c.kind.name())
-                .close();
-        }
+    if wants("Checksum")
+        && let Some(c) = &info.checksum
+    {
+        w.open("Checksum")
+            .elem(&format!("Checksum{}", c.algorithm.name()), &c.value)
+            .elem("ChecksumType", c.kind.name())
+            .close();
     }
     if wants("ObjectParts") && !info.parts.is_empty() {
         write_object_parts(&mut w, &req, &info)?;
@@ -250,7 +250,7 @@ fn write_object_parts(w: &mut XmlWriter, req: &Req, info: &ObjectInfo) -> Result
         .collect();
     let truncated = marker + listed.len() < info.parts.len();
     w.open("ObjectParts")
-        .elem("TotalPartsCount", info.parts.len())
+        .elem("PartsCount", info.parts.len())
         .elem("PartNumberMarker", marker)
         .elem("NextPartNumberMarker", marker + listed.len())
         .elem("MaxParts", max)

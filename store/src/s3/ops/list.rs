@@ -129,17 +129,18 @@ pub async fn list_multipart_uploads(s3: &S3, req: Req) -> Result<Response> {
     // S3 ignores upload-id-marker unless key-marker is given too.
     let upload_id_marker = key_marker.and(non_empty(q.get("upload-id-marker")));
     let max_uploads = max_param(q, "max-uploads")?;
+    let delimiter = non_empty(q.get("delimiter"));
     let query = ListUploadsQuery {
         prefix: prefix.unwrap_or("").to_owned(),
         key_marker: key_marker.map(str::to_owned),
         upload_id_marker: upload_id_marker.map(str::to_owned),
         max_uploads,
     };
-    let (uploads, truncated) = if max_uploads == 0 {
+    let (uploads, common_prefixes, truncated) = if max_uploads == 0 {
         s3.engine.bucket(req.bucket()).await?;
-        (Vec::new(), false)
+        (Vec::new(), Vec::new(), false)
     } else {
-        s3.engine.list_uploads(req.bucket(), query).await?
+        group_uploads(s3, req.bucket(), query, delimiter).await?
     };
 
     let last = uploads.last();
@@ -159,10 +160,52 @@ pub async fn list_multipart_uploads(s3: &S3, req: Req) -> Result<Response> {
         .elem("MaxUploads", max_uploads);
     enc.write_type(&mut w);
     w.elem("IsTruncated", truncated);
+    w.opt("Delimiter", delimiter.map(|d| enc.apply(d)));
     for upload in &uploads {
         write_upload(&mut w, upload, enc, &s3.owner_id);
     }
+    write_prefixes(&mut w, &common_prefixes, enc);
     Ok(xml_response(w.finish()))
+}
+
+/// Uploads in key order, those whose key continues past the prefix with `delimiter` rolled up
+/// into common prefixes; both count toward `max_uploads`. Uploads are few, so this walks the
+/// engine's pages rather than seeking past each prefix.
+async fn group_uploads(
+    s3: &S3,
+    bucket: &str,
+    mut query: ListUploadsQuery,
+    delimiter: Option<&str>,
+) -> Result<(Vec<UploadInfo>, Vec<String>, bool)> {
+    let max = query.max_uploads;
+    let prefix_len = query.prefix.len();
+    let (mut uploads, mut prefixes) = (Vec::new(), Vec::<String>::new());
+    query.max_uploads = 1000;
+    loop {
+        let (page, more) = s3.engine.list_uploads(bucket, query.clone()).await?;
+        for upload in page {
+            let rolled = delimiter.and_then(|d| {
+                let rest = &upload.key[prefix_len..];
+                rest.find(d)
+                    .map(|i| upload.key[..prefix_len + i + d.len()].to_owned())
+            });
+            if rolled.is_some() && rolled.as_ref() == prefixes.last() {
+                continue;
+            }
+            if uploads.len() + prefixes.len() == max {
+                return Ok((uploads, prefixes, true));
+            }
+            query.key_marker = Some(upload.key.clone());
+            query.upload_id_marker = Some(upload.upload_id.clone());
+            match rolled {
+                Some(p) => prefixes.push(p),
+                None => uploads.push(upload),
+            }
+        }
+        if !more {
+            return Ok((uploads, prefixes, false));
+        }
+    }
 }
 
 /// The parameters the three object listings share.
@@ -230,7 +273,11 @@ fn write_page(w: &mut XmlWriter, page: &ListPage, row: Row, enc: Encoding, owner
     for object in &page.objects {
         write_object(w, object, row, enc, owner);
     }
-    for prefix in &page.common_prefixes {
+    write_prefixes(w, &page.common_prefixes, enc);
+}
+
+fn write_prefixes(w: &mut XmlWriter, prefixes: &[String], enc: Encoding) {
+    for prefix in prefixes {
         w.open("CommonPrefixes")
             .elem("Prefix", enc.apply(prefix))
             .close();

@@ -59,9 +59,12 @@ pub async fn upload_part(s3: &S3, mut req: Req) -> Result<Response> {
         .upload(req.bucket(), req.key(), &upload_id)
         .await?;
     let algorithm = part_algorithm(&upload, integrity.algorithm)?;
-
+    let mut body = req.take_body();
+    if algorithm.is_none() {
+        // The engine computes only the upload's algorithm: check the part's own on the way.
+        body = integrity.verify_stream(body, req.trailers.clone());
+    }
     let verify = integrity.into_verify(req.trailers.clone());
-    let body = req.take_body();
     let part = s3
         .engine
         .upload_part(
@@ -85,9 +88,17 @@ pub async fn complete(s3: &S3, mut req: Req) -> Result<Response> {
         return Err(Error::new(Code::MalformedXML));
     }
     let parts = document.parts.iter().map(completed_part).collect();
+    let declared = headers::integrity(&req.headers)?.expected;
     let info = s3
         .engine
-        .complete_upload(req.bucket(), req.key(), &upload_id, parts, condition)
+        .complete_upload(
+            req.bucket(),
+            req.key(),
+            &upload_id,
+            parts,
+            condition,
+            declared,
+        )
         .await?;
 
     let mut w = XmlWriter::new("CompleteMultipartUploadResult");
