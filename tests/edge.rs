@@ -13,3 +13,5 @@ mod cache;
 mod faces;
 #[path = "edge/resilience.rs"]
 mod resilience;
+#[path = "edge/sites.rs"]
+mod sites;

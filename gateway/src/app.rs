@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 
 use crate::cache::Cache;
 use crate::config::EdgeConfig;
+use crate::distribution::Distributions;
 use crate::metrics::EdgeMetrics;
 use crate::origin::{OriginGroup, OriginSettings};
 use crate::pipeline;
@@ -32,6 +33,8 @@ pub struct Edge {
     pub keyring: Keyring,
     pub cache: Arc<Cache>,
     pub origins: Arc<OriginGroup>,
+    /// Sites selected by Host header (distributions, website domain).
+    pub sites: Distributions,
     pub metrics: Arc<EdgeMetrics>,
 }
 
@@ -42,25 +45,28 @@ impl Edge {
             .with_context(|| format!("creating {}", config.cache_dir.display()))?;
         let cache = Cache::open(&config)
             .with_context(|| format!("opening the cache in {}", config.cache_dir.display()))?;
-        let origins = OriginGroup::new(
-            &config.origins,
-            OriginSettings {
-                timeout: Duration::from_secs(config.origin_timeout_secs),
-                retry_after: Duration::from_secs(config.origin_retry_secs),
-                access_key_id: credentials.access_key_id.clone(),
-                secret_access_key: credentials.secret.expose().to_owned(),
-                region: config.region.clone(),
-            },
-        )?;
         let metrics = Arc::new(EdgeMetrics::new());
-        let observed = Arc::clone(&metrics);
-        let origins = origins.with_observer(Arc::new(move |status, elapsed| {
-            observed.origin(status, elapsed)
-        }));
+        let settings = || OriginSettings {
+            timeout: Duration::from_secs(config.origin_timeout_secs),
+            retry_after: Duration::from_secs(config.origin_retry_secs),
+            access_key_id: credentials.access_key_id.clone(),
+            secret_access_key: credentials.secret.expose().to_owned(),
+            region: config.region.clone(),
+        };
+        let group = |urls: &[String]| -> anyhow::Result<Arc<OriginGroup>> {
+            let observed = Arc::clone(&metrics);
+            let group = OriginGroup::new(urls, settings())?.with_observer(Arc::new(
+                move |status, elapsed| observed.origin(status, elapsed),
+            ));
+            Ok(Arc::new(group))
+        };
+        let origins = group(&config.origins)?;
+        let sites = Distributions::new(&config, Arc::clone(&origins), group)?;
         Ok(Arc::new(Edge {
             keyring: Keyring::new([credentials]),
             cache: Arc::new(cache),
-            origins: Arc::new(origins),
+            origins,
+            sites,
             metrics,
             config,
         }))
@@ -177,9 +183,9 @@ async fn admin(
         action(edge, &parts, &pieces.concat())
     }
     .await;
-    match result {
+    let mut response = match result {
         Ok(mut answer) => {
-            answer["id"] = serde_json::Value::String(id);
+            answer["id"] = serde_json::Value::String(id.clone());
             (
                 http::StatusCode::CREATED,
                 [(http::header::CONTENT_TYPE, "application/json")],
@@ -187,12 +193,8 @@ async fn admin(
             )
                 .into_response()
         }
-        Err(e) => {
-            let mut response = outpost_store::s3::error_response(&e, parts.uri.path(), &id, false);
-            if let Ok(v) = http::HeaderValue::from_str(&id) {
-                response.headers_mut().insert("x-amz-request-id", v);
-            }
-            response
-        }
-    }
+        Err(e) => outpost_store::s3::error_response(&e, parts.uri.path(), &id, false),
+    };
+    outpost_store::s3::finish_response(&mut response, &id, false);
+    response
 }

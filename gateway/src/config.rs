@@ -31,6 +31,9 @@ pub struct EdgeConfig {
     pub region: String,
     /// Base domain for virtual-hosted-style S3 requests (`bucket.<domain>`).
     pub base_domain: Option<String>,
+    /// Domain under which every bucket with a website configuration is served as a website
+    /// (`bucket.<domain>`, like S3's website endpoints). Default: none.
+    pub website_domain: Option<String>,
     /// Credentials the edge signs origin requests with; clients' signatures are checked
     /// against the same key. Normally from `OUTPOST_ACCESS_KEY_ID` / `OUTPOST_SECRET_ACCESS_KEY`.
     pub access_key_id: Option<String>,
@@ -67,6 +70,7 @@ impl Default for EdgeConfig {
             slice_bytes: 4 * MIB,
             region: "us-east-1".into(),
             base_domain: None,
+            website_domain: None,
             access_key_id: None,
             secret_access_key: None,
             origin_timeout_secs: 10,
@@ -96,10 +100,6 @@ impl EdgeConfig {
                 !d.hosts.is_empty(),
                 "every [[edge.distribution]] needs hosts"
             );
-            anyhow::ensure!(
-                !d.website || d.bucket.is_some(),
-                "a website distribution needs a bucket"
-            );
         }
         for b in self.distributions.iter().flat_map(|d| &d.behaviors) {
             b.validate()?;
@@ -117,9 +117,8 @@ pub struct Distribution {
     /// Origin stores, primary first. Default: the edge's `origins`.
     #[serde(default)]
     pub origins: Vec<String>,
-    /// The bucket behind the distribution. Without one, requests name the bucket (S3 face).
-    #[serde(default)]
-    pub bucket: Option<String>,
+    /// The bucket behind the distribution.
+    pub bucket: String,
     /// Serve the bucket as a static website (index documents, error document, redirects)
     /// to anonymous browsers instead of speaking the S3 API.
     #[serde(default)]

@@ -19,7 +19,9 @@ use crate::cache::policy::{self, CacheOutcome};
 use crate::cache::read::{self, Found, Source};
 use crate::cache::{Head, key};
 use crate::compress;
-use crate::origin::OriginRequest;
+use crate::config::Behavior;
+use crate::origin::{OriginGroup, OriginRequest};
+use crate::site;
 
 pub type Response = http::Response<Body>;
 
@@ -38,6 +40,16 @@ pub async fn handle(
     let mut outcome = None;
     let result = async {
         s3::check_header_size(&parts.headers, edge.config.max_header_bytes)?;
+        let host = parts
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok());
+        if let Some(site) = edge.sites.for_host(host) {
+            operation = "Site";
+            let (response, o) = site::handle(&edge, &parts, &site).await?;
+            outcome = o;
+            return Ok(response);
+        }
         let route = s3::route_request(&parts, edge.config.base_domain.as_deref())?;
         operation = route.endpoint.name();
         let authenticated = auth::authenticate(
@@ -66,24 +78,12 @@ pub async fn handle(
         Err(e) => s3::error_response(&e, &resource, &id, is_head),
     };
     let status = response.status();
-    let h = response.headers_mut();
-    // Answers from the origin (cached or relayed) keep the request id their body names.
-    if !h.contains_key("x-amz-request-id")
-        && let Ok(v) = HeaderValue::from_str(&id)
-    {
-        h.insert("x-amz-request-id", v);
-    }
-    h.insert(http::header::SERVER, HeaderValue::from_static("Outpost"));
+    let sent = s3::finish_response(&mut response, &id, is_head);
     if let Some(o) = outcome {
-        h.insert("x-cache", HeaderValue::from_static(o.x_cache()));
+        let x_cache = HeaderValue::from_static(o.x_cache());
+        response.headers_mut().insert("x-cache", x_cache);
         edge.metrics.outcome(o);
     }
-    let sent = response
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse().ok())
-        .filter(|_| !is_head)
-        .unwrap_or(0);
     let elapsed = started.elapsed();
     edge.metrics
         .requests
@@ -97,23 +97,65 @@ pub async fn handle(
     response
 }
 
-/// The origin path of an S3 request: path-style, the key encoded once, auth parameters
-/// dropped from the query.
-fn origin_path(route: &Route, query: Option<&str>) -> String {
-    let mut path = format!("/{}", route.bucket);
-    if !route.key.is_empty() {
+/// Path-style, the key encoded once (S3's encoding, which the origin signs and checks).
+fn origin_path(bucket: &str, key: &str, query: &str) -> String {
+    let mut path = format!("/{bucket}");
+    if !key.is_empty() {
         path.push('/');
-        path.push_str(&auth::sigv4::uri_encode(&route.key, true));
+        path.push_str(&auth::sigv4::uri_encode(key, true));
     }
-    let query = key::strip_auth_params(query);
     if !query.is_empty() {
         path.push('?');
-        path.push_str(&query);
+        path.push_str(query);
     }
     path
 }
 
-/// GET/HEAD of an object through the cache.
+/// An object served through the cache: its key there and where a fill fetches it.
+pub(crate) struct Object {
+    pub(crate) cache_key: String,
+    pub(crate) source: Arc<Source>,
+}
+
+impl Object {
+    /// `namespace` keeps apart what must not share entries (S3 face signed / anonymous, each
+    /// distribution); only the query parameters in `query_keys` (`*` = all) select the
+    /// response and travel to the origin.
+    pub(crate) fn new(
+        origins: &Arc<OriginGroup>,
+        namespace: &str,
+        bucket: &str,
+        key: &str,
+        query: Option<&str>,
+        behavior: &Behavior,
+        anonymous: bool,
+    ) -> Object {
+        let cache_key = key::cache_key(namespace, bucket, key, query, &behavior.query_keys);
+        let query = key::selected_query(query, &behavior.query_keys);
+        let path_and_query = origin_path(bucket, key, &query);
+        // Checksums are always fetched and stored, and shown to clients that ask: one entry
+        // serves both kinds of client.
+        let mut headers = HeaderMap::new();
+        headers.insert("x-amz-checksum-mode", HeaderValue::from_static("ENABLED"));
+        let source = Arc::new(Source {
+            origin: Arc::clone(origins),
+            request: OriginRequest {
+                method: Method::GET,
+                path_and_query,
+                headers,
+                anonymous,
+            },
+            behavior: behavior.clone(),
+        });
+        Object { cache_key, source }
+    }
+
+    pub(crate) async fn lookup(&self, edge: &Edge, hint: Option<Range<u64>>) -> Found {
+        read::lookup(&edge.cache, &self.source, &self.cache_key, hint).await
+    }
+}
+
+/// GET/HEAD of an object on the S3 face.
 async fn cached(
     edge: &Arc<Edge>,
     parts: &http::request::Parts,
@@ -123,45 +165,53 @@ async fn cached(
     // Anonymous readers get their own entries, fetched without the edge's signature, so the
     // origin's policy (public bucket or not) decides what they may see.
     let namespace = if anonymous { "anon" } else { "s3" };
-    let cache_key = key::cache_key(
+    let mut behavior = edge.config.default_behavior.clone();
+    // S3 query parameters (partNumber, versionId, response-*) all change the answer.
+    behavior.query_keys = vec!["*".into()];
+    let object = Object::new(
+        &edge.origins,
         namespace,
         &route.bucket,
         &route.key,
         parts.uri.query(),
-        &["*".to_string()],
+        &behavior,
+        anonymous,
     );
-    // Checksums are always fetched and stored, and shown to clients that ask: one entry
-    // serves both kinds of client.
-    let mut headers = HeaderMap::new();
-    headers.insert("x-amz-checksum-mode", HeaderValue::from_static("ENABLED"));
-    let source = Arc::new(Source {
-        origin: Arc::clone(&edge.origins),
-        request: OriginRequest {
-            method: Method::GET,
-            path_and_query: origin_path(route, parts.uri.query()),
-            headers,
-            anonymous,
-        },
-        behavior: edge.config.default_behavior.clone(),
-    });
-    let range_value = parts
-        .headers
-        .get(http::header::RANGE)
-        .and_then(|v| v.to_str().ok());
-    // A cold HEAD or ranged GET fetches only the first slices it needs.
-    let hint = if parts.method == Method::HEAD {
+    let found = object.lookup(edge, hint(parts)).await;
+    answer(edge, parts, &object, found).await
+}
+
+/// A cold HEAD or ranged GET fetches only the first slices it needs.
+pub(crate) fn hint(parts: &http::request::Parts) -> Option<Range<u64>> {
+    if parts.method == Method::HEAD {
         Some(0..1)
     } else {
-        range_hint(range_value)
-    };
-    match read::lookup(&edge.cache, &source, &cache_key, hint).await {
+        range_hint(range_value(parts))
+    }
+}
+
+fn range_value(parts: &http::request::Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(http::header::RANGE)
+        .and_then(|v| v.to_str().ok())
+}
+
+/// The client's answer for what a lookup found.
+pub(crate) async fn answer(
+    edge: &Arc<Edge>,
+    parts: &http::request::Parts,
+    object: &Object,
+    found: Found,
+) -> Result<(Response, CacheOutcome)> {
+    match found {
         Found::Head(head, outcome) => {
-            let response = from_head(edge, parts, source, cache_key, head, range_value).await?;
+            let response = from_head(edge, parts, object, head).await?;
             Ok((response, outcome))
         }
         Found::Passed(passed) => Ok((passed_response(&passed, parts), CacheOutcome::Miss)),
         Found::Bypass => {
-            let mut request = source.request.clone();
+            let mut request = object.source.request.clone();
             for name in [
                 http::header::RANGE,
                 http::header::IF_MATCH,
@@ -174,7 +224,8 @@ async fn cached(
                 }
             }
             request.method = parts.method.clone();
-            let response = edge.origins.fetch(&request).await.map_err(origin_error)?;
+            let origin = &object.source.origin;
+            let response = origin.fetch(&request).await.map_err(origin_error)?;
             Ok((streamed(response), CacheOutcome::Bypass))
         }
         Found::Failed(reason) => Err(Error::msg(
@@ -196,14 +247,13 @@ fn range_hint(value: Option<&str>) -> Option<Range<u64>> {
     Some(start..end)
 }
 
-async fn from_head(
+pub(crate) async fn from_head(
     edge: &Arc<Edge>,
     parts: &http::request::Parts,
-    source: Arc<Source>,
-    cache_key: String,
+    object: &Object,
     head: Arc<Head>,
-    range_value: Option<&str>,
 ) -> Result<Response> {
+    let range_value = range_value(parts);
     let now = edge.cache.clock.now();
     let mut builder = http::Response::builder();
     let h = builder.headers_mut().expect("fresh builder");
@@ -248,7 +298,7 @@ async fn from_head(
             range = r;
         }
     }
-    if status == StatusCode::OK && compressible(&head, &source) {
+    if status == StatusCode::OK && compressible(&head, &object.source) {
         h.insert(
             http::header::VARY,
             HeaderValue::from_static("Accept-Encoding"),
@@ -260,7 +310,7 @@ async fn from_head(
         if let Some(encoding) = compress::negotiate(accept)
             && range_value.is_none()
         {
-            let data = compressed(edge, &source, &cache_key, &head, encoding).await?;
+            let data = compressed(edge, object, &head, encoding).await?;
             strip_checksums(h);
             h.insert(
                 http::header::CONTENT_ENCODING,
@@ -293,8 +343,8 @@ async fn from_head(
     } else {
         Body::from_stream(read::body(
             Arc::clone(&edge.cache),
-            source,
-            cache_key,
+            Arc::clone(&object.source),
+            object.cache_key.clone(),
             head,
             range,
         ))
@@ -330,8 +380,7 @@ fn compressible(head: &Head, source: &Source) -> bool {
 /// The compressed variant of a body, from the cache or made now from the cached slices.
 async fn compressed(
     edge: &Arc<Edge>,
-    source: &Arc<Source>,
-    cache_key: &str,
+    object: &Object,
     head: &Arc<Head>,
     encoding: compress::Encoding,
 ) -> Result<bytes::Bytes> {
@@ -340,8 +389,8 @@ async fn compressed(
     }
     let identity: Vec<bytes::Bytes> = futures::TryStreamExt::try_collect(read::body(
         Arc::clone(&edge.cache),
-        Arc::clone(source),
-        cache_key.to_owned(),
+        Arc::clone(&object.source),
+        object.cache_key.clone(),
         Arc::clone(head),
         0..head.size,
     ))
@@ -460,7 +509,11 @@ async fn relay(
     }
     let request = OriginRequest {
         method: parts.method.clone(),
-        path_and_query: origin_path(route, parts.uri.query()),
+        path_and_query: origin_path(
+            &route.bucket,
+            &route.key,
+            &key::strip_auth_params(parts.uri.query()),
+        ),
         headers,
         anonymous,
     };

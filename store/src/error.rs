@@ -84,7 +84,7 @@ pub struct Error {
     message: Option<Cow<'static, str>>,
     source: Option<anyhow::Error>,
     /// Headers the error response carries (e.g. `Content-Range: bytes */SIZE` on a 416).
-    pub headers: http::HeaderMap,
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -95,7 +95,7 @@ impl Error {
             code,
             message: None,
             source: None,
-            headers: http::HeaderMap::new(),
+            headers: Vec::new(),
         }
     }
 
@@ -105,7 +105,7 @@ impl Error {
             code,
             message: Some(message.into()),
             source: None,
-            headers: http::HeaderMap::new(),
+            headers: Vec::new(),
         }
     }
 
@@ -115,14 +115,14 @@ impl Error {
             code: Code::InternalError,
             message: None,
             source: Some(cause.into()),
-            headers: http::HeaderMap::new(),
+            headers: Vec::new(),
         }
     }
 
     /// Adds a header to the error response (values that are not valid headers are dropped).
     pub fn with_header(mut self, name: http::HeaderName, value: &str) -> Self {
         if let Ok(v) = http::HeaderValue::from_str(value) {
-            self.headers.insert(name, v);
+            self.headers.push((name, v));
         }
         self
     }

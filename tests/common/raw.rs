@@ -347,12 +347,12 @@ impl RawRequest {
             head.extend_from_slice(b"\r\n");
         }
         match &self.body {
-            Body::Empty if matches!(self.method.as_str(), "PUT" | "POST") => {
-                if self.get_header("content-length").is_none()
-                    && self.get_header("transfer-encoding").is_none()
-                {
-                    head.extend_from_slice(b"content-length: 0\r\n");
-                }
+            Body::Empty
+                if matches!(self.method.as_str(), "PUT" | "POST")
+                    && self.get_header("content-length").is_none()
+                    && self.get_header("transfer-encoding").is_none() =>
+            {
+                head.extend_from_slice(b"content-length: 0\r\n");
             }
             Body::Bytes(b) if self.get_header("content-length").is_none() => {
                 head.extend_from_slice(format!("content-length: {}\r\n", b.len()).as_bytes());

@@ -188,23 +188,9 @@ async fn ranged_reads_fetch_only_the_slices_they_need() {
         .await
         .unwrap();
     assert!(read_body(got.body).await == data[data.len() - 100..]);
-    let got = edge
-        .get_object()
-        .bucket(&b)
-        .key("big.iso")
-        .send()
-        .await
-        .unwrap();
-    assert!(read_body(got.body).await == data);
+    assert!(object_bytes(&edge, &b, "big.iso").await == data);
     let before = p.store.metric("outpost_s3_bytes_sent_total", &[]).await;
-    let got = edge
-        .get_object()
-        .bucket(&b)
-        .key("big.iso")
-        .send()
-        .await
-        .unwrap();
-    assert!(read_body(got.body).await == data);
+    assert!(object_bytes(&edge, &b, "big.iso").await == data);
     assert_eq!(
         p.store.metric("outpost_s3_bytes_sent_total", &[]).await,
         before,
@@ -279,14 +265,7 @@ async fn missing_objects_are_cached_briefly() {
     );
     assert_eq!(p.store.origin_gets("404").await, 1.0, "the 404 was cached");
     p.edge.advance_clock(11).await;
-    let got = edge
-        .get_object()
-        .bucket(&b)
-        .key("later")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(read_body(got.body).await, b"here now");
+    assert_eq!(object_bytes(&edge, &b, "later").await, b"here now");
 }
 
 #[tokio::test]

@@ -150,14 +150,7 @@ async fn writes_and_listings_are_relayed_to_the_origin() {
     assert_eq!(list.common_prefixes()[0].prefix(), Some("dir/"));
 
     // A write through the edge replaces the edge's cached copy at once.
-    let got = edge
-        .get_object()
-        .bucket(&b)
-        .key("dir/file.bin")
-        .send()
-        .await
-        .unwrap();
-    assert!(read_body(got.body).await == data);
+    assert!(object_bytes(&edge, &b, "dir/file.bin").await == data);
     edge.put_object()
         .bucket(&b)
         .key("dir/file.bin")
@@ -165,14 +158,7 @@ async fn writes_and_listings_are_relayed_to_the_origin() {
         .send()
         .await
         .unwrap();
-    let got = edge
-        .get_object()
-        .bucket(&b)
-        .key("dir/file.bin")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(read_body(got.body).await, b"v2");
+    assert_eq!(object_bytes(&edge, &b, "dir/file.bin").await, b"v2");
     edge.delete_object()
         .bucket(&b)
         .key("dir/file.bin")

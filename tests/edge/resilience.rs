@@ -16,14 +16,7 @@ async fn stale_if_error_serves_the_cached_copy_when_the_origin_is_gone() {
         .await
         .unwrap();
     let edge = p.edge.client();
-    let got = edge
-        .get_object()
-        .bucket(&b)
-        .key("index.html")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(read_body(got.body).await, b"still here");
+    assert_eq!(object_bytes(&edge, &b, "index.html").await, b"still here");
 
     p.store.kill();
     p.edge.advance_clock(120).await;
@@ -72,14 +65,7 @@ async fn reads_fail_over_to_the_next_store() {
     }
     let edge = TestStore::start_edge(&[&primary, &secondary], StoreOptions::default());
     let client = edge.client();
-    let got = client
-        .get_object()
-        .bucket(&b)
-        .key("k")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(read_body(got.body).await, b"replica");
+    assert_eq!(object_bytes(&client, &b, "k").await, b"replica");
     assert_eq!(
         primary.origin_gets("200").await,
         1.0,
@@ -97,14 +83,7 @@ async fn reads_fail_over_to_the_next_store() {
             .send()
             .await
             .unwrap();
-        let got = client
-            .get_object()
-            .bucket(&b)
-            .key(key)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(read_body(got.body).await, key.as_bytes());
+        assert_eq!(object_bytes(&client, &b, key).await, key.as_bytes());
     }
     assert_eq!(secondary.origin_gets("200").await, 2.0);
 }

@@ -799,8 +799,10 @@ async fn wrong_access_key_and_wrong_secret() {
         "NotFound",
     );
     // Signed for another region.
-    let mut opts = SignOpts::default();
-    opts.region = "eu-west-1".into();
+    let opts = SignOpts {
+        region: "eu-west-1".into(),
+        ..SignOpts::default()
+    };
     let (req, _) = RawRequest::new("GET", &format!("/{b}?list-type=2")).sign_with(&store, &opts);
     let r = req.send(&store).await;
     assert!(

@@ -540,16 +540,35 @@ async fn part_checksum_is_verified_even_without_an_upload_algorithm() {
     let store = TestStore::start();
     let s3 = store.client();
     let b = store.bucket(&s3, "partsum").await;
-    let up = s3.create_multipart_upload().bucket(&b).key("k").send().await.unwrap();
+    let up = s3
+        .create_multipart_upload()
+        .bucket(&b)
+        .key("k")
+        .send()
+        .await
+        .unwrap();
     let id = up.upload_id().unwrap();
     let part = |crc_of: &[u8]| {
-        RawRequest::new("PUT", &format!("/{b}/k?partNumber=1&uploadId={}", enc_query(id)))
-            .header("x-amz-checksum-crc32", &raw::crc32_b64(crc_of))
-            .body("part data")
-            .sign(&store)
+        RawRequest::new(
+            "PUT",
+            &format!("/{b}/k?partNumber=1&uploadId={}", enc_query(id)),
+        )
+        .header("x-amz-checksum-crc32", &raw::crc32_b64(crc_of))
+        .body("part data")
+        .sign(&store)
     };
-    part(b"something else").send(&store).await.assert_error(400, "BadDigest");
-    let parts = s3.list_parts().bucket(&b).key("k").upload_id(id).send().await.unwrap();
+    part(b"something else")
+        .send(&store)
+        .await
+        .assert_error(400, "BadDigest");
+    let parts = s3
+        .list_parts()
+        .bucket(&b)
+        .key("k")
+        .upload_id(id)
+        .send()
+        .await
+        .unwrap();
     assert!(parts.parts().is_empty(), "the refused part is not kept");
     let r = part(b"part data").send(&store).await;
     assert_eq!(r.status, 200, "{}", r.text());

@@ -32,7 +32,7 @@ async fn streaming_memory_1gib_upload_and_download_keep_rss_flat() {
 
     let mut want = Sha256::new();
     for i in 0..blocks {
-        want.update(&block(&base, i));
+        want.update(block(&base, i));
     }
     let want = want.finalize();
     let baseline = store.rss_kib();

@@ -61,8 +61,8 @@ pub struct Fills {
 }
 
 impl Fills {
-    /// A fill for `key` a reader can join: with `version` None, one still waiting for its
-    /// head; otherwise one of that version that will deliver `pos`.
+    /// A fill for `key` a reader can join: with `version` None, one fetching a new head;
+    /// otherwise one of that version that will deliver `pos`.
     pub fn find(&self, key: &str, version: Option<u64>, pos: u64) -> Option<Arc<Fill>> {
         let inflight = self.inflight.lock().expect("fills lock");
         inflight
@@ -73,9 +73,12 @@ impl Fills {
     }
 
     /// Registers a new fill of `key` delivering body bytes from `start` (a slice boundary).
-    pub fn start(&self, key: &str, start: u64) -> Arc<Fill> {
+    /// `new_head`: the fill fetches a head (cold or revalidating) that readers without one
+    /// may wait for; otherwise it fetches missing slices of a known head.
+    pub fn start(&self, key: &str, start: u64, new_head: bool) -> Arc<Fill> {
         let fill = Arc::new(Fill {
             key: key.to_owned(),
+            new_head,
             state: Mutex::new(State {
                 head: None,
                 buf_start: start,
@@ -136,6 +139,7 @@ impl Fills {
 
 pub struct Fill {
     pub key: String,
+    new_head: bool,
     state: Mutex<State>,
     changed: watch::Sender<()>,
     detached: AtomicBool,
@@ -160,9 +164,10 @@ impl Fill {
             return false;
         }
         match (&s.head, version) {
-            (None, None) => true,
+            // Also once the head has arrived: it may not be in the cache yet.
+            (_, None) => self.new_head,
             (Some(h), Some(v)) => h.version == v && s.buf_start <= pos && pos < s.end,
-            _ => false,
+            (None, Some(_)) => false,
         }
     }
 
@@ -288,7 +293,7 @@ mod tests {
     #[tokio::test]
     async fn readers_join_and_follow_a_fill() {
         let fills = Fills::default();
-        let fill = fills.start("k", 0);
+        let fill = fills.start("k", 0, true);
         assert!(fills.find("k", None, 0).is_some(), "cold readers join");
         let reader = {
             let fill = Arc::clone(&fill);
@@ -311,9 +316,15 @@ mod tests {
         };
         fill.set_head(head(7), 0, 10);
         assert!(
-            fills.find("k", None, 0).is_none(),
-            "head known: cold readers start anew"
+            fills.find("k", None, 0).is_some(),
+            "until it ends, even with its head"
         );
+        let slices = fills.start("k", 0, false);
+        assert!(
+            Arc::ptr_eq(&fills.find("k", None, 0).unwrap(), &fill),
+            "a slice fill brings no new head"
+        );
+        slices.end(&fills, Ended::Done);
         assert!(fills.find("k", Some(7), 3).is_some());
         fill.push(Bytes::from_static(b"hello"));
         fill.push(Bytes::from_static(b"world"));
@@ -328,7 +339,7 @@ mod tests {
     #[tokio::test]
     async fn invalidation_detaches() {
         let fills = Fills::default();
-        let fill = fills.start("a\nb\nc", 0);
+        let fill = fills.start("a\nb\nc", 0, true);
         fills.invalidate(|k| k.starts_with("a"));
         assert!(fill.is_detached());
         assert!(fills.find("a\nb\nc", None, 0).is_none());

@@ -22,12 +22,25 @@ pub fn is_auth_param(name: &str) -> bool {
 
 /// The raw query string without authentication parameters (kept in the order sent).
 pub fn strip_auth_params(query: Option<&str>) -> String {
+    selected_query(query, &["*".to_string()])
+}
+
+/// The query pairs named in `keys` (`*` = all), authentication parameters never, in the order
+/// sent.
+pub fn selected_query(query: Option<&str>, keys: &[String]) -> String {
+    selected(query, keys).join("&")
+}
+
+fn selected<'q>(query: Option<&'q str>, keys: &[String]) -> Vec<&'q str> {
+    let all = keys.iter().any(|k| k == "*");
     query
         .unwrap_or("")
         .split('&')
-        .filter(|p| !p.is_empty() && !is_auth_param(p.split('=').next().unwrap_or("")))
-        .collect::<Vec<_>>()
-        .join("&")
+        .filter(|p| {
+            let name = p.split('=').next().unwrap_or("");
+            !p.is_empty() && !is_auth_param(name) && (all || keys.iter().any(|k| k == name))
+        })
+        .collect()
 }
 
 /// Builds a key from its parts. `namespace` separates faces and access levels (an object
@@ -41,16 +54,7 @@ pub fn cache_key(
     query: Option<&str>,
     query_keys: &[String],
 ) -> String {
-    let all = query_keys.iter().any(|k| k == "*");
-    let mut pairs: Vec<&str> = query
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .filter(|p| {
-            let name = p.split('=').next().unwrap_or("");
-            !is_auth_param(name) && (all || query_keys.iter().any(|k| k == name))
-        })
-        .collect();
+    let mut pairs = selected(query, query_keys);
     pairs.sort_unstable();
     format!("{namespace}\n{bucket}\n{key}\n{}", pairs.join("&"))
 }

@@ -108,7 +108,7 @@ fn join_or_start(
         FillKind::Cold(Some(r)) => r.start / cache.slice_bytes * cache.slice_bytes,
         _ => 0,
     };
-    let fill = cache.fills.start(key, start);
+    let fill = cache.fills.start(key, start, true);
     tokio::spawn(run_fill(
         Arc::clone(cache),
         Arc::clone(source),
@@ -242,10 +242,12 @@ async fn fill_once(
             _ => return Err(pass(status, headers, delivered, start, body).await.into()),
         },
     };
+    // The fill knows its head before the cache does, so a reader that finds the head in the
+    // cache always finds the fill that is bringing its body.
+    fill.set_head(Arc::clone(&head), start, end);
     if !matches!(kind, FillKind::Slices(..)) && !fill.is_detached() {
         cache.put_head(&fill.key, Arc::clone(&head)).await;
     }
-    fill.set_head(Arc::clone(&head), start, end);
     pump(cache, fill, &head, body, start, end).await
 }
 
@@ -429,7 +431,7 @@ impl Reader {
             })
             .unwrap_or(last);
         let end = (stop * slice).min(self.head.size);
-        let fill = self.cache.fills.start(&self.key, start);
+        let fill = self.cache.fills.start(&self.key, start, false);
         tokio::spawn(run_fill(
             Arc::clone(&self.cache),
             Arc::clone(&self.source),

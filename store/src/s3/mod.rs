@@ -140,18 +140,7 @@ pub async fn handle(
         Err(e) => error_response(&e, &resource, &id, is_head),
     };
     let status = response.status();
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert("x-amz-request-id", v);
-    }
-    response
-        .headers_mut()
-        .insert(http::header::SERVER, HeaderValue::from_static("Outpost"));
-    let sent = response
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse().ok())
-        .filter(|_| !is_head)
-        .unwrap_or(0);
+    let sent = finish_response(&mut response, &id, is_head);
     let elapsed = started.elapsed();
     s3.metrics
         .observe(operation, status.as_u16(), elapsed, sent);
@@ -161,6 +150,22 @@ pub async fn handle(
         status = status.as_u16(), bytes_sent = sent, ms = elapsed.as_secs_f64() * 1e3,
     );
     response
+}
+
+/// Adds `x-amz-request-id` (unless the answer already names the request it comes from) and
+/// `Server`; returns the body bytes the response will send, for metrics.
+pub fn finish_response(response: &mut Response, request_id: &str, is_head: bool) -> u64 {
+    let h = response.headers_mut();
+    if !h.contains_key("x-amz-request-id")
+        && let Ok(v) = HeaderValue::from_str(request_id)
+    {
+        h.insert("x-amz-request-id", v);
+    }
+    h.insert(http::header::SERVER, HeaderValue::from_static("Outpost"));
+    h.get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .filter(|_| !is_head)
+        .unwrap_or(0)
 }
 
 pub fn request_id() -> String {
@@ -262,7 +267,7 @@ pub fn error_response(e: &Error, resource: &str, request_id: &str, is_head: bool
     };
     let mut builder = http::Response::builder().status(status);
     if let Some(h) = builder.headers_mut() {
-        h.extend(e.headers.clone());
+        h.extend(e.headers.iter().cloned());
     }
     if status != StatusCode::NOT_MODIFIED {
         builder = builder.header(http::header::CONTENT_TYPE, "application/xml");

@@ -1,0 +1,213 @@
+//! Serving a site (a distribution, or a bucket under the website domain) to browsers:
+//! anonymous GET/HEAD, objects fetched with the edge's own signature (as CloudFront's origin
+//! access), with static-website rules when the site is a website.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use http::{HeaderValue, Method, StatusCode};
+use outpost_store::error::{Code, Error, Result};
+use percent_encoding::percent_decode_str;
+
+use crate::app::Edge;
+use crate::cache::policy::CacheOutcome;
+use crate::cache::read::{self, Found};
+use crate::config::Behavior;
+use crate::distribution::Site;
+use crate::pipeline::{Object, Response, answer, from_head, hint};
+use crate::website::{self, ErrorRoute, Route, WebsiteConfig};
+
+/// A bucket's website configuration is re-read this often.
+const CONFIG_TTL: Duration = Duration::from_secs(60);
+/// Largest website configuration or error document read whole.
+const MAX_SMALL: u64 = 1 << 20;
+
+pub async fn handle(
+    edge: &Arc<Edge>,
+    parts: &http::request::Parts,
+    site: &Site,
+) -> Result<(Response, Option<CacheOutcome>)> {
+    if parts.method != Method::GET && parts.method != Method::HEAD {
+        return Err(Error::new(Code::MethodNotAllowed));
+    }
+    let path = percent_decode_str(parts.uri.path())
+        .decode_utf8_lossy()
+        .into_owned();
+    let behavior = site.behavior(&path, &edge.config.default_behavior).clone();
+    let object = |key: &str| {
+        let query = parts.uri.query();
+        Object::new(
+            &site.origins,
+            &site.id,
+            &site.bucket,
+            key,
+            query,
+            &behavior,
+            false,
+        )
+    };
+    if !site.website {
+        let o = object(path.trim_start_matches('/'));
+        let found = o.lookup(edge, hint(parts)).await;
+        let (response, outcome) = answer(edge, parts, &o, found).await?;
+        return Ok((response, Some(outcome)));
+    }
+    let config = website_config(edge, site).await?;
+    let host = parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let key = match config.route(&path, host) {
+        Route::Redirect(code, location) => return Ok((redirect(code, &location), None)),
+        Route::Object(key) => key,
+    };
+    let o = object(&key);
+    let found = o.lookup(edge, hint(parts)).await;
+    let status = match &found {
+        Found::Head(head, _) => head.status,
+        Found::Passed(p) => p.status,
+        _ => StatusCode::OK,
+    };
+    match found {
+        Found::Head(head, outcome) if head.status == StatusCode::OK => {
+            if let Some(location) = head.headers.get("x-amz-website-redirect-location") {
+                let location = location.to_str().unwrap_or("/");
+                return Ok((redirect(301, location), Some(outcome)));
+            }
+            Ok((from_head(edge, parts, &o, head).await?, Some(outcome)))
+        }
+        _ if matches!(status.as_u16(), 403 | 404) => {
+            let response = not_found(edge, parts, &config, &key, status, host, &object).await?;
+            Ok((response, None))
+        }
+        found => {
+            let (response, outcome) = answer(edge, parts, &o, found).await?;
+            Ok((response, Some(outcome)))
+        }
+    }
+}
+
+/// A missing key: its directory index, a routing rule, the error document, or a plain page.
+async fn not_found(
+    edge: &Arc<Edge>,
+    parts: &http::request::Parts,
+    config: &WebsiteConfig,
+    key: &str,
+    status: StatusCode,
+    host: &str,
+    object: &impl Fn(&str) -> Object,
+) -> Result<Response> {
+    if let Some(index) = config.directory_index(key) {
+        let found = object(&index).lookup(edge, None).await;
+        if matches!(found, Found::Head(h, _) if h.status == StatusCode::OK) {
+            return Ok(redirect(302, &format!("/{key}/")));
+        }
+    }
+    let page = match config.on_error(key, status.as_u16(), host) {
+        ErrorRoute::Redirect(code, location) => return Ok(redirect(code, &location)),
+        ErrorRoute::Document(document) => {
+            let o = object(&document);
+            match o.lookup(edge, None).await {
+                Found::Head(head, _) if head.status == StatusCode::OK && head.size <= MAX_SMALL => {
+                    let body = small_body(edge, &o, &head).await?;
+                    let content_type = head.headers.get(http::header::CONTENT_TYPE).cloned();
+                    Some((body, content_type))
+                }
+                _ => None,
+            }
+        }
+        ErrorRoute::Plain => None,
+    };
+    let (body, content_type) = page.unwrap_or_else(|| {
+        let html = website::plain_error_page(status.as_u16(), key);
+        (
+            bytes::Bytes::from(html),
+            Some(HeaderValue::from_static("text/html; charset=utf-8")),
+        )
+    });
+    let mut builder = http::Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_LENGTH, body.len());
+    if let Some(ct) = content_type {
+        builder = builder.header(http::header::CONTENT_TYPE, ct);
+    }
+    let body = if parts.method == Method::HEAD {
+        Body::empty()
+    } else {
+        Body::from(body)
+    };
+    Ok(builder.body(body).expect("valid response"))
+}
+
+/// The bucket's website configuration, through the cache (re-read every minute).
+async fn website_config(edge: &Arc<Edge>, site: &Site) -> Result<WebsiteConfig> {
+    let behavior = Behavior {
+        default_ttl_secs: CONFIG_TTL.as_secs(),
+        error_ttl_secs: CONFIG_TTL.as_secs(),
+        query_keys: vec!["*".into()],
+        ..Behavior::default()
+    };
+    let namespace = format!("{}-website", site.id);
+    let o = Object::new(
+        &site.origins,
+        &namespace,
+        &site.bucket,
+        "",
+        Some("website"),
+        &behavior,
+        false,
+    );
+    match o.lookup(edge, None).await {
+        Found::Head(head, _) if head.status == StatusCode::OK && head.size <= MAX_SMALL => {
+            let body = small_body(edge, &o, &head).await?;
+            WebsiteConfig::parse(&body).ok_or_else(|| {
+                Error::msg(
+                    Code::InternalError,
+                    "The website configuration could not be read.",
+                )
+            })
+        }
+        Found::Head(head, _) if head.status == StatusCode::NOT_FOUND => {
+            Err(Error::new(Code::NoSuchWebsiteConfiguration))
+        }
+        _ => Err(Error::msg(
+            Code::ServiceUnavailable,
+            "The origin did not return the website configuration.",
+        )),
+    }
+}
+
+async fn small_body(
+    edge: &Arc<Edge>,
+    o: &Object,
+    head: &Arc<crate::cache::Head>,
+) -> Result<bytes::Bytes> {
+    let stream = read::body(
+        Arc::clone(&edge.cache),
+        Arc::clone(&o.source),
+        o.cache_key.clone(),
+        Arc::clone(head),
+        0..head.size,
+    );
+    let pieces: Vec<bytes::Bytes> = futures::TryStreamExt::try_collect(stream).await?;
+    Ok(pieces.concat().into())
+}
+
+fn redirect(code: u16, location: &str) -> Response {
+    let status = StatusCode::from_u16(code)
+        .ok()
+        .filter(StatusCode::is_redirection)
+        .unwrap_or(StatusCode::MOVED_PERMANENTLY);
+    http::Response::builder()
+        .status(status)
+        .header(http::header::LOCATION, location)
+        .header(http::header::CONTENT_LENGTH, 0)
+        .body(Body::empty())
+        .unwrap_or_else(|_| {
+            let mut r = http::Response::new(Body::empty());
+            *r.status_mut() = StatusCode::BAD_GATEWAY;
+            r
+        })
+}
