@@ -152,7 +152,8 @@ pub struct Behavior {
     /// Query parameters that are part of the cache key: `[]` none, `["*"]` all.
     /// Default `["*"]`. (The S3 face always keys on every non-auth parameter.)
     pub query_keys: Vec<String>,
-    /// Request headers that are part of the cache key (lower-case). Default none.
+    /// Request headers that are part of the cache key of a site (lower-case), e.g. a header
+    /// a proxy in front sets per device class. Default none.
     pub header_keys: Vec<String>,
     /// Compress compressible content types (gzip, brotli) for clients that accept it.
     /// Default true.

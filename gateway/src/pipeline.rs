@@ -340,6 +340,9 @@ pub(crate) async fn from_head(
     );
     let body = if parts.method == Method::HEAD || range.is_empty() {
         Body::empty()
+    } else if let Some(data) = edge.cache.whole_in_memory(&head).await {
+        // The common hit of a small object: one buffer, no stream to poll.
+        Body::from(data.slice(range.start as usize..range.end as usize))
     } else {
         Body::from_stream(read::body(
             Arc::clone(&edge.cache),

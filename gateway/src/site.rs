@@ -35,11 +35,20 @@ pub async fn handle(
         .decode_utf8_lossy()
         .into_owned();
     let behavior = site.behavior(&path, &edge.config.default_behavior).clone();
+    // Request headers the behaviour keys on split the cache (as CloudFront's cache policy).
+    let mut namespace = site.id.clone();
+    for name in &behavior.header_keys {
+        let value = parts
+            .headers
+            .get(name.as_str())
+            .and_then(|v| v.to_str().ok());
+        namespace.push_str(&format!("\t{name}={}", value.unwrap_or("")));
+    }
     let object = |key: &str| {
         let query = parts.uri.query();
         Object::new(
             &site.origins,
-            &site.id,
+            &namespace,
             &site.bucket,
             key,
             query,

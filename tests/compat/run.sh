@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Compatibility session: the current aws-cli and boto3 from PyPI (they send the 2025 default
-# checksums) against a real `outpost store` on 127.0.0.1:0 with a temp data dir.
+# checksums) against a real `outpost store` on 127.0.0.1:0 with a temp data dir, then aws-cli
+# again through an `outpost edge` in front of it.
 #
 #   OUTPOST_BIN=target/debug/outpost bash tests/compat/run.sh
 #
-# Installs awscli + boto3 (with awscrt, which botocore needs for CRC32C) into $REPO/.venv-compat, builds the binary if OUTPOST_BIN does not
-# exist, runs an aws-cli session (mb, cp small and 40 MiB multipart, sync of a nested tree, ls,
-# presign + curl, download and compare, rm --recursive, rb, the 40 MiB upload again with
-# AWS_REQUEST_CHECKSUM_CALCULATION=when_required) and tests/compat/boto3_session.py.
+# Installs awscli + boto3 (with awscrt, which botocore needs for CRC32C) into
+# $REPO/.venv-compat and builds the binary if OUTPOST_BIN does not exist. Store session: mb, cp
+# small and 40 MiB multipart, sync of a nested tree, ls, presign + curl, download and compare,
+# rm --recursive, rb, the 40 MiB upload again with AWS_REQUEST_CHECKSUM_CALCULATION=
+# when_required, and tests/compat/boto3_session.py. Edge session: uploads relayed (single and
+# multipart), downloads cached (miss then hit, checked in the edge's metrics), presign, sync.
 # Prints "N passed, M failed" and exits non-zero on any failure.
 set -euo pipefail
 
@@ -31,12 +34,14 @@ AWS="$VENV/bin/aws"
 "$AWS" --version
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/outpost-compat.XXXXXX")"
-SERVER_PID=""
+PIDS=()
 cleanup() {
-  if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
+  for pid in "${PIDS[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then
+      kill "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -51,23 +56,33 @@ export AWS_EC2_METADATA_DISABLED=true
 export AWS_PAGER=""
 unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL AWS_REQUEST_CHECKSUM_CALCULATION || true
 
-echo "== starting $OUTPOST_BIN store"
-OUTPOST_ACCESS_KEY_ID="$AWS_ACCESS_KEY_ID" OUTPOST_SECRET_ACCESS_KEY="$AWS_SECRET_ACCESS_KEY" \
-  "$OUTPOST_BIN" store --listen 127.0.0.1:0 --data "$WORK/data" >"$WORK/server.out" 2>"$WORK/server.err" &
-SERVER_PID=$!
-URL=""
-for _ in $(seq 1 300); do
-  URL="$(sed -n 's/^outpost store listening on \(http[^ ]*\).*$/\1/p' "$WORK/server.out" | head -n1)"
-  [[ -n "$URL" ]] && break
-  if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-    echo "outpost store exited early:"; cat "$WORK/server.err"; exit 1
+# start KIND ARGS...: runs `outpost KIND ARGS...`, waits for its "listening on" line, sets URL
+# and SERVER_PID; the server's output goes to $WORK/KIND.out / .err.
+start() {
+  local kind="$1"; shift
+  echo "== starting $OUTPOST_BIN $kind"
+  OUTPOST_ACCESS_KEY_ID="$AWS_ACCESS_KEY_ID" OUTPOST_SECRET_ACCESS_KEY="$AWS_SECRET_ACCESS_KEY" \
+    "$OUTPOST_BIN" "$kind" --listen 127.0.0.1:0 "$@" >"$WORK/$kind.out" 2>"$WORK/$kind.err" &
+  SERVER_PID=$!
+  PIDS+=("$SERVER_PID")
+  URL=""
+  for _ in $(seq 1 300); do
+    URL="$(sed -n "s/^outpost $kind listening on \(http[^ ]*\).*$/\1/p" "$WORK/$kind.out" | head -n1)"
+    [[ -n "$URL" ]] && break
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+      echo "outpost $kind exited early:"; cat "$WORK/$kind.err"; exit 1
+    fi
+    sleep 0.1
+  done
+  if [[ -z "$URL" ]]; then
+    echo "outpost $kind did not print its listening line within 30 s"; cat "$WORK/$kind.err"; exit 1
   fi
-  sleep 0.1
-done
-if [[ -z "$URL" ]]; then
-  echo "outpost store did not print its listening line within 30 s"; cat "$WORK/server.err"; exit 1
-fi
-echo "   store at $URL (pid $SERVER_PID)"
+  echo "   $kind at $URL (pid $SERVER_PID)"
+}
+
+start store --data "$WORK/data"
+STORE_URL="$URL"
+STORE_PID="$SERVER_PID"
 
 PASSED=0
 FAILED=0
@@ -144,7 +159,7 @@ check "rb --force (when_required)" aws_s3 s3 rb --force "s3://$B2"
 unset AWS_REQUEST_CHECKSUM_CALCULATION
 
 echo "== boto3 session"
-if "$VENV/bin/python" "$REPO/tests/compat/boto3_session.py" "$URL" >"$WORK/boto3.log" 2>&1; then :; fi
+if "$VENV/bin/python" "$REPO/tests/compat/boto3_session.py" "$STORE_URL" >"$WORK/boto3.log" 2>&1; then :; fi
 cat "$WORK/boto3.log"
 read -r BP BF < <(sed -n 's/^RESULT passed=\([0-9]*\) failed=\([0-9]*\)$/\1 \2/p' "$WORK/boto3.log" | tail -n1; echo)
 if [[ -z "${BP:-}" ]]; then
@@ -154,14 +169,41 @@ else
   if (( BF > 0 )); then FAILURES+=("boto3: $BF check(s)"); fi
 fi
 
-if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-  FAILED=$((FAILED + 1)); FAILURES+=("the store process died during the session")
-fi
+echo "== aws-cli through an edge in front of the store (reads cached, writes relayed)"
+start edge --origin "$STORE_URL" --cache-dir "$WORK/edge-cache"
+EDGE_PID="$SERVER_PID"
+B3="${B}-edge"
+check "mb through the edge" aws_s3 s3 mb "s3://$B3"
+check "cp small up through the edge" aws_s3 s3 cp "$WORK/small.txt" "s3://$B3/small.txt"
+check "cp 40 MiB up through the edge (multipart relayed)" aws_s3 s3 cp "$WORK/big.bin" "s3://$B3/big.bin"
+check "sync tree up through the edge" aws_s3 s3 sync "$WORK/tree" "s3://$B3/tree/"
+check "the store holds what went through the edge" bash -c '
+  "$0" --endpoint-url "$1" s3 cp "s3://$2/big.bin" "$3/big.direct" && [[ "$(sha256sum <"$3/big.direct")" == "$(sha256sum <"$3/big.bin")" ]]' "$AWS" "$STORE_URL" "$B3" "$WORK"
+for round in miss hit; do
+  check "download 40 MiB through the edge ($round)" bash -c '"$0" --endpoint-url "$1" s3 cp "s3://$2/big.bin" "$3/big.edge" && [[ "$(sha256sum <"$3/big.edge")" == "$(sha256sum <"$3/big.bin")" ]]' "$AWS" "$URL" "$B3" "$WORK"
+done
+check "the second download was served from the edge cache" bash -c '
+  hits=$(curl -fsS "$0/_outpost/metrics" | sed -n "s/^outpost_edge_cache_requests_total{outcome=\"Hit\"} \([0-9.]*\)$/\1/p")
+  echo "hits: $hits"; [[ -n "$hits" && "${hits%.*}" -ge 1 ]]' "$URL"
+check "presign + curl through the edge" bash -c '
+  u=$("$0" --endpoint-url "$1" s3 presign "s3://$2/small.txt" --expires-in 300)
+  curl -fsS -o "$3/presigned.edge" "$u" && [[ "$(sha256sum <"$3/presigned.edge")" == "$(sha256sum <"$3/small.txt")" ]]' "$AWS" "$URL" "$B3" "$WORK"
+check "sync tree down through the edge and diff" bash -c '"$0" --endpoint-url "$1" s3 sync "s3://$2/tree/" "$3/tree-edge" && diff -r "$3/tree" "$3/tree-edge"' "$AWS" "$URL" "$B3" "$WORK"
+check "ls through the edge" bash -c '"$0" --endpoint-url "$1" s3 ls "s3://$2/" | grep -q "big.bin"' "$AWS" "$URL" "$B3"
+check "rb --force through the edge" aws_s3 s3 rb --force "s3://$B3"
+
+for pid in "$STORE_PID" "$EDGE_PID"; do
+  if ! kill -0 "$pid" 2>/dev/null; then
+    FAILED=$((FAILED + 1)); FAILURES+=("a server process (pid $pid) died during the session")
+  fi
+done
 
 echo
 echo "$PASSED passed, $FAILED failed"
 if (( FAILED > 0 )); then
   printf '  failed: %s\n' "${FAILURES[@]}"
-  echo "-- store stderr (tail) --"; tail -n 40 "$WORK/server.err" || true
+  for kind in store edge; do
+    echo "-- $kind stderr (tail) --"; tail -n 40 "$WORK/$kind.err" 2>/dev/null || true
+  done
   exit 1
 fi

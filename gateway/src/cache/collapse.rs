@@ -45,8 +45,8 @@ pub struct Passed {
 
 /// What a reader finds at a position.
 pub enum At {
-    /// Bytes starting exactly at the position.
-    Data(Bytes),
+    /// Every byte received from the position on, in pieces.
+    Data(Vec<Bytes>),
     /// The position lies in a slice the fill has finished: look in the cache.
     Behind,
     /// Not received yet.
@@ -213,10 +213,13 @@ impl Fill {
         }
         if pos < s.received {
             let mut offset = s.buf_start;
-            for piece in &s.buf {
+            let mut pieces = s.buf.iter();
+            for piece in pieces.by_ref() {
                 let piece_end = offset + piece.len() as u64;
                 if pos < piece_end {
-                    return At::Data(piece.slice((pos - offset) as usize..));
+                    let mut data = vec![piece.slice((pos - offset) as usize..)];
+                    data.extend(pieces.cloned());
+                    return At::Data(data);
                 }
                 offset = piece_end;
             }
@@ -239,10 +242,12 @@ impl Fill {
         self.changed.send_replace(());
     }
 
-    pub fn push(&self, data: Bytes) {
+    /// More bytes arrived. One wake-up per batch: with a thousand readers waiting, a wake-up
+    /// per network read would cost more than the bytes.
+    pub fn push(&self, batch: Vec<Bytes>) {
         let mut s = self.state.lock().expect("fill lock");
-        s.received += data.len() as u64;
-        s.buf.push(data);
+        s.received += batch.iter().map(|b| b.len() as u64).sum::<u64>();
+        s.buf.extend(batch);
         drop(s);
         self.changed.send_replace(());
     }
@@ -303,9 +308,11 @@ mod tests {
                 let mut pos = 0;
                 while pos < h.size {
                     match fill.at(pos).await {
-                        At::Data(b) => {
-                            pos += b.len() as u64;
-                            got.extend_from_slice(&b);
+                        At::Data(pieces) => {
+                            for b in pieces {
+                                pos += b.len() as u64;
+                                got.extend_from_slice(&b);
+                            }
                         }
                         At::Behind | At::Ended(_) => break,
                         At::Wait => unreachable!(),
@@ -326,8 +333,8 @@ mod tests {
         );
         slices.end(&fills, Ended::Done);
         assert!(fills.find("k", Some(7), 3).is_some());
-        fill.push(Bytes::from_static(b"hello"));
-        fill.push(Bytes::from_static(b"world"));
+        fill.push(vec![Bytes::from_static(b"hello")]);
+        fill.push(vec![Bytes::from_static(b"world")]);
         assert_eq!(reader.await.unwrap(), b"helloworld");
         fill.slice_stored();
         assert!(matches!(fill.at(2).await, At::Behind));

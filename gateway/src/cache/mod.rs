@@ -133,6 +133,21 @@ impl Cache {
         }
     }
 
+    /// The whole body of a one-slice (memory tier) response, if held.
+    pub async fn whole_in_memory(&self, head: &Head) -> Option<Bytes> {
+        if head.size > self.slice_bytes {
+            return None;
+        }
+        let id = SliceId {
+            version: head.version,
+            index: 0,
+        };
+        self.memory
+            .get(&id)
+            .await
+            .filter(|b| b.len() as u64 == head.size)
+    }
+
     pub fn has_slice(&self, id: SliceId, size: u64) -> bool {
         if size <= self.slice_bytes {
             self.memory.contains_key(&id)

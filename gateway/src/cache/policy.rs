@@ -1,62 +1,102 @@
-//! Freshness rules as pure functions: time is always a parameter.
+//! Freshness rules as pure functions: time is always a parameter, so tests pick the clock.
 //!
-//! Modelled on CloudFront's documented behaviour (origin Cache-Control bounded by the
-//! behaviour's min/default/max TTL) over RFC 9111 (HTTP caching) and RFC 5861
-//! (stale-while-revalidate, stale-if-error).
+//! Whether and how long a response is kept follows CloudFront's documented behaviour (the
+//! origin's lifetime bounded by the behaviour's min/max TTL, the default TTL when the origin is
+//! silent, a short error TTL for 404/410) over the HTTP caching rules of RFC 9111, with the
+//! stale extensions of RFC 5861 and the conditional requests of RFC 9110. Pingora's
+//! `pingora-cache` is the model for the shape: named outcomes, named reasons not to store.
+//!
+//! Where we differ from CloudFront, we are stricter: `no-store` and `private` are never stored
+//! and `no-cache` is always revalidated, whatever the behaviour's minimum TTL.
 
 use std::time::{Duration, SystemTime};
 
-use http::HeaderMap;
+use http::header::{self, HeaderMap, HeaderName};
 
 use crate::config::Behavior;
 
-/// Why a response is not stored; shown in logs.
+/// Why a response is not stored. Shown in logs and used as a metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NotCacheable {
+    /// `Cache-Control: no-store` (RFC 9111 5.2.2.5).
     NoStore,
+    /// `Cache-Control: private`, with or without field names: we do not strip single fields,
+    /// so the safe reading is the whole response (RFC 9111 5.2.2.7).
     Private,
-    /// A status we never store (206 of a client's own range, 5xx, most 4xx).
+    /// `Vary: *`: no later request could ever match it (RFC 9111 4.1).
+    VaryAll,
+    /// A 206 is one client's range. Fills store ranges they asked for as parts of the 200.
+    PartialContent,
+    /// A status we never store: 5xx and everything not listed on [`freshness`].
     Status(u16),
+    /// Stale on arrival, with no stale grace and no validator to revalidate it with: a stored
+    /// copy could never answer a request.
+    ZeroTtl,
+}
+
+impl NotCacheable {
+    /// A fixed label for logs and metrics (the status code is left out to bound cardinality).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotCacheable::NoStore => "no-store",
+            NotCacheable::Private => "private",
+            NotCacheable::VaryAll => "vary-all",
+            NotCacheable::PartialContent => "partial-content",
+            NotCacheable::Status(_) => "status",
+            NotCacheable::ZeroTtl => "zero-ttl",
+        }
+    }
 }
 
 /// When a stored response was received and how long it stays usable.
+///
+/// The response is fresh while its age is below `ttl` (RFC 9111 4.2); after that it is stale,
+/// and the two graces say for how long past `ttl` a stale copy may still be served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Freshness {
+    /// When the edge received the response.
     pub received: SystemTime,
-    /// Age it already had when received (RFC 9111 4.2.3: `Age` header, or `Date` in the past).
+    /// Age it already had when received: its `Age` header (see `freshness` on `Date`).
     pub initial_age: Duration,
-    /// Lifetime counted from the origin's generation of the response.
+    /// Freshness lifetime, counted from the origin's generation of the response.
     pub ttl: Duration,
+    /// How long past `ttl` it may be served while it is refreshed in the background.
     pub stale_while_revalidate: Duration,
+    /// How long past `ttl` it may be served when the origin fails.
     pub stale_if_error: Duration,
 }
 
-/// Where an entry stands at a given time.
+/// Where a stored response stands at a given time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
+    /// Serve it.
     Fresh,
-    /// Expired, within stale-while-revalidate: serve, refresh in the background.
+    /// Expired, within stale-while-revalidate: serve it, refresh in the background.
     StaleWhileRevalidate,
-    /// Expired, within stale-if-error: revalidate, serve stale only if the origin fails.
+    /// Expired, within stale-if-error: revalidate; serve it only if the origin fails.
     StaleIfError,
-    /// Expired beyond every grace.
+    /// Expired beyond every grace: revalidate, never serve it as it is.
     Expired,
 }
 
-/// What happened to a request: the `X-Cache` header, log field and metric label.
+/// What happened to a request: the `X-Cache` header, a log field and a metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheOutcome {
+    /// Served fresh from the cache.
     Hit,
+    /// Answered from the origin: not stored, or the stored copy had changed.
     Miss,
-    /// Expired, revalidated with the origin (304), served from cache.
+    /// Expired, revalidated with the origin (304), served from the cache.
     RefreshHit,
-    /// Served expired: stale-while-revalidate, or the origin failed (stale-if-error).
+    /// Served expired: within stale-while-revalidate, or the origin failed (stale-if-error).
     Stale,
     /// Not cacheable: passed through.
     Bypass,
 }
 
 impl CacheOutcome {
+    /// The bare name, for logs and metric labels: `Hit`, `Miss`, `RefreshHit`, `Stale`,
+    /// `Bypass`.
     pub fn as_str(self) -> &'static str {
         match self {
             CacheOutcome::Hit => "Hit",
@@ -67,6 +107,7 @@ impl CacheOutcome {
         }
     }
 
+    /// The `X-Cache` header value, as CloudFront words it: `Hit from outpost`.
     pub fn x_cache(self) -> &'static str {
         match self {
             CacheOutcome::Hit => "Hit from outpost",
@@ -78,137 +119,158 @@ impl CacheOutcome {
     }
 }
 
-/// The Cache-Control directives that matter to a shared cache.
-#[derive(Debug, Default)]
-struct Directives {
-    no_store: bool,
-    private: bool,
-    /// `no-cache` or `must-revalidate`/`proxy-revalidate` with no lifetime: store, but
-    /// revalidate before every use.
-    no_cache: bool,
-    s_maxage: Option<u64>,
-    max_age: Option<u64>,
-    stale_while_revalidate: Option<u64>,
-    stale_if_error: Option<u64>,
-}
-
-fn directives(headers: &HeaderMap) -> Directives {
-    let mut d = Directives::default();
-    for value in headers.get_all(http::header::CACHE_CONTROL) {
-        let Ok(value) = value.to_str() else { continue };
-        for item in value.split(',') {
-            let (name, arg) = match item.split_once('=') {
-                Some((n, a)) => (n.trim(), Some(a.trim().trim_matches('"'))),
-                None => (item.trim(), None),
-            };
-            let secs = || arg.and_then(|a| a.parse::<u64>().ok());
-            match name.to_ascii_lowercase().as_str() {
-                "no-store" => d.no_store = true,
-                "private" => d.private = true,
-                "no-cache" => d.no_cache = true,
-                "s-maxage" => d.s_maxage = secs(),
-                "max-age" => d.max_age = secs(),
-                "stale-while-revalidate" => d.stale_while_revalidate = secs(),
-                "stale-if-error" => d.stale_if_error = secs(),
-                _ => {}
-            }
-        }
-    }
-    d
-}
-
-fn date(headers: &HeaderMap, name: http::header::HeaderName) -> Option<SystemTime> {
-    httpdate::parse_http_date(headers.get(name)?.to_str().ok()?).ok()
-}
-
-/// Decides whether an origin response may be stored, and for how long.
+/// Decides whether an origin response (status and end-to-end headers) may be stored, and for
+/// how long, as received at `now`. Never panics, whatever the headers hold.
 ///
-/// TTL: `s-maxage` over `max-age` over `Expires − Date`, clamped to the behaviour's
-/// [min, max]; the default TTL when the origin says nothing. `no-store` and `private` are
-/// never stored; `no-cache` is stored with TTL 0 (revalidated on every use). 404 and 410
-/// without an explicit lifetime use the behaviour's error TTL. 206 (a client's range) and
-/// every other status are not stored: they are answered, not kept.
+/// - Stored: 200, 203, 204, 300, 301, 308 (heuristically cacheable, RFC 9110 15.1), and
+///   404/410. Not stored: 206 ([`NotCacheable::PartialContent`]) and every other status,
+///   5xx included ([`NotCacheable::Status`]); `no-store`, `private` and `Vary: *` whatever the
+///   status.
+/// - TTL: `s-maxage`, else `max-age`, else `Expires − Date`, clamped to the behaviour's
+///   [min, max]. When the origin gives none of them: the error TTL for 404/410, the default
+///   TTL otherwise (neither clamped). `no-cache`, and `must-revalidate`/`proxy-revalidate`
+///   without a lifetime, give TTL 0: stored, but revalidated before every use.
+/// - Grace: the origin's `stale-while-revalidate`/`stale-if-error` (RFC 5861) override the
+///   behaviour's. `no-cache`, `must-revalidate` and `proxy-revalidate` allow no stale use
+///   at all; `s-maxage` withdraws only the behaviour's grace.
+/// - Invalid values count against the response: a bad `max-age` is 0 (RFC 9111 4.2.1), a bad
+///   `Expires` is in the past (5.3); of repeated directives the first wins (4.2.1).
 pub fn freshness(
     status: u16,
     headers: &HeaderMap,
     behavior: &Behavior,
     now: SystemTime,
 ) -> Result<Freshness, NotCacheable> {
-    let d = directives(headers);
+    let error = match status {
+        200 | 203 | 204 | 300 | 301 | 308 => false,
+        404 | 410 => true,
+        206 => return Err(NotCacheable::PartialContent),
+        _ => return Err(NotCacheable::Status(status)),
+    };
+    let d = Directives::parse(headers);
     if d.no_store {
         return Err(NotCacheable::NoStore);
     }
     if d.private {
         return Err(NotCacheable::Private);
     }
-    let error = matches!(status, 404 | 410);
-    if !matches!(status, 200 | 203 | 204 | 300 | 301 | 308) && !error {
-        return Err(NotCacheable::Status(status));
+    if members(headers, &header::VARY).iter().any(|m| m == "*") {
+        return Err(NotCacheable::VaryAll);
     }
-    let origin_date = date(headers, http::header::DATE);
-    let explicit = d
+
+    // A Date that does not parse is as good as none: the receipt time stands in (RFC 9110
+    // 6.6.1).
+    let date = headers
+        .get(header::DATE)
+        .and_then(|v| httpdate::parse_http_date(v.to_str().ok()?).ok());
+    let origin_ttl = d
         .s_maxage
         .or(d.max_age)
         .map(Duration::from_secs)
         .or_else(|| {
-            let expires = date(headers, http::header::EXPIRES)?;
+            let expires = headers.get(header::EXPIRES)?;
+            let expires = expires
+                .to_str()
+                .ok()
+                .and_then(|v| httpdate::parse_http_date(v).ok())
+                .unwrap_or(SystemTime::UNIX_EPOCH);
             Some(
                 expires
-                    .duration_since(origin_date.unwrap_or(now))
-                    .unwrap_or(Duration::ZERO),
+                    .duration_since(date.unwrap_or(now))
+                    .unwrap_or_default(),
             )
         });
-    let ttl = match explicit {
-        _ if d.no_cache => Duration::ZERO,
-        Some(ttl) => ttl.clamp(behavior.min_ttl(), behavior.max_ttl()),
-        None if error => behavior.error_ttl(),
-        None => behavior.default_ttl(),
+    let ttl = if d.no_cache || (d.revalidate && origin_ttl.is_none()) {
+        Duration::ZERO
+    } else {
+        match origin_ttl {
+            // Not `clamp`, which panics when min > max: no config may make this panic.
+            Some(ttl) => ttl.max(behavior.min_ttl()).min(behavior.max_ttl()),
+            None if error => behavior.error_ttl(),
+            None => behavior.default_ttl(),
+        }
     };
-    // RFC 9111 4.2.3: apparent age from Date, corrected by the Age header; whichever is larger.
-    let apparent = origin_date
-        .and_then(|d| now.duration_since(d).ok())
-        .unwrap_or(Duration::ZERO);
-    let age_header = headers
-        .get(http::header::AGE)
-        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
+
+    // RFC 9111 4.2.3 counts `now − Date` too; like Varnish we trust only the Age header: an
+    // origin whose clock runs a minute behind the edge's would otherwise hand us responses
+    // already a minute old, and short TTLs would never be fresh. (Expires − Date stays: both
+    // come from the origin's clock.)
+    let age_value = headers
+        .get(header::AGE)
+        .and_then(|v| delta_seconds(v.to_str().ok()?))
         .map(Duration::from_secs)
-        .unwrap_or(Duration::ZERO);
-    Ok(Freshness {
+        .unwrap_or_default();
+    let (stale_while_revalidate, stale_if_error) = grace(&d, behavior);
+    let freshness = Freshness {
         received: now,
-        initial_age: apparent.max(age_header),
+        initial_age: age_value,
         ttl,
-        stale_while_revalidate: d
-            .stale_while_revalidate
-            .map(Duration::from_secs)
-            .unwrap_or(behavior.stale_while_revalidate()),
-        stale_if_error: d
-            .stale_if_error
-            .map(Duration::from_secs)
-            .unwrap_or(behavior.stale_if_error()),
-    })
+        stale_while_revalidate,
+        stale_if_error,
+    };
+    let has_validator =
+        headers.contains_key(header::ETAG) || headers.contains_key(header::LAST_MODIFIED);
+    if freshness.state(now) == State::Expired && !has_validator {
+        return Err(NotCacheable::ZeroTtl);
+    }
+    Ok(freshness)
+}
+
+/// How long a stale copy may be served: (stale-while-revalidate, stale-if-error).
+///
+/// The behaviour's grace is an out-of-band permission to serve stale (RFC 9111 4.2.4).
+/// `s-maxage` implies `proxy-revalidate` for a shared cache (5.2.2.10), so it withdraws that
+/// permission, but the origin's own RFC 5861 directives next to it still apply: they are the
+/// common CDN idiom (`s-maxage=60, stale-while-revalidate=600`). `no-cache`, `must-revalidate`
+/// and `proxy-revalidate` forbid stale outright, and the most restrictive directive wins
+/// (4.2.1).
+fn grace(d: &Directives, behavior: &Behavior) -> (Duration, Duration) {
+    let pick = |origin: Option<u64>, configured: Duration| {
+        if d.no_cache || d.revalidate {
+            Duration::ZERO
+        } else if let Some(secs) = origin {
+            Duration::from_secs(secs)
+        } else if d.s_maxage.is_some() {
+            Duration::ZERO
+        } else {
+            configured
+        }
+    };
+    (
+        pick(d.stale_while_revalidate, behavior.stale_while_revalidate()),
+        pick(d.stale_if_error, behavior.stale_if_error()),
+    )
 }
 
 impl Freshness {
-    /// The response's age at `now` (RFC 9111 4.2.3), for the `Age` header.
+    /// The response's current age at `now` (RFC 9111 4.2.3), for the `Age` header: its
+    /// initial age plus the time it has been held. A clock that went backwards adds nothing.
     pub fn age(&self, now: SystemTime) -> Duration {
-        self.initial_age + now.duration_since(self.received).unwrap_or(Duration::ZERO)
+        let held = now.duration_since(self.received).unwrap_or_default();
+        self.initial_age.saturating_add(held)
     }
 
+    /// Where the response stands at `now`. Fresh while `age < ttl` (RFC 9111 4.2: at exactly
+    /// `ttl` it is stale); each grace is a half-open window `[ttl, ttl + grace)`, and
+    /// stale-while-revalidate is tried first.
     pub fn state(&self, now: SystemTime) -> State {
-        let age = self.age(now);
-        if age < self.ttl {
-            State::Fresh
-        } else if age < self.ttl + self.stale_while_revalidate {
-            State::StaleWhileRevalidate
-        } else if age < self.ttl + self.stale_if_error {
-            State::StaleIfError
-        } else {
-            State::Expired
+        match self.age(now).checked_sub(self.ttl) {
+            None => State::Fresh,
+            Some(stale_for) if stale_for < self.stale_while_revalidate => {
+                State::StaleWhileRevalidate
+            }
+            Some(stale_for) if stale_for < self.stale_if_error => State::StaleIfError,
+            Some(_) => State::Expired,
         }
     }
 
-    /// After a 304: the stored headers updated by the 304's (RFC 9111 4.3.4) give a fresh
-    /// lifetime from `now`.
+    /// The lifetime after a 304 received at `now`: [`freshness`] of the stored headers
+    /// updated by the 304's ([`updated_headers`], RFC 9111 4.3.4), with the lifetime rules
+    /// of a 200. We send conditional requests only for stored responses that have
+    /// validators, and those are our successes.
+    ///
+    /// If the updated headers now forbid storing (`no-store`, `private`), the result is
+    /// already [`State::Expired`]: never served again without asking the origin.
     pub fn renewed(
         &self,
         stored: &HeaderMap,
@@ -216,232 +278,188 @@ impl Freshness {
         behavior: &Behavior,
         now: SystemTime,
     ) -> Freshness {
-        let mut merged = stored.clone();
-        for name in not_modified.keys() {
-            merged.remove(name);
-        }
-        for (name, value) in not_modified {
-            merged.append(name, value.clone());
+        let mut merged = updated_headers(stored, not_modified);
+        // The 304 is the new response: its own Date and Age date it (RFC 9111 4.2.3), or
+        // their absence says it was generated just now. The stored ones describe the old one.
+        for name in [header::DATE, header::AGE] {
+            if !not_modified.contains_key(&name) {
+                merged.remove(&name);
+            }
         }
         freshness(200, &merged, behavior, now).unwrap_or(Freshness {
             received: now,
             initial_age: Duration::ZERO,
-            ..*self
+            ttl: Duration::ZERO,
+            stale_while_revalidate: Duration::ZERO,
+            stale_if_error: Duration::ZERO,
         })
     }
 }
 
-/// A client's conditional GET against what we hold: true when the answer is 304.
-/// RFC 9110 13.2.2: If-None-Match (weak comparison, `*` matches anything) takes precedence
-/// over If-Modified-Since.
+/// The stored headers updated by a 304's (RFC 9111 3.2, 4.3.4): every field the 304 carries
+/// replaces the stored field of that name; all others stay. Framing fields are not taken
+/// from the 304: 3.2 excludes Content-Length, and a stored head keeps no framing.
+pub fn updated_headers(stored: &HeaderMap, not_modified: &HeaderMap) -> HeaderMap {
+    const FRAMING: [HeaderName; 3] = [
+        header::CONTENT_LENGTH,
+        header::CONTENT_RANGE,
+        header::TRANSFER_ENCODING,
+    ];
+    let updates: Vec<_> = not_modified
+        .iter()
+        .filter(|(name, _)| !FRAMING.contains(name))
+        .collect();
+    let mut merged = stored.clone();
+    for (name, _) in &updates {
+        merged.remove(*name);
+    }
+    for (name, value) in updates {
+        merged.append(name, value.clone());
+    }
+    merged
+}
+
+/// A client's conditional GET/HEAD against the representation we hold: true when the answer
+/// is 304 Not Modified.
+///
+/// RFC 9110 13.2.2: when `If-None-Match` is present it alone decides (If-Modified-Since is
+/// then ignored, 13.1.3): weak comparison (8.8.3.2), any member of any line may match, and
+/// `*` matches whatever we hold. Otherwise a single, valid `If-Modified-Since` at or after
+/// `last_modified` (compared in whole seconds, an HTTP-date's resolution) gives 304.
 pub fn not_modified(
     request: &HeaderMap,
     etag: Option<&str>,
     last_modified: Option<SystemTime>,
 ) -> bool {
-    let header = |name| {
-        request
-            .get(name)
-            .and_then(|v: &http::HeaderValue| v.to_str().ok())
-    };
-    if let Some(candidates) = header(http::header::IF_NONE_MATCH) {
-        let Some(etag) = etag else { return false };
-        let strip = |t: &str| t.trim().trim_start_matches("W/").to_owned();
-        return candidates
-            .split(',')
-            .any(|c| c.trim() == "*" || strip(c) == strip(etag));
+    if request.contains_key(header::IF_NONE_MATCH) {
+        return members(request, &header::IF_NONE_MATCH)
+            .iter()
+            .any(|tag| tag == "*" || etag.is_some_and(|etag| weak_eq(tag, etag)));
     }
-    match (
-        header(http::header::IF_MODIFIED_SINCE).and_then(|v| httpdate::parse_http_date(v).ok()),
-        last_modified,
-    ) {
-        (Some(since), Some(modified)) => modified <= since,
+    // 13.1.3: ignored unless exactly one valid HTTP-date.
+    let mut lines = request.get_all(header::IF_MODIFIED_SINCE).iter();
+    let (Some(line), None) = (lines.next(), lines.next()) else {
+        return false;
+    };
+    let since = line
+        .to_str()
+        .ok()
+        .and_then(|v| httpdate::parse_http_date(v).ok());
+    match (since, last_modified) {
+        (Some(since), Some(modified)) => whole_seconds(modified) <= whole_seconds(since),
         _ => false,
     }
 }
 
-/// Validators to revalidate a stored response with (RFC 9111 4.3.1).
+/// The validators to revalidate a stored response with (RFC 9111 4.3.1): `If-None-Match`
+/// from its `ETag`, `If-Modified-Since` from its `Last-Modified`; both when it has both (the
+/// origin gives the first precedence). Empty when it has neither.
 pub fn revalidation_headers(stored: &HeaderMap) -> HeaderMap {
     let mut out = HeaderMap::new();
-    if let Some(etag) = stored.get(http::header::ETAG) {
-        out.insert(http::header::IF_NONE_MATCH, etag.clone());
+    if let Some(etag) = stored.get(header::ETAG) {
+        out.insert(header::IF_NONE_MATCH, etag.clone());
     }
-    if let Some(modified) = stored.get(http::header::LAST_MODIFIED) {
-        out.insert(http::header::IF_MODIFIED_SINCE, modified.clone());
+    if let Some(modified) = stored.get(header::LAST_MODIFIED) {
+        out.insert(header::IF_MODIFIED_SINCE, modified.clone());
     }
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The Cache-Control response directives a shared cache acts on (RFC 9111 5.2.2).
+#[derive(Debug, Default)]
+struct Directives {
+    no_store: bool,
+    /// With or without field names: see [`NotCacheable::Private`].
+    private: bool,
+    /// With or without field names: we keep no per-field state, so the whole response is
+    /// revalidated (5.2.2.4).
+    no_cache: bool,
+    /// `must-revalidate` or `proxy-revalidate` (5.2.2.2, 5.2.2.8).
+    revalidate: bool,
+    s_maxage: Option<u64>,
+    max_age: Option<u64>,
+    stale_while_revalidate: Option<u64>,
+    stale_if_error: Option<u64>,
+}
 
-    const T0: u64 = 1_700_000_000;
-
-    fn at(secs: u64) -> SystemTime {
-        SystemTime::UNIX_EPOCH + Duration::from_secs(T0 + secs)
-    }
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(
-                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                v.parse().unwrap(),
-            );
+impl Directives {
+    fn parse(headers: &HeaderMap) -> Directives {
+        let mut d = Directives::default();
+        for member in members(headers, &header::CACHE_CONTROL) {
+            let (name, arg) = member.split_once('=').unwrap_or((member.as_str(), ""));
+            // An invalid number reads as 0, the restrictive reading (4.2.1); the first of
+            // repeated directives wins (4.2.1).
+            let seconds = |slot: &mut Option<u64>| {
+                slot.get_or_insert(delta_seconds(arg).unwrap_or(0));
+            };
+            match name.trim().to_ascii_lowercase().as_str() {
+                "no-store" => d.no_store = true,
+                "private" => d.private = true,
+                "no-cache" => d.no_cache = true,
+                "must-revalidate" | "proxy-revalidate" => d.revalidate = true,
+                "s-maxage" => seconds(&mut d.s_maxage),
+                "max-age" => seconds(&mut d.max_age),
+                "stale-while-revalidate" => seconds(&mut d.stale_while_revalidate),
+                "stale-if-error" => seconds(&mut d.stale_if_error),
+                _ => {}
+            }
         }
-        h
-    }
-
-    fn ttl(status: u16, pairs: &[(&str, &str)]) -> Result<u64, NotCacheable> {
-        freshness(status, &headers(pairs), &Behavior::default(), at(0)).map(|f| f.ttl.as_secs())
-    }
-
-    fn httpdate(t: SystemTime) -> String {
-        httpdate::fmt_http_date(t)
-    }
-
-    #[test]
-    fn ttl_sources_in_order() {
-        assert_eq!(
-            ttl(200, &[("cache-control", "max-age=60, s-maxage=600")]),
-            Ok(600)
-        );
-        assert_eq!(ttl(200, &[("cache-control", "public, max-age=60")]), Ok(60));
-        let expires = httpdate(at(300));
-        assert_eq!(
-            ttl(200, &[("expires", &expires), ("date", &httpdate(at(0)))]),
-            Ok(300)
-        );
-        assert_eq!(
-            ttl(
-                200,
-                &[("cache-control", "max-age=5"), ("expires", &expires)]
-            ),
-            Ok(5)
-        );
-        assert_eq!(ttl(200, &[]), Ok(86_400), "default TTL");
-        assert_eq!(ttl(200, &[("expires", "garbage")]), Ok(86_400));
-        assert_eq!(ttl(200, &[("cache-control", "max-age=abc")]), Ok(86_400));
-    }
-
-    #[test]
-    fn behaviour_bounds_clamp_the_origin() {
-        let b = Behavior {
-            min_ttl_secs: 10,
-            max_ttl_secs: 100,
-            default_ttl_secs: 50,
-            ..Behavior::default()
-        };
-        let f = |cc: &str| {
-            freshness(200, &headers(&[("cache-control", cc)]), &b, at(0))
-                .unwrap()
-                .ttl
-                .as_secs()
-        };
-        assert_eq!(f("max-age=1"), 10);
-        assert_eq!(f("max-age=1000"), 100);
-        assert_eq!(f("max-age=42"), 42);
-    }
-
-    #[test]
-    fn what_is_never_stored() {
-        assert_eq!(
-            ttl(200, &[("cache-control", "no-store")]),
-            Err(NotCacheable::NoStore)
-        );
-        assert_eq!(
-            ttl(200, &[("cache-control", "private, max-age=60")]),
-            Err(NotCacheable::Private)
-        );
-        assert_eq!(ttl(206, &[]), Err(NotCacheable::Status(206)));
-        assert_eq!(ttl(500, &[]), Err(NotCacheable::Status(500)));
-        assert_eq!(ttl(403, &[]), Err(NotCacheable::Status(403)));
-        assert_eq!(
-            ttl(200, &[("cache-control", "no-cache")]),
-            Ok(0),
-            "stored, always revalidated"
-        );
-    }
-
-    #[test]
-    fn errors_use_the_error_ttl_unless_told_otherwise() {
-        assert_eq!(ttl(404, &[]), Ok(10));
-        assert_eq!(ttl(410, &[("cache-control", "max-age=30")]), Ok(30));
-    }
-
-    #[test]
-    fn age_and_states_at_the_boundaries() {
-        let h = headers(&[
-            ("cache-control", "max-age=100, stale-while-revalidate=10"),
-            ("age", "20"),
-        ]);
-        let f = freshness(200, &h, &Behavior::default(), at(0)).unwrap();
-        assert_eq!(f.age(at(0)).as_secs(), 20);
-        assert_eq!(f.state(at(79)), State::Fresh);
-        assert_eq!(f.state(at(80)), State::StaleWhileRevalidate);
-        assert_eq!(f.state(at(89)), State::StaleWhileRevalidate);
-        assert_eq!(
-            f.state(at(90)),
-            State::StaleIfError,
-            "behaviour's default stale-if-error"
-        );
-        assert_eq!(f.state(at(80 + 86_400)), State::Expired);
-
-        // Date in the past counts as age too.
-        let h = headers(&[("cache-control", "max-age=100"), ("date", &httpdate(at(0)))]);
-        let f = freshness(200, &h, &Behavior::default(), at(30)).unwrap();
-        assert_eq!(f.age(at(30)).as_secs(), 30);
-        let h = headers(&[("cache-control", "max-age=100, stale-if-error=0")]);
-        let f = freshness(200, &h, &Behavior::default(), at(0)).unwrap();
-        assert_eq!(f.state(at(100)), State::Expired);
-    }
-
-    #[test]
-    fn a_304_renews_from_now() {
-        let stored = headers(&[("cache-control", "max-age=60"), ("etag", "\"a\"")]);
-        let f = freshness(200, &stored, &Behavior::default(), at(0)).unwrap();
-        let renewed = f.renewed(&stored, &HeaderMap::new(), &Behavior::default(), at(100));
-        assert_eq!(renewed.state(at(159)), State::Fresh);
-        assert_eq!(renewed.state(at(160)), State::StaleIfError);
-        let longer = headers(&[("cache-control", "max-age=600")]);
-        let renewed = f.renewed(&stored, &longer, &Behavior::default(), at(100));
-        assert_eq!(renewed.ttl.as_secs(), 600);
-    }
-
-    #[test]
-    fn client_conditionals() {
-        let t = Some(at(0));
-        let nm = |v: &str| headers(&[("if-none-match", v)]);
-        assert!(not_modified(&nm("\"a\""), Some("\"a\""), t));
-        assert!(
-            not_modified(&nm("W/\"a\""), Some("\"a\""), t),
-            "weak comparison"
-        );
-        assert!(not_modified(&nm("\"x\", \"a\""), Some("\"a\""), t));
-        assert!(not_modified(&nm("*"), Some("\"a\""), t));
-        assert!(!not_modified(&nm("\"b\""), Some("\"a\""), t));
-        let ims = |v: SystemTime| headers(&[("if-modified-since", &httpdate(v))]);
-        assert!(not_modified(&ims(at(0)), None, t));
-        assert!(!not_modified(&ims(at(0)), None, Some(at(1))));
-        // If-None-Match wins over If-Modified-Since.
-        let both = headers(&[
-            ("if-none-match", "\"b\""),
-            ("if-modified-since", &httpdate(at(5))),
-        ]);
-        assert!(!not_modified(&both, Some("\"a\""), t));
-        assert!(!not_modified(
-            &headers(&[("if-modified-since", "junk")]),
-            None,
-            t
-        ));
-    }
-
-    #[test]
-    fn validators() {
-        let stored = headers(&[("etag", "\"a\""), ("last-modified", &httpdate(at(0)))]);
-        let h = revalidation_headers(&stored);
-        assert_eq!(h.get("if-none-match").unwrap(), "\"a\"");
-        assert!(h.contains_key("if-modified-since"));
+        d
     }
 }
+
+/// delta-seconds (RFC 9111 1.2.2): digits only, quotes tolerated. Values too large to
+/// represent become 2^31, as the RFC asks; anything else is `None`.
+fn delta_seconds(value: &str) -> Option<u64> {
+    const MAX: u64 = 1 << 31;
+    let digits = value.trim().trim_matches('"');
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(digits.parse::<u64>().map_or(MAX, |secs| secs.min(MAX)))
+}
+
+/// Every non-empty member of a list-valued field over all its lines (RFC 9110 5.3, 5.6.1),
+/// trimmed. Commas inside double quotes do not split (entity-tags and quoted directive
+/// arguments may hold them). Bytes that are not UTF-8 are replaced rather than dropping the
+/// line, so a `no-store` next to junk still counts.
+fn members(headers: &HeaderMap, name: &HeaderName) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in headers.get_all(name) {
+        let line = String::from_utf8_lossy(line.as_bytes());
+        let mut quoted = false;
+        let mut start = 0;
+        for (i, c) in line.char_indices() {
+            match c {
+                '"' => quoted = !quoted,
+                ',' if !quoted => {
+                    out.push(line[start..i].trim().to_owned());
+                    start = i + 1;
+                }
+                _ => {}
+            }
+        }
+        out.push(line[start..].trim().to_owned());
+    }
+    out.retain(|m| !m.is_empty());
+    out
+}
+
+/// Weak comparison of entity-tags (RFC 9110 8.8.3.2): the opaque tags match, whatever
+/// their `W/` prefixes.
+fn weak_eq(a: &str, b: &str) -> bool {
+    fn opaque(tag: &str) -> &str {
+        let tag = tag.trim();
+        tag.strip_prefix("W/").unwrap_or(tag)
+    }
+    opaque(a) == opaque(b)
+}
+
+fn whole_seconds(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+#[path = "policy_tests.rs"]
+mod tests;

@@ -20,6 +20,8 @@ use outpost_store::error::{Code, Error};
 /// Uncacheable answers up to this size are shared with every waiting reader; larger ones
 /// make each reader ask the origin itself.
 const PASS_LIMIT: u64 = 256 * 1024;
+/// Readers following a fill are woken once per this many bytes (and at each slice's end).
+const PUSH_BATCH: usize = 128 * 1024;
 /// A fill gives up when the origin sends nothing for this long.
 const ORIGIN_IDLE: Duration = Duration::from_secs(30);
 
@@ -192,14 +194,13 @@ async fn fill_once(
     };
     match (status.as_u16(), kind) {
         (304, FillKind::Revalidate(h)) => {
-            let mut merged = h.headers.clone();
-            merged.extend(headers.clone());
             let renewed = Arc::new(Head {
                 status: h.status,
+                // The 304's own Date and Age date the renewal.
                 freshness: h
                     .freshness
-                    .renewed(&h.headers, &headers, &source.behavior, now),
-                headers: merged,
+                    .renewed(&h.headers, &parts.headers, &source.behavior, now),
+                headers: policy::updated_headers(&h.headers, &headers),
                 size: h.size,
                 version: h.version,
             });
@@ -231,7 +232,8 @@ async fn fill_once(
     };
     let head = match (stored, kind) {
         (Some(h), FillKind::Slices(..)) => Arc::clone(h),
-        _ => match policy::freshness(policy_status, &headers, &source.behavior, now) {
+        // Freshness reads the origin's Date and Age, which are not stored.
+        _ => match policy::freshness(policy_status, &parts.headers, &source.behavior, now) {
             Ok(freshness) if size != u64::MAX => Arc::new(Head {
                 status: http::StatusCode::from_u16(policy_status).unwrap_or(status),
                 headers,
@@ -263,6 +265,9 @@ async fn pump(
     let slice = cache.slice_bytes;
     let mut pos = start;
     let mut slice_end = (pos / slice + 1) * slice;
+    // Pieces received but not yet shown to readers (see `Fill::push`).
+    let mut batch = Vec::new();
+    let mut batch_bytes = 0;
     while pos < end {
         let frame = match tokio::time::timeout(ORIGIN_IDLE, body.frame()).await {
             Ok(Some(Ok(frame))) => frame,
@@ -275,9 +280,15 @@ async fn pump(
         };
         while !data.is_empty() {
             let take = data.len().min((slice_end.min(end) - pos) as usize);
-            fill.push(data.split_to(take));
+            batch.push(data.split_to(take));
+            batch_bytes += take;
             pos += take as u64;
-            if pos == slice_end.min(end) {
+            let slice_done = pos == slice_end.min(end);
+            if slice_done || batch_bytes >= PUSH_BATCH {
+                fill.push(std::mem::take(&mut batch));
+                batch_bytes = 0;
+            }
+            if slice_done {
                 let id = SliceId {
                     version: head.version,
                     index: (pos - 1) / slice,
@@ -343,6 +354,7 @@ pub fn body(
         head,
         pos: range.start,
         end: range.end,
+        ready: Default::default(),
     };
     futures::stream::unfold(reader, |mut r| async move {
         if r.pos >= r.end {
@@ -366,10 +378,15 @@ struct Reader {
     head: Arc<Head>,
     pos: u64,
     end: u64,
+    /// Pieces taken from a fill and not yet handed out.
+    ready: std::collections::VecDeque<Bytes>,
 }
 
 impl Reader {
     async fn next(&mut self) -> Result<Bytes, Error> {
+        if let Some(data) = self.ready.pop_front() {
+            return Ok(self.advance(data));
+        }
         let slice = self.cache.slice_bytes;
         for _attempt in 0..4 {
             let index = self.pos / slice;
@@ -395,10 +412,10 @@ impl Reader {
             };
             loop {
                 match fill.at(self.pos).await {
-                    At::Data(data) => {
-                        let take = data.len().min((self.end - self.pos) as usize);
-                        self.pos += take as u64;
-                        return Ok(data.slice(..take));
+                    At::Data(pieces) => {
+                        self.ready.extend(pieces);
+                        let first = self.ready.pop_front().expect("a fill hands out data");
+                        return Ok(self.advance(first));
                     }
                     At::Behind | At::Ended(Ended::Done) => break,
                     At::Ended(e) => {
@@ -413,6 +430,17 @@ impl Reader {
             Code::ServiceUnavailable,
             "The origin did not deliver this object.",
         ))
+    }
+
+    /// Hands out `data` (cut at the end of the range) and moves past it.
+    fn advance(&mut self, mut data: Bytes) -> Bytes {
+        let take = data.len().min((self.end - self.pos) as usize);
+        data.truncate(take);
+        self.pos += take as u64;
+        if self.pos >= self.end {
+            self.ready.clear();
+        }
+        data
     }
 
     /// Fetches the slices from `index` up to the next one already cached or the end of what

@@ -1,255 +1,500 @@
-//! The edge's client toward its origin stores: one pooled HTTP/1.1 client (warm keep-alive
-//! connections, TCP_NODELAY), every request re-signed with SigV4 (`sign`), GET/HEAD failing
-//! over along the origin group with a circuit per origin (`circuit`).
+//! The edge's client toward its origin stores.
+//!
+//! ```text
+//!  fetch (GET/HEAD)     for each origin in order that its circuit admits (failover.rs):
+//!                         client headers ─► forwardable + Host ─► SigV4 (sign.rs) ─► pool (client.rs)
+//!                         answer (not 5xx)             ─► returned
+//!                         5xx, no connection, timeout  ─► recorded, next origin
+//!  relay (any method,   the first origin its circuit admits; the next one only when the
+//!   streaming body)       connection failed before any of the body was read
+//! ```
+//!
+//! All origins of a group share one pooled HTTP/1.1 client (warm keep-alive connections,
+//! `TCP_NODELAY`). Every request is signed anew with the edge's own key; the client's
+//! credentials never travel. When every circuit is open the primary is tried anyway: refusing
+//! outright helps no one.
 
-mod circuit;
+mod client;
+mod failover;
 mod sign;
+#[cfg(test)]
+mod tests;
 
+use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Body;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http::{HeaderMap, HeaderValue, Method};
 
-use circuit::Circuit;
+use failover::{Admission, Circuit, Fault, Transition};
+use sign::Signer;
 
-/// How long an idle pooled connection is kept (long-haul connections are worth keeping).
-const POOL_IDLE: Duration = Duration::from_secs(90);
-
+/// How an origin group reaches and signs for its stores.
+#[derive(Clone)]
 pub struct OriginSettings {
-    /// Time allowed for a connection and a response head before an origin counts as failed.
+    /// Time allowed for a connection and a GET/HEAD response head before an origin counts as
+    /// unreachable and the next one is tried. Relayed requests are bounded by it while
+    /// connecting only: a write's answer may take as long as the write (a large CopyObject).
     pub timeout: Duration,
-    /// How long a failed origin is skipped before one probe request is let through.
+    /// How long an origin whose circuit opened is skipped before one probe request is let
+    /// through.
     pub retry_after: Duration,
+    /// The edge's credentials at the origin: every request is signed with them.
     pub access_key_id: String,
     pub secret_access_key: String,
+    /// The region the origin expects in signatures.
     pub region: String,
+}
+
+impl fmt::Debug for OriginSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OriginSettings")
+            .field("timeout", &self.timeout)
+            .field("retry_after", &self.retry_after)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"** redacted **")
+            .field("region", &self.region)
+            .finish()
+    }
 }
 
 /// A request for the origin, path-style.
 #[derive(Debug, Clone)]
 pub struct OriginRequest {
-    pub method: http::Method,
-    /// `/bucket/key?query`, percent-encoded as it goes on the wire.
+    pub method: Method,
+    /// `/bucket/key?query`, percent-encoded exactly as it goes on the wire (and is signed).
     pub path_and_query: String,
-    /// End-to-end headers to forward; hop-by-hop and authentication headers are dropped here.
-    pub headers: http::HeaderMap,
+    /// The client's end-to-end headers (range, conditionals, content-type, x-amz-meta-*,
+    /// x-amz-checksum-*...). Per-hop headers, the client's authentication and `host` are
+    /// dropped here; so is `content-length`, which [`OriginGroup::relay`] takes separately.
+    pub headers: HeaderMap,
     /// Sent unsigned, so the origin applies its anonymous-access rules.
     pub anonymous: bool,
 }
 
+/// An origin's answer, its body streaming from the origin connection.
 pub type OriginResponse = http::Response<hyper::body::Incoming>;
 
+/// Why a request got no answer from any origin.
 #[derive(thiserror::Error, Debug)]
 pub enum OriginError {
-    #[error("no origin answered: {0}")]
-    Unreachable(String),
+    /// Every origin tried failed without an answer; the last one tried and why.
+    #[error("no origin answered; last tried {origin}: {cause}")]
+    Unreachable { origin: String, cause: NoAnswer },
+    /// The client's request body failed while it was being relayed (the client went away, or
+    /// the body failed the edge's checks: the error inside is the body's own). The origin is
+    /// not to blame.
+    #[error("the request body failed while being relayed: {0}")]
+    Body(axum::Error),
+    /// The request could not be built or signed (a path or header the request cannot carry).
     #[error("could not build the origin request: {0}")]
     Invalid(String),
 }
 
-/// Called with each origin answer's status (None: no answer) and time to its head.
+/// Why one origin gave no answer.
+#[derive(thiserror::Error, Debug)]
+pub enum NoAnswer {
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    #[error("no response head within {0:?}")]
+    Timeout(Duration),
+    /// The connection failed after the request started going out.
+    #[error("the connection failed mid-request: {0}")]
+    Broken(String),
+}
+
+impl NoAnswer {
+    fn fault(&self) -> Fault {
+        match self {
+            NoAnswer::Connect(_) | NoAnswer::Timeout(_) => Fault::Unreachable,
+            // It connected, so the host is there; often a pooled connection the origin closed
+            // as the request went out.
+            NoAnswer::Broken(_) => Fault::Failing,
+        }
+    }
+}
+
+/// Called once per origin attempt with the answer's status (None: no answer) and the time to
+/// its head (or to the failure).
 pub type Observer = Arc<dyn Fn(Option<u16>, Duration) + Send + Sync>;
 
-/// Origins in order of preference, sharing one connection pool.
+/// One origin group: the primary first, failovers after, one shared pooled client.
 pub struct OriginGroup {
     origins: Vec<Origin>,
-    client: Client<HttpConnector, Body>,
-    settings: OriginSettings,
+    pool: client::Pool,
+    signer: Signer,
+    timeout: Duration,
+    retry_after: Duration,
     observer: Option<Observer>,
 }
 
 struct Origin {
-    /// `http://host:port`
-    base: String,
-    authority: String,
+    /// `http://host:port`, as in the configuration less any trailing `/`.
+    url: String,
+    /// `host:port`, the Host header sent and signed.
+    host: HeaderValue,
     circuit: Mutex<Circuit>,
 }
 
+impl Origin {
+    fn circuit(&self) -> std::sync::MutexGuard<'_, Circuit> {
+        self.circuit.lock().expect("circuit lock")
+    }
+}
+
 impl OriginGroup {
+    /// A group over `urls` (`http://host:port`, primary first). Errors on an empty list, a
+    /// duplicate, a URL that is not plain `http://authority` (no TLS yet, no path, query or
+    /// user info), or a zero timeout.
     pub fn new(urls: &[String], settings: OriginSettings) -> anyhow::Result<OriginGroup> {
         anyhow::ensure!(
             !urls.is_empty(),
             "an origin group needs at least one origin"
         );
-        let origins = urls
-            .iter()
-            .map(|url| {
-                let uri: http::Uri = url.parse()?;
-                anyhow::ensure!(
-                    uri.scheme_str() == Some("http"),
-                    "origin {url}: only http:// origins are supported"
-                );
-                let authority = uri
-                    .authority()
-                    .ok_or_else(|| anyhow::anyhow!("origin {url} has no host"))?
-                    .to_string();
-                Ok(Origin {
-                    base: format!("http://{authority}"),
-                    authority,
-                    circuit: Mutex::new(Circuit::default()),
-                })
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let mut connector = HttpConnector::new();
-        // Delayed-ACK interplay stalls small requests by ~40 ms without this (DESIGN.md).
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(settings.timeout));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE)
-            .build(connector);
+        anyhow::ensure!(
+            !settings.timeout.is_zero(),
+            "the origin timeout must be more than zero"
+        );
+        let mut origins: Vec<Origin> = Vec::with_capacity(urls.len());
+        for url in urls {
+            let origin = parse_origin(url)?;
+            anyhow::ensure!(
+                origins.iter().all(|o| o.url != origin.url),
+                "origin {url} is listed twice"
+            );
+            origins.push(origin);
+        }
         Ok(OriginGroup {
             origins,
-            client,
-            settings,
+            pool: client::pool(settings.timeout),
+            signer: Signer::new(
+                &settings.access_key_id,
+                &settings.secret_access_key,
+                &settings.region,
+            ),
+            timeout: settings.timeout,
+            retry_after: settings.retry_after,
             observer: None,
         })
     }
 
+    /// Reports every origin attempt to `observer` (metrics).
     pub fn with_observer(mut self, observer: Observer) -> OriginGroup {
         self.observer = Some(observer);
         self
     }
 
-    /// GET/HEAD with failover: origins in order, skipping those whose circuit is open; a
-    /// connection error, a timeout before the response head or a 5xx moves on to the next.
-    /// Returns the first answer below 500; if all fail, the last 5xx if there was one.
-    /// When every circuit is open the primary is tried anyway: refusing outright helps no one.
+    /// GET or HEAD with failover. Tries the origins in order, skipping those whose circuit is
+    /// open; a connection error, no response head within the timeout, or a 5xx answer (501
+    /// aside) moves on to the next. Returns the first other answer; when all fail, the last 5xx
+    /// answer if there was one, else [`OriginError::Unreachable`] with the last cause. A
+    /// connection that breaks mid-request is retried once on the same origin (a pooled
+    /// connection the origin closed as the request went out). Other methods: `Invalid`.
     pub async fn fetch(&self, req: &OriginRequest) -> Result<OriginResponse, OriginError> {
-        let now = Instant::now();
-        let mut candidates: Vec<&Origin> = self
-            .origins
-            .iter()
-            .filter(|o| o.circuit.lock().expect("circuit lock").allow(now))
-            .collect();
-        if candidates.is_empty() {
-            candidates.push(&self.origins[0]);
+        if req.method != Method::GET && req.method != Method::HEAD {
+            return Err(OriginError::Invalid(format!(
+                "fetch repeats requests, so it takes GET and HEAD only, not {}",
+                req.method
+            )));
         }
-        let mut last_error = String::new();
-        let mut last_5xx = None;
-        for origin in candidates {
-            let request = self.build(origin, req, Body::empty(), None)?;
+        let headers = self.forwarded_headers(req, None);
+        let mut last_answer = None;
+        let mut last_cause = None;
+        for attempt in self.attempts() {
+            let origin = attempt.origin;
             let started = Instant::now();
-            let answer =
-                tokio::time::timeout(self.settings.timeout, self.client.request(request)).await;
-            let failure = match answer {
-                Ok(Ok(response)) if response.status().is_server_error() => {
-                    last_error = format!("{} answered {}", origin.base, response.status());
-                    self.observe(Some(response.status().as_u16()), started);
-                    last_5xx = Some(response);
-                    last_error.clone()
-                }
-                Ok(Ok(response)) => {
-                    self.observe(Some(response.status().as_u16()), started);
-                    self.record(origin, true);
+            let deadline = tokio::time::Instant::now() + self.timeout;
+            let mut result = self
+                .send_by(deadline, self.build(origin, req, &headers, Body::empty())?)
+                .await;
+            if let Err(NoAnswer::Broken(_)) = result {
+                result = self
+                    .send_by(deadline, self.build(origin, req, &headers, Body::empty())?)
+                    .await;
+            }
+            self.observe(&result, started);
+            match result {
+                Ok(response) if !failover::is_failure(response.status()) => {
+                    attempt.succeeded();
                     return Ok(response);
                 }
-                Ok(Err(e)) => format!("{}: {e}", origin.base),
-                Err(_) => format!(
-                    "{}: no response within {:?}",
-                    origin.base, self.settings.timeout
-                ),
-            };
-            if last_5xx.is_none() {
-                self.observe(None, started);
+                Ok(response) => {
+                    attempt.failed(Fault::Failing, &format!("answered {}", response.status()));
+                    last_answer = Some(response);
+                }
+                Err(cause) => {
+                    attempt.failed(cause.fault(), &cause.to_string());
+                    last_cause = Some((origin.url.clone(), cause));
+                }
             }
-            self.record(origin, false);
-            last_error = failure;
         }
-        last_5xx.ok_or(OriginError::Unreachable(last_error))
+        match (last_answer, last_cause) {
+            (Some(answer), _) => Ok(answer),
+            (None, Some((origin, cause))) => Err(OriginError::Unreachable { origin, cause }),
+            (None, None) => unreachable!("attempts() yields at least the primary"),
+        }
     }
 
-    /// Any request with a streaming body, to the first origin whose circuit is closed. A body
-    /// cannot be replayed, so there is no failover once it is sent.
+    /// Any method with a streaming body, to the first origin whose circuit is closed (the
+    /// primary when all are open). A body cannot be replayed, so the answer is returned
+    /// whatever it is, 5xx included; only a connection that could not be made, which read none
+    /// of the body, moves the request on to the next origin. `content_length` is sent as
+    /// `content-length` and must be the body's exact length; None sends it chunked. Bounded by
+    /// the timeout while connecting only (see [`OriginSettings::timeout`]).
     pub async fn relay(
         &self,
         req: OriginRequest,
         body: Body,
         content_length: Option<u64>,
     ) -> Result<OriginResponse, OriginError> {
-        let now = Instant::now();
-        let origin = self
-            .origins
+        let headers = self.forwarded_headers(&req, content_length);
+        let mut attempts = self.attempts();
+        let mut body = Some(client::Relayed::new(body));
+        let mut last_cause = None;
+        while let Some(relayed) = body.take() {
+            let Some(attempt) = attempts.next() else {
+                break;
+            };
+            let origin = attempt.origin;
+            let request = self.build(origin, &req, &headers, relayed.attempt())?;
+            let started = Instant::now();
+            let result = self.pool.request(request).await;
+            if let Some(e) = relayed.take_body_error() {
+                // Says nothing about the origin: the attempt is dropped unsettled.
+                return Err(OriginError::Body(e));
+            }
+            let result = result.map_err(|e| {
+                let described = client::describe(&e);
+                if e.is_connect() {
+                    NoAnswer::Connect(described)
+                } else {
+                    NoAnswer::Broken(described)
+                }
+            });
+            self.observe(&result, started);
+            match result {
+                Ok(response) => {
+                    if failover::is_failure(response.status()) {
+                        attempt.failed(Fault::Failing, &format!("answered {}", response.status()));
+                    } else {
+                        attempt.succeeded();
+                    }
+                    return Ok(response);
+                }
+                Err(cause) => {
+                    attempt.failed(cause.fault(), &cause.to_string());
+                    if let NoAnswer::Connect(_) = cause {
+                        body = relayed.take_back();
+                    }
+                    last_cause = Some((origin.url.clone(), cause));
+                }
+            }
+        }
+        let (origin, cause) = last_cause.expect("attempts() yields at least the primary");
+        Err(OriginError::Unreachable { origin, cause })
+    }
+
+    /// Each origin's URL and whether its circuit is open (failed, not yet proved healthy
+    /// again), in order, primary first.
+    pub fn health(&self) -> Vec<(String, bool)> {
+        self.origins
             .iter()
-            .find(|o| o.circuit.lock().expect("circuit lock").allow(now))
-            .unwrap_or(&self.origins[0]);
-        let request = self.build(origin, &req, body, content_length)?;
-        let started = Instant::now();
-        match self.client.request(request).await {
-            Ok(response) => {
-                self.observe(Some(response.status().as_u16()), started);
-                self.record(origin, !response.status().is_server_error());
-                Ok(response)
-            }
-            Err(e) => {
-                self.observe(None, started);
-                self.record(origin, false);
-                Err(OriginError::Unreachable(format!("{}: {e}", origin.base)))
-            }
+            .map(|o| (o.url.clone(), o.circuit().is_open()))
+            .collect()
+    }
+
+    /// The origins to try, in order, each admitted by its circuit only when reached; the
+    /// primary regardless when none was admitted.
+    fn attempts(&self) -> Attempts<'_> {
+        Attempts {
+            group: self,
+            next: 0,
+            admitted: false,
         }
     }
 
-    /// (origin, circuit open?) for each origin.
-    pub fn health(&self) -> Vec<(String, bool)> {
-        let now = Instant::now();
-        self.origins
-            .iter()
-            .map(|o| {
-                (
-                    o.base.clone(),
-                    o.circuit.lock().expect("circuit lock").is_open(now),
-                )
-            })
-            .collect()
+    fn forwarded_headers(&self, req: &OriginRequest, content_length: Option<u64>) -> HeaderMap {
+        let mut headers = sign::forwardable(&req.headers);
+        if let Some(n) = content_length {
+            headers.insert(http::header::CONTENT_LENGTH, n.into());
+        }
+        headers
     }
 
     fn build(
         &self,
         origin: &Origin,
         req: &OriginRequest,
+        headers: &HeaderMap,
         body: Body,
-        content_length: Option<u64>,
     ) -> Result<http::Request<Body>, OriginError> {
-        let mut headers = sign::forwardable(&req.headers);
-        headers.insert(
-            http::header::HOST,
-            http::HeaderValue::from_str(&origin.authority)
-                .map_err(|e| OriginError::Invalid(e.to_string()))?,
-        );
-        if let Some(n) = content_length {
-            headers.insert(http::header::CONTENT_LENGTH, n.into());
+        if !req.path_and_query.starts_with('/') {
+            return Err(OriginError::Invalid(format!(
+                "the path {:?} does not start with '/'",
+                req.path_and_query
+            )));
         }
-        let uri = format!("{}{}", origin.base, req.path_and_query);
+        let mut headers = headers.clone();
+        headers.insert(http::header::HOST, origin.host.clone());
+        if !req.anonymous {
+            self.signer
+                .sign(
+                    &req.method,
+                    &req.path_and_query,
+                    &mut headers,
+                    SystemTime::now(),
+                )
+                .map_err(OriginError::Invalid)?;
+        }
         let mut request = http::Request::builder()
             .method(req.method.clone())
-            .uri(&uri)
+            .uri(format!("{}{}", origin.url, req.path_and_query))
             .body(body)
             .map_err(|e| OriginError::Invalid(e.to_string()))?;
         *request.headers_mut() = headers;
-        if !req.anonymous {
-            sign::sign(&mut request, &uri, &self.settings)?;
-        }
         Ok(request)
     }
 
-    fn record(&self, origin: &Origin, ok: bool) {
-        let now = Instant::now();
-        let mut circuit = origin.circuit.lock().expect("circuit lock");
-        let was_open = circuit.is_open(now);
-        circuit.record(ok, now, self.settings.retry_after);
-        // One log line per transition, not per request; a lone origin has nowhere to fail over.
-        if ok && was_open {
-            tracing::info!(origin = %origin.base, "origin is back");
-        } else if !ok && !was_open && self.origins.len() > 1 {
-            tracing::warn!(origin = %origin.base, "origin failed; failing over");
+    /// Sends `request`, waiting for its response head until `deadline`.
+    async fn send_by(
+        &self,
+        deadline: tokio::time::Instant,
+        request: http::Request<Body>,
+    ) -> Result<OriginResponse, NoAnswer> {
+        match tokio::time::timeout_at(deadline, self.pool.request(request)).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(e)) if e.is_connect() => Err(NoAnswer::Connect(client::describe(&e))),
+            Ok(Err(e)) => Err(NoAnswer::Broken(client::describe(&e))),
+            Err(_) => Err(NoAnswer::Timeout(self.timeout)),
         }
     }
 
-    fn observe(&self, status: Option<u16>, started: Instant) {
+    fn observe(&self, result: &Result<OriginResponse, NoAnswer>, started: Instant) {
         if let Some(observer) = &self.observer {
+            let status = result.as_ref().ok().map(|r| r.status().as_u16());
             observer(status, started.elapsed());
+        }
+    }
+
+    /// One log line per circuit transition, never one per request.
+    fn log(&self, origin: &Origin, transition: Option<Transition>, reason: &str) {
+        match transition {
+            Some(Transition::Opened) if self.origins.len() > 1 => tracing::warn!(
+                origin = %origin.url,
+                reason,
+                retry_after = ?self.retry_after,
+                "origin failing; requests fail over to the next origin"
+            ),
+            Some(Transition::Opened) => tracing::warn!(
+                origin = %origin.url,
+                reason,
+                "origin failing, and it has no failover"
+            ),
+            Some(Transition::Recovered) => {
+                tracing::info!(origin = %origin.url, "origin answers again");
+            }
+            None => {}
+        }
+    }
+}
+
+fn parse_origin(url: &str) -> anyhow::Result<Origin> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| anyhow::anyhow!("origin {url:?} is not a URL: {e}"))?;
+    anyhow::ensure!(
+        uri.scheme_str() == Some("http"),
+        "origin {url}: only http:// origins are supported"
+    );
+    let authority = uri
+        .authority()
+        .ok_or_else(|| anyhow::anyhow!("origin {url} has no host"))?;
+    anyhow::ensure!(
+        !authority.as_str().contains('@'),
+        "origin {url}: credentials go in the edge's configuration, not in the URL"
+    );
+    anyhow::ensure!(
+        matches!(uri.path(), "" | "/") && uri.query().is_none(),
+        "origin {url}: an origin is a host and port; buckets come from the request path"
+    );
+    Ok(Origin {
+        url: format!("http://{authority}"),
+        host: HeaderValue::from_str(authority.as_str())?,
+        circuit: Mutex::new(Circuit::default()),
+    })
+}
+
+/// See [`OriginGroup::attempts`].
+struct Attempts<'g> {
+    group: &'g OriginGroup,
+    next: usize,
+    admitted: bool,
+}
+
+impl<'g> Iterator for Attempts<'g> {
+    type Item = Attempt<'g>;
+
+    fn next(&mut self) -> Option<Attempt<'g>> {
+        let group = self.group;
+        while let Some(origin) = group.origins.get(self.next) {
+            self.next += 1;
+            match origin.circuit().admit(Instant::now(), group.timeout) {
+                Admission::Pass => {}
+                Admission::Probe => {
+                    tracing::debug!(origin = %origin.url, "probing an origin whose circuit is open");
+                }
+                Admission::Refuse => continue,
+            }
+            self.admitted = true;
+            return Some(Attempt::new(group, origin));
+        }
+        if self.admitted {
+            return None;
+        }
+        self.admitted = true;
+        Some(Attempt::new(group, &group.origins[0]))
+    }
+}
+
+/// One request on one origin. Reports its outcome to the origin's circuit once; dropped
+/// unsettled (the caller went away, the client's body failed), it tells the circuit nothing
+/// but frees the probe it may hold.
+struct Attempt<'g> {
+    group: &'g OriginGroup,
+    origin: &'g Origin,
+    settled: bool,
+}
+
+impl<'g> Attempt<'g> {
+    fn new(group: &'g OriginGroup, origin: &'g Origin) -> Attempt<'g> {
+        Attempt {
+            group,
+            origin,
+            settled: false,
+        }
+    }
+
+    fn succeeded(mut self) {
+        self.settled = true;
+        let transition = self.origin.circuit().succeeded();
+        self.group.log(self.origin, transition, "");
+    }
+
+    fn failed(mut self, fault: Fault, reason: &str) {
+        self.settled = true;
+        let transition =
+            self.origin
+                .circuit()
+                .failed(fault, Instant::now(), self.group.retry_after);
+        self.group.log(self.origin, transition, reason);
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.origin.circuit().abandoned(Instant::now());
         }
     }
 }

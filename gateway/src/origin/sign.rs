@@ -1,172 +1,316 @@
-//! Requests toward the origin: which client headers travel, and the edge's SigV4 signature
-//! (`aws-sigv4` with S3's rules: the path encoded once, never normalised; UNSIGNED-PAYLOAD,
-//! so bodies stream without being hashed first).
+//! What travels to the origin, and the edge's own SigV4 signature on it.
+//!
+//! The edge speaks for itself toward the origin: the client's credentials and per-hop headers
+//! stay behind ([`forwardable`]), and each request is signed anew with the edge's key
+//! ([`Signer`], on `aws-sigv4` with S3's rules: the path signed exactly as sent, neither
+//! re-encoded nor normalised; `UNSIGNED-PAYLOAD`, so bodies stream without being hashed first).
 
 use std::time::SystemTime;
 
 use aws_sigv4::http_request::{
     PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
-    UriPathNormalizationMode, sign as sigv4_sign,
+    UriPathNormalizationMode, sign,
 };
 use aws_sigv4::sign::v4;
-use axum::body::Body;
+use aws_smithy_runtime_api::client::identity::Identity;
+use http::{HeaderMap, HeaderName};
 
-use super::{OriginError, OriginSettings};
-
-/// Per-hop and authentication headers: the edge speaks for itself toward the origin.
+/// Headers never forwarded: per-hop ones (RFC 9110 §7.6.1) and everything about the client's
+/// authentication, which the edge's own signature replaces. `content-length` describes the body
+/// the edge sends, which the caller states separately (it may have de-chunked it).
 const NOT_FORWARDED: &[&str] = &[
     "connection",
     "keep-alive",
-    "proxy-connection",
-    "proxy-authorization",
-    "proxy-authenticate",
     "te",
     "trailer",
     "transfer-encoding",
     "upgrade",
+    // hyper's client does not speak 100-continue; the body is sent straight away.
     "expect",
     "host",
+    "content-length",
     "authorization",
     "x-amz-date",
     "x-amz-content-sha256",
     "x-amz-security-token",
 ];
 
-pub fn forwardable(headers: &http::HeaderMap) -> http::HeaderMap {
-    let mut out = headers.clone();
-    for name in NOT_FORWARDED {
-        out.remove(*name);
+/// The client's headers that travel to the origin: all but [`NOT_FORWARDED`], `proxy-*`, and
+/// any header the client's `Connection` header names as per-hop.
+pub fn forwardable(headers: &HeaderMap) -> HeaderMap {
+    let per_hop: Vec<String> = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|token| token.trim().to_ascii_lowercase())
+        .collect();
+    let mut out = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        let name_str = name.as_str();
+        let dropped = NOT_FORWARDED.contains(&name_str)
+            || name_str.starts_with("proxy-")
+            || per_hop.iter().any(|hop| hop == name_str);
+        if !dropped {
+            out.append(name.clone(), value.clone());
+        }
     }
     out
 }
 
-/// Adds `Authorization`, `x-amz-date` and `x-amz-content-sha256: UNSIGNED-PAYLOAD`.
-pub fn sign(
-    request: &mut http::Request<Body>,
-    uri: &str,
-    settings: &OriginSettings,
-) -> Result<(), OriginError> {
-    let mut signing = SigningSettings::default();
-    signing.percent_encoding_mode = PercentEncodingMode::Single;
-    signing.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-    signing.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-    let identity = aws_credential_types::Credentials::new(
-        &settings.access_key_id,
-        &settings.secret_access_key,
-        None,
-        None,
-        "outpost-edge",
-    )
-    .into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(&settings.region)
-        .name("s3")
-        .time(SystemTime::now())
-        .settings(signing)
-        .build()
-        .map_err(|e| OriginError::Invalid(e.to_string()))?
-        .into();
-    let headers: Vec<(&str, &str)> = request
-        .headers()
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
-        .collect();
-    let signable = SignableRequest::new(
-        request.method().as_str(),
-        uri,
-        headers.into_iter(),
-        SignableBody::UnsignedPayload,
-    )
-    .map_err(|e| OriginError::Invalid(e.to_string()))?;
-    let (instructions, _) = sigv4_sign(signable, &params)
-        .map_err(|e| OriginError::Invalid(e.to_string()))?
-        .into_parts();
-    let signed: Vec<(String, String)> = instructions
-        .headers()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-    for (name, value) in signed {
-        let name =
-            http::HeaderName::try_from(name).map_err(|e| OriginError::Invalid(e.to_string()))?;
-        let value =
-            http::HeaderValue::try_from(value).map_err(|e| OriginError::Invalid(e.to_string()))?;
-        request.headers_mut().insert(name, value);
+/// The edge's SigV4 identity toward its origins (the secret is kept in `Identity`, whose Debug
+/// output redacts it).
+pub struct Signer {
+    identity: Identity,
+    region: String,
+}
+
+impl Signer {
+    pub fn new(access_key_id: &str, secret_access_key: &str, region: &str) -> Signer {
+        let credentials = aws_credential_types::Credentials::new(
+            access_key_id,
+            secret_access_key,
+            None,
+            None,
+            "outpost-edge",
+        );
+        Signer {
+            identity: credentials.into(),
+            region: region.to_owned(),
+        }
     }
-    Ok(())
+
+    /// Adds `authorization`, `x-amz-date` (from `now`) and `x-amz-content-sha256:
+    /// UNSIGNED-PAYLOAD` to `headers`, which must already hold everything sent, `host`
+    /// included. `path_and_query` is signed as it goes on the wire.
+    ///
+    /// Headers the two sides could canonicalise differently travel unsigned: values that are
+    /// not visible ASCII, and values with tabs (aws-sigv4 trims spaces only, the store all
+    /// whitespace). The store verifies exactly the headers the signature lists.
+    pub fn sign(
+        &self,
+        method: &http::Method,
+        path_and_query: &str,
+        headers: &mut HeaderMap,
+        now: SystemTime,
+    ) -> Result<(), String> {
+        let mut settings = SigningSettings::default();
+        settings.percent_encoding_mode = PercentEncodingMode::Single;
+        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+        let params = v4::SigningParams::builder()
+            .identity(&self.identity)
+            .region(&self.region)
+            .name("s3")
+            .time(now)
+            .settings(settings)
+            .build()
+            .map_err(|e| format!("signing parameters: {e}"))?
+            .into();
+        let host = headers
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .ok_or("the request to sign has no Host header")?;
+        let uri = signable_uri(host, path_and_query);
+        let signed_headers = headers.iter().filter_map(|(name, value)| {
+            let value = value.to_str().ok().filter(|v| !v.contains('\t'))?;
+            Some((name.as_str(), value))
+        });
+        let signable = SignableRequest::new(
+            method.as_str(),
+            &uri,
+            signed_headers,
+            SignableBody::UnsignedPayload,
+        )
+        .map_err(|e| format!("unsignable request: {e}"))?;
+        let (instructions, _signature) = sign(signable, &params)
+            .map_err(|e| format!("signing failed: {e}"))?
+            .into_parts();
+        let (added, _query) = instructions.into_parts();
+        for header in added {
+            let name = HeaderName::from_static(header.name());
+            let mut value = http::HeaderValue::from_str(header.value())
+                .map_err(|e| format!("signature header {}: {e}", header.name()))?;
+            value.set_sensitive(header.sensitive());
+            headers.insert(name, value);
+        }
+        Ok(())
+    }
+}
+
+/// The URI handed to aws-sigv4, which reads the query as a form (`+` is a space) while S3 and
+/// the store read a `+` literally: written as `%2B` here, both sides sign a plus. The wire
+/// keeps the request's own bytes.
+fn signable_uri(host: &str, path_and_query: &str) -> String {
+    match path_and_query.split_once('?') {
+        Some((path, query)) if query.contains('+') => {
+            format!("http://{host}{path}?{}", query.replace('+', "%2B"))
+        }
+        _ => format!("http://{host}{path_and_query}"),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use outpost_store::s3::auth::{self, AuthParams, Credentials, Identity, Keyring, SecretKey};
+    use std::time::Duration;
 
-    fn settings() -> OriginSettings {
-        OriginSettings {
-            timeout: std::time::Duration::from_secs(1),
-            retry_after: std::time::Duration::from_secs(1),
-            access_key_id: "AKIDEDGE".into(),
-            secret_access_key: "edge/secret+key".into(),
-            region: "us-east-1".into(),
-        }
+    const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
+    const AKID: &str = "AKIDEDGE";
+    const SECRET: &str = "edge/secret+key";
+
+    fn keyring() -> Keyring {
+        Keyring::new([Credentials {
+            access_key_id: AKID.into(),
+            secret: SecretKey::new(SECRET),
+        }])
     }
 
-    /// What the edge signs, the store's own verifier accepts, for awkward keys too.
+    fn verify(parts: &http::request::Parts, bucket: &str, now: SystemTime) -> Result<(), String> {
+        auth::authenticate(
+            parts,
+            &AuthParams {
+                keyring: &keyring(),
+                region: "us-east-1",
+                bucket,
+                now,
+                max_skew: Duration::from_secs(900),
+            },
+        )
+        .map(|a| assert_eq!(a.identity, Identity::Key(AKID.into())))
+        .map_err(|e| format!("{e:?}"))
+    }
+
+    /// A request as the origin receives it: `path_and_query` on the wire, `headers` signed.
+    fn signed(
+        method: &str,
+        path_and_query: &str,
+        extra: &[(&'static str, &str)],
+    ) -> http::request::Parts {
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::HOST, "127.0.0.1:9000".parse().unwrap());
+        for (k, v) in extra {
+            headers.append(*k, v.parse().unwrap());
+        }
+        let method: http::Method = method.parse().unwrap();
+        Signer::new(AKID, SECRET, "us-east-1")
+            .sign(&method, path_and_query, &mut headers, SystemTime::now())
+            .unwrap();
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(path_and_query)
+            .body(())
+            .unwrap();
+        *request.headers_mut() = headers;
+        request.into_parts().0
+    }
+
+    /// What the edge signs, the store's own verifier accepts: awkward keys and queries too.
     #[test]
     fn the_store_accepts_the_edge_signature() {
-        let keyring = Keyring::new([Credentials {
-            access_key_id: "AKIDEDGE".into(),
-            secret: SecretKey::new("edge/secret+key"),
-        }]);
         for path in [
             "/b/plain.txt",
-            "/b/a%20b/%2B%C3%A4%2E%2E/x?partNumber=1",
-            "/b/dir/%2E%2E/key?list-type=2&prefix=a%2Fb",
+            "/b",
+            "/b/",
+            // Spaces, '+', unicode (ä, 日本), '%2E%2E' that must not be normalised away.
+            "/b/a%20b/%2B%C3%A4%2E%2E/%E6%97%A5%E6%9C%AC?partNumber=1&uploadId=x%2By",
+            "/b/dir/%2E%2E/key?list-type=2&prefix=a%2Fb%20c&delimiter=%2F",
+            "/b/a+b/~tilde_(x)!*'",
+            "/b/k?uploads",
+            "/b/k?prefix=a+b&max-keys=3",
+            "/b/k?versionId=&x-id=GetObject&%E6%97%A5=%E6%9C%AC",
         ] {
-            let uri = format!("http://127.0.0.1:9000{path}");
-            let mut request = http::Request::builder()
-                .method("GET")
-                .uri(&uri)
-                .header("host", "127.0.0.1:9000")
-                .header("range", "bytes=0-9")
-                .body(Body::empty())
-                .unwrap();
-            sign(&mut request, &uri, &settings()).unwrap();
-            assert_eq!(
-                request.headers()["x-amz-content-sha256"],
-                "UNSIGNED-PAYLOAD"
+            let parts = signed(
+                "GET",
+                path,
+                &[
+                    ("range", "bytes=0-9"),
+                    ("if-none-match", "\"abc\""),
+                    ("x-amz-meta-a", "  spaced   out  "),
+                    ("x-amz-meta-multi", "one"),
+                    ("x-amz-meta-multi", "two"),
+                    ("x-amz-meta-tab", "a\tb"),
+                    ("content-type", "text/plain; charset=utf-8"),
+                ],
             );
-            let (parts, _) = request.into_parts();
-            let verified = auth::authenticate(
-                &parts,
-                &AuthParams {
-                    keyring: &keyring,
-                    region: "us-east-1",
-                    bucket: "b",
-                    now: SystemTime::now(),
-                    max_skew: std::time::Duration::from_secs(900),
-                },
-            )
-            .unwrap_or_else(|e| panic!("{path}: {e:?}"));
-            assert_eq!(verified.identity, Identity::Key("AKIDEDGE".into()));
+            assert_eq!(parts.headers["x-amz-content-sha256"], UNSIGNED_PAYLOAD);
+            verify(&parts, "b", SystemTime::now()).unwrap_or_else(|e| panic!("{path}: {e}"));
+        }
+        for method in ["PUT", "HEAD", "DELETE", "POST"] {
+            let parts = signed(
+                method,
+                "/b/k%20x?uploadId=1&partNumber=2",
+                &[("content-length", "5")],
+            );
+            verify(&parts, "b", SystemTime::now()).unwrap_or_else(|e| panic!("{method}: {e}"));
         }
     }
 
     #[test]
-    fn client_credentials_and_hop_headers_stay_behind() {
-        let mut h = http::HeaderMap::new();
+    fn the_signature_binds_path_and_signed_headers() {
+        let parts = signed("GET", "/b/key", &[("range", "bytes=0-9")]);
+        let mut other = parts.clone();
+        other.uri = "/b/kez".parse().unwrap();
+        assert!(
+            verify(&other, "b", SystemTime::now()).is_err(),
+            "another key"
+        );
+        let mut other = parts.clone();
+        other.headers.insert("range", "bytes=0-99".parse().unwrap());
+        assert!(
+            verify(&other, "b", SystemTime::now()).is_err(),
+            "another range"
+        );
+        let later = SystemTime::now() + Duration::from_secs(3600);
+        assert!(verify(&parts, "b", later).is_err(), "x-amz-date is now");
+    }
+
+    #[test]
+    fn client_credentials_and_per_hop_headers_stay_behind() {
+        let mut h = HeaderMap::new();
         for (k, v) in [
             ("authorization", "AWS4-HMAC-SHA256 client"),
-            ("connection", "keep-alive"),
+            ("connection", "keep-alive, x-private-hop"),
+            ("keep-alive", "timeout=5"),
+            ("x-private-hop", "1"),
+            ("proxy-authorization", "Basic x"),
+            ("proxy-connection", "keep-alive"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "h2c"),
+            ("host", "edge.example"),
+            ("content-length", "12"),
+            ("expect", "100-continue"),
             ("x-amz-date", "20250101T000000Z"),
+            ("x-amz-content-sha256", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"),
+            ("x-amz-security-token", "token"),
             ("content-type", "text/plain"),
+            ("range", "bytes=0-1"),
+            ("if-none-match", "\"e\""),
             ("x-amz-meta-a", "1"),
+            ("x-amz-checksum-crc32", "AAAAAA=="),
         ] {
-            h.insert(k, v.parse().unwrap());
+            h.append(k, v.parse().unwrap());
         }
+        h.append("x-amz-meta-a", "2".parse().unwrap());
         let out = forwardable(&h);
-        let names: Vec<&str> = out.keys().map(|k| k.as_str()).collect();
-        assert_eq!(names.len(), 2);
-        assert!(out.contains_key("content-type") && out.contains_key("x-amz-meta-a"));
+        let mut names: Vec<&str> = out.keys().map(|k| k.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "content-type",
+                "if-none-match",
+                "range",
+                "x-amz-checksum-crc32",
+                "x-amz-meta-a"
+            ]
+        );
+        assert_eq!(
+            out.get_all("x-amz-meta-a").iter().count(),
+            2,
+            "repeated values kept"
+        );
     }
 }
