@@ -28,35 +28,23 @@
 //! another build of `outpost` (same command-line contract), `OUTPOST_BENCH_LOG` for the server's
 //! `RUST_LOG` (default `warn`).
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::RecvTimeoutError;
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{
-    PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
-    UriPathNormalizationMode, sign,
-};
-use aws_sigv4::sign::v4;
 use bytes::Bytes;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use common::{S3, SEND_CHUNK, md5_hex, spawn_outpost};
 use md5::{Digest, Md5};
 use rand::{RngCore, SeedableRng};
 
-const ACCESS_KEY: &str = "OUTPOSTBENCHKEY000001";
-const SECRET_KEY: &str = "outpost/bench+secret/0123456789abcdefghij";
-const REGION: &str = "us-east-1";
 const BUCKET: &str = "bench";
 
 /// Seed of the body buffer: fixed, so every run sends the same bytes.
@@ -67,8 +55,6 @@ const MIB: usize = 1 << 20;
 
 /// Request bodies are slices of this buffer (shared `Bytes`, never copied per request).
 const BODY_BUF_LEN: usize = 80 * MIB;
-/// Large bodies go out as frames of this size (slices of the shared buffer).
-const SEND_CHUNK: usize = MIB;
 
 /// Disk reference: total written, write size, and the per-file size of the "per object" variant.
 const DISK_TOTAL: usize = 1 << 30;
@@ -187,77 +173,14 @@ struct Server {
 
 impl Server {
     fn start(bin: &Path, data_dir: &Path) -> anyhow::Result<Server> {
-        let mut child = Command::new(bin)
-            .arg("store")
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--data")
-            .arg(data_dir)
-            .env("OUTPOST_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("OUTPOST_SECRET_ACCESS_KEY", SECRET_KEY)
-            .env(
-                "RUST_LOG",
-                std::env::var("OUTPOST_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .env_remove("OUTPOST_CONFIG")
-            .env_remove("OUTPOST_LISTEN")
-            .env_remove("OUTPOST_DATA")
-            .env_remove("OUTPOST_BASE_DOMAIN")
-            .env_remove("OUTPOST_MAX_OBJECT_SIZE")
-            .env_remove("OUTPOST_REGION")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("spawning {}", bin.display()))?;
-        let pid = child.id();
-        let (tx, rx) = std::sync::mpsc::channel::<String>();
-        // Drain both pipes for the child's whole life so it never blocks on a full pipe; stderr
-        // is passed through (warnings and errors only at the default log level).
-        let stdout = child.stdout.take().expect("piped stdout");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let stderr = child.stderr.take().expect("piped stderr");
-        std::thread::spawn(move || {
-            let mut r = BufReader::new(stderr);
-            let mut line = String::new();
-            while r.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
-                eprint!("  [server] {line}");
-                line.clear();
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(url) = line.strip_prefix("outpost store listening on http://") {
-                        return Ok(Server {
-                            child,
-                            pid,
-                            addr: url.trim().to_string(),
-                        });
-                    }
-                }
-                Err(e) => {
-                    let _ = child.kill();
-                    let status = child.wait();
-                    match e {
-                        RecvTimeoutError::Timeout => {
-                            bail!("outpost store did not print its listening line within 30 s")
-                        }
-                        RecvTimeoutError::Disconnected => {
-                            bail!(
-                                "outpost store exited before listening ({status:?}); its stderr is above"
-                            )
-                        }
-                    }
-                }
-            }
-        }
+        let data = data_dir.to_str().context("utf-8 data dir")?;
+        let (child, addr) =
+            spawn_outpost(bin, "store", &["--listen", "127.0.0.1:0", "--data", data])?;
+        Ok(Server {
+            pid: child.id(),
+            child,
+            addr,
+        })
     }
 
     fn status(&self) -> ProcStatus {
@@ -369,216 +292,8 @@ fn clk_tck() -> u64 {
     })
 }
 
-// ---------------------------------------------------------------------------------------------
-// The client: hyper 1 legacy client (keep-alive pool, TCP_NODELAY), SigV4 via aws-sigv4
-// ---------------------------------------------------------------------------------------------
-
-/// A request body that hands out slices of a shared buffer, `SEND_CHUNK` at a time.
-struct SliceBody {
-    data: Bytes,
-    pos: usize,
-}
-
-impl Body for SliceBody {
-    type Data = Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        if self.pos >= self.data.len() {
-            return Poll::Ready(None);
-        }
-        let end = (self.pos + SEND_CHUNK).min(self.data.len());
-        let chunk = self.data.slice(self.pos..end);
-        self.pos = end;
-        Poll::Ready(Some(Ok(Frame::data(chunk))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.pos >= self.data.len()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact((self.data.len() - self.pos) as u64)
-    }
-}
-
-struct S3 {
-    http: Client<HttpConnector, SliceBody>,
-    /// `127.0.0.1:PORT`
-    addr: String,
-    creds: Credentials,
-    /// Bodies are `data.slice(..)`: the same random bytes for every run (fixed seed).
-    data: Bytes,
-}
-
-/// What an op returned, beyond success.
-struct Outcome {
-    status: u16,
-    bytes: u64,
-    etag: Option<String>,
-    md5: Option<String>,
-    /// First bytes of an error body, for the abort message.
-    error_body: String,
-}
-
-impl S3 {
-    fn new(addr: &str, data: Bytes) -> S3 {
-        let mut conn = HttpConnector::new();
-        conn.set_nodelay(true);
-        let http = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build(conn);
-        let creds = Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "bench");
-        S3 {
-            http,
-            addr: addr.to_string(),
-            creds,
-            data,
-        }
-    }
-
-    /// The body of key number `i` of objects of `size` bytes: a slice of the shared buffer at a
-    /// deterministic offset, so any object's expected content is known without storing it.
-    fn body_for(&self, size: usize, i: usize) -> Bytes {
-        let span = self.data.len() - size;
-        let off = if span == 0 {
-            0
-        } else {
-            (i.wrapping_mul(4099 * 64)) % span
-        };
-        self.data.slice(off..off + size)
-    }
-
-    /// SigV4 header auth with `UNSIGNED-PAYLOAD` (the client never hashes bodies).
-    fn signed_request(
-        &self,
-        method: &str,
-        path: &str,
-        body: Bytes,
-    ) -> anyhow::Result<http::Request<SliceBody>> {
-        let uri = format!("http://{}{}", self.addr, path);
-        let len = body.len().to_string();
-        let mut headers = vec![("host", self.addr.as_str())];
-        if method == "PUT" {
-            headers.push(("content-length", len.as_str()));
-        }
-        let mut settings = SigningSettings::default();
-        settings.percent_encoding_mode = PercentEncodingMode::Single;
-        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-        let identity = self.creds.clone().into();
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(REGION)
-            .name("s3")
-            .time(SystemTime::now())
-            .settings(settings)
-            .build()?
-            .into();
-        let signable = SignableRequest::new(
-            method,
-            uri.as_str(),
-            headers.iter().copied(),
-            SignableBody::UnsignedPayload,
-        )?;
-        let (instructions, _sig) = sign(signable, &params)?.into_parts();
-        let mut req = http::Request::builder().method(method).uri(&uri);
-        for (k, v) in &headers {
-            req = req.header(*k, *v);
-        }
-        for (k, v) in instructions.headers() {
-            req = req.header(k, v);
-        }
-        Ok(req.body(SliceBody { data: body, pos: 0 })?)
-    }
-
-    /// Send a request and read the whole response body (hashing it when asked).
-    async fn call(&self, req: http::Request<SliceBody>, hash: bool) -> anyhow::Result<Outcome> {
-        let resp = self.http.request(req).await.context("HTTP request")?;
-        let status = resp.status().as_u16();
-        let etag = resp
-            .headers()
-            .get("etag")
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.trim_matches('"').to_string());
-        let mut body = resp.into_body();
-        let ok = (200..300).contains(&status);
-        let mut hasher = (hash && ok).then(Md5::new);
-        let mut bytes = 0u64;
-        let mut error_body = Vec::new();
-        while let Some(frame) = next_frame(&mut body).await {
-            let frame = frame.context("reading response body")?;
-            if let Ok(data) = frame.into_data() {
-                bytes += data.len() as u64;
-                if let Some(h) = hasher.as_mut() {
-                    h.update(&data);
-                }
-                if !ok && error_body.len() < 600 {
-                    error_body.extend_from_slice(&data[..data.len().min(600)]);
-                }
-            }
-        }
-        Ok(Outcome {
-            status,
-            bytes,
-            etag,
-            md5: hasher.map(|h| hex::encode(h.finalize())),
-            error_body: String::from_utf8_lossy(&error_body).into_owned(),
-        })
-    }
-
-    async fn create_bucket(&self) -> anyhow::Result<()> {
-        let out = self
-            .call(
-                self.signed_request("PUT", &format!("/{BUCKET}"), Bytes::new())?,
-                false,
-            )
-            .await?;
-        if !(200..300).contains(&out.status) {
-            bail!("CreateBucket answered {}: {}", out.status, out.error_body);
-        }
-        Ok(())
-    }
-
-    /// Open up to `n` pooled connections (unauthenticated health checks), so the concurrent cells
-    /// do not measure TCP handshakes.
-    async fn warm(self: &Arc<Self>, n: usize) -> anyhow::Result<()> {
-        let mut tasks = Vec::new();
-        for _ in 0..n {
-            let s3 = self.clone();
-            tasks.push(tokio::spawn(async move {
-                let req = http::Request::builder()
-                    .uri(format!("http://{}/_outpost/health", s3.addr))
-                    .header("host", s3.addr.as_str())
-                    .body(SliceBody {
-                        data: Bytes::new(),
-                        pos: 0,
-                    })?;
-                let out = s3.call(req, false).await?;
-                anyhow::ensure!(out.status == 200, "health answered {}", out.status);
-                Ok::<_, anyhow::Error>(())
-            }));
-        }
-        for t in tasks {
-            t.await??;
-        }
-        Ok(())
-    }
-}
-
-async fn next_frame(body: &mut Incoming) -> Option<Result<Frame<Bytes>, hyper::Error>> {
-    std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await
-}
-
 fn key(label: &str, conc: usize, i: usize) -> String {
     format!("/{BUCKET}/{label}/c{conc}/{i:06}")
-}
-
-fn md5_hex(b: &[u8]) -> String {
-    hex::encode(Md5::digest(b))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -625,14 +340,14 @@ async fn run_cell(
                 let result = match op {
                     Op::Put => {
                         let body = s3.body_for(size, i);
-                        match s3.signed_request("PUT", &key(label, conc, i), body) {
+                        match s3.signed_request("PUT", &key(label, conc, i), body, &[]) {
                             Ok(req) => s3.call(req, false).await,
                             Err(e) => Err(e),
                         }
                     }
                     Op::Get => {
                         let k = &get_keys[i % get_keys.len()];
-                        match s3.signed_request("GET", k, Bytes::new()) {
+                        match s3.signed_request("GET", k, Bytes::new(), &[]) {
                             Ok(req) => s3.call(req, false).await,
                             Err(e) => Err(e),
                         }
@@ -706,7 +421,7 @@ async fn verify_sample(s3: &S3, plan: &SizePlan, conc: usize) -> anyhow::Result<
     let expected = md5_hex(&s3.body_for(plan.size, i));
     let k = key(plan.label, conc, i);
     let out = s3
-        .call(s3.signed_request("HEAD", &k, Bytes::new())?, false)
+        .call(s3.signed_request("HEAD", &k, Bytes::new(), &[])?, false)
         .await?;
     if out.status != 200 {
         bail!("HEAD {k} answered {}", out.status);
@@ -715,7 +430,7 @@ async fn verify_sample(s3: &S3, plan: &SizePlan, conc: usize) -> anyhow::Result<
         bail!("ETag of {k} is {:?}, expected MD5 {expected}", out.etag);
     }
     let out = s3
-        .call(s3.signed_request("GET", &k, Bytes::new())?, true)
+        .call(s3.signed_request("GET", &k, Bytes::new(), &[])?, true)
         .await?;
     if out.status != 200 || out.md5.as_deref() != Some(expected.as_str()) {
         bail!(
@@ -1010,7 +725,8 @@ async fn run() -> anyhow::Result<()> {
         let idle = server.status();
         let s3 = Arc::new(S3::new(&server.addr, data.clone()));
         s3.warm(*CONCURRENCY.iter().max().unwrap()).await?;
-        s3.create_bucket().await?;
+        s3.ok("PUT", &format!("/{BUCKET}"), Bytes::new(), &[])
+            .await?;
         println!(
             "## {} objects (fresh server pid {}, idle RSS {} MiB)\n",
             size_label(plan.size),

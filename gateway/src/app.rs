@@ -45,7 +45,7 @@ impl Edge {
             .with_context(|| format!("creating {}", config.cache_dir.display()))?;
         let cache = Cache::open(&config)
             .with_context(|| format!("opening the cache in {}", config.cache_dir.display()))?;
-        let metrics = Arc::new(EdgeMetrics::new());
+        let metrics = Arc::new(EdgeMetrics::new(&cache));
         let settings = || OriginSettings {
             timeout: Duration::from_secs(config.origin_timeout_secs),
             retry_after: Duration::from_secs(config.origin_retry_secs),

@@ -40,7 +40,7 @@ pub struct EdgeMetrics {
 }
 
 impl EdgeMetrics {
-    pub fn new() -> EdgeMetrics {
+    pub fn new(cache: &Cache) -> EdgeMetrics {
         let mut requests = Metrics::new("outpost_edge");
         let outcomes = Family::<OutcomeLabel, Counter>::default();
         let origin_requests = Family::<StatusLabel, Counter>::default();
@@ -75,6 +75,15 @@ impl EdgeMetrics {
             cache_entries.clone(),
         );
         r.register("fills_in_flight", "Origin fills running", fills.clone());
+        for (tier, counter) in ["memory", "disk"].into_iter().zip(&cache.evictions) {
+            // The tier's own counter, bumped by its eviction hook, under a `tier` label.
+            r.sub_registry_with_label(("tier".into(), tier.into()))
+                .register(
+                    "cache_evictions",
+                    "Bodies dropped from a cache tier to make room",
+                    counter.clone(),
+                );
+        }
         EdgeMetrics {
             requests,
             outcomes,
@@ -112,11 +121,5 @@ impl EdgeMetrics {
         }
         self.fills.set(cache.fills.len() as i64);
         self.requests.render()
-    }
-}
-
-impl Default for EdgeMetrics {
-    fn default() -> Self {
-        Self::new()
     }
 }

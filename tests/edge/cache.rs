@@ -303,3 +303,49 @@ async fn client_conditional_get_is_answered_from_cache() {
     assert_eq!(head.e_tag(), Some(etag.as_str()));
     assert_eq!(p.store.origin_gets("200").await, 1.0);
 }
+
+#[tokio::test]
+async fn stale_while_revalidate_answers_at_once_and_refreshes_behind() {
+    let p = EdgePair::start();
+    let s3 = p.store.client();
+    let b = p.store.bucket(&s3, "swr").await;
+    let cc = "max-age=60, stale-while-revalidate=600";
+    put(&s3, &b, "feed.json", b"old", cc).await;
+    get(&p.edge, &b, "feed.json").await;
+    put(&s3, &b, "feed.json", b"new", cc).await;
+    p.edge.advance_clock(90).await;
+
+    let (data, x, _) = get(&p.edge, &b, "feed.json").await;
+    assert_eq!(
+        (data.as_slice(), x.as_str()),
+        (&b"old"[..], "Stale from outpost")
+    );
+    // The refresh runs in the background; give it a moment (bounded), no TTL is slept through.
+    let mut refreshed = false;
+    for _ in 0..100 {
+        let (data, x, _) = get(&p.edge, &b, "feed.json").await;
+        if data == b"new" {
+            assert_eq!(x, "Hit from outpost");
+            refreshed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        refreshed,
+        "the background revalidation brought the new body"
+    );
+    assert_eq!(p.store.origin_gets("200").await, 2.0);
+
+    let outcome = |o: &'static str| {
+        let edge = &p.edge;
+        async move {
+            edge.metric("outpost_edge_cache_requests_total", &[("outcome", o)])
+                .await
+        }
+    };
+    assert_eq!(outcome("Miss").await, 1.0);
+    // Stale until the refresh lands: at least the first one.
+    assert!(outcome("Stale").await >= 1.0);
+    assert!(outcome("Hit").await >= 1.0);
+}

@@ -15,7 +15,12 @@ pub struct DiskTier {
 }
 
 impl DiskTier {
-    pub fn open(dir: &Path, capacity: u64) -> std::io::Result<DiskTier> {
+    /// `evictions` counts slices dropped for room.
+    pub fn open(
+        dir: &Path,
+        capacity: u64,
+        evictions: prometheus_client::metrics::counter::Counter,
+    ) -> std::io::Result<DiskTier> {
         let dir = dir.join("slices");
         if dir.exists() {
             std::fs::remove_dir_all(&dir)?;
@@ -29,6 +34,9 @@ impl DiskTier {
                 // A replaced entry's file has just been rewritten under the same name.
                 if cause != moka::notification::RemovalCause::Replaced {
                     let _ = std::fs::remove_file(slice_path(&files, &id));
+                }
+                if cause == moka::notification::RemovalCause::Size {
+                    evictions.inc();
                 }
             })
             .build();

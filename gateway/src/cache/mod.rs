@@ -24,6 +24,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 
+use prometheus_client::metrics::counter::Counter;
+
 use crate::compress::Encoding;
 use crate::config::EdgeConfig;
 use policy::Freshness;
@@ -83,6 +85,8 @@ pub struct Cache {
     disk: disk::DiskTier,
     pub slice_bytes: u64,
     pub fills: collapse::Fills,
+    /// Bodies dropped for room: memory tier, disk tier (for metrics).
+    pub evictions: [Counter; 2],
 }
 
 impl Cache {
@@ -90,6 +94,7 @@ impl Cache {
         // Heads are small; a sixteenth of the memory budget holds a few hundred thousand.
         // Compressed variants get an eighth, bodies the rest.
         let head_budget = config.memory_cache_bytes / 16;
+        let evictions: [Counter; 2] = Default::default();
         let variant_budget = config.memory_cache_bytes / 8;
         Ok(Cache {
             clock: Clock::default(),
@@ -101,12 +106,25 @@ impl Cache {
             memory: moka::future::Cache::builder()
                 .max_capacity(config.memory_cache_bytes - head_budget - variant_budget)
                 .weigher(|_, b: &Bytes| u32::try_from(b.len()).unwrap_or(u32::MAX))
+                .eviction_listener({
+                    let evictions = evictions[0].clone();
+                    move |_, _, cause| {
+                        if cause == moka::notification::RemovalCause::Size {
+                            evictions.inc();
+                        }
+                    }
+                })
                 .build(),
             variants: moka::future::Cache::builder()
                 .max_capacity(variant_budget)
                 .weigher(|_, b: &Bytes| u32::try_from(b.len()).unwrap_or(u32::MAX))
                 .build(),
-            disk: disk::DiskTier::open(&config.cache_dir, config.disk_cache_bytes)?,
+            disk: disk::DiskTier::open(
+                &config.cache_dir,
+                config.disk_cache_bytes,
+                evictions[1].clone(),
+            )?,
+            evictions,
             slice_bytes: config.slice_bytes,
             fills: collapse::Fills::default(),
         })

@@ -1,0 +1,461 @@
+//! Edge benchmark: cache hits of 1 KiB, 64 KiB and 1 MiB objects at concurrency 64, side by
+//! side with nginx `proxy_cache` in front of the same store in the same run; then a miss
+//! storm: 1000 concurrent requests for a cold 64 MiB object through each, counting origin
+//! requests and time to first byte.
+//!
+//! Run with `cargo bench --bench edge` (installs nginx-light and wrk from Debian's packages
+//! when they are missing; needs root for that). The method and the latest figures are in
+//! `BENCHMARKS.md`.
+//!
+//! ```text
+//!   store (release) ◄── outpost edge (memory tier, defaults) ◄── wrk -t2 -c64 -d10s --latency
+//!                   ◄── nginx proxy_cache (disk + page cache, proxy_cache_lock on) ◄── same wrk
+//! ```
+//! Honesty notes, printed with the figures too: client, edge, nginx and store share the
+//! machine's 2 cores; both caches are warmed before measuring and the store's request counter
+//! confirms no origin traffic during a hit cell; the requests are anonymous GETs of a public
+//! bucket (no signature to check on either side).
+//!
+//! Knobs: `OUTPOST_BENCH_BIN`, `OUTPOST_BENCH_DURATION` (wrk duration, default `10s`),
+//! `OUTPOST_BENCH_STORM` (storm size, default 1000).
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use bytes::Bytes;
+use common::{S3, SliceBody, md5_hex, metric_sum, next_frame, spawn_outpost};
+use rand::{RngCore, SeedableRng};
+
+const BUCKET: &str = "edgebench";
+const SIZES: [(&str, usize); 3] = [("1 KiB", 1 << 10), ("64 KiB", 64 << 10), ("1 MiB", 1 << 20)];
+const STORM_SIZE: usize = 64 << 20;
+/// Storm readers read this much of the body (the first slices), then hang up; a few read all
+/// of it and check its MD5.
+const STORM_READ: usize = 1 << 20;
+const STORM_FULL_READERS: usize = 4;
+
+fn main() -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    ensure_tools()?;
+    let bin = std::env::var_os("OUTPOST_BENCH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_outpost")));
+    let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-edge");
+    let _ = fs::remove_dir_all(&work);
+    fs::create_dir_all(&work)?;
+    let duration = std::env::var("OUTPOST_BENCH_DURATION").unwrap_or_else(|_| "10s".into());
+    let storm: usize = std::env::var("OUTPOST_BENCH_STORM")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+
+    println!("# Outpost edge benchmark\n");
+    println!("binary: {}", bin.display());
+    println!("nginx: {}", tool_version("nginx", &["-v"]));
+    println!("load: wrk -t2 -c64 -d{duration} --latency, anonymous GETs of a public bucket\n");
+
+    let data_dir = work.join("store");
+    let (store, store_addr) = spawn_outpost(
+        &bin,
+        "store",
+        &["--listen", "127.0.0.1:0", "--data", path(&data_dir)],
+    )?;
+    let _store = Killed(store);
+    let cache_dir = work.join("edge");
+    let origin = format!("http://{store_addr}");
+    let (edge, edge_addr) = spawn_outpost(
+        &bin,
+        "edge",
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--origin",
+            &origin,
+            "--cache-dir",
+            path(&cache_dir),
+        ],
+    )?;
+    let _edge = Killed(edge);
+    let (nginx, nginx_addr) = start_nginx(&work.join("nginx"), &store_addr)?;
+    let _nginx = Killed(nginx);
+
+    let mut seed = rand::rngs::StdRng::seed_from_u64(7);
+    let mut data = vec![0u8; STORM_SIZE];
+    seed.fill_bytes(&mut data);
+    let data = Bytes::from(data);
+    let s3 = Arc::new(S3::new(&store_addr, data.clone()));
+    s3.ok("PUT", &format!("/{BUCKET}"), Bytes::new(), &[])
+        .await?;
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{BUCKET}/*"}}]}}"#
+    );
+    s3.ok(
+        "PUT",
+        &format!("/{BUCKET}?policy"),
+        Bytes::from(policy),
+        &[],
+    )
+    .await?;
+    let cache = [("cache-control", "public, max-age=3600")];
+    for (label, size) in SIZES {
+        let key = format!("/{BUCKET}/{}", label.replace(' ', ""));
+        s3.ok("PUT", &key, data.slice(..size), &cache).await?;
+    }
+
+    println!("## Cache hits, concurrency 64\n");
+    println!("| object | server | requests/s | MiB/s | p50 | p99 |");
+    println!("|---|---|---|---|---|---|");
+    let peers = [
+        ("outpost edge", edge_addr.as_str()),
+        ("nginx proxy_cache", nginx_addr.as_str()),
+    ];
+    for (i, (label, _)) in SIZES.iter().enumerate() {
+        let path = format!("/{BUCKET}/{}", label.replace(' ', ""));
+        for (_, addr) in peers {
+            for _ in 0..2 {
+                anonymous_get(addr, &path).await?;
+            }
+        }
+        // Alternate who goes first, so neither always gets the warmer machine.
+        let order: Vec<_> = if i % 2 == 0 {
+            peers.to_vec()
+        } else {
+            peers.iter().rev().copied().collect()
+        };
+        let before = origin_gets(&store_addr).await?;
+        let mut rows = Vec::new();
+        for (name, addr) in order {
+            let r = wrk(addr, &path, &duration)?;
+            rows.push((name, r));
+        }
+        let after = origin_gets(&store_addr).await?;
+        rows.sort_by_key(|(name, _)| *name != "outpost edge");
+        for (name, r) in rows {
+            println!(
+                "| {label} | {name} | {:.0} | {:.1} | {} | {} |",
+                r.requests_per_sec, r.mib_per_sec, r.p50, r.p99
+            );
+        }
+        if after != before {
+            println!(
+                "| | (origin GETs during the cell: {}) | | | | |",
+                after - before
+            );
+        }
+    }
+
+    println!("\n## Miss storm: {storm} concurrent GETs of a cold 64 MiB object\n");
+    println!("| server | origin GETs | TTFB p50 | TTFB p99 | TTFB max | all answered in |");
+    println!("|---|---|---|---|---|---|");
+    s3.ok("PUT", &format!("/{BUCKET}/storm.bin"), data.clone(), &cache)
+        .await?;
+    let expected_md5 = md5_hex(&data);
+    for (name, addr) in peers {
+        let before = origin_gets(&store_addr).await?;
+        let r = miss_storm(addr, &format!("/{BUCKET}/storm.bin"), storm, &expected_md5).await?;
+        let after = origin_gets(&store_addr).await?;
+        println!(
+            "| {name} | {} | {} | {} | {} | {} |",
+            after - before,
+            ms(r.p50),
+            ms(r.p99),
+            ms(r.max),
+            ms(r.wall)
+        );
+    }
+    println!(
+        "\nMethod: {STORM_READ} bytes read per storm request (then the connection is dropped), \
+         {STORM_FULL_READERS} readers read the whole object and check its MD5; origin GETs from \
+         the store's outpost_s3_requests_total."
+    );
+    Ok(())
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 temp path")
+}
+
+fn tool_version(tool: &str, args: &[&str]) -> String {
+    Command::new(tool)
+        .args(args)
+        .output()
+        .map(|o| {
+            let text = [o.stdout, o.stderr].concat();
+            String::from_utf8_lossy(&text).trim().to_string()
+        })
+        .unwrap_or_else(|_| "missing".into())
+}
+
+/// nginx and wrk come from Debian's packages.
+fn ensure_tools() -> anyhow::Result<()> {
+    let missing: Vec<&str> = [("nginx", "nginx-light"), ("wrk", "wrk")]
+        .into_iter()
+        .filter(|(tool, _)| {
+            Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .output()
+                .map(|o| !o.status.success())
+                .unwrap_or(true)
+        })
+        .map(|(_, package)| package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    println!("installing {missing:?} from Debian's packages");
+    let status = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "apt-get update -qq && apt-get install -y -qq {}",
+                missing.join(" ")
+            ),
+        ])
+        .status()?;
+    anyhow::ensure!(
+        status.success(),
+        "could not install {missing:?} (root and apt needed)"
+    );
+    Ok(())
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// nginx as a caching reverse proxy in front of the store: the configuration a CDN operator
+/// would start from (disk cache, keep-alive upstream, cache lock against miss storms).
+fn start_nginx(dir: &Path, store: &str) -> anyhow::Result<(Child, String)> {
+    fs::create_dir_all(dir)?;
+    let port = free_port()?;
+    let d = dir.display();
+    let conf = format!(
+        r#"daemon off;
+worker_processes auto;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/body;
+  proxy_temp_path {d}/proxy;
+  fastcgi_temp_path {d}/fastcgi;
+  uwsgi_temp_path {d}/uwsgi;
+  scgi_temp_path {d}/scgi;
+  proxy_cache_path {d}/cache levels=1:2 keys_zone=bench:64m max_size=4g inactive=1h use_temp_path=off;
+  upstream store {{ server {store}; keepalive 64; }}
+  server {{
+    listen 127.0.0.1:{port} reuseport;
+    location / {{
+      proxy_pass http://store;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_cache bench;
+      proxy_cache_valid 200 1h;
+      proxy_cache_lock on;
+      proxy_cache_lock_timeout 120s;
+      proxy_cache_lock_age 120s;
+      add_header X-Cache-Status $upstream_cache_status;
+    }}
+  }}
+}}
+"#
+    );
+    let conf_path = dir.join("nginx.conf");
+    fs::write(&conf_path, conf)?;
+    let child = Command::new("nginx")
+        .args(["-c", path(&conf_path), "-e", &format!("{d}/error.log")])
+        .stdin(Stdio::null())
+        .spawn()
+        .context("starting nginx")?;
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        if Instant::now() > deadline {
+            bail!("nginx did not listen on {addr}; see {d}/error.log");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok((child, addr))
+}
+
+async fn anonymous_get(addr: &str, path: &str) -> anyhow::Result<u64> {
+    let client = S3::new(addr, Bytes::new());
+    let req = http::Request::get(format!("http://{addr}{path}"))
+        .header("host", addr)
+        .body(SliceBody::new(Bytes::new()))?;
+    let out = client.call(req, false).await?;
+    anyhow::ensure!(
+        out.status == 200,
+        "GET {path} via {addr}: {} {}",
+        out.status,
+        out.error_body
+    );
+    Ok(out.bytes)
+}
+
+async fn origin_gets(store: &str) -> anyhow::Result<f64> {
+    let client = S3::new(store, Bytes::new());
+    let req = http::Request::get(format!("http://{store}/_outpost/metrics"))
+        .header("host", store)
+        .body(SliceBody::new(Bytes::new()))?;
+    let resp = client.http.request(req).await?;
+    let mut body = resp.into_body();
+    let mut text = Vec::new();
+    while let Some(frame) = next_frame(&mut body).await {
+        if let Ok(d) = frame?.into_data() {
+            text.extend_from_slice(&d);
+        }
+    }
+    let text = String::from_utf8_lossy(&text);
+    Ok(metric_sum(
+        &text,
+        "outpost_s3_requests_total",
+        &[("operation", "GetObject")],
+    ))
+}
+
+struct WrkResult {
+    requests_per_sec: f64,
+    mib_per_sec: f64,
+    p50: String,
+    p99: String,
+}
+
+fn wrk(addr: &str, path: &str, duration: &str) -> anyhow::Result<WrkResult> {
+    let out = Command::new("wrk")
+        .args([
+            "-t2",
+            "-c64",
+            &format!("-d{duration}"),
+            "--latency",
+            &format!("http://{addr}{path}"),
+        ])
+        .output()
+        .context("running wrk")?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let field = |prefix: &str| -> Option<String> {
+        text.lines()
+            .map(str::trim)
+            .find_map(|l| l.strip_prefix(prefix).map(|v| v.trim().to_string()))
+    };
+    if text.contains("Non-2xx") {
+        bail!("wrk saw errors against {addr}:\n{text}");
+    }
+    let rps = field("Requests/sec:")
+        .and_then(|v| v.parse().ok())
+        .context("wrk Requests/sec")?;
+    let transfer = field("Transfer/sec:").context("wrk Transfer/sec")?;
+    Ok(WrkResult {
+        requests_per_sec: rps,
+        mib_per_sec: to_mib(&transfer),
+        p50: field("50%").unwrap_or_default(),
+        p99: field("99%").unwrap_or_default(),
+    })
+}
+
+/// wrk's `12.34MB` (binary multiples) → MiB.
+fn to_mib(v: &str) -> f64 {
+    let split = v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len());
+    let (n, unit) = v.split_at(split);
+    let n: f64 = n.parse().unwrap_or(0.0);
+    match unit {
+        "GB" => n * 1024.0,
+        "MB" => n,
+        "KB" => n / 1024.0,
+        _ => n / (1024.0 * 1024.0),
+    }
+}
+
+struct Storm {
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+    wall: Duration,
+}
+
+async fn miss_storm(addr: &str, path: &str, n: usize, expected_md5: &str) -> anyhow::Result<Storm> {
+    let client = Arc::new(S3::new(addr, Bytes::new()));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let (client, url, addr) = (
+                Arc::clone(&client),
+                format!("http://{addr}{path}"),
+                addr.to_string(),
+            );
+            let expected = expected_md5.to_string();
+            tokio::spawn(async move {
+                let t0 = Instant::now();
+                let req = http::Request::get(url)
+                    .header("host", addr)
+                    .body(SliceBody::new(Bytes::new()))?;
+                let resp = client.http.request(req).await?;
+                anyhow::ensure!(resp.status() == 200, "storm GET answered {}", resp.status());
+                let mut body = resp.into_body();
+                let mut first = None;
+                let full = i < STORM_FULL_READERS;
+                let mut hasher = full.then(md5::Md5::default);
+                let mut read = 0;
+                while let Some(frame) = next_frame(&mut body).await {
+                    if let Ok(d) = frame?.into_data() {
+                        first.get_or_insert_with(|| t0.elapsed());
+                        read += d.len();
+                        if let Some(h) = hasher.as_mut() {
+                            md5::Digest::update(h, &d);
+                        }
+                        if !full && read >= STORM_READ {
+                            break;
+                        }
+                    }
+                }
+                if let Some(h) = hasher {
+                    let got = hex::encode(md5::Digest::finalize(h));
+                    anyhow::ensure!(got == expected, "storm body differs (read {read} bytes)");
+                }
+                first.context("no body")
+            })
+        })
+        .collect();
+    let mut ttfb = Vec::with_capacity(n);
+    for t in tasks {
+        ttfb.push(t.await??);
+    }
+    let wall = started.elapsed();
+    ttfb.sort();
+    let at = |p: f64| ttfb[((ttfb.len() as f64 * p) as usize).min(ttfb.len() - 1)];
+    Ok(Storm {
+        p50: at(0.50),
+        p99: at(0.99),
+        max: *ttfb.last().expect("storm has requests"),
+        wall,
+    })
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
