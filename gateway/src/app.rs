@@ -16,7 +16,7 @@ use serde::Deserialize;
 use tokio::net::TcpListener;
 
 use crate::cache::Cache;
-use crate::config::EdgeConfig;
+use crate::config::{Behavior, EdgeConfig};
 use crate::distribution::Distributions;
 use crate::metrics::EdgeMetrics;
 use crate::origin::{OriginGroup, OriginSettings};
@@ -32,6 +32,11 @@ pub struct Edge {
     /// with the same rules as the store, and signs toward the origin with the same key.
     pub keyring: Keyring,
     pub cache: Arc<Cache>,
+    /// The S3 face's behaviour: the default one, keyed on every query parameter (partNumber,
+    /// versionId, response-* all change the answer).
+    pub s3_behavior: Arc<Behavior>,
+    /// For site paths no behaviour matches.
+    pub default_behavior: Arc<Behavior>,
     pub origins: Arc<OriginGroup>,
     /// Sites selected by Host header (distributions, website domain).
     pub sites: Distributions,
@@ -65,6 +70,11 @@ impl Edge {
         Ok(Arc::new(Edge {
             keyring: Keyring::new([credentials]),
             cache: Arc::new(cache),
+            s3_behavior: Arc::new(Behavior {
+                query_keys: vec!["*".into()],
+                ..config.default_behavior.clone()
+            }),
+            default_behavior: Arc::new(config.default_behavior.clone()),
             origins,
             sites,
             metrics,

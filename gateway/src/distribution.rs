@@ -15,13 +15,13 @@ pub struct Site {
     pub bucket: String,
     /// Static-website semantics (index and error documents, redirects).
     pub website: bool,
-    pub behaviors: Vec<Behavior>,
+    pub behaviors: Vec<Arc<Behavior>>,
     pub origins: Arc<OriginGroup>,
 }
 
 impl Site {
     /// The first behaviour whose path pattern matches, else `default`.
-    pub fn behavior<'a>(&'a self, path: &str, default: &'a Behavior) -> &'a Behavior {
+    pub fn behavior<'a>(&'a self, path: &str, default: &'a Arc<Behavior>) -> &'a Arc<Behavior> {
         self.behaviors
             .iter()
             .find(|b| glob_match(&b.path, path))
@@ -57,7 +57,7 @@ impl Distributions {
                     id: format!("d{i}"),
                     bucket: d.bucket.clone(),
                     website: d.website,
-                    behaviors: d.behaviors.clone(),
+                    behaviors: d.behaviors.iter().cloned().map(Arc::new).collect(),
                     origins,
                 };
                 Ok((hosts, Arc::new(site)))

@@ -88,11 +88,23 @@ pub async fn handle(
     edge.metrics
         .requests
         .observe(operation, status.as_u16(), elapsed, sent);
+    // The fields of a CloudFront standard log line that the edge knows. The query goes without
+    // its signature parameters: a presigned URL is a bearer token until it expires.
+    let header = |name| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+            .unwrap_or("-")
+    };
     tracing::info!(
         target: "outpost::access",
-        request_id = %id, method = %parts.method, path = %resource, operation,
+        request_id = %id, host = header(http::header::HOST), method = %parts.method,
+        path = %resource, query = %key::strip_auth_params(parts.uri.query()), operation,
         status = status.as_u16(), cache = outcome.map(|o| o.as_str()).unwrap_or("-"),
         bytes_sent = sent, ms = elapsed.as_secs_f64() * 1e3,
+        range = header(http::header::RANGE), referer = header(http::header::REFERER),
+        user_agent = header(http::header::USER_AGENT),
     );
     response
 }
@@ -127,7 +139,7 @@ impl Object {
         bucket: &str,
         key: &str,
         query: Option<&str>,
-        behavior: &Behavior,
+        behavior: &Arc<Behavior>,
         anonymous: bool,
     ) -> Object {
         let cache_key = key::cache_key(namespace, bucket, key, query, &behavior.query_keys);
@@ -145,7 +157,7 @@ impl Object {
                 headers,
                 anonymous,
             },
-            behavior: behavior.clone(),
+            behavior: Arc::clone(behavior),
         });
         Object { cache_key, source }
     }
@@ -165,16 +177,13 @@ async fn cached(
     // Anonymous readers get their own entries, fetched without the edge's signature, so the
     // origin's policy (public bucket or not) decides what they may see.
     let namespace = if anonymous { "anon" } else { "s3" };
-    let mut behavior = edge.config.default_behavior.clone();
-    // S3 query parameters (partNumber, versionId, response-*) all change the answer.
-    behavior.query_keys = vec!["*".into()];
     let object = Object::new(
         &edge.origins,
         namespace,
         &route.bucket,
         &route.key,
         parts.uri.query(),
-        &behavior,
+        &edge.s3_behavior,
         anonymous,
     );
     let found = object.lookup(edge, hint(parts)).await;

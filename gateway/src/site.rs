@@ -34,7 +34,7 @@ pub async fn handle(
     let path = percent_decode_str(parts.uri.path())
         .decode_utf8_lossy()
         .into_owned();
-    let behavior = site.behavior(&path, &edge.config.default_behavior).clone();
+    let behavior = site.behavior(&path, &edge.default_behavior);
     // Request headers the behaviour keys on split the cache (as CloudFront's cache policy).
     let mut namespace = site.id.clone();
     for name in &behavior.header_keys {
@@ -52,7 +52,7 @@ pub async fn handle(
             &site.bucket,
             key,
             query,
-            &behavior,
+            behavior,
             false,
         )
     };
@@ -152,12 +152,12 @@ async fn not_found(
 
 /// The bucket's website configuration, through the cache (re-read every minute).
 async fn website_config(edge: &Arc<Edge>, site: &Site) -> Result<WebsiteConfig> {
-    let behavior = Behavior {
+    let behavior = Arc::new(Behavior {
         default_ttl_secs: CONFIG_TTL.as_secs(),
         error_ttl_secs: CONFIG_TTL.as_secs(),
         query_keys: vec!["*".into()],
         ..Behavior::default()
-    };
+    });
     let namespace = format!("{}-website", site.id);
     let o = Object::new(
         &site.origins,

@@ -43,13 +43,24 @@ impl DiskTier {
         Ok(DiskTier { dir, index })
     }
 
-    pub async fn get(&self, id: SliceId) -> Option<Bytes> {
+    /// Up to `len` bytes of the slice from `offset`: a reader reads what it sends next, not
+    /// the whole slice (a thousand readers of one large object would each read it all).
+    pub async fn get(&self, id: SliceId, offset: u64, len: usize) -> Option<Bytes> {
         self.index.get(&id).await?;
+        let path = slice_path(&self.dir, &id);
         // The file can vanish between the lookup and the read (evicted meanwhile): a miss.
-        tokio::fs::read(slice_path(&self.dir, &id))
-            .await
-            .ok()
-            .map(Bytes::from)
+        tokio::task::spawn_blocking(move || -> std::io::Result<Bytes> {
+            use std::io::{Read, Seek, SeekFrom};
+            let mut file = std::fs::File::open(path)?;
+            file.seek(SeekFrom::Start(offset))?;
+            let mut buf = Vec::with_capacity(len);
+            file.take(len as u64).read_to_end(&mut buf)?;
+            Ok(Bytes::from(buf))
+        })
+        .await
+        .ok()?
+        .ok()
+        .filter(|b| !b.is_empty())
     }
 
     pub async fn insert(&self, id: SliceId, data: Bytes) {

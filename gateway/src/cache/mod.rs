@@ -142,12 +142,21 @@ impl Cache {
         self.heads.invalidate(key).await;
     }
 
-    /// A slice of a body of `size` bytes, from whichever tier holds bodies of that size.
-    pub async fn slice(&self, id: SliceId, size: u64) -> Option<Bytes> {
+    /// Up to `len` bytes from `offset` within a slice of a body of `size` bytes, from
+    /// whichever tier holds bodies of that size.
+    pub async fn slice_part(
+        &self,
+        id: SliceId,
+        size: u64,
+        offset: u64,
+        len: usize,
+    ) -> Option<Bytes> {
         if size <= self.slice_bytes {
-            self.memory.get(&id).await
+            let data = self.memory.get(&id).await?;
+            let from = usize::try_from(offset).ok().filter(|&f| f < data.len())?;
+            Some(data.slice(from..data.len().min(from + len)))
         } else {
-            self.disk.get(id).await
+            self.disk.get(id, offset, len).await
         }
     }
 

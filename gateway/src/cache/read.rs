@@ -20,6 +20,8 @@ use outpost_store::error::{Code, Error};
 /// Uncacheable answers up to this size are shared with every waiting reader; larger ones
 /// make each reader ask the origin itself.
 const PASS_LIMIT: u64 = 256 * 1024;
+/// Cached bodies are handed out in pieces of at most this size.
+const READ_CHUNK: u64 = 1 << 20;
 /// Readers following a fill are woken once per this many bytes (and at each slice's end).
 const PUSH_BATCH: usize = 128 * 1024;
 /// A fill gives up when the origin sends nothing for this long.
@@ -30,7 +32,7 @@ const ORIGIN_IDLE: Duration = Duration::from_secs(30);
 pub struct Source {
     pub origin: Arc<OriginGroup>,
     pub request: OriginRequest,
-    pub behavior: Behavior,
+    pub behavior: Arc<Behavior>,
 }
 
 /// What a lookup found.
@@ -394,13 +396,10 @@ impl Reader {
                 version: self.head.version,
                 index,
             };
-            if let Some(data) = self.cache.slice(id, self.head.size).await {
-                let from = (self.pos - index * slice) as usize;
-                let to = ((self.end - index * slice) as usize).min(data.len());
-                if from < to {
-                    self.pos += (to - from) as u64;
-                    return Ok(data.slice(from..to));
-                }
+            let offset = self.pos - index * slice;
+            let len = (self.end - self.pos).min(slice - offset).min(READ_CHUNK) as usize;
+            if let Some(data) = self.cache.slice_part(id, self.head.size, offset, len).await {
+                return Ok(self.advance(data));
             }
             let fill = match self
                 .cache
