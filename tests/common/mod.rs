@@ -265,6 +265,14 @@ impl TestStore {
         Client::from_conf(conf)
     }
 
+    /// A fresh store, its client, and a fresh bucket named after `prefix`: most tests' start.
+    pub async fn with_bucket(prefix: &str) -> (TestStore, Client, String) {
+        let store = TestStore::start();
+        let s3 = store.client();
+        let b = store.bucket(&s3, prefix).await;
+        (store, s3, b)
+    }
+
     /// Creates a fresh bucket with a unique name and returns the name.
     pub async fn bucket(&self, client: &Client, prefix: &str) -> String {
         let name = unique_bucket(prefix);
@@ -618,6 +626,34 @@ impl TestStore {
             .send(self)
             .await
     }
+}
+
+/// PutObject without options (must succeed).
+pub async fn put_bytes(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+    data: impl Into<Vec<u8>>,
+) -> aws_sdk_s3::operation::put_object::PutObjectOutput {
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(body(data))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("PUT {bucket}/{key}: {e:?}"))
+}
+
+/// CreateMultipartUpload without options; the upload id.
+pub async fn start_upload(s3: &Client, bucket: &str, key: &str) -> String {
+    let up = s3
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .expect("CreateMultipartUpload");
+    up.upload_id().expect("an upload id").to_string()
 }
 
 /// The whole body of `bucket/key` (GetObject must succeed).

@@ -8,13 +8,7 @@ async fn the_edge_checks_signatures_like_the_store() {
     let p = EdgePair::start();
     let s3 = p.store.client();
     let b = p.store.bucket(&s3, "sig").await;
-    s3.put_object()
-        .bucket(&b)
-        .key("secret.txt")
-        .body(body("s"))
-        .send()
-        .await
-        .unwrap();
+    put_bytes(&s3, &b, "secret.txt", "s").await;
     // Cache it for signed readers first: anonymous ones must still be refused.
     let got = p
         .edge
@@ -151,13 +145,7 @@ async fn writes_and_listings_are_relayed_to_the_origin() {
 
     // A write through the edge replaces the edge's cached copy at once.
     assert!(object_bytes(&edge, &b, "dir/file.bin").await == data);
-    edge.put_object()
-        .bucket(&b)
-        .key("dir/file.bin")
-        .body(body("v2"))
-        .send()
-        .await
-        .unwrap();
+    put_bytes(&edge, &b, "dir/file.bin", "v2").await;
     assert_eq!(object_bytes(&edge, &b, "dir/file.bin").await, b"v2");
     edge.delete_object()
         .bucket(&b)

@@ -55,13 +55,7 @@ async fn reads_fail_over_to_the_next_store() {
     for store in [&primary, &secondary] {
         let s3 = store.client();
         s3.create_bucket().bucket(&b).send().await.unwrap();
-        s3.put_object()
-            .bucket(&b)
-            .key("k")
-            .body(body("replica"))
-            .send()
-            .await
-            .unwrap();
+        put_bytes(&s3, &b, "k", "replica").await;
     }
     let edge = TestStore::start_edge(&[&primary, &secondary], StoreOptions::default());
     let client = edge.client();

@@ -29,9 +29,7 @@ async fn put_page(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body_text: &
 
 #[tokio::test]
 async fn a_website_with_index_error_and_redirects() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "site").await;
+    let (store, s3, b) = TestStore::with_bucket("site").await;
     let edge = TestStore::start_edge(
         &[&store],
         StoreOptions::default().config(&format!(
@@ -130,9 +128,7 @@ async fn a_website_with_index_error_and_redirects() {
 
 #[tokio::test]
 async fn distributions_pick_behaviours_by_path() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "cdn").await;
+    let (store, s3, b) = TestStore::with_bucket("cdn").await;
     let edge = TestStore::start_edge(
         &[&store],
         StoreOptions::default().config(&format!(
@@ -164,13 +160,7 @@ query_keys = ["v"]
         assert_eq!(browse(&edge, host, path, &[]).await.text(), "v1");
     }
     for key in ["static/app.js", "page.html"] {
-        s3.put_object()
-            .bucket(&b)
-            .key(key)
-            .body(body("v2"))
-            .send()
-            .await
-            .unwrap();
+        put_bytes(&s3, &b, key, "v2").await;
     }
     edge.advance_clock(60).await;
     // The static behaviour's minimum TTL (1 h) outranks the origin's max-age=10.
@@ -191,9 +181,7 @@ query_keys = ["v"]
 
 #[tokio::test]
 async fn compressible_content_is_compressed_for_clients_that_accept_it() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "gz").await;
+    let (store, s3, b) = TestStore::with_bucket("gz").await;
     let edge = TestStore::start_edge(
         &[&store],
         StoreOptions::default().config(&format!(

@@ -14,9 +14,7 @@ use crate::common::*;
 
 #[tokio::test]
 async fn presigned_get_and_put_from_the_sdk() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "presign").await;
+    let (_store, s3, b) = TestStore::with_bucket("presign").await;
     let http = reqwest::Client::new();
 
     // Presigned PUT, used by a plain HTTP client.
@@ -88,16 +86,8 @@ async fn presigned_get_and_put_from_the_sdk() {
 
 #[tokio::test]
 async fn expired_presigned_url_is_rejected() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "expired").await;
-    s3.put_object()
-        .bucket(&b)
-        .key("k")
-        .body(body("x"))
-        .send()
-        .await
-        .unwrap();
+    let (store, s3, b) = TestStore::with_bucket("expired").await;
+    put_bytes(&s3, &b, "k", "x").await;
     let cfg = PresigningConfig::builder()
         .start_time(SystemTime::now() - Duration::from_secs(2 * 3600))
         .expires_in(Duration::from_secs(60))
@@ -125,16 +115,8 @@ async fn expired_presigned_url_is_rejected() {
 
 #[tokio::test]
 async fn presign_longer_than_seven_days_is_rejected() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "sevendays").await;
-    s3.put_object()
-        .bucket(&b)
-        .key("k")
-        .body(body("x"))
-        .send()
-        .await
-        .unwrap();
+    let (store, s3, b) = TestStore::with_bucket("sevendays").await;
+    put_bytes(&s3, &b, "k", "x").await;
     let ok = RawRequest::new("GET", &format!("/{b}/k")).presign(
         &store,
         &SignOpts::default(),
@@ -153,16 +135,8 @@ async fn presign_longer_than_seven_days_is_rejected() {
 
 #[tokio::test]
 async fn sigv2_presigned_get() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "sigv2").await;
-    s3.put_object()
-        .bucket(&b)
-        .key("file.txt")
-        .body(body("v2 presigned"))
-        .send()
-        .await
-        .unwrap();
+    let (store, s3, b) = TestStore::with_bucket("sigv2").await;
+    put_bytes(&s3, &b, "file.txt", "v2 presigned").await;
     let url = |expires: u64, secret: &str| {
         let sts = format!("GET\n\n\n{expires}\n/{b}/file.txt");
         let sig = hash::b64(&hash::hmac_sha1(secret.as_bytes(), sts.as_bytes()));
@@ -198,9 +172,7 @@ async fn sigv2_presigned_get() {
 
 #[tokio::test]
 async fn signed_aws_chunked_streaming_upload() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "chunked").await;
+    let (store, s3, b) = TestStore::with_bucket("chunked").await;
     for (i, (len, chunk)) in [
         (200_000usize, 64 * 1024usize),
         (65_536, 65_536),
@@ -260,26 +232,12 @@ async fn signed_aws_chunked_streaming_upload() {
     .send(&store)
     .await;
     assert_eq!(r.status, 200, "{}", r.text());
-    assert!(
-        read_body(
-            s3.get_object()
-                .bucket(&b)
-                .key("te")
-                .send()
-                .await
-                .unwrap()
-                .body
-        )
-        .await
-            == data
-    );
+    assert!(object_bytes(&s3, &b, "te").await == data);
 }
 
 #[tokio::test]
 async fn tampered_chunk_is_rejected_and_nothing_is_stored() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "tamper").await;
+    let (store, s3, b) = TestStore::with_bucket("tamper").await;
     let data = random_bytes(150_000, 61);
     for tamper in [0, 1, 2] {
         let key = format!("t{tamper}");
@@ -305,13 +263,7 @@ async fn tampered_chunk_is_rejected_and_nothing_is_stored() {
         );
     }
     // A tampered overwrite leaves the old object in place.
-    s3.put_object()
-        .bucket(&b)
-        .key("keep")
-        .body(body("old"))
-        .send()
-        .await
-        .unwrap();
+    put_bytes(&s3, &b, "keep", "old").await;
     let c = Chunked {
         chunk_size: 64 * 1024,
         tamper_chunk: Some(2),
@@ -327,24 +279,13 @@ async fn tampered_chunk_is_rejected_and_nothing_is_stored() {
     .send(&store)
     .await;
     r.assert_error(403, "SignatureDoesNotMatch");
-    let got = read_body(
-        s3.get_object()
-            .bucket(&b)
-            .key("keep")
-            .send()
-            .await
-            .unwrap()
-            .body,
-    )
-    .await;
+    let got = object_bytes(&s3, &b, "keep").await;
     assert_eq!(got, b"old");
 }
 
 #[tokio::test]
 async fn signed_streaming_with_signed_trailer() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "sigtrailer").await;
+    let (store, s3, b) = TestStore::with_bucket("sigtrailer").await;
     let data = random_bytes(90_000, 62);
     let c = Chunked {
         chunk_size: 32 * 1024,
@@ -404,9 +345,7 @@ async fn signed_streaming_with_signed_trailer() {
 async fn sdk_streaming_body_upload_uses_aws_chunked_with_trailer() {
     // Over plain http the Rust SDK signs a streaming body chunk by chunk and appends a CRC32
     // trailer (STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER).
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "sdkstream").await;
+    let (_store, s3, b) = TestStore::with_bucket("sdkstream").await;
     let data = random_bytes(3 * MIB + 5, 63);
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), &data).unwrap();
@@ -440,9 +379,7 @@ async fn sdk_streaming_body_upload_uses_aws_chunked_with_trailer() {
 
 #[tokio::test]
 async fn unsigned_payload_trailer_with_crc32() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "trailer").await;
+    let (store, s3, b) = TestStore::with_bucket("trailer").await;
     // The exact example from the design notes.
     let data = b"hello world\n".to_vec();
     for (i, transfer_chunked) in [false, true].into_iter().enumerate() {
@@ -497,26 +434,12 @@ async fn unsigned_payload_trailer_with_crc32() {
     .send(&store)
     .await;
     assert_eq!(r.status, 200, "{}", r.text());
-    assert!(
-        read_body(
-            s3.get_object()
-                .bucket(&b)
-                .key("big")
-                .send()
-                .await
-                .unwrap()
-                .body
-        )
-        .await
-            == big
-    );
+    assert!(object_bytes(&s3, &b, "big").await == big);
 }
 
 #[tokio::test]
 async fn unsigned_trailer_with_wrong_checksum_stores_nothing() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "badtrailer").await;
+    let (store, s3, b) = TestStore::with_bucket("badtrailer").await;
     let data = random_bytes(100_000, 65);
     let c = Chunked {
         chunk_size: 65_536,
@@ -539,13 +462,7 @@ async fn unsigned_trailer_with_wrong_checksum_stores_nothing() {
         "NotFound",
     );
     // Overwrite attempt keeps the old object.
-    s3.put_object()
-        .bucket(&b)
-        .key("keep")
-        .body(body("old"))
-        .send()
-        .await
-        .unwrap();
+    put_bytes(&s3, &b, "keep", "old").await;
     let r = unsigned_trailer(
         &store,
         RawRequest::new("PUT", &format!("/{b}/keep")),
@@ -556,26 +473,12 @@ async fn unsigned_trailer_with_wrong_checksum_stores_nothing() {
     .send(&store)
     .await;
     r.assert_error(400, "BadDigest");
-    assert_eq!(
-        read_body(
-            s3.get_object()
-                .bucket(&b)
-                .key("keep")
-                .send()
-                .await
-                .unwrap()
-                .body
-        )
-        .await,
-        b"old"
-    );
+    assert_eq!(object_bytes(&s3, &b, "keep").await, b"old");
 }
 
 #[tokio::test]
 async fn unsigned_trailer_still_checks_the_header_signature() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "trailersig").await;
+    let (store, s3, b) = TestStore::with_bucket("trailersig").await;
     let data = b"would-be anonymous upload".to_vec();
     let c = Chunked {
         chunk_size: 1024,
@@ -613,9 +516,7 @@ async fn unsigned_trailer_still_checks_the_header_signature() {
 
 #[tokio::test]
 async fn unsigned_payload_and_chunked_transfer_without_content_length() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "unsigned").await;
+    let (store, s3, b) = TestStore::with_bucket("unsigned").await;
     let data = random_bytes(50_000, 66);
 
     // rclone: UNSIGNED-PAYLOAD with Content-Length.
@@ -624,19 +525,7 @@ async fn unsigned_payload_and_chunked_transfer_without_content_length() {
         .sign_with(&store, &SignOpts::default().payload(Payload::Unsigned));
     let r = req.send(&store).await;
     assert_eq!(r.status, 200, "UNSIGNED-PAYLOAD: {}", r.text());
-    assert!(
-        read_body(
-            s3.get_object()
-                .bucket(&b)
-                .key("unsigned")
-                .send()
-                .await
-                .unwrap()
-                .body
-        )
-        .await
-            == data
-    );
+    assert!(object_bytes(&s3, &b, "unsigned").await == data);
 
     // Transfer-Encoding: chunked, no Content-Length, UNSIGNED-PAYLOAD.
     let pieces: Vec<Vec<u8>> = data.chunks(7000).map(|c| c.to_vec()).collect();
@@ -645,19 +534,7 @@ async fn unsigned_payload_and_chunked_transfer_without_content_length() {
         .sign_with(&store, &SignOpts::default().payload(Payload::Unsigned));
     let r = req.send(&store).await;
     assert_eq!(r.status, 200, "chunked transfer, unsigned: {}", r.text());
-    assert!(
-        read_body(
-            s3.get_object()
-                .bucket(&b)
-                .key("te-unsigned")
-                .send()
-                .await
-                .unwrap()
-                .body
-        )
-        .await
-            == data
-    );
+    assert!(object_bytes(&s3, &b, "te-unsigned").await == data);
 
     // Transfer-Encoding: chunked with a hex x-amz-content-sha256 of the whole body.
     let r = RawRequest::new("PUT", &format!("/{b}/te-signed"))
@@ -681,26 +558,12 @@ async fn unsigned_payload_and_chunked_transfer_without_content_length() {
         .send(&store)
         .await;
     assert_eq!(r.status, 200, "Expect: 100-continue: {}", r.text());
-    assert!(
-        read_body(
-            s3.get_object()
-                .bucket(&b)
-                .key("expect")
-                .send()
-                .await
-                .unwrap()
-                .body
-        )
-        .await
-            == data
-    );
+    assert!(object_bytes(&s3, &b, "expect").await == data);
 }
 
 #[tokio::test]
 async fn clock_skew_is_request_time_too_skewed() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "skew").await;
+    let (store, _s3, b) = TestStore::with_bucket("skew").await;
     for skew in [-(20 * 60i64), 20 * 60] {
         let t = if skew < 0 {
             SystemTime::now() - Duration::from_secs(-skew as u64)
@@ -725,9 +588,7 @@ async fn clock_skew_is_request_time_too_skewed() {
 
 #[tokio::test]
 async fn wrong_access_key_and_wrong_secret() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "wrongkey").await;
+    let (store, s3, b) = TestStore::with_bucket("wrongkey").await;
 
     let (req, _) = RawRequest::new("GET", &format!("/{b}?list-type=2")).sign_with(
         &store,

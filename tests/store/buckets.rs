@@ -181,13 +181,7 @@ async fn delete_non_empty_bucket_is_refused() {
     let store = TestStore::start();
     let s3 = store.client();
     let name = store.bucket(&s3, "nonempty").await;
-    s3.put_object()
-        .bucket(&name)
-        .key("k")
-        .body(body("x"))
-        .send()
-        .await
-        .unwrap();
+    put_bytes(&s3, &name, "k", "x").await;
 
     assert_sdk_err(
         s3.delete_bucket().bucket(&name).send().await,
@@ -444,13 +438,7 @@ async fn public_read_policy_with_principal_aws_star_and_action_list() {
     let store = TestStore::start();
     let s3 = store.client();
     let name = store.bucket(&s3, "public2").await;
-    s3.put_object()
-        .bucket(&name)
-        .key("a.txt")
-        .body(body("A"))
-        .send()
-        .await
-        .unwrap();
+    put_bytes(&s3, &name, "a.txt", "A").await;
     let policy = format!(
         r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":["*"]}},"Action":["s3:GetObject"],"Resource":["arn:aws:s3:::{name}/*"]}}]}}"#
     );
@@ -491,13 +479,7 @@ async fn anonymous_requests_on_private_bucket_are_denied() {
     let store = TestStore::start();
     let s3 = store.client();
     let name = store.bucket(&s3, "private").await;
-    s3.put_object()
-        .bucket(&name)
-        .key("secret.txt")
-        .body(body("s3cr3t"))
-        .send()
-        .await
-        .unwrap();
+    put_bytes(&s3, &name, "secret.txt", "s3cr3t").await;
 
     for (method, target) in [
         ("GET", format!("/{name}/secret.txt")),
@@ -577,16 +559,7 @@ async fn canned_acl_headers_are_accepted() {
         .send(&store)
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
-    let got = read_body(
-        s3.get_object()
-            .bucket(&name)
-            .key("r")
-            .send()
-            .await
-            .unwrap()
-            .body,
-    )
-    .await;
+    let got = object_bytes(&s3, &name, "r").await;
     assert_eq!(got, data);
 }
 

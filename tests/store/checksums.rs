@@ -22,9 +22,7 @@ fn sdk_algo(a: Algo) -> ChecksumAlgorithm {
 
 #[tokio::test]
 async fn all_five_algorithms_round_trip_with_checksum_mode() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "cks").await;
+    let (store, s3, b) = TestStore::with_bucket("cks").await;
     let data = random_bytes(300_000, 40);
     for algo in Algo::ALL {
         let key = format!("obj-{}", algo.name());
@@ -95,9 +93,7 @@ async fn all_five_algorithms_round_trip_with_checksum_mode() {
 
 #[tokio::test]
 async fn explicit_checksum_values_verified_and_wrong_ones_are_bad_digest() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "badcks").await;
+    let (store, s3, b) = TestStore::with_bucket("badcks").await;
     let data = b"checksummed payload".to_vec();
     for algo in Algo::ALL {
         // Right value, sent as a plain header by a raw client.
@@ -142,13 +138,7 @@ async fn explicit_checksum_values_verified_and_wrong_ones_are_bad_digest() {
         .await;
     assert_sdk_err(r, 400, "BadDigest");
     // A wrong value does not replace an existing object.
-    s3.put_object()
-        .bucket(&b)
-        .key("keep")
-        .body(body("original"))
-        .send()
-        .await
-        .unwrap();
+    put_bytes(&s3, &b, "keep", "original").await;
     let r = s3
         .put_object()
         .bucket(&b)
@@ -158,16 +148,7 @@ async fn explicit_checksum_values_verified_and_wrong_ones_are_bad_digest() {
         .send()
         .await;
     assert_sdk_err(r, 400, "BadDigest");
-    let got = read_body(
-        s3.get_object()
-            .bucket(&b)
-            .key("keep")
-            .send()
-            .await
-            .unwrap()
-            .body,
-    )
-    .await;
+    let got = object_bytes(&s3, &b, "keep").await;
     assert_eq!(got, b"original");
 }
 
@@ -232,9 +213,7 @@ async fn content_md5_is_verified() {
 
 #[tokio::test]
 async fn x_amz_content_sha256_mismatch() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "sha256hdr").await;
+    let (store, s3, b) = TestStore::with_bucket("sha256hdr").await;
     let claimed = hash::sha256_hex(b"what I said I would send");
     let r = RawRequest::new("PUT", &format!("/{b}/k"))
         .body("what I actually sent")
@@ -350,9 +329,7 @@ async fn multipart_with_checksum(
 
 #[tokio::test]
 async fn multipart_composite_checksums() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "composite").await;
+    let (store, s3, b) = TestStore::with_bucket("composite").await;
     let mpu = Mpu::new(41);
     for algo in [Algo::Crc32, Algo::Sha256] {
         let key = format!("composite-{}", algo.name());
@@ -398,9 +375,7 @@ async fn multipart_composite_checksums() {
 
 #[tokio::test]
 async fn multipart_full_object_checksums() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "fullobj").await;
+    let (store, s3, b) = TestStore::with_bucket("fullobj").await;
     let mpu = Mpu::new(44);
     let whole = mpu.whole();
     for algo in [Algo::Crc64nvme, Algo::Crc32c] {
@@ -485,9 +460,7 @@ async fn multipart_full_object_checksums() {
 
 #[tokio::test]
 async fn wrong_part_checksum_in_complete_is_invalid_part() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "partcks").await;
+    let (_store, s3, b) = TestStore::with_bucket("partcks").await;
     let up = s3
         .create_multipart_upload()
         .bucket(&b)
@@ -537,17 +510,8 @@ async fn wrong_part_checksum_in_complete_is_invalid_part() {
 
 #[tokio::test]
 async fn part_checksum_is_verified_even_without_an_upload_algorithm() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "partsum").await;
-    let up = s3
-        .create_multipart_upload()
-        .bucket(&b)
-        .key("k")
-        .send()
-        .await
-        .unwrap();
-    let id = up.upload_id().unwrap();
+    let (store, s3, b) = TestStore::with_bucket("partsum").await;
+    let id = &start_upload(&s3, &b, "k").await;
     let part = |crc_of: &[u8]| {
         RawRequest::new(
             "PUT",

@@ -7,9 +7,7 @@ use crate::common::*;
 
 #[tokio::test]
 async fn if_none_match_star_creates_only_once() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "inm").await;
+    let (_store, s3, b) = TestStore::with_bucket("inm").await;
     s3.put_object()
         .bucket(&b)
         .key("k")
@@ -29,24 +27,13 @@ async fn if_none_match_star_creates_only_once() {
         412,
         "PreconditionFailed",
     );
-    let got = read_body(
-        s3.get_object()
-            .bucket(&b)
-            .key("k")
-            .send()
-            .await
-            .unwrap()
-            .body,
-    )
-    .await;
+    let got = object_bytes(&s3, &b, "k").await;
     assert_eq!(got, b"first", "the losing write changed nothing");
 }
 
 #[tokio::test]
 async fn if_none_match_star_under_concurrency_has_exactly_one_winner() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "race").await;
+    let (_store, s3, b) = TestStore::with_bucket("race").await;
     for round in 0..3 {
         let key = format!("lock-{round}");
         let mut tasks = Vec::new();
@@ -83,16 +70,7 @@ async fn if_none_match_star_under_concurrency_has_exactly_one_winner() {
             "round {round}: exactly one If-None-Match:* writer wins, got {:?}",
             winners.iter().map(|w| w.0).collect::<Vec<_>>()
         );
-        let got = read_body(
-            s3.get_object()
-                .bucket(&b)
-                .key(&key)
-                .send()
-                .await
-                .unwrap()
-                .body,
-        )
-        .await;
+        let got = object_bytes(&s3, &b, &key).await;
         assert_eq!(
             got,
             winners[0].1.as_bytes(),
@@ -103,17 +81,8 @@ async fn if_none_match_star_under_concurrency_has_exactly_one_winner() {
 
 #[tokio::test]
 async fn if_match_on_put() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "ifmatch").await;
-    let v1 = s3
-        .put_object()
-        .bucket(&b)
-        .key("k")
-        .body(body("v1"))
-        .send()
-        .await
-        .unwrap();
+    let (_store, s3, b) = TestStore::with_bucket("ifmatch").await;
+    let v1 = put_bytes(&s3, &b, "k", "v1").await;
     let etag1 = v1.e_tag().unwrap().to_string();
 
     assert_sdk_err(
@@ -149,16 +118,7 @@ async fn if_match_on_put() {
         412,
         "PreconditionFailed",
     );
-    let got = read_body(
-        s3.get_object()
-            .bucket(&b)
-            .key("k")
-            .send()
-            .await
-            .unwrap()
-            .body,
-    )
-    .await;
+    let got = object_bytes(&s3, &b, "k").await;
     assert_eq!(got, b"v2");
 
     // If-Match on a key that does not exist: 404 NoSuchKey, as on S3.
@@ -182,17 +142,8 @@ async fn if_match_on_put() {
 
 #[tokio::test]
 async fn if_match_under_concurrency_has_exactly_one_winner() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "casrace").await;
-    let base = s3
-        .put_object()
-        .bucket(&b)
-        .key("counter")
-        .body(body("0"))
-        .send()
-        .await
-        .unwrap();
+    let (_store, s3, b) = TestStore::with_bucket("casrace").await;
+    let base = put_bytes(&s3, &b, "counter", "0").await;
     let etag = base.e_tag().unwrap().to_string();
     let mut tasks = Vec::new();
     for i in 0..12 {
@@ -224,16 +175,7 @@ async fn if_match_under_concurrency_has_exactly_one_winner() {
         1,
         "compare-and-swap with If-Match: winners {winners:?}"
     );
-    let got = read_body(
-        s3.get_object()
-            .bucket(&b)
-            .key("counter")
-            .send()
-            .await
-            .unwrap()
-            .body,
-    )
-    .await;
+    let got = object_bytes(&s3, &b, "counter").await;
     assert_eq!(got, format!("w{}", winners[0]).into_bytes());
 }
 
@@ -274,9 +216,7 @@ async fn one_part_upload(
 
 #[tokio::test]
 async fn conditional_complete_multipart_upload() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "condmpu").await;
+    let (_store, s3, b) = TestStore::with_bucket("condmpu").await;
 
     // If-None-Match: * on a new key completes.
     let (id, done) = one_part_upload(&s3, &b, "k", "mp1").await;
@@ -304,16 +244,7 @@ async fn conditional_complete_multipart_upload() {
         412,
         "PreconditionFailed",
     );
-    let got = read_body(
-        s3.get_object()
-            .bucket(&b)
-            .key("k")
-            .send()
-            .await
-            .unwrap()
-            .body,
-    )
-    .await;
+    let got = object_bytes(&s3, &b, "k").await;
     assert_eq!(got, b"mp1");
 
     // If-Match with a wrong ETag refuses; with the current one completes.
@@ -348,15 +279,6 @@ async fn conditional_complete_multipart_upload() {
         .send()
         .await
         .expect("complete with If-Match of the current object");
-    let got = read_body(
-        s3.get_object()
-            .bucket(&b)
-            .key("k")
-            .send()
-            .await
-            .unwrap()
-            .body,
-    )
-    .await;
+    let got = object_bytes(&s3, &b, "k").await;
     assert_eq!(got, b"mp2");
 }

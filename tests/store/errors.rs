@@ -10,16 +10,8 @@ use crate::common::*;
 
 #[tokio::test]
 async fn unknown_operations_are_not_implemented() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "notimpl").await;
-    s3.put_object()
-        .bucket(&b)
-        .key("k")
-        .body(body("x"))
-        .send()
-        .await
-        .unwrap();
+    let (store, s3, b) = TestStore::with_bucket("notimpl").await;
+    put_bytes(&s3, &b, "k", "x").await;
     let cases = [
         ("GET", format!("/{b}?replication")),
         ("PUT", format!("/{b}?replication")),
@@ -77,13 +69,7 @@ async fn health_and_metrics_endpoints() {
 
     let s3 = store.client();
     let b = store.bucket(&s3, "metrics").await;
-    s3.put_object()
-        .bucket(&b)
-        .key("k")
-        .body(body("metric me"))
-        .send()
-        .await
-        .unwrap();
+    put_bytes(&s3, &b, "k", "metric me").await;
     let name = "outpost_s3_requests_total";
     let before_ok = store
         .metric(name, &[("operation", "GetObject"), ("status", "200")])
@@ -180,9 +166,7 @@ async fn malformed_requests_get_errors_and_the_server_survives() {
 
 #[tokio::test]
 async fn oversized_headers_are_refused() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "bighdr").await;
+    let (store, _s3, b) = TestStore::with_bucket("bighdr").await;
     let r = RawRequest::new("GET", &format!("/{b}/k"))
         .header("x-amz-meta-huge", &"h".repeat(64 * 1024))
         .timeout(Duration::from_secs(10))

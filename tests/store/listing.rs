@@ -112,9 +112,7 @@ async fn list_v2_all(
 
 #[tokio::test]
 async fn list_v2_full_listing_is_in_utf8_binary_order() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "order").await;
+    let (_store, s3, b) = TestStore::with_bucket("order").await;
     put_keys(&s3, &b, KEYS).await;
 
     let out = s3.list_objects_v2().bucket(&b).send().await.unwrap();
@@ -145,16 +143,14 @@ async fn list_v2_full_listing_is_in_utf8_binary_order() {
 
     // `a` and `a/b` and `a//b` are all distinct objects with their own bodies.
     for k in ["a", "a/b", "a//b", "b/"] {
-        let got = read_body(s3.get_object().bucket(&b).key(k).send().await.unwrap().body).await;
+        let got = object_bytes(&s3, &b, k).await;
         assert_eq!(got, k.as_bytes(), "body of {k:?}");
     }
 }
 
 #[tokio::test]
 async fn list_v2_prefix_and_delimiter() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "delim").await;
+    let (_store, s3, b) = TestStore::with_bucket("delim").await;
     put_keys(&s3, &b, KEYS).await;
 
     let (keys, prefixes, _) = list_v2_all(&s3, &b, None, Some("/"), 1000).await;
@@ -210,9 +206,7 @@ async fn list_v2_prefix_and_delimiter() {
 
 #[tokio::test]
 async fn list_v2_pagination_max_keys_continuation_start_after() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "pages").await;
+    let (_store, s3, b) = TestStore::with_bucket("pages").await;
     put_keys(&s3, &b, KEYS).await;
     let all = utf8_sorted(KEYS);
 
@@ -276,22 +270,14 @@ async fn list_v2_pagination_max_keys_continuation_start_after() {
 
 #[tokio::test]
 async fn list_v2_default_page_is_1000_keys() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "thousand").await;
+    let (_store, s3, b) = TestStore::with_bucket("thousand").await;
     let keys: Vec<String> = (0..1100).map(|i| format!("k/{i:05}")).collect();
     let mut tasks = Vec::new();
     for chunk in keys.chunks(40) {
         let (s3, b, chunk) = (s3.clone(), b.clone(), chunk.to_vec());
         tasks.push(tokio::spawn(async move {
             for k in chunk {
-                s3.put_object()
-                    .bucket(&b)
-                    .key(&k)
-                    .body(body(Vec::new()))
-                    .send()
-                    .await
-                    .unwrap();
+                put_bytes(&s3, &b, &k, Vec::new()).await;
             }
         }));
     }
@@ -323,16 +309,8 @@ async fn list_v2_default_page_is_1000_keys() {
 
 #[tokio::test]
 async fn list_v2_fetch_owner() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "owner").await;
-    s3.put_object()
-        .bucket(&b)
-        .key("o")
-        .body(body("x"))
-        .send()
-        .await
-        .unwrap();
+    let (_store, s3, b) = TestStore::with_bucket("owner").await;
+    put_bytes(&s3, &b, "o", "x").await;
     let out = s3
         .list_objects_v2()
         .bucket(&b)
@@ -356,9 +334,7 @@ async fn list_v2_fetch_owner() {
 
 #[tokio::test]
 async fn list_encoding_type_url() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "urlenc").await;
+    let (store, s3, b) = TestStore::with_bucket("urlenc").await;
     let keys = [
         "dir one/a b.txt",
         "dir one/ä&<>.txt",
@@ -423,9 +399,7 @@ async fn list_encoding_type_url() {
 
 #[tokio::test]
 async fn list_v1_marker_and_next_marker() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "v1").await;
+    let (_store, s3, b) = TestStore::with_bucket("v1").await;
     put_keys(&s3, &b, KEYS).await;
     let all = utf8_sorted(KEYS);
 
@@ -501,17 +475,9 @@ async fn list_v1_marker_and_next_marker() {
 
 #[tokio::test]
 async fn list_object_versions_on_unversioned_bucket() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "versions").await;
+    let (_store, s3, b) = TestStore::with_bucket("versions").await;
     put_keys(&s3, &b, &["x", "y/1", "y/2"]).await;
-    s3.put_object()
-        .bucket(&b)
-        .key("x")
-        .body(body("overwritten"))
-        .send()
-        .await
-        .unwrap();
+    put_bytes(&s3, &b, "x", "overwritten").await;
     let out = s3
         .list_object_versions()
         .bucket(&b)
@@ -571,9 +537,7 @@ async fn list_object_versions_on_unversioned_bucket() {
 
 #[tokio::test]
 async fn key_length_limit_is_1024_bytes() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "keylen").await;
+    let (store, s3, b) = TestStore::with_bucket("keylen").await;
     let ascii_1024 = "k".repeat(1024);
     let utf8_1024 = "é".repeat(512); // 2 bytes each
     for k in [&ascii_1024, &utf8_1024] {
@@ -584,7 +548,7 @@ async fn key_length_limit_is_1024_bytes() {
             .send()
             .await
             .expect("1024-byte key");
-        let got = read_body(s3.get_object().bucket(&b).key(k).send().await.unwrap().body).await;
+        let got = object_bytes(&s3, &b, k).await;
         assert_eq!(got, b"long");
     }
     let out = s3.list_objects_v2().bucket(&b).send().await.unwrap();

@@ -52,9 +52,7 @@ fn completed(parts: Vec<CompletedPart>) -> CompletedMultipartUpload {
 
 #[tokio::test]
 async fn multipart_upload_full_flow() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "mpu").await;
+    let (_store, s3, b) = TestStore::with_bucket("mpu").await;
     let p1 = random_bytes(5 * MIB, 20);
     let p2 = random_bytes(5 * MIB + 17, 21);
     let p3 = random_bytes(1234, 22);
@@ -192,16 +190,7 @@ async fn multipart_upload_full_flow() {
         h.metadata().unwrap().get("kind").map(String::as_str),
         Some("multipart")
     );
-    let got = read_body(
-        s3.get_object()
-            .bucket(&b)
-            .key("big/object.bin")
-            .send()
-            .await
-            .unwrap()
-            .body,
-    )
-    .await;
+    let got = object_bytes(&s3, &b, "big/object.bin").await;
     assert!(
         got == [p1.as_slice(), &p2, &p3].concat(),
         "multipart body is the parts in order"
@@ -252,17 +241,8 @@ async fn multipart_upload_full_flow() {
 
 #[tokio::test]
 async fn complete_with_a_subset_of_parts_and_overwritten_part() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "subset").await;
-    let up = s3
-        .create_multipart_upload()
-        .bucket(&b)
-        .key("k")
-        .send()
-        .await
-        .unwrap();
-    let id = up.upload_id().unwrap();
+    let (_store, s3, b) = TestStore::with_bucket("subset").await;
+    let id = &start_upload(&s3, &b, "k").await;
     let p1 = random_bytes(5 * MIB, 23);
     let p2 = random_bytes(100, 24);
     let p3 = random_bytes(200, 25);
@@ -294,32 +274,14 @@ async fn complete_with_a_subset_of_parts_and_overwritten_part() {
         .await
         .unwrap();
     assert_eq!(done.e_tag(), Some(multipart_etag(&[&p1b, &p3]).as_str()));
-    let got = read_body(
-        s3.get_object()
-            .bucket(&b)
-            .key("k")
-            .send()
-            .await
-            .unwrap()
-            .body,
-    )
-    .await;
+    let got = object_bytes(&s3, &b, "k").await;
     assert!(got == [p1b.as_slice(), &p3].concat());
 }
 
 #[tokio::test]
 async fn abort_multipart_upload() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "abort").await;
-    let up = s3
-        .create_multipart_upload()
-        .bucket(&b)
-        .key("k")
-        .send()
-        .await
-        .unwrap();
-    let id = up.upload_id().unwrap();
+    let (_store, s3, b) = TestStore::with_bucket("abort").await;
+    let id = &start_upload(&s3, &b, "k").await;
     let parts = upload_parts(&s3, &b, "k", id, &[b"part one"]).await;
     s3.abort_multipart_upload()
         .bucket(&b)
@@ -386,9 +348,7 @@ async fn abort_multipart_upload() {
 
 #[tokio::test]
 async fn list_multipart_uploads_with_prefix_and_several_uploads() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "uploads").await;
+    let (_store, s3, b) = TestStore::with_bucket("uploads").await;
     let mut ids = Vec::new();
     for k in ["logs/a", "logs/b", "logs/b", "other"] {
         let up = s3
@@ -441,27 +401,12 @@ async fn list_multipart_uploads_with_prefix_and_several_uploads() {
 
 #[tokio::test]
 async fn upload_part_copy_with_ranges() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "partcopy").await;
+    let (_store, s3, b) = TestStore::with_bucket("partcopy").await;
     let src = random_bytes(10 * MIB + 300, 27);
-    s3.put_object()
-        .bucket(&b)
-        .key("source")
-        .body(body(src.clone()))
-        .send()
-        .await
-        .unwrap();
+    put_bytes(&s3, &b, "source", src.clone()).await;
     let split = 5 * MIB;
 
-    let up = s3
-        .create_multipart_upload()
-        .bucket(&b)
-        .key("dest")
-        .send()
-        .await
-        .unwrap();
-    let id = up.upload_id().unwrap();
+    let id = &start_upload(&s3, &b, "dest").await;
     let c1 = s3
         .upload_part_copy()
         .bucket(&b)
@@ -500,13 +445,7 @@ async fn upload_part_copy_with_ranges() {
         .unwrap()
         .to_string();
     // A third part copied whole (no range) from a small object.
-    s3.put_object()
-        .bucket(&b)
-        .key("tail")
-        .body(body("TAIL"))
-        .send()
-        .await
-        .unwrap();
+    put_bytes(&s3, &b, "tail", "TAIL").await;
     let c3 = s3
         .upload_part_copy()
         .bucket(&b)
@@ -540,16 +479,7 @@ async fn upload_part_copy_with_ranges() {
         done.e_tag(),
         Some(multipart_etag(&[&src[..split], &src[split..], b"TAIL"]).as_str())
     );
-    let got = read_body(
-        s3.get_object()
-            .bucket(&b)
-            .key("dest")
-            .send()
-            .await
-            .unwrap()
-            .body,
-    )
-    .await;
+    let got = object_bytes(&s3, &b, "dest").await;
     assert!(
         got == [src.as_slice(), b"TAIL"].concat(),
         "UploadPartCopy bytes"
@@ -585,17 +515,8 @@ async fn upload_part_copy_with_ranges() {
 
 #[tokio::test]
 async fn complete_rejects_bad_part_lists() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "badparts").await;
-    let up = s3
-        .create_multipart_upload()
-        .bucket(&b)
-        .key("k")
-        .send()
-        .await
-        .unwrap();
-    let id = up.upload_id().unwrap();
+    let (store, s3, b) = TestStore::with_bucket("badparts").await;
+    let id = &start_upload(&s3, &b, "k").await;
     let p1 = random_bytes(5 * MIB, 28);
     let p2 = random_bytes(10, 29);
     let parts = upload_parts(&s3, &b, "k", id, &[&p1, &p2]).await;
@@ -663,17 +584,8 @@ async fn complete_rejects_bad_part_lists() {
 
 #[tokio::test]
 async fn small_non_last_part_is_entity_too_small() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "toosmall").await;
-    let up = s3
-        .create_multipart_upload()
-        .bucket(&b)
-        .key("k")
-        .send()
-        .await
-        .unwrap();
-    let id = up.upload_id().unwrap();
+    let (_store, s3, b) = TestStore::with_bucket("toosmall").await;
+    let id = &start_upload(&s3, &b, "k").await;
     let small = random_bytes(1024, 30);
     let last = random_bytes(10, 31);
     let parts = upload_parts(&s3, &b, "k", id, &[&small, &last]).await;
@@ -695,14 +607,7 @@ async fn small_non_last_part_is_entity_too_small() {
     );
 
     // Just under 5 MiB is still too small; exactly 5 MiB is fine.
-    let up = s3
-        .create_multipart_upload()
-        .bucket(&b)
-        .key("edge")
-        .send()
-        .await
-        .unwrap();
-    let id = up.upload_id().unwrap();
+    let id = &start_upload(&s3, &b, "edge").await;
     let under = random_bytes(5 * MIB - 1, 32);
     let parts = upload_parts(&s3, &b, "edge", id, &[&under, &last]).await;
     assert_sdk_err(
@@ -717,14 +622,7 @@ async fn small_non_last_part_is_entity_too_small() {
         "EntityTooSmall",
     );
     // A single small part is the last part: fine.
-    let up = s3
-        .create_multipart_upload()
-        .bucket(&b)
-        .key("one")
-        .send()
-        .await
-        .unwrap();
-    let id = up.upload_id().unwrap();
+    let id = &start_upload(&s3, &b, "one").await;
     let parts = upload_parts(&s3, &b, "one", id, &[&small]).await;
     s3.complete_multipart_upload()
         .bucket(&b)
@@ -738,17 +636,8 @@ async fn small_non_last_part_is_entity_too_small() {
 
 #[tokio::test]
 async fn s3cmd_style_complete_without_xmlns_and_unquoted_etags() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "s3cmd").await;
-    let up = s3
-        .create_multipart_upload()
-        .bucket(&b)
-        .key("k")
-        .send()
-        .await
-        .unwrap();
-    let id = up.upload_id().unwrap();
+    let (store, s3, b) = TestStore::with_bucket("s3cmd").await;
+    let id = &start_upload(&s3, &b, "k").await;
     let p1 = random_bytes(5 * MIB, 33);
     let p2 = b"end".to_vec();
     upload_parts(&s3, &b, "k", id, &[&p1, &p2]).await;
@@ -773,17 +662,8 @@ async fn s3cmd_style_complete_without_xmlns_and_unquoted_etags() {
 
 #[tokio::test]
 async fn part_number_limits() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "partlimits").await;
-    let up = s3
-        .create_multipart_upload()
-        .bucket(&b)
-        .key("k")
-        .send()
-        .await
-        .unwrap();
-    let id = up.upload_id().unwrap();
+    let (store, s3, b) = TestStore::with_bucket("partlimits").await;
+    let id = &start_upload(&s3, &b, "k").await;
     for n in [0, 10001] {
         let r = RawRequest::new(
             "PUT",

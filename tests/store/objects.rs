@@ -14,9 +14,7 @@ use crate::common::*;
 
 #[tokio::test]
 async fn put_get_head_delete_round_trip() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "rt").await;
+    let (store, s3, b) = TestStore::with_bucket("rt").await;
     let data = random_bytes(100_000, 1);
 
     let put = s3
@@ -57,13 +55,7 @@ async fn put_get_head_delete_round_trip() {
 
     // Overwrite: strong read-after-write.
     let v2 = random_bytes(1234, 2);
-    s3.put_object()
-        .bucket(&b)
-        .key("dir/obj.bin")
-        .body(body(v2.clone()))
-        .send()
-        .await
-        .unwrap();
+    put_bytes(&s3, &b, "dir/obj.bin", v2.clone()).await;
     let get = s3
         .get_object()
         .bucket(&b)
@@ -103,16 +95,8 @@ async fn put_get_head_delete_round_trip() {
 
 #[tokio::test]
 async fn empty_object_and_no_such_key_error_shape() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "empty").await;
-    s3.put_object()
-        .bucket(&b)
-        .key("empty")
-        .body(body(Vec::new()))
-        .send()
-        .await
-        .unwrap();
+    let (store, s3, b) = TestStore::with_bucket("empty").await;
+    put_bytes(&s3, &b, "empty", Vec::new()).await;
     let get = s3
         .get_object()
         .bucket(&b)
@@ -152,9 +136,7 @@ async fn empty_object_and_no_such_key_error_shape() {
 
 #[tokio::test]
 async fn metadata_headers_round_trip() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "meta").await;
+    let (_store, s3, b) = TestStore::with_bucket("meta").await;
     let expires = DateTime::from_secs(2_000_000_000);
     s3.put_object()
         .bucket(&b)
@@ -208,13 +190,7 @@ async fn metadata_headers_round_trip() {
     assert_eq!(g.website_redirect_location(), Some("/other/page.html"));
 
     // No explicit type: a default, never empty.
-    s3.put_object()
-        .bucket(&b)
-        .key("plain")
-        .body(body("x"))
-        .send()
-        .await
-        .unwrap();
+    put_bytes(&s3, &b, "plain", "x").await;
     let h = s3
         .head_object()
         .bucket(&b)
@@ -230,9 +206,7 @@ async fn metadata_headers_round_trip() {
 
 #[tokio::test]
 async fn user_metadata_over_2_kib_is_metadata_too_large() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "bigmeta").await;
+    let (_store, s3, b) = TestStore::with_bucket("bigmeta").await;
     // Under the limit passes (2 KiB counts the UTF-8 bytes of names and values).
     let fits = "v".repeat(1900);
     s3.put_object()
@@ -286,9 +260,7 @@ fn rfc2047_decode(v: &str) -> String {
 
 #[tokio::test]
 async fn non_ascii_user_metadata() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "utf8meta").await;
+    let (store, s3, b) = TestStore::with_bucket("utf8meta").await;
 
     // A client that RFC 2047-encodes gets its value back unchanged.
     let encoded = "=?UTF-8?B?w6TDtsO8IOKCrA==?=";
@@ -326,9 +298,7 @@ async fn non_ascii_user_metadata() {
 
 #[tokio::test]
 async fn content_encoding_never_keeps_aws_chunked() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "ce").await;
+    let (store, s3, b) = TestStore::with_bucket("ce").await;
     let data = random_bytes(70_000, 3);
 
     let c = raw::Chunked {
@@ -381,32 +351,15 @@ async fn content_encoding_never_keeps_aws_chunked() {
         !ce.contains("aws-chunked"),
         "stored Content-Encoding must not contain aws-chunked: {ce:?}"
     );
-    let got = read_body(
-        s3.get_object()
-            .bucket(&b)
-            .key("plain")
-            .send()
-            .await
-            .unwrap()
-            .body,
-    )
-    .await;
+    let got = object_bytes(&s3, &b, "plain").await;
     assert_eq!(got, data, "no aws-chunked framing inside the stored object");
 }
 
 #[tokio::test]
 async fn delete_objects_quiet_and_verbose() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "delobjs").await;
+    let (_store, s3, b) = TestStore::with_bucket("delobjs").await;
     for k in ["a", "b", "c", "d"] {
-        s3.put_object()
-            .bucket(&b)
-            .key(k)
-            .body(body(k))
-            .send()
-            .await
-            .unwrap();
+        put_bytes(&s3, &b, k, k).await;
     }
     let ids = |keys: &[&str]| {
         keys.iter()
@@ -462,16 +415,8 @@ async fn delete_objects_quiet_and_verbose() {
 
 #[tokio::test]
 async fn delete_objects_over_1000_keys_is_rejected() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "del1001").await;
-    s3.put_object()
-        .bucket(&b)
-        .key("k0")
-        .body(body("x"))
-        .send()
-        .await
-        .unwrap();
+    let (_store, s3, b) = TestStore::with_bucket("del1001").await;
+    put_bytes(&s3, &b, "k0", "x").await;
     let ids: Vec<_> = (0..1001)
         .map(|i| {
             ObjectIdentifier::builder()
@@ -500,17 +445,9 @@ async fn delete_objects_over_1000_keys_is_rejected() {
 
 #[tokio::test]
 async fn delete_objects_with_crc32_checksum_and_no_content_md5() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "delcrc").await;
+    let (store, s3, b) = TestStore::with_bucket("delcrc").await;
     for k in ["x/1", "x/2"] {
-        s3.put_object()
-            .bucket(&b)
-            .key(k)
-            .body(body("v"))
-            .send()
-            .await
-            .unwrap();
+        put_bytes(&s3, &b, k, "v").await;
     }
     let xml = "<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Object><Key>x/1</Key></Object><Object><Key>x/2</Key></Object><Quiet>true</Quiet></Delete>";
     let r = RawRequest::new("POST", &format!("/{b}?delete"))
@@ -532,13 +469,7 @@ async fn delete_objects_with_crc32_checksum_and_no_content_md5() {
     assert_eq!(list.key_count(), Some(0));
 
     // A wrong checksum is refused and deletes nothing.
-    s3.put_object()
-        .bucket(&b)
-        .key("x/3")
-        .body(body("v"))
-        .send()
-        .await
-        .unwrap();
+    put_bytes(&s3, &b, "x/3", "v").await;
     let xml = "<Delete><Object><Key>x/3</Key></Object></Delete>";
     let r = RawRequest::new("POST", &format!("/{b}?delete"))
         .header("x-amz-checksum-crc32", &raw::crc32_b64(b"something else"))
@@ -575,9 +506,7 @@ async fn delete_objects_with_crc32_checksum_and_no_content_md5() {
 
 #[tokio::test]
 async fn copy_object_with_copy_and_replace_directives() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "copy").await;
+    let (store, s3, b) = TestStore::with_bucket("copy").await;
     let dst_bucket = store.bucket(&s3, "copydst").await;
     let data = random_bytes(50_000, 4);
     s3.put_object()
@@ -617,16 +546,7 @@ async fn copy_object_with_copy_and_replace_directives() {
         h.metadata().unwrap().get("origin").map(String::as_str),
         Some("source")
     );
-    let got = read_body(
-        s3.get_object()
-            .bucket(&dst_bucket)
-            .key("copied")
-            .send()
-            .await
-            .unwrap()
-            .body,
-    )
-    .await;
+    let got = object_bytes(&s3, &dst_bucket, "copied").await;
     assert_eq!(got, data);
 
     // Explicit COPY ignores new metadata given in the request.
@@ -684,16 +604,7 @@ async fn copy_object_with_copy_and_replace_directives() {
         .send()
         .await
         .unwrap();
-    let got = read_body(
-        s3.get_object()
-            .bucket(&dst_bucket)
-            .key("copied")
-            .send()
-            .await
-            .unwrap()
-            .body,
-    )
-    .await;
+    let got = object_bytes(&s3, &dst_bucket, "copied").await;
     assert_eq!(got, data, "copy survives deletion of its source");
 
     assert_sdk_err(
@@ -710,18 +621,10 @@ async fn copy_object_with_copy_and_replace_directives() {
 
 #[tokio::test]
 async fn copy_source_url_encoded_with_special_characters() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "copyenc").await;
+    let (store, s3, b) = TestStore::with_bucket("copyenc").await;
     let key = "dir with space/ä ö+plus&amp=eq?q#hash%pct~tilde.txt";
     let data = b"special".to_vec();
-    s3.put_object()
-        .bucket(&b)
-        .key(key)
-        .body(body(data.clone()))
-        .send()
-        .await
-        .unwrap();
+    put_bytes(&s3, &b, key, data.clone()).await;
 
     s3.copy_object()
         .bucket(&b)
@@ -730,16 +633,7 @@ async fn copy_source_url_encoded_with_special_characters() {
         .send()
         .await
         .expect("copy with URL-encoded source");
-    let got = read_body(
-        s3.get_object()
-            .bucket(&b)
-            .key("dst/1")
-            .send()
-            .await
-            .unwrap()
-            .body,
-    )
-    .await;
+    let got = object_bytes(&s3, &b, "dst/1").await;
     assert_eq!(got, data);
 
     // A leading slash in x-amz-copy-source is allowed, as is a fully encoded source.
@@ -750,31 +644,14 @@ async fn copy_source_url_encoded_with_special_characters() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.xml("ETag").as_deref(), Some(etag_of(&data).as_str()));
-    let got = read_body(
-        s3.get_object()
-            .bucket(&b)
-            .key("dst/2")
-            .send()
-            .await
-            .unwrap()
-            .body,
-    )
-    .await;
+    let got = object_bytes(&s3, &b, "dst/2").await;
     assert_eq!(got, data);
 }
 
 #[tokio::test]
 async fn copy_source_conditionals() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "copycond").await;
-    s3.put_object()
-        .bucket(&b)
-        .key("src")
-        .body(body("data"))
-        .send()
-        .await
-        .unwrap();
+    let (_store, s3, b) = TestStore::with_bucket("copycond").await;
+    put_bytes(&s3, &b, "src", "data").await;
     let etag = etag_of(b"data");
     let past = DateTime::from(SystemTime::now() - Duration::from_secs(3600));
     let future = DateTime::from(SystemTime::now() + Duration::from_secs(3600));
@@ -869,9 +746,7 @@ async fn copy_source_conditionals() {
 
 #[tokio::test]
 async fn copy_onto_itself_requires_replace() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "selfcopy").await;
+    let (_store, s3, b) = TestStore::with_bucket("selfcopy").await;
     let data = random_bytes(10_000, 5);
     s3.put_object()
         .bucket(&b)
@@ -918,9 +793,7 @@ async fn copy_onto_itself_requires_replace() {
 
 #[tokio::test]
 async fn get_object_attributes() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "attrs").await;
+    let (_store, s3, b) = TestStore::with_bucket("attrs").await;
     let data = random_bytes(3000, 6);
     s3.put_object()
         .bucket(&b)
@@ -980,9 +853,7 @@ async fn get_object_attributes() {
 
 #[tokio::test]
 async fn path_traversal_and_odd_keys_stay_inside_the_store() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "trav").await;
+    let (store, s3, b) = TestStore::with_bucket("trav").await;
     let keys = [
         "../../etc/passwd",
         "../../../../../../../../tmp/outpost-escape",

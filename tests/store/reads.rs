@@ -10,17 +10,9 @@ use crate::common::*;
 
 #[tokio::test]
 async fn single_ranges() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "range").await;
+    let (store, s3, b) = TestStore::with_bucket("range").await;
     let data = random_bytes(1000, 10);
-    s3.put_object()
-        .bucket(&b)
-        .key("r")
-        .body(body(data.clone()))
-        .send()
-        .await
-        .unwrap();
+    put_bytes(&s3, &b, "r", data.clone()).await;
 
     let cases: [(&str, std::ops::Range<usize>); 6] = [
         ("bytes=0-9", 0..10),
@@ -104,9 +96,7 @@ async fn single_ranges() {
 
 #[tokio::test]
 async fn ranged_get_never_carries_the_full_object_checksum() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "rangecks").await;
+    let (store, s3, b) = TestStore::with_bucket("rangecks").await;
     let data = random_bytes(4096, 11);
     s3.put_object()
         .bucket(&b)
@@ -142,19 +132,10 @@ async fn ranged_get_never_carries_the_full_object_checksum() {
 
 #[tokio::test]
 async fn part_number_reads() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "partnum").await;
+    let (store, s3, b) = TestStore::with_bucket("partnum").await;
     let p1 = random_bytes(5 * MIB, 12);
     let p2 = random_bytes(1000, 13);
-    let up = s3
-        .create_multipart_upload()
-        .bucket(&b)
-        .key("mp")
-        .send()
-        .await
-        .unwrap();
-    let id = up.upload_id().unwrap();
+    let id = &start_upload(&s3, &b, "mp").await;
     let mut parts = Vec::new();
     for (n, p) in [(1, &p1), (2, &p2)] {
         let out = s3
@@ -230,13 +211,7 @@ async fn part_number_reads() {
     r.assert_error(416, "InvalidPartNumber");
 
     // A single-part object has exactly one part: the whole object.
-    s3.put_object()
-        .bucket(&b)
-        .key("single")
-        .body(body("whole"))
-        .send()
-        .await
-        .unwrap();
+    put_bytes(&s3, &b, "single", "whole").await;
     let g = s3
         .get_object()
         .bucket(&b)
@@ -255,16 +230,8 @@ async fn part_number_reads() {
 
 #[tokio::test]
 async fn conditional_get_and_head() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "cond").await;
-    s3.put_object()
-        .bucket(&b)
-        .key("c")
-        .body(body("conditional"))
-        .send()
-        .await
-        .unwrap();
+    let (store, s3, b) = TestStore::with_bucket("cond").await;
+    put_bytes(&s3, &b, "c", "conditional").await;
     let etag = etag_of(b"conditional");
     let lm = s3
         .head_object()
@@ -411,9 +378,7 @@ async fn conditional_get_and_head() {
 
 #[tokio::test]
 async fn response_header_overrides() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "override").await;
+    let (_store, s3, b) = TestStore::with_bucket("override").await;
     s3.put_object()
         .bucket(&b)
         .key("o")
@@ -469,16 +434,8 @@ async fn response_header_overrides() {
 
 #[tokio::test]
 async fn version_id_null_on_unversioned_bucket() {
-    let store = TestStore::start();
-    let s3 = store.client();
-    let b = store.bucket(&s3, "vnull").await;
-    s3.put_object()
-        .bucket(&b)
-        .key("v")
-        .body(body("versionless"))
-        .send()
-        .await
-        .unwrap();
+    let (_store, s3, b) = TestStore::with_bucket("vnull").await;
+    put_bytes(&s3, &b, "v", "versionless").await;
     let g = s3
         .get_object()
         .bucket(&b)
@@ -496,14 +453,7 @@ async fn version_id_null_on_unversioned_bucket() {
         .await
         .expect("HEAD versionId=null");
     // rclone HEADs versionId=null right after a multipart upload.
-    let up = s3
-        .create_multipart_upload()
-        .bucket(&b)
-        .key("mp")
-        .send()
-        .await
-        .unwrap();
-    let id = up.upload_id().unwrap();
+    let id = &start_upload(&s3, &b, "mp").await;
     let part = s3
         .upload_part()
         .bucket(&b)
