@@ -200,6 +200,10 @@ async fn main() -> anyhow::Result<()> {
             let (store, root) = start_store(config, true).await?;
             edge.origins = vec![format!("http://{}", store.addr)];
             let edge = start_edge(edge, root).await?;
+            println!(
+                "Through the edge (cached reads, relayed writes): aws --endpoint-url http://{} s3 ls",
+                edge.addr
+            );
             tokio::select! {
                 r = store => r,
                 r = edge => r,

@@ -242,3 +242,41 @@ fn decompress(encoding: &str, data: &[u8]) -> Vec<u8> {
     };
     out
 }
+
+#[tokio::test]
+async fn every_bucket_under_the_website_domain() {
+    let store = TestStore::start();
+    let s3 = store.client();
+    let moved = store.bucket(&s3, "moved").await;
+    let plain = store.bucket(&s3, "plain").await;
+    let edge = TestStore::start_edge(
+        &[&store],
+        StoreOptions::default().config("[edge]\nwebsite_domain = \"sites.test\"\n"),
+    );
+    let redirect_all = aws_sdk_s3::types::WebsiteConfiguration::builder()
+        .redirect_all_requests_to(
+            aws_sdk_s3::types::RedirectAllRequestsTo::builder()
+                .host_name("www.example.com")
+                .protocol(aws_sdk_s3::types::Protocol::Https)
+                .build()
+                .unwrap(),
+        )
+        .build();
+    s3.put_bucket_website()
+        .bucket(&moved)
+        .website_configuration(redirect_all)
+        .send()
+        .await
+        .unwrap();
+    let r = browse(&edge, &format!("{moved}.sites.test"), "/a/b.html", &[]).await;
+    assert_eq!(r.status, 301);
+    assert_eq!(
+        r.header("location"),
+        Some("https://www.example.com/a/b.html")
+    );
+
+    // A bucket without a website configuration is not a website.
+    put_page(&s3, &plain, "index.html", "x").await;
+    let r = browse(&edge, &format!("{plain}.sites.test"), "/", &[]).await;
+    r.assert_error(404, "NoSuchWebsiteConfiguration");
+}
