@@ -156,6 +156,7 @@ impl Object {
                 path_and_query,
                 headers,
                 anonymous,
+                aws_chunked: false,
             },
             behavior: Arc::clone(behavior),
         });
@@ -478,6 +479,21 @@ fn streamed(response: crate::origin::OriginResponse) -> Response {
 }
 
 fn origin_error(e: crate::origin::OriginError) -> Error {
+    // The client's body failed the edge's own checks (chunk signature, payload hash): that
+    // error is the answer, not the origin's state.
+    if let crate::origin::OriginError::Body(body) = e {
+        // Body layers wrap it in axum errors, one per layer.
+        let mut cause = body.into_inner();
+        loop {
+            cause = match cause.downcast::<Error>() {
+                Ok(checked) => return *checked,
+                Err(other) => match other.downcast::<axum::Error>() {
+                    Ok(layer) => layer.into_inner(),
+                    Err(other) => return Error::msg(Code::IncompleteBody, other.to_string()),
+                },
+            };
+        }
+    }
     tracing::warn!(error = %e, "origin request failed");
     Error::msg(Code::ServiceUnavailable, "The origin is unreachable.")
 }
@@ -505,20 +521,28 @@ async fn relay(
         )),
         authenticated.payload.clone(),
     );
-    drop(trailers);
     let mut content_length = headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse().ok());
-    if matches!(authenticated.payload, auth::Payload::Chunked { .. }) {
-        // The edge decoded and checked the chunks; the origin gets the plain body.
+    let chunked = matches!(authenticated.payload, auth::Payload::Chunked { .. });
+    let with_trailer = chunked && headers.contains_key("x-amz-trailer");
+    let body = if with_trailer {
+        // The edge checked the chunk signatures; the origin gets the data re-framed unsigned,
+        // with the trailing checksum it verifies and stores (chunked transfer: the framed
+        // length is not known up front).
+        content_length = None;
+        auth::chunked::encode_unsigned(body, trailers)
+    } else if chunked {
+        // No trailer: the origin gets the plain body.
         content_length = headers
             .get("x-amz-decoded-content-length")
             .and_then(|v| v.to_str().ok()?.parse().ok());
-        for name in ["x-amz-decoded-content-length", "x-amz-trailer"] {
-            headers.remove(name);
-        }
+        headers.remove("x-amz-decoded-content-length");
         strip_aws_chunked(&mut headers);
-    }
+        body
+    } else {
+        body
+    };
     let request = OriginRequest {
         method: parts.method.clone(),
         path_and_query: origin_path(
@@ -528,6 +552,7 @@ async fn relay(
         ),
         headers,
         anonymous,
+        aws_chunked: with_trailer,
     };
     let response = edge
         .origins

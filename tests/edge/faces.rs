@@ -174,3 +174,90 @@ async fn writes_and_listings_are_relayed_to_the_origin() {
     );
     edge.delete_bucket().bucket(&b).send().await.unwrap();
 }
+
+#[tokio::test]
+async fn streamed_uploads_keep_their_checksums_through_the_edge() {
+    let p = EdgePair::start();
+    let s3 = p.store.client();
+    let b = p.store.bucket(&s3, "trailer").await;
+    let data = random_bytes(200_000, 8);
+    let c = raw::Chunked {
+        chunk_size: 64 * 1024,
+        trailer: Some(("x-amz-checksum-crc32".into(), raw::crc32_b64(&data))),
+        ..Default::default()
+    };
+    // Signed chunks plus a signed CRC32 trailer, as the SDKs stream over plain http.
+    let r = raw::signed_chunked(
+        &p.edge,
+        RawRequest::new("PUT", &format!("/{b}/ok")),
+        &data,
+        &c,
+        &SignOpts::default(),
+    )
+    .send(&p.edge)
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let head = s3
+        .head_object()
+        .bucket(&b)
+        .key("ok")
+        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        head.checksum_crc32(),
+        Some(raw::crc32_b64(&data).as_str()),
+        "the store verified and kept the trailer the edge relayed"
+    );
+    assert!(object_bytes(&s3, &b, "ok").await == data);
+
+    // A wrong trailing checksum is refused, and nothing is stored.
+    let bad = raw::Chunked {
+        trailer: Some(("x-amz-checksum-crc32".into(), raw::crc32_b64(b"other"))),
+        ..c
+    };
+    let r = raw::unsigned_trailer(
+        &p.edge,
+        RawRequest::new("PUT", &format!("/{b}/bad")),
+        &data,
+        &bad,
+        &SignOpts::default(),
+    )
+    .send(&p.edge)
+    .await;
+    r.assert_error(400, "BadDigest");
+    assert_sdk_err(
+        s3.head_object().bucket(&b).key("bad").send().await,
+        404,
+        "NotFound",
+    );
+}
+
+#[tokio::test]
+async fn a_tampered_chunk_is_refused_at_the_edge() {
+    let p = EdgePair::start();
+    let s3 = p.store.client();
+    let b = p.store.bucket(&s3, "tamper").await;
+    let data = random_bytes(150_000, 9);
+    let c = raw::Chunked {
+        chunk_size: 64 * 1024,
+        tamper_chunk: Some(1),
+        ..Default::default()
+    };
+    let r = raw::signed_chunked(
+        &p.edge,
+        RawRequest::new("PUT", &format!("/{b}/t")),
+        &data,
+        &c,
+        &SignOpts::default(),
+    )
+    .send(&p.edge)
+    .await;
+    r.assert_error(403, "SignatureDoesNotMatch");
+    assert_sdk_err(
+        s3.head_object().bucket(&b).key("t").send().await,
+        404,
+        "NotFound",
+    );
+}

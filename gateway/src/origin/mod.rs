@@ -71,6 +71,9 @@ pub struct OriginRequest {
     pub headers: HeaderMap,
     /// Sent unsigned, so the origin applies its anonymous-access rules.
     pub anonymous: bool,
+    /// The body is framed aws-chunked with trailing headers (checksums), signed as
+    /// `STREAMING-UNSIGNED-PAYLOAD-TRAILER`; otherwise as `UNSIGNED-PAYLOAD`.
+    pub aws_chunked: bool,
 }
 
 /// An origin's answer, its body streaming from the origin connection.
@@ -338,11 +341,17 @@ impl OriginGroup {
         let mut headers = headers.clone();
         headers.insert(http::header::HOST, origin.host.clone());
         if !req.anonymous {
+            let payload = if req.aws_chunked {
+                "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+            } else {
+                "UNSIGNED-PAYLOAD"
+            };
             self.signer
                 .sign(
                     &req.method,
                     &req.path_and_query,
                     &mut headers,
+                    payload,
                     SystemTime::now(),
                 )
                 .map_err(OriginError::Invalid)?;

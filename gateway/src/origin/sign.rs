@@ -80,9 +80,10 @@ impl Signer {
         }
     }
 
-    /// Adds `authorization`, `x-amz-date` (from `now`) and `x-amz-content-sha256:
-    /// UNSIGNED-PAYLOAD` to `headers`, which must already hold everything sent, `host`
-    /// included. `path_and_query` is signed as it goes on the wire.
+    /// Adds `authorization`, `x-amz-date` (from `now`) and `x-amz-content-sha256: payload`
+    /// (`UNSIGNED-PAYLOAD` or `STREAMING-UNSIGNED-PAYLOAD-TRAILER`: bodies are never hashed
+    /// here) to `headers`, which must already hold everything sent, `host` included.
+    /// `path_and_query` is signed as it goes on the wire.
     ///
     /// Headers the two sides could canonicalise differently travel unsigned: values that are
     /// not visible ASCII, and values with tabs (aws-sigv4 trims spaces only, the store all
@@ -92,6 +93,7 @@ impl Signer {
         method: &http::Method,
         path_and_query: &str,
         headers: &mut HeaderMap,
+        payload: &str,
         now: SystemTime,
     ) -> Result<(), String> {
         let mut settings = SigningSettings::default();
@@ -120,7 +122,7 @@ impl Signer {
             method.as_str(),
             &uri,
             signed_headers,
-            SignableBody::UnsignedPayload,
+            SignableBody::Precomputed(payload.to_owned()),
         )
         .map_err(|e| format!("unsignable request: {e}"))?;
         let (instructions, _signature) = sign(signable, &params)
@@ -195,7 +197,13 @@ mod tests {
         }
         let method: http::Method = method.parse().unwrap();
         Signer::new(AKID, SECRET, "us-east-1")
-            .sign(&method, path_and_query, &mut headers, SystemTime::now())
+            .sign(
+                &method,
+                path_and_query,
+                &mut headers,
+                "UNSIGNED-PAYLOAD",
+                SystemTime::now(),
+            )
             .unwrap();
         let mut request = http::Request::builder()
             .method(method)

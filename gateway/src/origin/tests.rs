@@ -175,6 +175,7 @@ fn get(path_and_query: &str) -> OriginRequest {
         path_and_query: path_and_query.into(),
         headers,
         anonymous: false,
+        aws_chunked: false,
     }
 }
 

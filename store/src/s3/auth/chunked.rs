@@ -54,6 +54,32 @@ pub fn decode(
     .boxed()
 }
 
+/// The inverse for relays: `body` framed as unsigned aws-chunked
+/// (`STREAMING-UNSIGNED-PAYLOAD-TRAILER`), ending with the headers `trailers` holds once
+/// `body` has ended (a decoded body fills them just before its end).
+pub fn encode_unsigned(body: ByteStream, trailers: Trailers) -> ByteStream {
+    use futures::TryStreamExt;
+    // An empty piece would read as the final chunk.
+    let framed = body
+        .try_filter(|data| std::future::ready(!data.is_empty()))
+        .map_ok(|data| {
+            let mut out = BytesMut::with_capacity(data.len() + 24);
+            out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+            out.extend_from_slice(&data);
+            out.extend_from_slice(b"\r\n");
+            out.freeze()
+        });
+    let end = futures::stream::once(async move {
+        let mut out = String::from("0\r\n");
+        for (name, value) in trailers.all() {
+            out.push_str(&format!("{name}:{value}\r\n"));
+        }
+        out.push_str("\r\n");
+        Ok(Bytes::from(out))
+    });
+    framed.chain(end).boxed()
+}
+
 struct Decoder {
     input: Input,
     chain: Option<Chain>,
@@ -291,6 +317,7 @@ fn truncated() -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::TryStreamExt;
 
     const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
     const SEED: &str = "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9";
@@ -397,6 +424,29 @@ mod tests {
         assert_eq!(r.unwrap_err().code, Code::InvalidRequest);
         let (r, _) = run(b"zz\r\n", 3, None, None).await;
         assert_eq!(r.unwrap_err().code, Code::InvalidRequest);
+    }
+
+    #[tokio::test]
+    async fn encoding_round_trips_through_the_decoder() {
+        let trailers = Trailers::default();
+        let mut h = http::HeaderMap::new();
+        h.insert("x-amz-checksum-crc32", "NSRBwg==".parse().unwrap());
+        trailers.set(h);
+        let body =
+            futures::stream::iter([&b"abc"[..], b"", b"de"].map(|p| Ok(Bytes::copy_from_slice(p))))
+                .boxed();
+        let encoded: Vec<Bytes> = encode_unsigned(body, trailers).try_collect().await.unwrap();
+        let encoded = encoded.concat();
+        assert_eq!(
+            encoded,
+            b"3\r\nabc\r\n2\r\nde\r\n0\r\nx-amz-checksum-crc32:NSRBwg==\r\n\r\n"
+        );
+        let (data, back) = run(&encoded, 4, None, Some(5)).await;
+        assert_eq!(data.unwrap(), b"abcde");
+        assert_eq!(
+            back.get("x-amz-checksum-crc32").as_deref(),
+            Some("NSRBwg==")
+        );
     }
 
     #[tokio::test]

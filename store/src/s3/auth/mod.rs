@@ -82,6 +82,16 @@ impl Trailers {
         *self.0.lock().expect("trailers lock") = Some(headers);
     }
 
+    /// Every trailer, once the body has ended (none before).
+    pub fn all(&self) -> Vec<(String, String)> {
+        let guard = self.0.lock().expect("trailers lock");
+        guard
+            .iter()
+            .flat_map(|h| h.iter())
+            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect()
+    }
+
     /// The trailer value for `name` (lower-case), once the body has ended.
     pub fn get(&self, name: &str) -> Option<String> {
         let guard = self.0.lock().expect("trailers lock");
