@@ -178,7 +178,7 @@ async fn admin(
                 region: &edge.config.region,
                 bucket: "",
                 now: SystemTime::now(),
-                max_skew: Duration::from_secs(15 * 60),
+                max_skew: outpost_store::s3::MAX_CLOCK_SKEW,
             },
         )?;
         if authenticated.identity == Identity::Anonymous {

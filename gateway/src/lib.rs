@@ -10,7 +10,8 @@
 //! ```
 //!
 //! Modules: [`app`] (assembly + admin endpoints), [`config`], [`pipeline`] (the S3 face's
-//! request path), [`distribution`] (Host → site, path → behaviour), [`site`] (serving sites to
+//! request path), [`respond`] (answers from the cache), [`relay`] (everything else, to the
+//! origin), [`distribution`] (Host → site, path → behaviour), [`site`] (serving sites to
 //! browsers) with [`website`] (static-website rules), [`cache`] (policy, keys, tiers,
 //! collapsing, reading), [`origin`] (client toward the stores), [`compress`], [`metrics`].
 //! Errors are the store's S3 error type: the edge speaks the same API.
@@ -23,6 +24,8 @@ pub mod distribution;
 pub mod metrics;
 pub mod origin;
 pub mod pipeline;
+pub mod relay;
+pub mod respond;
 pub mod site;
 pub mod website;
 

@@ -15,7 +15,8 @@ use crate::cache::policy::CacheOutcome;
 use crate::cache::read::{self, Found};
 use crate::config::Behavior;
 use crate::distribution::Site;
-use crate::pipeline::{Object, Response, answer, from_head, hint};
+use crate::pipeline::{Object, Response, answer, hint};
+use crate::respond::from_head;
 use crate::website::{self, ErrorRoute, Route, WebsiteConfig};
 
 /// A bucket's website configuration is re-read this often.

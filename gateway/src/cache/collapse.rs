@@ -72,24 +72,22 @@ impl Fills {
             .cloned()
     }
 
-    /// Registers a new fill of `key` delivering body bytes from `start` (a slice boundary).
-    /// `new_head`: the fill fetches a head (cold or revalidating) that readers without one
-    /// may wait for; otherwise it fetches missing slices of a known head.
-    pub fn start(&self, key: &str, start: u64, new_head: bool) -> Arc<Fill> {
-        let fill = Arc::new(Fill {
-            key: key.to_owned(),
-            new_head,
-            state: Mutex::new(State {
-                head: None,
-                buf_start: start,
-                buf: Vec::new(),
-                received: start,
-                end: u64::MAX,
-                ended: None,
-            }),
-            changed: watch::channel(()).0,
-            detached: AtomicBool::new(false),
-        });
+    /// The fill bringing a new head for `key`, joined if one runs, else registered (`true`:
+    /// the caller must run it). One lock for both, so concurrent misses cannot both start one.
+    pub fn join_or_start(&self, key: &str, start: u64) -> (Arc<Fill>, bool) {
+        let mut inflight = self.inflight.lock().expect("fills lock");
+        let list = inflight.entry(key.to_owned()).or_default();
+        if let Some(fill) = list.iter().find(|f| f.can_serve(None, 0)) {
+            return (Arc::clone(fill), false);
+        }
+        let fill = Fill::new(key, start, true);
+        list.push(Arc::clone(&fill));
+        (fill, true)
+    }
+
+    /// Registers a fill of missing slices of a known head, from `start` (a slice boundary).
+    pub fn start(&self, key: &str, start: u64) -> Arc<Fill> {
+        let fill = Fill::new(key, start, false);
         let mut inflight = self.inflight.lock().expect("fills lock");
         inflight
             .entry(key.to_owned())
@@ -158,6 +156,25 @@ struct State {
 }
 
 impl Fill {
+    /// `new_head`: the fill fetches a head (cold or revalidating) that readers without one
+    /// may wait for; otherwise it fetches missing slices of a known head.
+    fn new(key: &str, start: u64, new_head: bool) -> Arc<Fill> {
+        Arc::new(Fill {
+            key: key.to_owned(),
+            new_head,
+            state: Mutex::new(State {
+                head: None,
+                buf_start: start,
+                buf: Vec::new(),
+                received: start,
+                end: u64::MAX,
+                ended: None,
+            }),
+            changed: watch::channel(()).0,
+            detached: AtomicBool::new(false),
+        })
+    }
+
     fn can_serve(&self, version: Option<u64>, pos: u64) -> bool {
         let s = self.state.lock().expect("fill lock");
         if s.ended.is_some() {
@@ -298,7 +315,8 @@ mod tests {
     #[tokio::test]
     async fn readers_join_and_follow_a_fill() {
         let fills = Fills::default();
-        let fill = fills.start("k", 0, true);
+        let (fill, started) = fills.join_or_start("k", 0);
+        assert!(started);
         assert!(fills.find("k", None, 0).is_some(), "cold readers join");
         let reader = {
             let fill = Arc::clone(&fill);
@@ -326,7 +344,7 @@ mod tests {
             fills.find("k", None, 0).is_some(),
             "until it ends, even with its head"
         );
-        let slices = fills.start("k", 0, false);
+        let slices = fills.start("k", 0);
         assert!(
             Arc::ptr_eq(&fills.find("k", None, 0).unwrap(), &fill),
             "a slice fill brings no new head"
@@ -346,7 +364,7 @@ mod tests {
     #[tokio::test]
     async fn invalidation_detaches() {
         let fills = Fills::default();
-        let fill = fills.start("a\nb\nc", 0, true);
+        let (fill, _) = fills.join_or_start("a\nb\nc", 0);
         fills.invalidate(|k| k.starts_with("a"));
         assert!(fill.is_detached());
         assert!(fills.find("a\nb\nc", None, 0).is_none());

@@ -57,7 +57,7 @@ pub async fn lookup(
 ) -> Found {
     let now = cache.clock.now();
     let Some(stored) = cache.head(key).await else {
-        let fill = join_or_start(cache, source, key, || FillKind::Cold(range.clone()));
+        let fill = join_or_start(cache, source, key, FillKind::Cold(range));
         return match fill.head().await {
             Ok(head) => Found::Head(head, CacheOutcome::Miss),
             Err(ended) => found_without_head(ended, None, now),
@@ -66,15 +66,21 @@ pub async fn lookup(
     match stored.freshness.state(now) {
         State::Fresh => Found::Head(stored, CacheOutcome::Hit),
         State::StaleWhileRevalidate => {
-            join_or_start(cache, source, key, || {
-                FillKind::Revalidate(Arc::clone(&stored))
-            });
+            join_or_start(
+                cache,
+                source,
+                key,
+                FillKind::Revalidate(Arc::clone(&stored)),
+            );
             Found::Head(stored, CacheOutcome::Stale)
         }
         State::StaleIfError | State::Expired => {
-            let fill = join_or_start(cache, source, key, || {
-                FillKind::Revalidate(Arc::clone(&stored))
-            });
+            let fill = join_or_start(
+                cache,
+                source,
+                key,
+                FillKind::Revalidate(Arc::clone(&stored)),
+            );
             match fill.head().await {
                 Ok(head) => Found::Head(head, CacheOutcome::Miss),
                 Err(ended) => found_without_head(ended, Some(stored), now),
@@ -98,21 +104,15 @@ fn found_without_head(ended: Ended, stale: Option<Arc<Head>>, now: SystemTime) -
     }
 }
 
-fn join_or_start(
-    cache: &Arc<Cache>,
-    source: &Arc<Source>,
-    key: &str,
-    kind: impl FnOnce() -> FillKind,
-) -> Arc<Fill> {
-    if let Some(fill) = cache.fills.find(key, None, 0) {
-        return fill;
-    }
-    let kind = kind();
+fn join_or_start(cache: &Arc<Cache>, source: &Arc<Source>, key: &str, kind: FillKind) -> Arc<Fill> {
     let start = match &kind {
         FillKind::Cold(Some(r)) => r.start / cache.slice_bytes * cache.slice_bytes,
         _ => 0,
     };
-    let fill = cache.fills.start(key, start, true);
+    let (fill, started) = cache.fills.join_or_start(key, start);
+    if !started {
+        return fill;
+    }
     tokio::spawn(run_fill(
         Arc::clone(cache),
         Arc::clone(source),
@@ -458,7 +458,7 @@ impl Reader {
             })
             .unwrap_or(last);
         let end = (stop * slice).min(self.head.size);
-        let fill = self.cache.fills.start(&self.key, start, false);
+        let fill = self.cache.fills.start(&self.key, start);
         tokio::spawn(run_fill(
             Arc::clone(&self.cache),
             Arc::clone(&self.source),

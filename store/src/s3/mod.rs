@@ -30,7 +30,7 @@ pub type Response = http::Response<Body>;
 /// S3 keys are at most 1024 bytes of UTF-8.
 pub const MAX_KEY_LENGTH: usize = 1024;
 /// How far a request's clock may be from ours (S3 uses 15 minutes).
-const MAX_CLOCK_SKEW: Duration = Duration::from_secs(15 * 60);
+pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(15 * 60);
 
 /// Everything a request needs from the server, shared by all requests.
 pub struct S3 {
