@@ -15,3 +15,5 @@ mod faces;
 mod resilience;
 #[path = "edge/sites.rs"]
 mod sites;
+#[path = "edge/uploads.rs"]
+mod uploads;

@@ -21,6 +21,7 @@ use crate::distribution::Distributions;
 use crate::metrics::EdgeMetrics;
 use crate::origin::{OriginGroup, OriginSettings};
 use crate::pipeline;
+use crate::upload::Spool;
 
 /// Largest admin request body.
 const MAX_ADMIN_BODY: usize = 1 << 20;
@@ -38,6 +39,8 @@ pub struct Edge {
     /// For site paths no behaviour matches.
     pub default_behavior: Arc<Behavior>,
     pub origins: Arc<OriginGroup>,
+    /// UploadPart bodies on their way to the store.
+    pub spool: Arc<Spool>,
     /// Sites selected by Host header (distributions, website domain).
     pub sites: Distributions,
     pub metrics: Arc<EdgeMetrics>,
@@ -67,6 +70,10 @@ impl Edge {
         };
         let origins = group(&config.origins)?;
         let sites = Distributions::new(&config, Arc::clone(&origins), group)?;
+        let spool = Spool::open(&config.cache_dir, config.spool_bytes, Arc::clone(&origins))
+            .with_context(|| {
+                format!("opening the upload spool in {}", config.cache_dir.display())
+            })?;
         Ok(Arc::new(Edge {
             keyring: Keyring::new([credentials]),
             cache: Arc::new(cache),
@@ -76,6 +83,7 @@ impl Edge {
             }),
             default_behavior: Arc::new(config.default_behavior.clone()),
             origins,
+            spool,
             sites,
             metrics,
             config,

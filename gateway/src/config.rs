@@ -49,6 +49,12 @@ pub struct EdgeConfig {
     pub header_read_timeout_secs: u64,
     /// Seconds a request body may stall before the request fails. Default 60.
     pub body_idle_timeout_secs: u64,
+    /// Disk budget for spooled upload parts, bytes; a part that would exceed it gets
+    /// `503 SlowDown`. Default 10 GiB.
+    pub spool_bytes: u64,
+    /// How long CompleteMultipartUpload waits for spooled parts to reach the store before it
+    /// answers 503 (the relay goes on; the client retries). Seconds, default 60.
+    pub relay_wait_secs: u64,
     /// Cache behaviour of the default distribution (the S3 face for every bucket).
     pub default_behavior: Behavior,
     /// Test support: enables `POST /_outpost/test/clock?advance=SECONDS` (signed), which moves
@@ -78,6 +84,8 @@ impl Default for EdgeConfig {
             max_header_bytes: 16 * 1024,
             header_read_timeout_secs: 30,
             body_idle_timeout_secs: 60,
+            spool_bytes: 10 * 1024 * MIB,
+            relay_wait_secs: 60,
             default_behavior: Behavior::default(),
             test_clock: false,
             distributions: Vec::new(),

@@ -27,6 +27,7 @@ pub mod pipeline;
 pub mod relay;
 pub mod respond;
 pub mod site;
+pub mod upload;
 pub mod website;
 
 pub use app::Edge;

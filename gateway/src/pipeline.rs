@@ -67,6 +67,12 @@ pub async fn handle(
                 outcome = Some(o);
                 Ok(response)
             }
+            Endpoint::UploadPart => {
+                relay::upload_part(&edge, &parts, body, &route, authenticated).await
+            }
+            Endpoint::CompleteMultipartUpload | Endpoint::AbortMultipartUpload => {
+                relay::finish_upload(&edge, parts.clone(), body, &route, authenticated).await
+            }
             _ => relay::relay(&edge, parts.clone(), body, &route, authenticated).await,
         }
     }

@@ -8,13 +8,14 @@ use axum::body::Body;
 use http::{HeaderMap, HeaderValue, Method};
 use outpost_store::error::{Code, Error, Result};
 use outpost_store::s3::auth::{self, Identity};
-use outpost_store::s3::route::Route;
+use outpost_store::s3::route::{Query, Route};
 
 use crate::app::Edge;
 use crate::cache::key;
 use crate::origin::OriginRequest;
 use crate::pipeline::{Response, origin_path};
 use crate::respond::streamed;
+use crate::upload::PartOf;
 
 pub(crate) fn origin_error(e: crate::origin::OriginError) -> Error {
     // The client's body failed the edge's own checks (chunk signature, payload hash): that
@@ -36,6 +37,96 @@ pub(crate) fn origin_error(e: crate::origin::OriginError) -> Error {
     Error::msg(Code::ServiceUnavailable, "The origin is unreachable.")
 }
 
+/// UploadPart: checked and spooled durably at the edge, answered at once with the part's ETag
+/// (and checksum); the relay workers take it to the store (`upload.rs`).
+pub(crate) async fn upload_part(
+    edge: &Arc<Edge>,
+    parts: &http::request::Parts,
+    body: Body,
+    route: &Route,
+    authenticated: auth::Authenticated,
+) -> Result<Response> {
+    if authenticated.identity == Identity::Anonymous {
+        return Err(Error::new(Code::AccessDenied));
+    }
+    let query = Query::parse(parts.uri.query());
+    let part_number = query
+        .get("partNumber")
+        .and_then(|v| v.parse::<u32>().ok())
+        .filter(|n| (1..=10_000).contains(n))
+        .ok_or_else(|| {
+            Error::msg(
+                Code::InvalidArgument,
+                "Part number must be an integer between 1 and 10000, inclusive",
+            )
+        })?;
+    let upload_id = query.get("uploadId").unwrap_or_default();
+    let declared = ["x-amz-decoded-content-length", "content-length"]
+        .iter()
+        .find_map(|h| parts.headers.get(*h)?.to_str().ok()?.parse().ok());
+    let (body, trailers) = auth::verified_body(client_body(body), authenticated.payload);
+    let spooled = edge
+        .spool
+        .put_part(
+            PartOf {
+                bucket: &route.bucket,
+                key: &route.key,
+                upload_id,
+                number: part_number,
+            },
+            &parts.headers,
+            declared,
+            body,
+            trailers,
+        )
+        .await?;
+    let mut response = http::Response::builder()
+        .header(http::header::ETAG, format!("\"{}\"", spooled.md5_hex))
+        .header(http::header::CONTENT_LENGTH, 0);
+    if let Some((name, value)) = spooled.checksum {
+        response = response.header(name, value);
+    }
+    Ok(response.body(Body::empty()).expect("valid response"))
+}
+
+/// Complete waits until every part spooled for the upload is at the store (the client never
+/// sees success for data the store does not hold), then goes to the store like Abort; either
+/// ends the upload's spool.
+pub(crate) async fn finish_upload(
+    edge: &Arc<Edge>,
+    parts: http::request::Parts,
+    body: Body,
+    route: &Route,
+    authenticated: auth::Authenticated,
+) -> Result<Response> {
+    let upload_id = Query::parse(parts.uri.query())
+        .get("uploadId")
+        .unwrap_or_default()
+        .to_owned();
+    if parts.method == Method::POST && authenticated.identity != Identity::Anonymous {
+        let wait = std::time::Duration::from_secs(edge.config.relay_wait_secs);
+        edge.spool.settled(&upload_id, wait).await?;
+    }
+    let response = relay(edge, parts, body, route, authenticated).await?;
+    if response.status().is_success() {
+        edge.spool.forget(&upload_id);
+    }
+    Ok(response)
+}
+
+/// The client's request body as a stream of checked errors.
+fn client_body(body: Body) -> outpost_store::engine::ByteStream {
+    Box::pin(futures::TryStreamExt::map_err(
+        body.into_data_stream(),
+        |e| {
+            Error::msg(
+                Code::IncompleteBody,
+                format!("The request body could not be read: {e}"),
+            )
+        },
+    ))
+}
+
 /// Every other operation: relayed to the origin, re-signed, its answer returned unchanged.
 /// A write through the edge drops the edge's copies of that object at once.
 pub(crate) async fn relay(
@@ -47,18 +138,7 @@ pub(crate) async fn relay(
 ) -> Result<Response> {
     let anonymous = authenticated.identity == Identity::Anonymous;
     let mut headers = parts.headers.clone();
-    let (body, trailers) = auth::verified_body(
-        Box::pin(futures::TryStreamExt::map_err(
-            body.into_data_stream(),
-            |e| {
-                Error::msg(
-                    Code::IncompleteBody,
-                    format!("The request body could not be read: {e}"),
-                )
-            },
-        )),
-        authenticated.payload.clone(),
-    );
+    let (body, trailers) = auth::verified_body(client_body(body), authenticated.payload.clone());
     let mut content_length = headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse().ok());

@@ -44,6 +44,8 @@ pub struct StoreOptions {
     pub env: Vec<(String, String)>,
     /// Contents of a TOML config file passed with `--config`.
     pub config_toml: Option<String>,
+    /// Listen on this port (a restart where clients know the address) instead of port 0.
+    pub port: Option<u16>,
 }
 
 impl StoreOptions {
@@ -57,6 +59,10 @@ impl StoreOptions {
     }
     pub fn data_dir(mut self, dir: &Path) -> Self {
         self.data_dir = Some(dir.to_path_buf());
+        self
+    }
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
         self
     }
 }
@@ -92,8 +98,10 @@ impl TestStore {
             Some(d) => d.clone(),
             None => tmp.path().join("data"),
         };
-        let args = ["store", "--listen", "127.0.0.1:0", "--data"].map(String::from);
-        let mut args = args.to_vec();
+        let listen = format!("127.0.0.1:{}", opts.port.unwrap_or(0));
+        let mut args: Vec<String> = ["store", "--listen", &listen, "--data"]
+            .map(String::from)
+            .to_vec();
         args.push(data_dir.display().to_string());
         TestStore::spawn("store", &args, data_dir, tmp, &opts)
     }
@@ -108,7 +116,8 @@ impl TestStore {
             .data_dir
             .clone()
             .unwrap_or_else(|| tmp.path().join("cache"));
-        let mut args = ["edge", "--listen", "127.0.0.1:0", "--cache-dir"]
+        let listen = format!("127.0.0.1:{}", opts.port.unwrap_or(0));
+        let mut args: Vec<String> = ["edge", "--listen", &listen, "--cache-dir"]
             .map(String::from)
             .to_vec();
         args.push(cache_dir.display().to_string());

@@ -1,0 +1,429 @@
+//! Transfer acceleration, first step: an UploadPart through the edge is checked, spooled
+//! durably to the edge's disk (fsync) and answered at once; relay workers push spooled parts to
+//! the store over the pooled connections, retrying while it is away. CompleteMultipartUpload
+//! waits until every spooled part of the upload is at the store, then completes there, so a
+//! client never sees success for data the store does not hold. A restarted edge relays what
+//! its spool still holds.
+//!
+//! Spool layout: `<cache_dir>/spool/<hash of upload id>/<part>.json` (what the part is) and
+//! `<part>.data` (its bytes, removed once the store has them).
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use futures::StreamExt;
+use md5::{Digest, Md5};
+use outpost_store::engine::ByteStream;
+use outpost_store::error::{Code, Error, Result};
+use outpost_store::s3::auth::Trailers;
+use outpost_store::s3::headers;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use tokio::sync::{mpsc, watch};
+
+use crate::origin::{OriginGroup, OriginRequest};
+use crate::pipeline::origin_path;
+
+/// Relay workers pushing parts to the store in parallel.
+const WORKERS: usize = 4;
+/// Backoff between attempts at a store that is away, doubling up to the cap.
+const RETRY_FIRST: Duration = Duration::from_millis(250);
+const RETRY_CAP: Duration = Duration::from_secs(5);
+
+/// What a spooled part is; written next to its bytes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PartMeta {
+    bucket: String,
+    key: String,
+    upload_id: String,
+    part_number: u32,
+    size: u64,
+    md5_hex: String,
+    /// `x-amz-checksum-<algo>` name and value the client sent (header or trailer).
+    checksum: Option<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PartState {
+    Spooled,
+    AtStore,
+    /// The store refused it (4xx): relaying again would not help.
+    Refused(String),
+}
+
+pub struct Spool {
+    dir: PathBuf,
+    budget: u64,
+    /// upload id → part number → state.
+    uploads: Mutex<HashMap<String, BTreeMap<u32, PartState>>>,
+    spooled_bytes: Mutex<u64>,
+    changed: watch::Sender<()>,
+    jobs: mpsc::UnboundedSender<PathBuf>,
+}
+
+/// Which part of which upload.
+pub struct PartOf<'a> {
+    pub bucket: &'a str,
+    pub key: &'a str,
+    pub upload_id: &'a str,
+    pub number: u32,
+}
+
+/// A part as answered to the client.
+pub struct Spooled {
+    pub md5_hex: String,
+    pub checksum: Option<(String, String)>,
+}
+
+impl Spool {
+    /// Opens the spool under `cache_dir`, queues what a previous run left unrelayed, and
+    /// starts the relay workers.
+    pub fn open(
+        cache_dir: &Path,
+        budget: u64,
+        origins: Arc<OriginGroup>,
+    ) -> std::io::Result<Arc<Spool>> {
+        let dir = cache_dir.join("spool");
+        std::fs::create_dir_all(&dir)?;
+        let (jobs, queue) = mpsc::unbounded_channel();
+        let spool = Arc::new(Spool {
+            dir,
+            budget,
+            uploads: Mutex::new(HashMap::new()),
+            spooled_bytes: Mutex::new(0),
+            changed: watch::channel(()).0,
+            jobs,
+        });
+        spool.recover()?;
+        let queue = Arc::new(tokio::sync::Mutex::new(queue));
+        for _ in 0..WORKERS {
+            tokio::spawn(worker(
+                Arc::clone(&spool),
+                Arc::clone(&queue),
+                Arc::clone(&origins),
+            ));
+        }
+        Ok(spool)
+    }
+
+    /// Parts a crash left behind: those with bytes go back in the queue.
+    fn recover(&self) -> std::io::Result<()> {
+        for upload in std::fs::read_dir(&self.dir)? {
+            let upload = upload?.path();
+            for entry in std::fs::read_dir(&upload)? {
+                let path = entry?.path();
+                match path.extension().and_then(|e| e.to_str()) {
+                    Some("json") => {
+                        let Ok(meta) = read_meta(&path) else { continue };
+                        let spooled = path.with_extension("data").exists();
+                        let state = if spooled {
+                            PartState::Spooled
+                        } else {
+                            PartState::AtStore
+                        };
+                        self.set(&meta, state);
+                        if spooled {
+                            self.account(|used| *used += meta.size);
+                            let _ = self.jobs.send(path);
+                        }
+                    }
+                    // A part that was being written when the edge stopped was never answered.
+                    Some("tmp") => std::fs::remove_file(&path)?,
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks and spools one UploadPart body. Errors: SlowDown when the spool is full,
+    /// BadDigest / InvalidRequest for integrity failures (nothing is kept then).
+    pub async fn put_part(
+        &self,
+        part: PartOf<'_>,
+        request_headers: &http::HeaderMap,
+        declared_size: Option<u64>,
+        body: ByteStream,
+        trailers: Trailers,
+    ) -> Result<Spooled> {
+        let integrity = headers::integrity(request_headers)?;
+        let reserve = declared_size.unwrap_or(0);
+        let room = self.account(|used| {
+            let room = *used + reserve <= self.budget;
+            if room {
+                *used += reserve;
+            }
+            room
+        });
+        if !room {
+            return Err(Error::msg(
+                Code::SlowDown,
+                "The edge's upload spool is full; retry shortly.",
+            ));
+        }
+        let body = integrity.verify_stream(body, trailers.clone());
+        let upload_dir = self.dir.join(upload_dir_name(part.upload_id));
+        let written = write_part(&upload_dir, part.number, body).await;
+        self.account(|used| *used -= reserve);
+        let (tmp, size, md5) = written?;
+        if integrity.content_md5.is_some_and(|want| want != md5) {
+            return Err(Error::new(Code::BadDigest));
+        }
+        let checksum = integrity.algorithm.and_then(|a| {
+            let value = integrity
+                .expected
+                .as_ref()
+                .map(|v| v.to_base64())
+                .or_else(|| trailers.get(a.header()))?;
+            Some((a.header().to_owned(), value))
+        });
+        let meta = PartMeta {
+            bucket: part.bucket.to_owned(),
+            key: part.key.to_owned(),
+            upload_id: part.upload_id.to_owned(),
+            part_number: part.number,
+            size,
+            md5_hex: hex::encode(md5),
+            checksum: checksum.clone(),
+        };
+        let meta_path = upload_dir.join(format!("{}.json", part.number));
+        commit_part(tmp, &meta_path, &meta).await?;
+        self.account(|used| *used += size);
+        self.set(&meta, PartState::Spooled);
+        let _ = self.jobs.send(meta_path);
+        Ok(Spooled {
+            md5_hex: meta.md5_hex,
+            checksum,
+        })
+    }
+
+    /// Waits up to `wait` until every spooled part of the upload is at the store. Errors:
+    /// InvalidPart when the store refused one, ServiceUnavailable when some are still on
+    /// their way (the relay goes on; the client may retry Complete).
+    pub async fn settled(&self, upload_id: &str, wait: Duration) -> Result<()> {
+        let mut rx = self.changed.subscribe();
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            {
+                let uploads = self.uploads.lock().expect("spool lock");
+                let parts = uploads.get(upload_id);
+                let mut pending = 0;
+                for (n, state) in parts.into_iter().flatten() {
+                    match state {
+                        PartState::Refused(why) => {
+                            return Err(Error::msg(
+                                Code::InvalidPart,
+                                format!("Part {n} was refused by the store: {why}"),
+                            ));
+                        }
+                        PartState::Spooled => pending += 1,
+                        PartState::AtStore => {}
+                    }
+                }
+                if pending == 0 {
+                    return Ok(());
+                }
+            }
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
+                return Err(Error::msg(
+                    Code::ServiceUnavailable,
+                    "Some parts are not at the store yet (it may be unreachable); the edge keeps relaying them: retry CompleteMultipartUpload.",
+                ));
+            }
+        }
+    }
+
+    /// The upload is complete or aborted: its spool goes.
+    pub fn forget(&self, upload_id: &str) {
+        self.uploads.lock().expect("spool lock").remove(upload_id);
+        let _ = std::fs::remove_dir_all(self.dir.join(upload_dir_name(upload_id)));
+    }
+
+    /// Bytes spooled and not yet at the store (what the budget bounds).
+    fn account<R>(&self, f: impl FnOnce(&mut u64) -> R) -> R {
+        f(&mut self.spooled_bytes.lock().expect("spool lock"))
+    }
+
+    fn set(&self, meta: &PartMeta, state: PartState) {
+        let mut uploads = self.uploads.lock().expect("spool lock");
+        uploads
+            .entry(meta.upload_id.clone())
+            .or_default()
+            .insert(meta.part_number, state);
+        drop(uploads);
+        self.changed.send_replace(());
+    }
+}
+
+/// Upload ids come from the store; the spool names directories after a hash of them, so no
+/// id can name a path.
+fn upload_dir_name(upload_id: &str) -> String {
+    hex::encode(&Sha256::digest(upload_id.as_bytes())[..16])
+}
+
+fn read_meta(path: &Path) -> std::io::Result<PartMeta> {
+    serde_json::from_slice(&std::fs::read(path)?).map_err(std::io::Error::other)
+}
+
+/// Streams `body` into a temporary file in `dir`, fsync'd: (file, size, MD5).
+async fn write_part(
+    dir: &Path,
+    part_number: u32,
+    mut body: ByteStream,
+) -> Result<(tempfile::NamedTempFile, u64, [u8; 16])> {
+    let dir = dir.to_owned();
+    let mut file = tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&dir)?;
+        tempfile::Builder::new()
+            .prefix(&format!("{part_number}."))
+            .suffix(".tmp")
+            .tempfile_in(&dir)
+    })
+    .await
+    .map_err(Error::internal)?
+    .map_err(Error::internal)?;
+    let mut md5 = Md5::new();
+    let mut size = 0u64;
+    while let Some(piece) = body.next().await {
+        let piece = piece?;
+        md5.update(&piece);
+        size += piece.len() as u64;
+        file = tokio::task::spawn_blocking(move || file.write_all(&piece).map(|_| file))
+            .await
+            .map_err(Error::internal)?
+            .map_err(Error::internal)?;
+    }
+    let file = tokio::task::spawn_blocking(move || file.as_file().sync_all().map(|_| file))
+        .await
+        .map_err(Error::internal)?
+        .map_err(Error::internal)?;
+    Ok((file, size, md5.finalize().into()))
+}
+
+/// The part's bytes and then its description take their final names, and the directory is
+/// synced: after a crash a part is either whole and described, or absent.
+async fn commit_part(
+    tmp: tempfile::NamedTempFile,
+    meta_path: &Path,
+    meta: &PartMeta,
+) -> Result<()> {
+    let meta_path = meta_path.to_owned();
+    let json = serde_json::to_vec(meta).map_err(Error::internal)?;
+    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        let dir = meta_path
+            .parent()
+            .expect("part files live in a directory")
+            .to_owned();
+        tmp.persist(meta_path.with_extension("data"))
+            .map_err(|e| e.error)?;
+        let mut meta_tmp = tempfile::Builder::new().suffix(".tmp").tempfile_in(&dir)?;
+        meta_tmp.write_all(&json)?;
+        meta_tmp.as_file().sync_all()?;
+        meta_tmp.persist(&meta_path).map_err(|e| e.error)?;
+        std::fs::File::open(&dir)?.sync_all()
+    })
+    .await
+    .map_err(Error::internal)?
+    .map_err(Error::internal)
+}
+
+/// Takes spooled parts off the queue and pushes each to the store until it is there or the
+/// store refuses it.
+async fn worker(
+    spool: Arc<Spool>,
+    queue: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<PathBuf>>>,
+    origins: Arc<OriginGroup>,
+) {
+    loop {
+        let Some(meta_path) = queue.lock().await.recv().await else {
+            return;
+        };
+        let Ok(meta) = read_meta(&meta_path) else {
+            continue; // forgotten (completed or aborted) meanwhile
+        };
+        let mut backoff = RETRY_FIRST;
+        let state = loop {
+            match relay_part(&origins, &meta, &meta_path.with_extension("data")).await {
+                Ok(state) => break state,
+                Err(why) if !meta_path.exists() => {
+                    tracing::debug!(%why, "spooled part forgotten while relaying");
+                    break PartState::AtStore;
+                }
+                Err(why) => {
+                    tracing::warn!(upload = %meta.upload_id, part = meta.part_number, %why, "relay failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(RETRY_CAP);
+                }
+            }
+        };
+        if state == PartState::AtStore {
+            let _ = std::fs::remove_file(meta_path.with_extension("data"));
+            spool.account(|used| *used = used.saturating_sub(meta.size));
+        }
+        spool.set(&meta, state);
+    }
+}
+
+/// One attempt: Ok(state) when the store answered for good, Err when it should be retried.
+async fn relay_part(
+    origins: &OriginGroup,
+    meta: &PartMeta,
+    data: &Path,
+) -> std::result::Result<PartState, String> {
+    let file = tokio::fs::File::open(data)
+        .await
+        .map_err(|e| e.to_string())?;
+    let body =
+        axum::body::Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
+    let mut headers = http::HeaderMap::new();
+    let md5 = hex::decode(&meta.md5_hex).map_err(|e| e.to_string())?;
+    let content_md5 = base64::engine::general_purpose::STANDARD.encode(md5);
+    headers.insert(
+        "content-md5",
+        content_md5.parse().map_err(|_| "content-md5")?,
+    );
+    if let Some((name, value)) = &meta.checksum {
+        let name = http::HeaderName::from_bytes(name.as_bytes()).map_err(|e| e.to_string())?;
+        headers.insert(name, value.parse().map_err(|_| "checksum value")?);
+    }
+    let query = format!(
+        "partNumber={}&uploadId={}",
+        meta.part_number,
+        encode(&meta.upload_id)
+    );
+    let request = OriginRequest {
+        method: http::Method::PUT,
+        path_and_query: origin_path(&meta.bucket, &meta.key, &query),
+        headers,
+        anonymous: false,
+        aws_chunked: false,
+    };
+    let response = origins
+        .relay(request, body, Some(meta.size))
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status();
+    let etag = response
+        .headers()
+        .get(http::header::ETAG)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim_matches('"').to_owned());
+    if status.is_success() && etag.as_deref() == Some(meta.md5_hex.as_str()) {
+        Ok(PartState::AtStore)
+    } else if status.is_client_error() {
+        Ok(PartState::Refused(format!("the store answered {status}")))
+    } else {
+        Err(format!("the store answered {status}"))
+    }
+}
+
+fn encode(s: &str) -> String {
+    outpost_store::s3::auth::sigv4::uri_encode(s, false)
+}

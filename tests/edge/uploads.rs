@@ -1,0 +1,204 @@
+//! Uploads through the edge: parts spooled at the edge and relayed to the store, Complete
+//! only once the store holds every part; store outages, edge crashes, a full spool.
+
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+
+use crate::common::*;
+
+/// Uploads `parts` through `client`, returns the parts list for Complete.
+async fn upload(
+    client: &aws_sdk_s3::Client,
+    b: &str,
+    key: &str,
+    id: &str,
+    parts: &[&[u8]],
+) -> CompletedMultipartUpload {
+    let mut done = Vec::new();
+    for (i, data) in parts.iter().enumerate() {
+        let n = i as i32 + 1;
+        let out = client
+            .upload_part()
+            .bucket(b)
+            .key(key)
+            .upload_id(id)
+            .part_number(n)
+            .body(body(data.to_vec()))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("UploadPart {n}: {e:?}"));
+        assert_eq!(
+            out.e_tag(),
+            Some(etag_of(data).as_str()),
+            "part {n} ETag answered by the edge"
+        );
+        done.push(
+            CompletedPart::builder()
+                .part_number(n)
+                .e_tag(out.e_tag().unwrap())
+                .build(),
+        );
+    }
+    CompletedMultipartUpload::builder()
+        .set_parts(Some(done))
+        .build()
+}
+
+async fn complete(
+    client: &aws_sdk_s3::Client,
+    b: &str,
+    key: &str,
+    id: &str,
+    parts: CompletedMultipartUpload,
+) -> Result<String, (u16, String)> {
+    let r = client
+        .complete_multipart_upload()
+        .bucket(b)
+        .key(key)
+        .upload_id(id)
+        .multipart_upload(parts)
+        .send()
+        .await;
+    match r {
+        Ok(out) => Ok(out.e_tag().unwrap_or_default().to_string()),
+        Err(e) => Err(sdk_err::<(), _>(Err(e))),
+    }
+}
+
+#[tokio::test]
+async fn multipart_through_the_edge_lands_whole_at_the_store() {
+    let p = EdgePair::start();
+    let edge = p.edge.client();
+    let b = p.store.bucket(&p.store.client(), "mpu").await;
+    let (p1, p2) = (random_bytes(5 * MIB, 1), random_bytes(MIB + 17, 2));
+    let id = start_upload(&edge, &b, "big.bin").await;
+    let parts = upload(&edge, &b, "big.bin", &id, &[&p1, &p2]).await;
+    let etag = complete(&edge, &b, "big.bin", &id, parts).await.unwrap();
+    assert_eq!(
+        etag,
+        multipart_etag(&[&p1, &p2]),
+        "the store's ETag, as a direct upload gets"
+    );
+    let got = object_bytes(&p.store.client(), &b, "big.bin").await;
+    assert!(got == [p1, p2].concat());
+}
+
+#[tokio::test]
+async fn a_corrupt_part_is_refused_at_the_edge() {
+    let p = EdgePair::start();
+    let b = p.store.bucket(&p.store.client(), "corrupt").await;
+    let id = start_upload(&p.edge.client(), &b, "k").await;
+    let r = RawRequest::new(
+        "PUT",
+        &format!("/{b}/k?partNumber=1&uploadId={}", enc_query(&id)),
+    )
+    .header("content-md5", &hash::b64(&hash::md5(b"something else")))
+    .body("part data")
+    .sign(&p.edge)
+    .send(&p.edge)
+    .await;
+    r.assert_error(400, "BadDigest");
+    let r = RawRequest::new(
+        "PUT",
+        &format!("/{b}/k?partNumber=1&uploadId={}", enc_query(&id)),
+    )
+    .header("x-amz-checksum-crc32", &raw::crc32_b64(b"something else"))
+    .body("part data")
+    .sign(&p.edge)
+    .send(&p.edge)
+    .await;
+    r.assert_error(400, "BadDigest");
+    let listed = p
+        .store
+        .client()
+        .list_parts()
+        .bucket(&b)
+        .key("k")
+        .upload_id(&id)
+        .send()
+        .await
+        .unwrap();
+    assert!(listed.parts().is_empty(), "nothing travelled to the store");
+}
+
+#[tokio::test]
+async fn complete_waits_for_a_store_that_is_away_and_succeeds_once_it_is_back() {
+    let mut store = TestStore::start();
+    let b = store.bucket(&store.client(), "outage").await;
+    let edge = TestStore::start_edge(
+        &[&store],
+        StoreOptions::default().config("[edge]\nrelay_wait_secs = 2\n"),
+    );
+    let client = edge.client();
+    let id = start_upload(&client, &b, "k").await;
+    let (port, data_dir) = (store.port, store.data_dir.clone());
+    store.kill();
+
+    // Parts are answered from the edge's spool while the store is down...
+    let (p1, p2) = (random_bytes(5 * MIB, 3), random_bytes(1000, 4));
+    let parts = upload(&client, &b, "k", &id, &[&p1, &p2]).await;
+    // ...but Complete cannot succeed for data the store does not hold.
+    let (status, code) = complete(&client, &b, "k", &id, parts.clone())
+        .await
+        .unwrap_err();
+    assert_eq!((status, code.as_str()), (503, "ServiceUnavailable"));
+
+    let store = TestStore::start_with(StoreOptions::default().data_dir(&data_dir).port(port));
+    let mut result = Err((0, String::new()));
+    for _ in 0..20 {
+        result = complete(&client, &b, "k", &id, parts.clone()).await;
+        if result.is_ok() {
+            break;
+        }
+    }
+    assert_eq!(result.unwrap(), multipart_etag(&[&p1, &p2]));
+    assert!(object_bytes(&store.client(), &b, "k").await == [p1, p2].concat());
+}
+
+#[tokio::test]
+async fn spooled_parts_survive_an_edge_crash() {
+    let mut store = TestStore::start();
+    let b = store.bucket(&store.client(), "crash").await;
+    let cache = tempfile::tempdir().unwrap();
+    let edge_opts = || {
+        StoreOptions::default()
+            .data_dir(cache.path())
+            .config("[edge]\nrelay_wait_secs = 30\n")
+    };
+    let mut edge = TestStore::start_edge(&[&store], edge_opts());
+    let id = start_upload(&edge.client(), &b, "k").await;
+    let (port, data_dir) = (store.port, store.data_dir.clone());
+    store.kill();
+    let (p1, p2) = (random_bytes(5 * MIB, 5), random_bytes(4321, 6));
+    let parts = upload(&edge.client(), &b, "k", &id, &[&p1, &p2]).await;
+    edge.kill(); // SIGKILL with both parts spooled and not relayed
+
+    let store = TestStore::start_with(StoreOptions::default().data_dir(&data_dir).port(port));
+    let edge = TestStore::start_edge(&[&store], edge_opts());
+    let etag = complete(&edge.client(), &b, "k", &id, parts)
+        .await
+        .expect("Complete after the restart");
+    assert_eq!(etag, multipart_etag(&[&p1, &p2]));
+    assert!(object_bytes(&store.client(), &b, "k").await == [p1, p2].concat());
+}
+
+#[tokio::test]
+async fn a_full_spool_answers_slow_down() {
+    let p = EdgePair::start_with(&format!("spool_bytes = {}", MIB));
+    let b = p.store.bucket(&p.store.client(), "full").await;
+    let edge = p.edge.client();
+    let id = start_upload(&edge, &b, "k").await;
+    assert_sdk_err(
+        edge.upload_part()
+            .bucket(&b)
+            .key("k")
+            .upload_id(&id)
+            .part_number(1)
+            .body(body(random_bytes(2 * MIB, 7)))
+            .send()
+            .await,
+        503,
+        "SlowDown",
+    );
+    // A part that fits is taken.
+    upload(&edge, &b, "k", &id, &[&random_bytes(1000, 8)]).await;
+}
