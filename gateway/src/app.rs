@@ -213,6 +213,6 @@ async fn admin(
         }
         Err(e) => outpost_store::s3::error_response(&e, parts.uri.path(), &id, false),
     };
-    outpost_store::s3::finish_response(&mut response, &id, false);
+    outpost_store::s3::finish_response(&mut response, &id, &parts);
     response
 }

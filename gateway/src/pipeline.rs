@@ -70,6 +70,9 @@ pub async fn handle(
             Endpoint::UploadPart => {
                 relay::upload_part(&edge, &parts, body, &route, authenticated).await
             }
+            Endpoint::ListParts => {
+                relay::list_parts(&edge, parts.clone(), body, &route, authenticated).await
+            }
             Endpoint::CompleteMultipartUpload | Endpoint::AbortMultipartUpload => {
                 relay::finish_upload(&edge, parts.clone(), body, &route, authenticated).await
             }
@@ -82,7 +85,7 @@ pub async fn handle(
         Err(e) => s3::error_response(&e, &resource, &id, is_head),
     };
     let status = response.status();
-    let sent = s3::finish_response(&mut response, &id, is_head);
+    let sent = s3::finish_response(&mut response, &id, &parts);
     if let Some(o) = outcome {
         let x_cache = HeaderValue::from_static(o.x_cache());
         response.headers_mut().insert("x-cache", x_cache);

@@ -9,6 +9,7 @@ use http::{HeaderMap, HeaderValue, Method};
 use outpost_store::error::{Code, Error, Result};
 use outpost_store::s3::auth::{self, Identity};
 use outpost_store::s3::route::{Query, Route};
+use outpost_store::s3::xml::{XmlWriter, iso8601};
 
 use crate::app::Edge;
 use crate::cache::key;
@@ -87,6 +88,66 @@ pub(crate) async fn upload_part(
         response = response.header(name, value);
     }
     Ok(response.body(Body::empty()).expect("valid response"))
+}
+
+/// ListParts answers from what the edge holds when parts went through it (some may not be at
+/// the store yet: a client resuming an upload sees them), otherwise from the store.
+pub(crate) async fn list_parts(
+    edge: &Arc<Edge>,
+    parts: http::request::Parts,
+    body: Body,
+    route: &Route,
+    authenticated: auth::Authenticated,
+) -> Result<Response> {
+    let query = Query::parse(parts.uri.query());
+    let upload_id = query.get("uploadId").unwrap_or_default().to_owned();
+    let held = (authenticated.identity != Identity::Anonymous)
+        .then(|| edge.spool.parts(&upload_id))
+        .flatten();
+    let Some(held) = held else {
+        return relay(edge, parts, body, route, authenticated).await;
+    };
+    let number = |name: &str, default: u32| -> Result<u32> {
+        query.get(name).map_or(Ok(default), |v| {
+            v.parse()
+                .map_err(|_| Error::msg(Code::InvalidArgument, format!("Invalid {name}")))
+        })
+    };
+    let marker = number("part-number-marker", 0)?;
+    let max = number("max-parts", 1000)?.min(1000);
+    let after: Vec<_> = held.into_iter().filter(|p| p.number > marker).collect();
+    let truncated = after.len() > max as usize;
+    let shown = &after[..after.len().min(max as usize)];
+    let owner = edge.config.access_key_id.as_deref().unwrap_or_default();
+    let mut w = XmlWriter::new("ListPartsResult");
+    w.elem("Bucket", &route.bucket)
+        .elem("Key", &route.key)
+        .elem("UploadId", &upload_id)
+        .elem("PartNumberMarker", marker)
+        .elem(
+            "NextPartNumberMarker",
+            shown.last().map_or(marker, |p| p.number),
+        )
+        .elem("MaxParts", max)
+        .elem("IsTruncated", truncated);
+    for part in shown {
+        w.open("Part")
+            .elem("PartNumber", part.number)
+            .elem("LastModified", iso8601(part.modified))
+            .elem("ETag", format!("\"{}\"", part.md5_hex))
+            .elem("Size", part.size);
+        if let Some((name, value)) = &part.checksum {
+            let algorithm = name
+                .trim_start_matches("x-amz-checksum-")
+                .to_ascii_uppercase();
+            w.elem(&format!("Checksum{algorithm}"), value);
+        }
+        w.close();
+    }
+    w.owner("Initiator", owner)
+        .owner("Owner", owner)
+        .elem("StorageClass", "STANDARD");
+    Ok(outpost_store::s3::xml_response(w.finish()))
 }
 
 /// Complete waits until every part spooled for the upload is at the store (the client never

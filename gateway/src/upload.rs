@@ -73,6 +73,15 @@ pub struct PartOf<'a> {
     pub number: u32,
 }
 
+/// A part as ListParts shows it.
+pub struct ListedPart {
+    pub number: u32,
+    pub size: u64,
+    pub md5_hex: String,
+    pub checksum: Option<(String, String)>,
+    pub modified: std::time::SystemTime,
+}
+
 /// A part as answered to the client.
 pub struct Spooled {
     pub md5_hex: String,
@@ -238,6 +247,32 @@ impl Spool {
                 ));
             }
         }
+    }
+
+    /// The parts of an upload the edge has taken (spooled or already at the store), in
+    /// number order; None when none went through this edge.
+    pub fn parts(&self, upload_id: &str) -> Option<Vec<ListedPart>> {
+        let dir = self.dir.join(upload_dir_name(upload_id));
+        let mut parts: Vec<ListedPart> = std::fs::read_dir(dir)
+            .ok()?
+            .filter_map(|entry| {
+                let path = entry.ok()?.path();
+                if path.extension()? != "json" {
+                    return None;
+                }
+                let meta = read_meta(&path).ok()?;
+                let modified = std::fs::metadata(&path).ok()?.modified().ok()?;
+                Some(ListedPart {
+                    number: meta.part_number,
+                    size: meta.size,
+                    md5_hex: meta.md5_hex,
+                    checksum: meta.checksum,
+                    modified,
+                })
+            })
+            .collect();
+        parts.sort_by_key(|p| p.number);
+        (!parts.is_empty()).then_some(parts)
     }
 
     /// The upload is complete or aborted: its spool goes.

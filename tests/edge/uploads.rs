@@ -136,6 +136,27 @@ async fn complete_waits_for_a_store_that_is_away_and_succeeds_once_it_is_back() 
     // Parts are answered from the edge's spool while the store is down...
     let (p1, p2) = (random_bytes(5 * MIB, 3), random_bytes(1000, 4));
     let parts = upload(&client, &b, "k", &id, &[&p1, &p2]).await;
+    // A client resuming asks the edge which parts it has: both, though the store has none.
+    let listed = client
+        .list_parts()
+        .bucket(&b)
+        .key("k")
+        .upload_id(&id)
+        .send()
+        .await
+        .unwrap();
+    let listed: Vec<_> = listed
+        .parts()
+        .iter()
+        .map(|p| (p.part_number(), p.e_tag().map(str::to_owned), p.size()))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (Some(1), Some(etag_of(&p1)), Some(p1.len() as i64)),
+            (Some(2), Some(etag_of(&p2)), Some(p2.len() as i64)),
+        ]
+    );
     // ...but Complete cannot succeed for data the store does not hold.
     let (status, code) = complete(&client, &b, "k", &id, parts.clone())
         .await

@@ -140,7 +140,7 @@ pub async fn handle(
         Err(e) => error_response(&e, &resource, &id, is_head),
     };
     let status = response.status();
-    let sent = finish_response(&mut response, &id, is_head);
+    let sent = finish_response(&mut response, &id, &parts);
     let elapsed = started.elapsed();
     s3.metrics
         .observe(operation, status.as_u16(), elapsed, sent);
@@ -154,7 +154,28 @@ pub async fn handle(
 
 /// Adds `x-amz-request-id` (unless the answer already names the request it comes from) and
 /// `Server`; returns the body bytes the response will send, for metrics.
-pub fn finish_response(response: &mut Response, request_id: &str, is_head: bool) -> u64 {
+///
+/// An error to a request that came with a body may leave that body unread (refused before
+/// reading it): the connection then closes, or a client reusing it would send its next
+/// request into the rest of this body.
+pub fn finish_response(
+    response: &mut Response,
+    request_id: &str,
+    request: &http::request::Parts,
+) -> u64 {
+    let is_head = request.method == Method::HEAD;
+    let had_body = request
+        .headers
+        .contains_key(http::header::TRANSFER_ENCODING)
+        || request
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0");
+    if had_body && (response.status().is_client_error() || response.status().is_server_error()) {
+        response
+            .headers_mut()
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let h = response.headers_mut();
     if !h.contains_key("x-amz-request-id")
         && let Ok(v) = HeaderValue::from_str(request_id)
