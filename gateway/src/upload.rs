@@ -275,10 +275,22 @@ impl Spool {
         (!parts.is_empty()).then_some(parts)
     }
 
-    /// The upload is complete or aborted: its spool goes.
+    /// The upload is complete or aborted: its spool goes, and the bytes of parts still
+    /// waiting return to the budget.
     pub fn forget(&self, upload_id: &str) {
         self.uploads.lock().expect("spool lock").remove(upload_id);
-        let _ = std::fs::remove_dir_all(self.dir.join(upload_dir_name(upload_id)));
+        let dir = self.dir.join(upload_dir_name(upload_id));
+        let waiting: u64 = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| {
+                let path = entry.ok()?.path();
+                let meta = read_meta(&path).ok()?;
+                path.with_extension("data").exists().then_some(meta.size)
+            })
+            .sum();
+        let _ = std::fs::remove_dir_all(dir);
+        self.account(|used| *used = used.saturating_sub(waiting));
     }
 
     /// Bytes spooled and not yet at the store (what the budget bounds).
@@ -398,6 +410,11 @@ async fn worker(
                 }
             }
         };
+        // A forgotten upload (completed or aborted meanwhile) keeps no state, and `forget`
+        // has returned its bytes to the budget.
+        if !meta_path.exists() {
+            continue;
+        }
         if state == PartState::AtStore {
             let _ = std::fs::remove_file(meta_path.with_extension("data"));
             spool.account(|used| *used = used.saturating_sub(meta.size));

@@ -117,6 +117,7 @@ check "cp 40 MiB file up (multipart)" aws_s3 s3 cp "$WORK/big.bin" "s3://$B/big.
 check "40 MiB object has a multipart ETag (-5)" bash -c '
   etag=$("$0" --endpoint-url "$1" s3api head-object --bucket "$2" --key big.bin --query ETag --output text)
   echo "ETag: $etag"; [[ "$etag" == *-5\" || "$etag" == *-5 ]]' "$AWS" "$URL" "$B"
+DIRECT_ETAG="$("$AWS" --endpoint-url "$URL" s3api head-object --bucket "$B" --key big.bin --query ETag --output text || true)"
 check "sync nested tree up" aws_s3 s3 sync "$WORK/tree" "s3://$B/tree/"
 check "ls --recursive lists every tree file" bash -c '
   n=$("$0" --endpoint-url "$1" s3 ls --recursive "s3://$2/tree/" | wc -l)
@@ -176,6 +177,9 @@ B3="${B}-edge"
 check "mb through the edge" aws_s3 s3 mb "s3://$B3"
 check "cp small up through the edge" aws_s3 s3 cp "$WORK/small.txt" "s3://$B3/small.txt"
 check "cp 40 MiB up through the edge (multipart relayed)" aws_s3 s3 cp "$WORK/big.bin" "s3://$B3/big.bin"
+check "multipart through the edge has the ETag of the direct upload" bash -c '
+  etag=$("$0" --endpoint-url "$1" s3api head-object --bucket "$2" --key big.bin --query ETag --output text)
+  echo "edge: $etag direct: $3"; [[ -n "$3" && "$etag" == "$3" ]]' "$AWS" "$URL" "$B3" "$DIRECT_ETAG"
 check "sync tree up through the edge" aws_s3 s3 sync "$WORK/tree" "s3://$B3/tree/"
 check "the store holds what went through the edge" bash -c '
   "$0" --endpoint-url "$1" s3 cp "s3://$2/big.bin" "$3/big.direct" && [[ "$(sha256sum <"$3/big.direct")" == "$(sha256sum <"$3/big.bin")" ]]' "$AWS" "$STORE_URL" "$B3" "$WORK"
