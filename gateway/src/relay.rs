@@ -62,6 +62,10 @@ pub(crate) async fn upload_part(
             )
         })?;
     let upload_id = query.get("uploadId").unwrap_or_default();
+    if !edge.spool.is_known(upload_id) {
+        check_upload(edge, route, upload_id).await?;
+        edge.spool.mark_known(upload_id);
+    }
     let declared = ["x-amz-decoded-content-length", "content-length"]
         .iter()
         .find_map(|h| parts.headers.get(*h)?.to_str().ok()?.parse().ok());
@@ -148,6 +152,29 @@ pub(crate) async fn list_parts(
         .owner("Owner", owner)
         .elem("StorageClass", "STANDARD");
     Ok(outpost_store::s3::xml_response(w.finish()))
+}
+
+/// The first part of an upload new to this edge: does the store know the upload? A part for
+/// an unknown one is NoSuchUpload at once, as from the store. When the store cannot be asked
+/// the part is spooled anyway (that is what the spool is for) and Complete will tell.
+async fn check_upload(edge: &Arc<Edge>, route: &Route, upload_id: &str) -> Result<()> {
+    let query = format!(
+        "max-parts=1&uploadId={}",
+        auth::sigv4::uri_encode(upload_id, false)
+    );
+    let request = OriginRequest {
+        method: Method::GET,
+        path_and_query: origin_path(&route.bucket, &route.key, &query),
+        headers: HeaderMap::new(),
+        anonymous: false,
+        aws_chunked: false,
+    };
+    match edge.origins.fetch(&request).await {
+        Ok(response) if response.status() == http::StatusCode::NOT_FOUND => {
+            Err(Error::new(Code::NoSuchUpload))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Complete waits until every part spooled for the upload is at the store (the client never

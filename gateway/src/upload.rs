@@ -60,6 +60,8 @@ pub struct Spool {
     budget: u64,
     /// upload id → part number → state.
     uploads: Mutex<HashMap<String, BTreeMap<u32, PartState>>>,
+    /// Upload ids the store confirmed (or that have parts here).
+    known: Mutex<std::collections::HashSet<String>>,
     spooled_bytes: Mutex<u64>,
     changed: watch::Sender<()>,
     jobs: mpsc::UnboundedSender<PathBuf>,
@@ -103,6 +105,7 @@ impl Spool {
             dir,
             budget,
             uploads: Mutex::new(HashMap::new()),
+            known: Mutex::new(Default::default()),
             spooled_bytes: Mutex::new(0),
             changed: watch::channel(()).0,
             jobs,
@@ -275,10 +278,28 @@ impl Spool {
         (!parts.is_empty()).then_some(parts)
     }
 
+    /// Whether the upload is known to exist at the store (so a part for it may be spooled).
+    pub fn is_known(&self, upload_id: &str) -> bool {
+        self.known.lock().expect("spool lock").contains(upload_id)
+            || self
+                .uploads
+                .lock()
+                .expect("spool lock")
+                .contains_key(upload_id)
+    }
+
+    pub fn mark_known(&self, upload_id: &str) {
+        self.known
+            .lock()
+            .expect("spool lock")
+            .insert(upload_id.to_owned());
+    }
+
     /// The upload is complete or aborted: its spool goes, and the bytes of parts still
     /// waiting return to the budget.
     pub fn forget(&self, upload_id: &str) {
         self.uploads.lock().expect("spool lock").remove(upload_id);
+        self.known.lock().expect("spool lock").remove(upload_id);
         let dir = self.dir.join(upload_dir_name(upload_id));
         let waiting: u64 = std::fs::read_dir(&dir)
             .into_iter()

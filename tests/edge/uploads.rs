@@ -118,6 +118,20 @@ async fn a_corrupt_part_is_refused_at_the_edge() {
         .await
         .unwrap();
     assert!(listed.parts().is_empty(), "nothing travelled to the store");
+    // A part for an upload the store does not know is refused at once, as by the store.
+    let edge = p.edge.client();
+    assert_sdk_err(
+        edge.upload_part()
+            .bucket(&b)
+            .key("k")
+            .upload_id("no-such-upload")
+            .part_number(1)
+            .body(body("x"))
+            .send()
+            .await,
+        404,
+        "NoSuchUpload",
+    );
 }
 
 #[tokio::test]
