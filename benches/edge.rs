@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
-use common::{S3, SliceBody, md5_hex, metric_sum, next_frame, spawn_outpost};
+use common::{Killed, S3, SliceBody, md5_hex, metric_sum, next_frame, path, spawn_outpost};
 use rand::{RngCore, SeedableRng};
 
 const BUCKET: &str = "edgebench";
@@ -46,15 +46,6 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?
         .block_on(run())
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 async fn run() -> anyhow::Result<()> {
@@ -191,10 +182,6 @@ async fn run() -> anyhow::Result<()> {
          the store's outpost_s3_requests_total."
     );
     Ok(())
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("utf-8 temp path")
 }
 
 fn tool_version(tool: &str, args: &[&str]) -> String {

@@ -33,10 +33,42 @@ pub const REGION: &str = "us-east-1";
 /// Request bodies go out in pieces of this size.
 pub const SEND_CHUNK: usize = 1 << 20;
 
+/// A child process killed (and reaped) when dropped.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 temp path")
+}
+
 /// Runs `bin args...` with the bench credentials, passes its stderr through, and waits for its
 /// `outpost KIND listening on http://ADDR` line. Returns the child and `ADDR`.
 pub fn spawn_outpost(bin: &Path, kind: &str, args: &[&str]) -> anyhow::Result<(Child, String)> {
-    let mut child = Command::new(bin)
+    spawn_outpost_in(None, bin, kind, args)
+}
+
+/// [`spawn_outpost`] inside a network namespace (`ip netns exec NETNS bin ...`) when one is given.
+pub fn spawn_outpost_in(
+    netns: Option<&str>,
+    bin: &Path,
+    kind: &str,
+    args: &[&str],
+) -> anyhow::Result<(Child, String)> {
+    let mut command = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
+    let mut child = command
         .arg(kind)
         .args(args)
         .env("OUTPOST_ACCESS_KEY_ID", ACCESS_KEY)

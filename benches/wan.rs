@@ -1,0 +1,549 @@
+//! Wide-area benchmark: what an edge near the client buys over a long, lossy path, with real
+//! TCP on both sides. Client, edge and store run in three network namespaces joined by
+//! simulated links (`benches/wan/link.rs`: TUN devices and a user-space forwarder applying
+//! one-way delay, rate and random loss per direction, because this kernel has no `tc netem`):
+//!
+//! ```text
+//!             direct: 80 ms RTT, 100 Mbit/s, 1 % loss
+//!   client ──────────────────────────────────────────────► store
+//!      │                                                     ▲
+//!      │ 10 ms, 100 Mbit/s, 1 %     70 ms, 1 Gbit/s, 0.01 %  │  (scenario "long haul clean")
+//!      └──────────────────────► edge ────────────────────────┘
+//!                                      70 ms, 100 Mbit/s, 0.01 % (scenario "long haul 100 Mbit")
+//! ```
+//!
+//! Per scenario, in one run: the same upload (256 MiB of random bytes) with aws-cli's default
+//! transfer settings (8 MiB parts, 10 in parallel), `aws s3 cp` direct to the store and through
+//! the edge, timed around the whole command; the edge's object is then checked byte for byte
+//! and its ETag compared with the direct one. Then 1 KiB GETs, time to first response byte,
+//! direct vs an edge hit, on new connections (handshake included) and on one reused
+//! connection. Each row is the median and 90th percentile of `OUTPOST_WAN_SAMPLES` requests.
+//!
+//! Run with `cargo bench --bench wan` as root (namespaces; installs aws-cli into
+//! `.venv-compat` like the compatibility script when missing). Knobs: `OUTPOST_BENCH_BIN`,
+//! `OUTPOST_WAN_MIB` (upload size, default 256), `OUTPOST_WAN_SAMPLES` (default 30),
+//! `OUTPOST_WAN_CC` (TCP congestion control in all three namespaces, default `cubic`: the
+//! default of Linux, Windows and macOS clients; the host's own default may differ).
+//! The figures and the method are in `BENCHMARKS.md`.
+
+#[path = "common/mod.rs"]
+mod common;
+#[path = "wan/link.rs"]
+mod link;
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Read, Write};
+use std::net::{Ipv4Addr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail, ensure};
+use bytes::Bytes;
+use common::{Killed, S3, path, spawn_outpost_in};
+use link::{End, Impairment, Link, enter_netns, ip};
+use md5::{Digest, Md5};
+use rand::{RngCore, SeedableRng};
+
+const CLIENT: &str = "opwan-client";
+const EDGE: &str = "opwan-edge";
+const STORE: &str = "opwan-store";
+const STORE_PORT: u16 = 9000;
+const EDGE_PORT: u16 = 9080;
+const BUCKET: &str = "wanbench";
+const SMALL_KEY: &str = "small-1k";
+
+/// Addresses on the three links: (near end, far end).
+const CLIENT_STORE: (Ipv4Addr, Ipv4Addr) =
+    (Ipv4Addr::new(10, 71, 1, 1), Ipv4Addr::new(10, 71, 1, 2));
+const CLIENT_EDGE: (Ipv4Addr, Ipv4Addr) =
+    (Ipv4Addr::new(10, 71, 2, 1), Ipv4Addr::new(10, 71, 2, 2));
+const EDGE_STORE: (Ipv4Addr, Ipv4Addr) = (Ipv4Addr::new(10, 71, 3, 1), Ipv4Addr::new(10, 71, 3, 2));
+
+struct Scenario {
+    name: &'static str,
+    /// Names the scenario's objects.
+    tag: &'static str,
+    direct: Impairment,
+    client_edge: Impairment,
+    edge_store: Impairment,
+}
+
+fn scenarios() -> [Scenario; 2] {
+    let ms = Duration::from_millis;
+    let direct = Impairment::symmetric(ms(80), 100, 0.01);
+    let client_edge = Impairment::symmetric(ms(10), 100, 0.01);
+    [
+        Scenario {
+            name: "long haul clean (edge↔store 70 ms, 1 Gbit/s, 0.01 %)",
+            tag: "clean",
+            direct,
+            client_edge,
+            edge_store: Impairment::symmetric(ms(70), 1000, 0.0001),
+        },
+        Scenario {
+            name: "long haul 100 Mbit (edge↔store 70 ms, 100 Mbit/s, 0.01 %)",
+            tag: "100mbit",
+            direct,
+            client_edge,
+            edge_store: Impairment::symmetric(ms(70), 100, 0.0001),
+        },
+    ]
+}
+
+fn main() -> anyhow::Result<()> {
+    ensure!(
+        nix::unistd::Uid::effective().is_root(),
+        "the wide-area bench creates network namespaces: run it as root"
+    );
+    let bin = std::env::var_os("OUTPOST_BENCH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_outpost")));
+    let mib: usize = knob("OUTPOST_WAN_MIB", 256);
+    let samples: usize = knob("OUTPOST_WAN_SAMPLES", 30);
+    let congestion = std::env::var("OUTPOST_WAN_CC").unwrap_or_else(|_| "cubic".into());
+    let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-wan");
+    let _ = fs::remove_dir_all(&work);
+    fs::create_dir_all(&work)?;
+    let aws = ensure_aws_cli()?;
+
+    println!("# Outpost wide-area benchmark\n");
+    println!("binary: {}", bin.display());
+    println!("client: {}", tool_version(&aws));
+    println!("upload: {mib} MiB of random bytes, `aws s3 cp` with default transfer settings");
+    println!("first byte: {samples} anonymous GETs of a 1 KiB public object per row");
+    println!("TCP congestion control in every namespace: {congestion}\n");
+
+    let net = Network::build(&scenarios()[0], &congestion)?;
+    let store_url = format!("http://{}:{STORE_PORT}", CLIENT_STORE.1);
+    let edge_url = format!("http://{}:{EDGE_PORT}", CLIENT_EDGE.1);
+    let (store, _) = spawn_outpost_in(
+        Some(STORE),
+        &bin,
+        "store",
+        &[
+            "--listen",
+            &format!("0.0.0.0:{STORE_PORT}"),
+            "--data",
+            path(&work.join("store")),
+        ],
+    )?;
+    let _store = Killed(store);
+    let (edge, _) = spawn_outpost_in(
+        Some(EDGE),
+        &bin,
+        "edge",
+        &[
+            "--listen",
+            &format!("0.0.0.0:{EDGE_PORT}"),
+            "--origin",
+            &format!("http://{}:{STORE_PORT}", EDGE_STORE.1),
+            "--cache-dir",
+            path(&work.join("edge")),
+        ],
+    )?;
+    let _edge = Killed(edge);
+    prepare_bucket()?;
+    let file = work.join("upload.bin");
+    let file_md5 = write_random_file(&file, mib << 20)?;
+
+    for scenario in scenarios() {
+        net.set(&scenario);
+        println!("## Scenario: {}\n", scenario.name);
+        println!("| upload {mib} MiB | seconds | MiB/s |");
+        println!("|---|---|---|");
+        let key = |via: &str| format!("{via}-{}", scenario.tag);
+        let mut times = Vec::new();
+        for (via, url) in [("direct", &store_url), ("edge", &edge_url)] {
+            let took = aws_cp(&aws, url, &file, &key(via))?;
+            println!(
+                "| {via} | {:.1} | {:.1} |",
+                took.as_secs_f64(),
+                mib as f64 / took.as_secs_f64()
+            );
+            times.push(took);
+        }
+        let (direct_etag, edge_etag, edge_md5) = check_uploads(&key("direct"), &key("edge"))?;
+        ensure!(
+            edge_md5 == file_md5,
+            "the object uploaded through the edge differs"
+        );
+        ensure!(
+            direct_etag == edge_etag,
+            "ETag through the edge {edge_etag} differs from direct {direct_etag}"
+        );
+        println!(
+            "\nupload speed-up through the edge: {:.2}x (ETags equal: {edge_etag}; content MD5 checked)",
+            times[0].as_secs_f64() / times[1].as_secs_f64()
+        );
+        println!(
+            "links: direct {}; client↔edge {}; edge↔store {}\n",
+            net.direct.summary(),
+            net.client_edge.summary(),
+            net.edge_store.summary()
+        );
+
+        println!("| 1 KiB GET, first byte | connection | p50 ms | p90 ms |");
+        println!("|---|---|---|---|");
+        let small = format!("/{BUCKET}/{SMALL_KEY}");
+        let first_bytes = in_netns(
+            CLIENT,
+            move || -> anyhow::Result<Vec<(String, Vec<f64>)>> {
+                let store = (CLIENT_STORE.1, STORE_PORT);
+                let edge = (CLIENT_EDGE.1, EDGE_PORT);
+                // The first GET through the edge fills its cache; every measured one is a hit.
+                get_first_byte(&mut connect(edge)?, edge, &small)?;
+                let mut rows = Vec::new();
+                for (via, target) in [("direct", store), ("edge hit", edge)] {
+                    let new: Vec<f64> = (0..samples)
+                        .map(|_| {
+                            let t = Instant::now();
+                            let mut conn = connect(target)?;
+                            get_first_byte(&mut conn, target, &small)?;
+                            Ok(t.elapsed().as_secs_f64() * 1e3)
+                        })
+                        .collect::<anyhow::Result<_>>()?;
+                    rows.push((format!("{via} | new"), new));
+                    let mut conn = connect(target)?;
+                    get_first_byte(&mut conn, target, &small)?;
+                    let reused: Vec<f64> = (0..samples)
+                        .map(|_| {
+                            let t = Instant::now();
+                            get_first_byte(&mut conn, target, &small)?;
+                            Ok(t.elapsed().as_secs_f64() * 1e3)
+                        })
+                        .collect::<anyhow::Result<_>>()?;
+                    rows.push((format!("{via} | reused"), reused));
+                }
+                Ok(rows)
+            },
+        )?;
+        for (row, mut ms) in first_bytes.clone() {
+            ms.sort_by(f64::total_cmp);
+            println!(
+                "| {row} | {:.1} | {:.1} |",
+                percentile(&ms, 50),
+                percentile(&ms, 90)
+            );
+        }
+        let p50 = |row: &str| {
+            let mut ms = first_bytes
+                .iter()
+                .find(|(r, _)| r == row)
+                .unwrap()
+                .1
+                .clone();
+            ms.sort_by(f64::total_cmp);
+            percentile(&ms, 50)
+        };
+        println!(
+            "\nfirst-byte speed-up of an edge hit (p50): new connections {:.1}x, reused {:.1}x\n",
+            p50("direct | new") / p50("edge hit | new"),
+            p50("direct | reused") / p50("edge hit | reused"),
+        );
+    }
+    drop(net);
+    Ok(())
+}
+
+/// The three namespaces and the links between them; deleted when dropped.
+struct Network {
+    direct: Link,
+    client_edge: Link,
+    edge_store: Link,
+    /// Dropped after the namespaces.
+    _allowed: AllowedCongestion,
+}
+
+impl Network {
+    fn build(first: &Scenario, congestion: &str) -> anyhow::Result<Network> {
+        let allowed = AllowedCongestion::including(congestion)?;
+        for ns in [CLIENT, EDGE, STORE] {
+            // Left over from an interrupted run of this bench.
+            let _ = ip(&["netns", "del", ns]);
+            ip(&["netns", "add", ns])?;
+            ip(&["-n", ns, "link", "set", "lo", "up"])?;
+            ip(&[
+                "netns",
+                "exec",
+                ns,
+                "sysctl",
+                "-q",
+                &format!("net.ipv4.tcp_congestion_control={congestion}"),
+            ])?;
+        }
+        let end = |netns, dev, addr| End { netns, dev, addr };
+        Ok(Network {
+            _allowed: allowed,
+            direct: Link::start(
+                end(CLIENT, "wan-store", CLIENT_STORE.0),
+                end(STORE, "wan-client", CLIENT_STORE.1),
+                first.direct,
+                1,
+            )?,
+            client_edge: Link::start(
+                end(CLIENT, "wan-edge", CLIENT_EDGE.0),
+                end(EDGE, "wan-client", CLIENT_EDGE.1),
+                first.client_edge,
+                2,
+            )?,
+            edge_store: Link::start(
+                end(EDGE, "wan-store", EDGE_STORE.0),
+                end(STORE, "wan-edge", EDGE_STORE.1),
+                first.edge_store,
+                3,
+            )?,
+        })
+    }
+
+    fn set(&self, s: &Scenario) {
+        self.direct.set(s.direct);
+        self.client_edge.set(s.client_edge);
+        self.edge_store.set(s.edge_store);
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        for ns in [CLIENT, EDGE, STORE] {
+            let _ = ip(&["netns", "del", ns]);
+        }
+    }
+}
+
+/// A new namespace starts with the host's congestion control, which may be BBR (it is on the
+/// machine these figures come from), and may only switch to one the host allows. This adds
+/// the wanted one to the host's allowed list for the run and restores the list when dropped.
+struct AllowedCongestion {
+    before: Option<String>,
+}
+
+const ALLOWED_CC: &str = "/proc/sys/net/ipv4/tcp_allowed_congestion_control";
+
+impl AllowedCongestion {
+    fn including(congestion: &str) -> anyhow::Result<AllowedCongestion> {
+        let before = fs::read_to_string(ALLOWED_CC)
+            .with_context(|| format!("reading {ALLOWED_CC}"))?
+            .trim()
+            .to_string();
+        if before.split(' ').any(|cc| cc == congestion) {
+            return Ok(AllowedCongestion { before: None });
+        }
+        fs::write(ALLOWED_CC, format!("{before} {congestion}"))
+            .with_context(|| format!("allowing {congestion} in {ALLOWED_CC}"))?;
+        println!("(added {congestion} to {ALLOWED_CC} for this run)");
+        Ok(AllowedCongestion {
+            before: Some(before),
+        })
+    }
+}
+
+impl Drop for AllowedCongestion {
+    fn drop(&mut self) {
+        if let Some(before) = &self.before {
+            let _ = fs::write(ALLOWED_CC, before);
+        }
+    }
+}
+
+/// Runs `f` on a thread inside `netns`, so every socket it opens is there.
+fn in_netns<T: Send + 'static>(
+    netns: &'static str,
+    f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    std::thread::spawn(move || {
+        enter_netns(netns)?;
+        f()
+    })
+    .join()
+    .expect("bench thread panicked")
+}
+
+/// A signing client on the store's loopback, for setup and checks that must not cross a link.
+fn at_store<T: Send + 'static>(
+    f: impl AsyncFnOnce(&S3) -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    in_netns(STORE, move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async move {
+            let s3 = S3::new(&format!("127.0.0.1:{STORE_PORT}"), Bytes::new());
+            f(&s3).await
+        })
+    })
+}
+
+/// The bucket, readable by anyone (so first-byte GETs carry no signature on either path), and
+/// its 1 KiB object, cacheable for an hour.
+fn prepare_bucket() -> anyhow::Result<()> {
+    at_store(async |s3| {
+        s3.ok("PUT", &format!("/{BUCKET}"), Bytes::new(), &[])
+            .await?;
+        let policy = format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{BUCKET}/*"}}]}}"#
+        );
+        s3.ok(
+            "PUT",
+            &format!("/{BUCKET}?policy"),
+            Bytes::from(policy),
+            &[],
+        )
+        .await?;
+        s3.ok(
+            "PUT",
+            &format!("/{BUCKET}/{SMALL_KEY}"),
+            Bytes::from(vec![b'x'; 1024]),
+            &[("cache-control", "public, max-age=3600")],
+        )
+        .await?;
+        Ok(())
+    })
+}
+
+/// The ETags of the two uploads and the MD5 of the edge's, read at the store.
+fn check_uploads(direct: &str, edge: &str) -> anyhow::Result<(String, String, String)> {
+    let (direct, edge) = (format!("/{BUCKET}/{direct}"), format!("/{BUCKET}/{edge}"));
+    at_store(async move |s3| {
+        let head = s3.ok("HEAD", &direct, Bytes::new(), &[]).await?;
+        let get = s3
+            .call(s3.signed_request("GET", &edge, Bytes::new(), &[])?, true)
+            .await?;
+        ensure!(get.status == 200, "GET {edge} at the store: {}", get.status);
+        Ok((
+            head.etag.unwrap_or_default(),
+            get.etag.unwrap_or_default(),
+            get.md5.unwrap_or_default(),
+        ))
+    })
+}
+
+fn write_random_file(file: &Path, size: usize) -> anyhow::Result<String> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(71);
+    let mut out = BufWriter::new(File::create(file)?);
+    let mut md5 = Md5::new();
+    let mut chunk = vec![0u8; 1 << 20];
+    for _ in 0..size.div_ceil(chunk.len()) {
+        rng.fill_bytes(&mut chunk);
+        md5.update(&chunk);
+        out.write_all(&chunk)?;
+    }
+    out.flush()?;
+    Ok(hex::encode(md5.finalize()))
+}
+
+/// `aws s3 cp FILE s3://BUCKET/KEY` from the client's namespace; returns the wall time.
+fn aws_cp(aws: &Path, endpoint: &str, file: &Path, key: &str) -> anyhow::Result<Duration> {
+    let config = file.with_file_name("aws-config");
+    let started = Instant::now();
+    let out = Command::new("ip")
+        .args(["netns", "exec", CLIENT])
+        .arg(aws)
+        .args(["--endpoint-url", endpoint, "--only-show-errors", "s3", "cp"])
+        .arg(file)
+        .arg(format!("s3://{BUCKET}/{key}"))
+        .env("AWS_ACCESS_KEY_ID", common::ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", common::SECRET_KEY)
+        .env("AWS_DEFAULT_REGION", common::REGION)
+        .env("AWS_CONFIG_FILE", &config)
+        .env("AWS_SHARED_CREDENTIALS_FILE", &config)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .output()
+        .context("running aws s3 cp")?;
+    let took = started.elapsed();
+    if !out.status.success() {
+        bail!(
+            "aws s3 cp via {endpoint} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(took)
+}
+
+fn connect(target: (Ipv4Addr, u16)) -> anyhow::Result<TcpStream> {
+    let conn = TcpStream::connect(target).with_context(|| format!("connecting to {target:?}"))?;
+    conn.set_nodelay(true)?;
+    conn.set_read_timeout(Some(Duration::from_secs(30)))?;
+    Ok(conn)
+}
+
+/// Sends one keep-alive GET, returns when the first byte of the answer arrived, after reading
+/// the whole answer (so the connection can carry the next request).
+fn get_first_byte(conn: &mut TcpStream, target: (Ipv4Addr, u16), path: &str) -> anyhow::Result<()> {
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: outpost-wan-bench\r\n\r\n",
+        target.0, target.1
+    );
+    conn.write_all(request.as_bytes())?;
+    let mut buf = vec![0u8; 16 << 10];
+    let mut have = 0;
+    let head_end = loop {
+        let n = conn.read(&mut buf[have..])?;
+        ensure!(n > 0, "connection closed before the answer");
+        have += n;
+        if let Some(i) = buf[..have].windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        ensure!(have < buf.len(), "answer head too large");
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    ensure!(
+        head.starts_with("http/1.1 200"),
+        "GET {path}: {}",
+        head.lines().next().unwrap_or("")
+    );
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .context("no content-length")?
+        .trim()
+        .parse()?;
+    let mut body = have - head_end;
+    while body < length {
+        let n = conn.read(&mut buf)?;
+        ensure!(n > 0, "connection closed in the body");
+        body += n;
+    }
+    Ok(())
+}
+
+fn percentile(sorted: &[f64], p: usize) -> f64 {
+    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
+}
+
+fn knob(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn tool_version(aws: &Path) -> String {
+    Command::new(aws)
+        .arg("--version")
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&[o.stdout, o.stderr].concat())
+                .trim()
+                .to_string()
+        })
+        .unwrap_or_else(|_| "missing".into())
+}
+
+/// aws-cli from PyPI in the venv the compatibility script uses.
+fn ensure_aws_cli() -> anyhow::Result<PathBuf> {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-compat");
+    let aws = venv.join("bin/aws");
+    if !aws.exists() {
+        let run = |cmd: &mut Command| -> anyhow::Result<()> {
+            ensure!(cmd.status()?.success(), "{cmd:?} failed");
+            Ok(())
+        };
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        run(Command::new(venv.join("bin/python"))
+            .args(["-m", "pip", "install", "--quiet", "awscli"]))?;
+    }
+    Ok(aws)
+}
