@@ -1,8 +1,11 @@
 //! `outpost`: the one binary. `outpost store` runs the S3-compatible store, `outpost edge` a
 //! caching edge in front of stores, and `outpost up` both in one process for a laptop (local
-//! data directory, printed credentials and endpoints).
+//! data directory, printed credentials and endpoints). `outpost speedtest` compares uploads
+//! straight to a store with uploads through an edge.
 //!
 //! Configuration is layered: TOML file (`--config`) → environment (`OUTPOST_*`) → flags.
+
+mod speedtest;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -35,6 +38,8 @@ enum Command {
     /// Run everything on one machine (a store on local disk and an edge in front of it) and
     /// print how to use it.
     Up(UpArgs),
+    /// Upload test objects straight to a store and through an edge; print both side by side.
+    Speedtest(speedtest::SpeedtestArgs),
 }
 
 #[derive(Args)]
@@ -180,6 +185,7 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
+        Command::Speedtest(args) => speedtest::run(args).await,
         Command::Store(args) => start_store(args.into_config()?, false).await?.0.await,
         Command::Edge(args) => {
             let (config, credentials) = args.into_config()?;

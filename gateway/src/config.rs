@@ -166,6 +166,11 @@ pub struct Behavior {
     /// Compress compressible content types (gzip, brotli) for clients that accept it.
     /// Default true.
     pub compress: bool,
+    /// Write-through: when an upload through the edge succeeds (PutObject, CopyObject,
+    /// CompleteMultipartUpload), the entry a GET of that object would use is filled from the
+    /// store at once, so the first reader near the uploader hits. Costs one GET from the store
+    /// per upload. Default false.
+    pub write_through: bool,
 }
 
 impl Default for Behavior {
@@ -181,6 +186,7 @@ impl Default for Behavior {
             query_keys: vec!["*".into()],
             header_keys: Vec::new(),
             compress: true,
+            write_through: false,
         }
     }
 }

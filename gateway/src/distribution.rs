@@ -73,6 +73,14 @@ impl Distributions {
         })
     }
 
+    /// The configured sites serving `bucket`.
+    pub fn for_bucket<'a>(&'a self, bucket: &'a str) -> impl Iterator<Item = &'a Arc<Site>> {
+        self.sites
+            .iter()
+            .map(|(_, site)| site)
+            .filter(move |site| site.bucket == bucket)
+    }
+
     /// The site a Host header names, if any.
     pub fn for_host(&self, host: Option<&str>) -> Option<Arc<Site>> {
         let host = host?;

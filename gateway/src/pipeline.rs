@@ -182,20 +182,36 @@ async fn cached(
     route: &Route,
     anonymous: bool,
 ) -> Result<(Response, CacheOutcome)> {
-    // Anonymous readers get their own entries, fetched without the edge's signature, so the
-    // origin's policy (public bucket or not) decides what they may see.
-    let namespace = if anonymous { "anon" } else { "s3" };
-    let object = Object::new(
-        &edge.origins,
-        namespace,
+    let object = s3_object(
+        edge,
         &route.bucket,
         &route.key,
         parts.uri.query(),
-        &edge.s3_behavior,
         anonymous,
     );
     let found = object.lookup(edge, hint(parts)).await;
     answer(edge, parts, &object, found).await
+}
+
+/// An object on the S3 face. Anonymous readers get their own entries, fetched without the
+/// edge's signature, so the origin's policy (public bucket or not) decides what they may see.
+pub(crate) fn s3_object(
+    edge: &Edge,
+    bucket: &str,
+    key: &str,
+    query: Option<&str>,
+    anonymous: bool,
+) -> Object {
+    let namespace = if anonymous { "anon" } else { "s3" };
+    Object::new(
+        &edge.origins,
+        namespace,
+        bucket,
+        key,
+        query,
+        &edge.s3_behavior,
+        anonymous,
+    )
 }
 
 /// A cold HEAD or ranged GET fetches only the first slices it needs.

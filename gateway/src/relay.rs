@@ -8,13 +8,13 @@ use axum::body::Body;
 use http::{HeaderMap, HeaderValue, Method};
 use outpost_store::error::{Code, Error, Result};
 use outpost_store::s3::auth::{self, Identity};
-use outpost_store::s3::route::{Query, Route};
+use outpost_store::s3::route::{Endpoint, Query, Route};
 use outpost_store::s3::xml::{XmlWriter, iso8601};
 
 use crate::app::Edge;
 use crate::cache::key;
 use crate::origin::OriginRequest;
-use crate::pipeline::{Response, origin_path};
+use crate::pipeline::{Object, Response, origin_path, s3_object};
 use crate::respond::streamed;
 use crate::upload::PartOf;
 
@@ -195,11 +195,46 @@ pub(crate) async fn finish_upload(
         let wait = std::time::Duration::from_secs(edge.config.relay_wait_secs);
         edge.spool.settled(&upload_id, wait).await?;
     }
+    let completing = parts.method == Method::POST;
     let response = relay(edge, parts, body, route, authenticated).await?;
     if response.status().is_success() {
         edge.spool.forget(&upload_id);
+        if completing {
+            write_through(edge, &route.bucket, &route.key);
+        }
     }
     Ok(response)
+}
+
+/// Fills, in the background, the cache entries of a just-uploaded object whose behaviour asks
+/// for write-through: the S3 face's (signed readers) and those of the sites serving its bucket.
+/// The fill is an ordinary one (head and body as a GET sees them, collapsing with any reader
+/// who comes meanwhile). The spooled parts are not reused: a part leaves the spool as soon as
+/// the store holds it, so abandoned uploads never pin edge disk.
+fn write_through(edge: &Arc<Edge>, bucket: &str, key: &str) {
+    let mut objects = Vec::new();
+    if edge.s3_behavior.write_through {
+        objects.push(s3_object(edge, bucket, key, None, false));
+    }
+    for site in edge.sites.for_bucket(bucket) {
+        let behavior = site.behavior(&format!("/{key}"), &edge.default_behavior);
+        // An entry keyed on request headers has no one value to fill.
+        if behavior.write_through && behavior.header_keys.is_empty() {
+            objects.push(Object::new(
+                &site.origins,
+                &site.id,
+                bucket,
+                key,
+                None,
+                behavior,
+                false,
+            ));
+        }
+    }
+    for object in objects {
+        let edge = Arc::clone(edge);
+        tokio::spawn(async move { object.lookup(&edge, None).await });
+    }
 }
 
 /// The client's request body as a stream of checked errors.
@@ -268,6 +303,10 @@ pub(crate) async fn relay(
     if parts.method != Method::GET && parts.method != Method::HEAD && !route.key.is_empty() {
         edge.cache
             .invalidate(&[format!("/{}/{}", route.bucket, route.key)]);
+        let stored = matches!(route.endpoint, Endpoint::PutObject | Endpoint::CopyObject);
+        if stored && response.status().is_success() {
+            write_through(edge, &route.bucket, &route.key);
+        }
     }
     Ok(streamed(response))
 }

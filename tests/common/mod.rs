@@ -637,6 +637,22 @@ impl TestStore {
     }
 }
 
+/// A signed GET through `server` (must answer 200); returns (body, X-Cache, Age).
+pub async fn signed_get(
+    server: &TestStore,
+    bucket: &str,
+    key: &str,
+) -> (Vec<u8>, String, Option<u64>) {
+    let r = RawRequest::new("GET", &format!("/{bucket}/{}", enc_path(key)))
+        .sign(server)
+        .send(server)
+        .await;
+    assert_eq!(r.status, 200, "GET {key}: {}", r.text());
+    let x_cache = r.header("x-cache").unwrap_or("").to_string();
+    let age = r.header("age").and_then(|a| a.parse().ok());
+    (r.body, x_cache, age)
+}
+
 /// PutObject without options (must succeed).
 pub async fn put_bytes(
     s3: &Client,

@@ -1,19 +1,8 @@
 //! Cache behaviour seen from clients: hits and misses, TTLs, revalidation, collapsing, ranges
 //! over slices, invalidation, negative caching, conditional requests.
 
+use crate::common::signed_get as get;
 use crate::common::*;
-
-/// GET through `server` with the SDK; returns (body, X-Cache, Age).
-async fn get(server: &TestStore, bucket: &str, key: &str) -> (Vec<u8>, String, Option<u64>) {
-    let r = RawRequest::new("GET", &format!("/{bucket}/{}", enc_path(key)))
-        .sign(server)
-        .send(server)
-        .await;
-    assert_eq!(r.status, 200, "GET {key}: {}", r.text());
-    let x_cache = r.header("x-cache").unwrap_or("").to_string();
-    let age = r.header("age").and_then(|a| a.parse().ok());
-    (r.body, x_cache, age)
-}
 
 async fn put(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, data: &[u8], cache_control: &str) {
     s3.put_object()

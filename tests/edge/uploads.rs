@@ -237,3 +237,113 @@ async fn a_full_spool_answers_slow_down() {
     // A part that fits is taken.
     upload(&edge, &b, "k", &id, &[&random_bytes(1000, 8)]).await;
 }
+
+#[tokio::test]
+async fn write_through_makes_the_first_read_near_the_uploader_a_hit() {
+    // The S3 face writes through; so does a distribution of the bucket, for /site/* only.
+    let b = unique_bucket("wt");
+    let p = EdgePair::start_with(&format!(
+        r#"[edge.default_behavior]
+write_through = true
+[[edge.distribution]]
+hosts = ["wt.example.test"]
+bucket = "{b}"
+[[edge.distribution.behavior]]
+path = "/site/*"
+write_through = true
+[[edge.distribution.behavior]]
+path = "*"
+write_through = false
+"#
+    ));
+    p.store
+        .client()
+        .create_bucket()
+        .bucket(&b)
+        .send()
+        .await
+        .unwrap();
+    let edge = p.edge.client();
+    let small = random_bytes(1000, 1);
+    put_bytes(&edge, &b, "site/small.txt", small.clone()).await;
+    let (p1, p2) = (random_bytes(5 * MIB, 2), random_bytes(MIB + 3, 3));
+    let id = start_upload(&edge, &b, "big.bin").await;
+    let parts = upload(&edge, &b, "big.bin", &id, &[&p1, &p2]).await;
+    complete(&edge, &b, "big.bin", &id, parts).await.unwrap();
+
+    // Three entries are filled from the store, in the background: both objects on the S3
+    // face, the one under /site/ for the distribution.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while p.store.origin_gets("200").await < 3.0
+        || p.edge.metric("outpost_edge_fills_in_flight", &[]).await > 0.0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no write-through fills"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (got, x_cache, _) = signed_get(&p.edge, &b, "site/small.txt").await;
+    assert_eq!((got == small, x_cache.as_str()), (true, "Hit from outpost"));
+    let (got, x_cache, _) = signed_get(&p.edge, &b, "big.bin").await;
+    assert!(got == [p1, p2].concat(), "the written-through body");
+    assert_eq!(x_cache, "Hit from outpost");
+    let r = RawRequest::new("GET", "/site/small.txt")
+        .host("wt.example.test")
+        .send(&p.edge)
+        .await;
+    assert_eq!(
+        (r.status, r.header("x-cache")),
+        (200, Some("Hit from outpost"))
+    );
+    assert_eq!(r.body, small);
+    assert_eq!(
+        p.store.origin_gets("200").await,
+        3.0,
+        "the reads cost the store nothing"
+    );
+    // Outside the distribution's write-through paths, its first read is a miss.
+    let r = RawRequest::new("GET", "/big.bin")
+        .host("wt.example.test")
+        .send(&p.edge)
+        .await;
+    assert_eq!(r.header("x-cache"), Some("Miss from outpost"));
+}
+
+#[tokio::test]
+async fn speedtest_uploads_both_ways_and_compares() {
+    let p = EdgePair::start();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_outpost"))
+        .args(["speedtest", "--direct", &p.store.url, "--edge", &p.edge.url])
+        .args(["--bucket", "speed", "--sizes-mib", "1,9"])
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // One row per size: a single PUT and a multipart upload (9 MiB = 8 + 1), each both ways.
+    for row in ["| 1 MiB | ", "| 9 MiB | "] {
+        assert_eq!(stdout.matches(row).count(), 1, "{row} in\n{stdout}");
+    }
+    let left = p
+        .store
+        .client()
+        .list_objects_v2()
+        .bucket("speed")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(left.key_count(), Some(0), "test objects are deleted");
+    // The edge relayed its share: the 9 MiB upload's two parts reached the store through it.
+    let parts = p
+        .store
+        .metric("outpost_s3_requests_total", &[("operation", "UploadPart")])
+        .await;
+    assert_eq!(parts, 4.0, "two parts direct, two relayed by the edge");
+}
