@@ -295,3 +295,18 @@ async fn shutdown_signal() {
     }
     tracing::info!("shutting down");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example that deploy/ ships must stay a valid configuration.
+    #[test]
+    fn the_deploy_example_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/outpost.toml");
+        let config = read_config(&path).unwrap();
+        config.store.validate().unwrap();
+        config.edge.validate().unwrap();
+        assert!(config.edge.distributions[0].behaviors[0].write_through);
+    }
+}
