@@ -97,18 +97,7 @@ async fn run() -> anyhow::Result<()> {
     seed.fill_bytes(&mut data);
     let data = Bytes::from(data);
     let s3 = Arc::new(S3::new(&store_addr, data.clone()));
-    s3.ok("PUT", &format!("/{BUCKET}"), Bytes::new(), &[])
-        .await?;
-    let policy = format!(
-        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{BUCKET}/*"}}]}}"#
-    );
-    s3.ok(
-        "PUT",
-        &format!("/{BUCKET}?policy"),
-        Bytes::from(policy),
-        &[],
-    )
-    .await?;
+    s3.public_bucket(BUCKET).await?;
     let cache = [("cache-control", "public, max-age=3600")];
     for (label, size) in SIZES {
         let key = format!("/{BUCKET}/{}", label.replace(' ', ""));

@@ -199,8 +199,8 @@ fn main() -> anyhow::Result<()> {
                         .map(|_| {
                             let t = Instant::now();
                             let mut conn = connect(target)?;
-                            get_first_byte(&mut conn, target, &small)?;
-                            Ok(t.elapsed().as_secs_f64() * 1e3)
+                            let first = get_first_byte(&mut conn, target, &small)?;
+                            Ok((first - t).as_secs_f64() * 1e3)
                         })
                         .collect::<anyhow::Result<_>>()?;
                     rows.push((format!("{via} | new"), new));
@@ -209,8 +209,8 @@ fn main() -> anyhow::Result<()> {
                     let reused: Vec<f64> = (0..samples)
                         .map(|_| {
                             let t = Instant::now();
-                            get_first_byte(&mut conn, target, &small)?;
-                            Ok(t.elapsed().as_secs_f64() * 1e3)
+                            let first = get_first_byte(&mut conn, target, &small)?;
+                            Ok((first - t).as_secs_f64() * 1e3)
                         })
                         .collect::<anyhow::Result<_>>()?;
                     rows.push((format!("{via} | reused"), reused));
@@ -378,18 +378,7 @@ fn at_store<T: Send + 'static>(
 /// its 1 KiB object, cacheable for an hour.
 fn prepare_bucket() -> anyhow::Result<()> {
     at_store(async |s3| {
-        s3.ok("PUT", &format!("/{BUCKET}"), Bytes::new(), &[])
-            .await?;
-        let policy = format!(
-            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{BUCKET}/*"}}]}}"#
-        );
-        s3.ok(
-            "PUT",
-            &format!("/{BUCKET}?policy"),
-            Bytes::from(policy),
-            &[],
-        )
-        .await?;
+        s3.public_bucket(BUCKET).await?;
         s3.ok(
             "PUT",
             &format!("/{BUCKET}/{SMALL_KEY}"),
@@ -469,9 +458,13 @@ fn connect(target: (Ipv4Addr, u16)) -> anyhow::Result<TcpStream> {
     Ok(conn)
 }
 
-/// Sends one keep-alive GET, returns when the first byte of the answer arrived, after reading
-/// the whole answer (so the connection can carry the next request).
-fn get_first_byte(conn: &mut TcpStream, target: (Ipv4Addr, u16), path: &str) -> anyhow::Result<()> {
+/// Sends one keep-alive GET and reads the whole answer (so the connection can carry the next
+/// request); returns when its first byte arrived.
+fn get_first_byte(
+    conn: &mut TcpStream,
+    target: (Ipv4Addr, u16),
+    path: &str,
+) -> anyhow::Result<Instant> {
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: outpost-wan-bench\r\n\r\n",
         target.0, target.1
@@ -479,9 +472,11 @@ fn get_first_byte(conn: &mut TcpStream, target: (Ipv4Addr, u16), path: &str) -> 
     conn.write_all(request.as_bytes())?;
     let mut buf = vec![0u8; 16 << 10];
     let mut have = 0;
+    let mut first_byte = None;
     let head_end = loop {
         let n = conn.read(&mut buf[have..])?;
         ensure!(n > 0, "connection closed before the answer");
+        first_byte.get_or_insert_with(Instant::now);
         have += n;
         if let Some(i) = buf[..have].windows(4).position(|w| w == b"\r\n\r\n") {
             break i + 4;
@@ -506,7 +501,7 @@ fn get_first_byte(conn: &mut TcpStream, target: (Ipv4Addr, u16), path: &str) -> 
         ensure!(n > 0, "connection closed in the body");
         body += n;
     }
-    Ok(())
+    Ok(first_byte.expect("read at least once"))
 }
 
 fn percentile(sorted: &[f64], p: usize) -> f64 {

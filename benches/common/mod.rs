@@ -318,6 +318,24 @@ impl S3 {
         Ok(out)
     }
 
+    /// Creates `bucket` readable by anyone (the standard anonymous `s3:GetObject` policy), so
+    /// GETs need no signature.
+    pub async fn public_bucket(&self, bucket: &str) -> anyhow::Result<()> {
+        self.ok("PUT", &format!("/{bucket}"), Bytes::new(), &[])
+            .await?;
+        let policy = format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{bucket}/*"}}]}}"#
+        );
+        self.ok(
+            "PUT",
+            &format!("/{bucket}?policy"),
+            Bytes::from(policy),
+            &[],
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Open up to `n` pooled connections (unauthenticated health checks), so the concurrent
     /// cells do not measure TCP handshakes.
     pub async fn warm(self: &Arc<Self>, n: usize) -> anyhow::Result<()> {
