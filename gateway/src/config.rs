@@ -53,7 +53,9 @@ pub struct EdgeConfig {
     /// `503 SlowDown`. Default 10 GiB.
     pub spool_bytes: u64,
     /// How long CompleteMultipartUpload waits for spooled parts to reach the store before it
-    /// answers 503 (the relay goes on; the client retries). Seconds, default 60.
+    /// fails with ServiceUnavailable (the relay goes on; the client retries). Past 5 s the
+    /// edge answers 200 at once and keeps the connection alive with spaces, as S3 does for a
+    /// long Complete; the outcome, error or not, is then the XML document. Seconds, default 300.
     pub relay_wait_secs: u64,
     /// Cache behaviour of the default distribution (the S3 face for every bucket).
     pub default_behavior: Behavior,
@@ -85,7 +87,7 @@ impl Default for EdgeConfig {
             header_read_timeout_secs: 30,
             body_idle_timeout_secs: 60,
             spool_bytes: 10 * 1024 * MIB,
-            relay_wait_secs: 60,
+            relay_wait_secs: 300,
             default_behavior: Behavior::default(),
             test_clock: false,
             distributions: Vec::new(),

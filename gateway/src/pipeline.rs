@@ -74,7 +74,7 @@ pub async fn handle(
                 relay::list_parts(&edge, parts.clone(), body, &route, authenticated).await
             }
             Endpoint::CompleteMultipartUpload | Endpoint::AbortMultipartUpload => {
-                relay::finish_upload(&edge, parts.clone(), body, &route, authenticated).await
+                relay::finish_upload(&edge, parts.clone(), body, &route, authenticated, &id).await
             }
             _ => relay::relay(&edge, parts.clone(), body, &route, authenticated).await,
         }

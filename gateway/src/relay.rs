@@ -3,8 +3,10 @@
 //! signatures) and aws-chunked ones keep their trailing checksums.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
+use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method};
 use outpost_store::error::{Code, Error, Result};
 use outpost_store::s3::auth::{self, Identity};
@@ -179,23 +181,45 @@ async fn check_upload(edge: &Arc<Edge>, route: &Route, upload_id: &str) -> Resul
 
 /// Complete waits until every part spooled for the upload is at the store (the client never
 /// sees success for data the store does not hold), then goes to the store like Abort; either
-/// ends the upload's spool.
+/// ends the upload's spool. A wait longer than `KEEP_ALIVE_AFTER` is answered as S3 answers a
+/// long Complete: see [`kept_alive`].
 pub(crate) async fn finish_upload(
     edge: &Arc<Edge>,
     parts: http::request::Parts,
     body: Body,
     route: &Route,
     authenticated: auth::Authenticated,
+    request_id: &str,
 ) -> Result<Response> {
     let upload_id = Query::parse(parts.uri.query())
         .get("uploadId")
         .unwrap_or_default()
         .to_owned();
-    if parts.method == Method::POST && authenticated.identity != Identity::Anonymous {
-        let wait = std::time::Duration::from_secs(edge.config.relay_wait_secs);
-        edge.spool.settled(&upload_id, wait).await?;
-    }
     let completing = parts.method == Method::POST;
+    if completing && authenticated.identity != Identity::Anonymous {
+        let wait = Duration::from_secs(edge.config.relay_wait_secs);
+        match edge
+            .spool
+            .settled(&upload_id, wait.min(KEEP_ALIVE_AFTER))
+            .await
+        {
+            Err(e) if e.code == Code::ServiceUnavailable && wait > KEEP_ALIVE_AFTER => {
+                let body = axum::body::to_bytes(body, MAX_COMPLETE_BODY)
+                    .await
+                    .map_err(|e| Error::msg(Code::IncompleteBody, e.to_string()))?;
+                let finish = Finish {
+                    edge: Arc::clone(edge),
+                    parts,
+                    route: route.clone(),
+                    authenticated,
+                    upload_id,
+                    request_id: request_id.to_owned(),
+                };
+                return Ok(kept_alive(finish, body, wait - KEEP_ALIVE_AFTER));
+            }
+            settled => settled?,
+        }
+    }
     let response = relay(edge, parts, body, route, authenticated).await?;
     if response.status().is_success() {
         edge.spool.forget(&upload_id);
@@ -204,6 +228,115 @@ pub(crate) async fn finish_upload(
         }
     }
     Ok(response)
+}
+
+/// How long Complete waits for the relay before answering 200 and keeping the connection
+/// alive; how often it then sends a space.
+const KEEP_ALIVE_AFTER: Duration = Duration::from_secs(5);
+const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(5);
+/// A CompleteMultipartUpload body of 10,000 parts with checksums is well under this.
+const MAX_COMPLETE_BODY: usize = 4 << 20;
+const XML_DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+
+/// A Complete that outlived `KEEP_ALIVE_AFTER`.
+struct Finish {
+    edge: Arc<Edge>,
+    parts: http::request::Parts,
+    route: Route,
+    authenticated: auth::Authenticated,
+    upload_id: String,
+    request_id: String,
+}
+
+/// What S3 does for a Complete that takes long: 200 at once, a space every few seconds so no
+/// client or proxy times the connection out, then the real outcome as the XML document: the
+/// store's CompleteMultipartUploadResult, or an `<Error>` document, which the AWS SDKs and
+/// aws-cli check for in a 200 Complete (and retry like any error). So a large upload whose
+/// relay lags the client by minutes still completes in one call.
+fn kept_alive(finish: Finish, complete_body: Bytes, wait: Duration) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    tokio::spawn(async move {
+        let _ = tx
+            .send(Bytes::from_static(XML_DECLARATION.as_bytes()))
+            .await;
+        let (edge, upload_id) = (Arc::clone(&finish.edge), finish.upload_id.clone());
+        let (resource, request_id) = (
+            finish.parts.uri.path().to_owned(),
+            finish.request_id.clone(),
+        );
+        let settled = edge.spool.settled(&upload_id, wait);
+        tokio::pin!(settled);
+        let start = tokio::time::Instant::now() + KEEP_ALIVE_EVERY;
+        let mut ticks = tokio::time::interval_at(start, KEEP_ALIVE_EVERY);
+        let settled = loop {
+            tokio::select! {
+                settled = &mut settled => break settled,
+                _ = ticks.tick() => {
+                    if tx.send(Bytes::from_static(b" ")).await.is_err() {
+                        return; // the client left; it will ask again
+                    }
+                }
+            }
+        };
+        let document = match settled {
+            Ok(()) => finish.complete(complete_body).await,
+            Err(e) => Err(e),
+        };
+        let document =
+            document.unwrap_or_else(|e| e.to_xml(&resource, &request_id).into_bytes().into());
+        let _ = tx.send(without_declaration(document)).await;
+    });
+    let body = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, std::convert::Infallible>(chunk), rx))
+    });
+    http::Response::builder()
+        .header(http::header::CONTENT_TYPE, "application/xml")
+        .body(Body::from_stream(body))
+        .expect("static response parts are valid")
+}
+
+impl Finish {
+    /// Completes at the store; its answer's body, error documents included.
+    async fn complete(self, body: Bytes) -> Result<Bytes> {
+        let edge = &self.edge;
+        let response = relay(
+            edge,
+            self.parts,
+            Body::from(body),
+            &self.route,
+            self.authenticated,
+        )
+        .await?;
+        let ok = response.status().is_success();
+        let document = axum::body::to_bytes(response.into_body(), MAX_COMPLETE_BODY)
+            .await
+            .map_err(|e| {
+                Error::msg(
+                    Code::ServiceUnavailable,
+                    format!("The store's answer to CompleteMultipartUpload broke off: {e}"),
+                )
+            })?;
+        if ok {
+            edge.spool.forget(&self.upload_id);
+            write_through(edge, &self.route.bucket, &self.route.key);
+        }
+        Ok(document)
+    }
+}
+
+/// The document without its XML declaration (ours went first).
+fn without_declaration(document: Bytes) -> Bytes {
+    let text = &document[..];
+    let start = text
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(0);
+    match text[start..].windows(2).position(|w| w == b"?>") {
+        Some(end) if text[start..].starts_with(b"<?xml") => document.slice(start + end + 2..),
+        _ => document,
+    }
 }
 
 /// Fills, in the background, the cache entries of a just-uploaded object whose behaviour asks
@@ -333,6 +466,17 @@ fn strip_aws_chunked(headers: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_stores_declaration_is_dropped_from_a_kept_alive_answer() {
+        let doc = Bytes::from("<?xml version=\"1.0\"?>\n<Error><Code>X</Code></Error>");
+        assert_eq!(
+            &without_declaration(doc)[..],
+            b"\n<Error><Code>X</Code></Error>"
+        );
+        let bare = Bytes::from("<CompleteMultipartUploadResult/>");
+        assert_eq!(without_declaration(bare.clone()), bare);
+    }
 
     #[test]
     fn aws_chunked_is_removed_from_content_encoding() {

@@ -134,28 +134,54 @@ async fn a_corrupt_part_is_refused_at_the_edge() {
     );
 }
 
-#[tokio::test]
-async fn complete_waits_for_a_store_that_is_away_and_succeeds_once_it_is_back() {
+/// An upload of two parts spooled at an edge whose store is away.
+struct Away {
+    edge: TestStore,
+    bucket: String,
+    id: String,
+    data: [Vec<u8>; 2],
+    parts: CompletedMultipartUpload,
+    /// The stopped store (its data directory lives as long as it) and where to start it again.
+    _store: TestStore,
+    port: u16,
+    data_dir: std::path::PathBuf,
+}
+
+/// An edge whose Complete waits `relay_wait_secs`, its store stopped after the upload began.
+async fn upload_while_the_store_is_away(relay_wait_secs: u64) -> Away {
     let mut store = TestStore::start();
-    let b = store.bucket(&store.client(), "outage").await;
-    let edge = TestStore::start_edge(
-        &[&store],
-        StoreOptions::default().config("[edge]\nrelay_wait_secs = 2\n"),
-    );
-    let client = edge.client();
-    let id = start_upload(&client, &b, "k").await;
+    let bucket = store.bucket(&store.client(), "longwait").await;
+    let config = format!("[edge]\nrelay_wait_secs = {relay_wait_secs}\n");
+    let edge = TestStore::start_edge(&[&store], StoreOptions::default().config(&config));
+    let id = start_upload(&edge.client(), &bucket, "k").await;
     let (port, data_dir) = (store.port, store.data_dir.clone());
     store.kill();
+    let data = [random_bytes(5 * MIB, 8), random_bytes(777, 9)];
+    let parts = upload(&edge.client(), &bucket, "k", &id, &[&data[0], &data[1]]).await;
+    Away {
+        edge,
+        bucket,
+        id,
+        data,
+        parts,
+        _store: store,
+        port,
+        data_dir,
+    }
+}
 
+#[tokio::test]
+async fn complete_waits_for_a_store_that_is_away_and_succeeds_once_it_is_back() {
     // Parts are answered from the edge's spool while the store is down...
-    let (p1, p2) = (random_bytes(5 * MIB, 3), random_bytes(1000, 4));
-    let parts = upload(&client, &b, "k", &id, &[&p1, &p2]).await;
+    let away = upload_while_the_store_is_away(2).await;
+    let (client, b, id) = (away.edge.client(), &away.bucket, &away.id);
+    let [p1, p2] = &away.data;
     // A client resuming asks the edge which parts it has: both, though the store has none.
     let listed = client
         .list_parts()
-        .bucket(&b)
+        .bucket(b)
         .key("k")
-        .upload_id(&id)
+        .upload_id(id)
         .send()
         .await
         .unwrap();
@@ -167,26 +193,88 @@ async fn complete_waits_for_a_store_that_is_away_and_succeeds_once_it_is_back() 
     assert_eq!(
         listed,
         [
-            (Some(1), Some(etag_of(&p1)), Some(p1.len() as i64)),
-            (Some(2), Some(etag_of(&p2)), Some(p2.len() as i64)),
+            (Some(1), Some(etag_of(p1)), Some(p1.len() as i64)),
+            (Some(2), Some(etag_of(p2)), Some(p2.len() as i64)),
         ]
     );
     // ...but Complete cannot succeed for data the store does not hold.
-    let (status, code) = complete(&client, &b, "k", &id, parts.clone())
+    let (status, code) = complete(&client, b, "k", id, away.parts.clone())
         .await
         .unwrap_err();
     assert_eq!((status, code.as_str()), (503, "ServiceUnavailable"));
 
-    let store = TestStore::start_with(StoreOptions::default().data_dir(&data_dir).port(port));
+    let store = TestStore::start_with(
+        StoreOptions::default()
+            .data_dir(&away.data_dir)
+            .port(away.port),
+    );
     let mut result = Err((0, String::new()));
     for _ in 0..20 {
-        result = complete(&client, &b, "k", &id, parts.clone()).await;
+        result = complete(&client, b, "k", id, away.parts.clone()).await;
         if result.is_ok() {
             break;
         }
     }
-    assert_eq!(result.unwrap(), multipart_etag(&[&p1, &p2]));
-    assert!(object_bytes(&store.client(), &b, "k").await == [p1, p2].concat());
+    assert_eq!(result.unwrap(), multipart_etag(&[p1, p2]));
+    assert!(object_bytes(&store.client(), b, "k").await == [&p1[..], p2].concat());
+}
+
+#[tokio::test]
+async fn a_long_complete_is_kept_alive_and_succeeds_in_one_call() {
+    let away = upload_while_the_store_is_away(60).await;
+    let client = away.edge.client();
+    let (bucket, id, parts) = (away.bucket.clone(), away.id.clone(), away.parts.clone());
+    let completing = tokio::spawn(async move { complete(&client, &bucket, "k", &id, parts).await });
+    // Past the edge's 5 s of plain waiting: it has answered 200 and sends spaces meanwhile.
+    tokio::time::sleep(std::time::Duration::from_secs(7)).await;
+    assert!(
+        !completing.is_finished(),
+        "Complete must wait for the store"
+    );
+    let store = TestStore::start_with(
+        StoreOptions::default()
+            .data_dir(&away.data_dir)
+            .port(away.port),
+    );
+    let etag = completing
+        .await
+        .unwrap()
+        .expect("one Complete call succeeds");
+    let [p1, p2] = &away.data;
+    assert_eq!(etag, multipart_etag(&[p1, p2]));
+    assert!(object_bytes(&store.client(), &away.bucket, "k").await == [&p1[..], p2].concat());
+}
+
+#[tokio::test]
+async fn a_long_complete_that_fails_says_so_in_its_body() {
+    let away = upload_while_the_store_is_away(12).await;
+    let mut xml = String::from("<CompleteMultipartUpload>");
+    for p in away.parts.parts() {
+        xml += &format!(
+            "<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>",
+            p.part_number().unwrap(),
+            p.e_tag().unwrap()
+        );
+    }
+    xml += "</CompleteMultipartUpload>";
+    let target = format!("/{}/k?uploadId={}", away.bucket, enc_query(&away.id));
+    let r = RawRequest::new("POST", &target)
+        .body(xml)
+        .sign(&away.edge)
+        .send(&away.edge)
+        .await;
+    // S3's way with a long Complete: 200 at once, spaces, then the outcome as the document.
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    let rest = text
+        .strip_prefix("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n")
+        .unwrap_or_else(|| panic!("declaration first: {text:?}"));
+    assert!(rest.starts_with(' '), "kept alive with spaces: {text:?}");
+    assert!(
+        rest.trim_start()
+            .starts_with("<Error><Code>ServiceUnavailable</Code>"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
