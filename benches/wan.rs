@@ -23,7 +23,9 @@
 //! `.venv-compat` like the compatibility script when missing). Knobs: `OUTPOST_BENCH_BIN`,
 //! `OUTPOST_WAN_MIB` (upload size, default 256), `OUTPOST_WAN_SAMPLES` (default 30),
 //! `OUTPOST_WAN_CC` (TCP congestion control in all three namespaces, default `cubic`: the
-//! default of Linux, Windows and macOS clients; the host's own default may differ).
+//! default of Linux, Windows and macOS clients; the host's own default may differ),
+//! `OUTPOST_WAN_EDGE_TOML` (extra lines for the edge's `[edge]` table, e.g.
+//! `relay_workers = 10`), `OUTPOST_WAN_ONLY` (one scenario: `clean` or `100mbit`).
 //! The figures and the method are in `BENCHMARKS.md`.
 
 #[path = "common/mod.rs"]
@@ -102,6 +104,8 @@ fn main() -> anyhow::Result<()> {
     let mib: usize = knob("OUTPOST_WAN_MIB", 256);
     let samples: usize = knob("OUTPOST_WAN_SAMPLES", 30);
     let congestion = std::env::var("OUTPOST_WAN_CC").unwrap_or_else(|_| "cubic".into());
+    let edge_toml = std::env::var("OUTPOST_WAN_EDGE_TOML").unwrap_or_default();
+    let only = std::env::var("OUTPOST_WAN_ONLY").ok();
     let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-wan");
     let _ = fs::remove_dir_all(&work);
     fs::create_dir_all(&work)?;
@@ -112,7 +116,15 @@ fn main() -> anyhow::Result<()> {
     println!("client: {}", tool_version(&aws));
     println!("upload: {mib} MiB of random bytes, `aws s3 cp` with default transfer settings");
     println!("first byte: {samples} anonymous GETs of a 1 KiB public object per row");
-    println!("TCP congestion control in every namespace: {congestion}\n");
+    println!("TCP congestion control in every namespace: {congestion}");
+    println!(
+        "edge: defaults{}\n",
+        if edge_toml.is_empty() {
+            String::new()
+        } else {
+            format!(" and {edge_toml:?}")
+        }
+    );
 
     let net = Network::build(&scenarios()[0], &congestion)?;
     let store_url = format!("http://{}:{STORE_PORT}", CLIENT_STORE.1);
@@ -129,6 +141,8 @@ fn main() -> anyhow::Result<()> {
         ],
     )?;
     let _store = Killed(store);
+    let edge_config = work.join("edge.toml");
+    fs::write(&edge_config, format!("[edge]\n{edge_toml}\n"))?;
     let (edge, _) = spawn_outpost_in(
         Some(EDGE),
         &bin,
@@ -140,6 +154,8 @@ fn main() -> anyhow::Result<()> {
             &format!("http://{}:{STORE_PORT}", EDGE_STORE.1),
             "--cache-dir",
             path(&work.join("edge")),
+            "--config",
+            path(&edge_config),
         ],
     )?;
     let _edge = Killed(edge);
@@ -148,6 +164,9 @@ fn main() -> anyhow::Result<()> {
     let file_md5 = write_random_file(&file, mib << 20)?;
 
     for scenario in scenarios() {
+        if only.as_ref().is_some_and(|tag| tag != scenario.tag) {
+            continue;
+        }
         net.set(&scenario);
         println!("## Scenario: {}\n", scenario.name);
         println!("| upload {mib} MiB | seconds | MiB/s |");

@@ -70,10 +70,13 @@ impl Edge {
         };
         let origins = group(&config.origins)?;
         let sites = Distributions::new(&config, Arc::clone(&origins), group)?;
-        let spool = Spool::open(&config.cache_dir, config.spool_bytes, Arc::clone(&origins))
-            .with_context(|| {
-                format!("opening the upload spool in {}", config.cache_dir.display())
-            })?;
+        let spool = Spool::open(
+            &config.cache_dir,
+            config.spool_bytes,
+            config.relay_workers,
+            Arc::clone(&origins),
+        )
+        .with_context(|| format!("opening the upload spool in {}", config.cache_dir.display()))?;
         Ok(Arc::new(Edge {
             keyring: Keyring::new([credentials]),
             cache: Arc::new(cache),

@@ -52,6 +52,8 @@ pub struct EdgeConfig {
     /// Disk budget for spooled upload parts, bytes; a part that would exceed it gets
     /// `503 SlowDown`. Default 10 GiB.
     pub spool_bytes: u64,
+    /// Parts relayed to the store at once, each on its own pooled connection. Default 4.
+    pub relay_workers: usize,
     /// How long CompleteMultipartUpload waits for spooled parts to reach the store before it
     /// fails with ServiceUnavailable (the relay goes on; the client retries). Past 5 s the
     /// edge answers 200 at once and keeps the connection alive with spaces, as S3 does for a
@@ -87,6 +89,7 @@ impl Default for EdgeConfig {
             header_read_timeout_secs: 30,
             body_idle_timeout_secs: 60,
             spool_bytes: 10 * 1024 * MIB,
+            relay_workers: 4,
             relay_wait_secs: 300,
             default_behavior: Behavior::default(),
             test_clock: false,
@@ -105,6 +108,7 @@ impl EdgeConfig {
             self.slice_bytes >= 64 * 1024,
             "edge.slice_bytes must be >= 64 KiB"
         );
+        anyhow::ensure!(self.relay_workers >= 1, "edge.relay_workers must be >= 1");
         for d in &self.distributions {
             anyhow::ensure!(
                 !d.hosts.is_empty(),

@@ -28,8 +28,6 @@ use tokio::sync::{mpsc, watch};
 use crate::origin::{OriginGroup, OriginRequest};
 use crate::pipeline::origin_path;
 
-/// Relay workers pushing parts to the store in parallel.
-const WORKERS: usize = 4;
 /// Backoff between attempts at a store that is away, doubling up to the cap.
 const RETRY_FIRST: Duration = Duration::from_millis(250);
 const RETRY_CAP: Duration = Duration::from_secs(5);
@@ -96,6 +94,7 @@ impl Spool {
     pub fn open(
         cache_dir: &Path,
         budget: u64,
+        workers: usize,
         origins: Arc<OriginGroup>,
     ) -> std::io::Result<Arc<Spool>> {
         let dir = cache_dir.join("spool");
@@ -112,7 +111,7 @@ impl Spool {
         });
         spool.recover()?;
         let queue = Arc::new(tokio::sync::Mutex::new(queue));
-        for _ in 0..WORKERS {
+        for _ in 0..workers {
             tokio::spawn(worker(
                 Arc::clone(&spool),
                 Arc::clone(&queue),
