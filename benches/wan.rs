@@ -18,6 +18,8 @@
 //! and its ETag compared with the direct one. Then 1 KiB GETs, time to first response byte,
 //! direct vs an edge hit, on new connections (handshake included) and on one reused
 //! connection. Each row is the median and 90th percentile of `OUTPOST_WAN_SAMPLES` requests.
+//! Last, `outpost speedtest --sizes-mib 1,16` runs from the client, so its table shows what
+//! the tool reports on such a network.
 //!
 //! Run with `cargo bench --bench wan` as root (namespaces; installs aws-cli into
 //! `.venv-compat` like the compatibility script when missing). Knobs: `OUTPOST_BENCH_BIN`,
@@ -260,6 +262,9 @@ fn main() -> anyhow::Result<()> {
             p50("direct | new") / p50("edge hit | new"),
             p50("direct | reused") / p50("edge hit | reused"),
         );
+
+        println!("`outpost speedtest` from the client:\n");
+        speedtest(&bin, &store_url, &edge_url)?;
     }
     drop(net);
     Ok(())
@@ -438,6 +443,31 @@ fn write_random_file(file: &Path, size: usize) -> anyhow::Result<String> {
     }
     out.flush()?;
     Ok(hex::encode(md5.finalize()))
+}
+
+/// `outpost speedtest` from the client's namespace, its table passed through.
+fn speedtest(bin: &Path, direct: &str, edge: &str) -> anyhow::Result<()> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", CLIENT])
+        .arg(bin)
+        .args(["speedtest", "--direct", direct, "--edge", edge])
+        .args(["--bucket", BUCKET, "--sizes-mib", "1,16"])
+        .env("AWS_ACCESS_KEY_ID", common::ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", common::SECRET_KEY)
+        .env("RUST_LOG", "warn")
+        .output()
+        .context("running outpost speedtest")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.success(),
+        "outpost speedtest failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in stdout.lines().filter(|l| l.starts_with('|')) {
+        println!("{line}");
+    }
+    println!();
+    Ok(())
 }
 
 /// `aws s3 cp FILE s3://BUCKET/KEY` from the client's namespace; returns the wall time.
