@@ -435,3 +435,57 @@ async fn speedtest_uploads_both_ways_and_compares() {
         .await;
     assert_eq!(parts, 4.0, "two parts direct, two relayed by the edge");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_put_streams_through_the_edge_in_flat_memory() {
+    use aws_sdk_s3::primitives::{ByteStream, SdkBody};
+    use sha2::{Digest, Sha256};
+    const SIZE: usize = 256 * MIB;
+    // The edge buffering the body (or the object on its way back) would show as RSS of at least
+    // its size.
+    const PEAK_RSS_LIMIT_KIB: u64 = 128 * 1024;
+    let p = EdgePair::start();
+    let b = p.store.bucket(&p.store.client(), "bigput").await;
+    let edge = client_with_timeout(&p.edge.url, std::time::Duration::from_secs(600));
+    let block = bytes::Bytes::from(random_bytes(MIB, 11));
+    let blocks = {
+        let block = block.clone();
+        futures::stream::iter((0..SIZE / MIB).map(move |_| Ok::<_, std::io::Error>(block.clone())))
+    };
+    edge.put_object()
+        .bucket(&b)
+        .key("big")
+        .content_length(SIZE as i64)
+        .body(ByteStream::new(SdkBody::from_body_1_x(
+            reqwest::Body::wrap_stream(blocks),
+        )))
+        .send()
+        .await
+        .expect("256 MiB PUT through the edge");
+
+    let mut want = Sha256::new();
+    (0..SIZE / MIB).for_each(|_| want.update(&block));
+    let got = edge
+        .get_object()
+        .bucket(&b)
+        .key("big")
+        .send()
+        .await
+        .unwrap();
+    let mut body = got.body;
+    let mut hash = Sha256::new();
+    while let Some(chunk) = body.next().await {
+        hash.update(chunk.expect("body chunk"));
+    }
+    assert!(
+        hash.finalize() == want.finalize(),
+        "the object read back through the edge"
+    );
+    let peak = p.edge.peak_rss_kib();
+    eprintln!("edge peak RSS after a 256 MiB PUT and GET: {} MiB", peak / 1024);
+    assert!(
+        peak < PEAK_RSS_LIMIT_KIB,
+        "edge peak RSS {} MiB for a 256 MiB PUT and GET: it buffers",
+        peak / 1024
+    );
+}
