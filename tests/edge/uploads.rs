@@ -482,10 +482,97 @@ async fn a_large_put_streams_through_the_edge_in_flat_memory() {
         "the object read back through the edge"
     );
     let peak = p.edge.peak_rss_kib();
-    eprintln!("edge peak RSS after a 256 MiB PUT and GET: {} MiB", peak / 1024);
+    eprintln!(
+        "edge peak RSS after a 256 MiB PUT and GET: {} MiB",
+        peak / 1024
+    );
     assert!(
         peak < PEAK_RSS_LIMIT_KIB,
         "edge peak RSS {} MiB for a 256 MiB PUT and GET: it buffers",
         peak / 1024
     );
+}
+
+#[tokio::test]
+async fn part_copy_listing_and_abort_go_through_the_edge() {
+    let p = EdgePair::start();
+    let edge = p.edge.client();
+    let b = p.store.bucket(&p.store.client(), "flow").await;
+    let source = random_bytes(6 * MIB, 12);
+    put_bytes(&edge, &b, "source", source.clone()).await;
+
+    // UploadPartCopy (relayed) beside an UploadPart (spooled), then Complete.
+    let id = start_upload(&edge, &b, "copy").await;
+    let copied = edge
+        .upload_part_copy()
+        .bucket(&b)
+        .key("copy")
+        .upload_id(&id)
+        .part_number(1)
+        .copy_source(format!("{b}/source"))
+        .copy_source_range(format!("bytes=0-{}", 5 * MIB - 1))
+        .send()
+        .await
+        .expect("UploadPartCopy through the edge");
+    let copied_etag = copied.copy_part_result().and_then(|r| r.e_tag()).unwrap();
+    let tail = random_bytes(1234, 13);
+    let spooled = edge
+        .upload_part()
+        .bucket(&b)
+        .key("copy")
+        .upload_id(&id)
+        .part_number(2)
+        .body(body(tail.clone()))
+        .send()
+        .await
+        .unwrap();
+    let listed = edge
+        .list_multipart_uploads()
+        .bucket(&b)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        listed
+            .uploads()
+            .iter()
+            .any(|u| u.upload_id() == Some(id.as_str())),
+        "ListMultipartUploads through the edge shows the upload"
+    );
+    let part = |n, etag: &str| CompletedPart::builder().part_number(n).e_tag(etag).build();
+    let parts = CompletedMultipartUpload::builder()
+        .parts(part(1, copied_etag))
+        .parts(part(2, spooled.e_tag().unwrap()))
+        .build();
+    complete(&edge, &b, "copy", &id, parts).await.unwrap();
+    let want = [&source[..5 * MIB], &tail[..]].concat();
+    assert!(object_bytes(&p.store.client(), &b, "copy").await == want);
+
+    // Abort through the edge ends the upload at the store and at the edge.
+    let id = start_upload(&edge, &b, "aborted").await;
+    upload(&edge, &b, "aborted", &id, &[b"spooled"]).await;
+    edge.abort_multipart_upload()
+        .bucket(&b)
+        .key("aborted")
+        .upload_id(&id)
+        .send()
+        .await
+        .unwrap();
+    assert_sdk_err(
+        edge.list_parts()
+            .bucket(&b)
+            .key("aborted")
+            .upload_id(&id)
+            .send()
+            .await,
+        404,
+        "NoSuchUpload",
+    );
+    let listed = edge
+        .list_multipart_uploads()
+        .bucket(&b)
+        .send()
+        .await
+        .unwrap();
+    assert!(listed.uploads().is_empty(), "no upload left");
 }
