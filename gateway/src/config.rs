@@ -174,8 +174,8 @@ pub struct Behavior {
     pub compress: bool,
     /// Write-through: when an upload through the edge succeeds (PutObject, CopyObject,
     /// CompleteMultipartUpload), the entry a GET of that object would use is filled from the
-    /// store at once, so the first reader near the uploader hits. Costs one GET from the store
-    /// per upload. Default false.
+    /// store at once, so the first reader near the uploader hits. Costs one GET of the whole
+    /// object from the store per upload: meant for sites and assets. Default false.
     pub write_through: bool,
 }
 
