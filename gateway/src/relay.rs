@@ -1,6 +1,9 @@
 //! Every request the cache does not answer goes to the origin, re-signed with the edge's key,
 //! and its answer comes back unchanged. Bodies are checked on the way (payload hash, chunk
-//! signatures) and aws-chunked ones keep their trailing checksums.
+//! signatures) and aws-chunked ones keep their trailing checksums. Multipart uploads take the
+//! spool (upload.rs): parts answered from the edge's disk, Complete only once the store holds
+//! them all (kept alive as S3 does when that takes long); successful uploads may be written
+//! through into the cache.
 
 use std::sync::Arc;
 use std::time::Duration;
