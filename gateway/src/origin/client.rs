@@ -13,8 +13,11 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 /// How long an idle pooled connection is kept: a new one toward a far origin costs a round
-/// trip before the first byte (DESIGN.md, "Small things that decide speed").
-const POOL_IDLE: Duration = Duration::from_secs(90);
+/// trip before the first byte (DESIGN.md, "Small things that decide speed"). Just under the
+/// store's own idle limit (its `header_read_timeout_secs`, 30 s by default, also ends idle
+/// keep-alive connections): the edge lets go first, so it never puts a request on a
+/// connection the store is closing, which a streamed upload could not retry.
+const POOL_IDLE: Duration = Duration::from_secs(25);
 
 /// TCP keep-alive probes on pooled connections, so a peer that vanished without a FIN (a
 /// rebooted host, a dropped NAT entry) is noticed before a request is put on its connection.
