@@ -30,7 +30,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
-use common::{Killed, S3, SliceBody, md5_hex, metric_sum, next_frame, path, spawn_outpost};
+use common::{
+    Killed, S3, SliceBody, md5_hex, metric_sum, next_frame, path, spawn_outpost, tool_version,
+};
 use rand::{RngCore, SeedableRng};
 
 const BUCKET: &str = "edgebench";
@@ -50,9 +52,7 @@ fn main() -> anyhow::Result<()> {
 
 async fn run() -> anyhow::Result<()> {
     ensure_tools()?;
-    let bin = std::env::var_os("OUTPOST_BENCH_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_outpost")));
+    let bin = common::outpost_bin();
     let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-edge");
     let _ = fs::remove_dir_all(&work);
     fs::create_dir_all(&work)?;
@@ -171,17 +171,6 @@ async fn run() -> anyhow::Result<()> {
          the store's outpost_s3_requests_total."
     );
     Ok(())
-}
-
-fn tool_version(tool: &str, args: &[&str]) -> String {
-    Command::new(tool)
-        .args(args)
-        .output()
-        .map(|o| {
-            let text = [o.stdout, o.stderr].concat();
-            String::from_utf8_lossy(&text).trim().to_string()
-        })
-        .unwrap_or_else(|_| "missing".into())
 }
 
 /// nginx and wrk come from Debian's packages.

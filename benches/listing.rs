@@ -43,9 +43,7 @@ async fn run() -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
-    let bin = std::env::var_os("OUTPOST_BENCH_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_outpost")));
+    let bin = common::outpost_bin();
     let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-listing");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;

@@ -621,9 +621,7 @@ fn main() -> anyhow::Result<()> {
 
 async fn run() -> anyhow::Result<()> {
     // Cargo builds `outpost` with the bench profile (optimised) and passes its path.
-    let bin = std::env::var_os("OUTPOST_BENCH_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_outpost")));
+    let bin = common::outpost_bin();
     let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-store");
     fs::create_dir_all(&work)?;
 

@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
 use bytes::Bytes;
-use common::{Killed, S3, path, spawn_outpost_in};
+use common::{Killed, S3, path, spawn_outpost_in, tool_version};
 use link::{End, Impairment, Link, enter_netns, ip};
 use md5::{Digest, Md5};
 use rand::{RngCore, SeedableRng};
@@ -100,9 +100,7 @@ fn main() -> anyhow::Result<()> {
         nix::unistd::Uid::effective().is_root(),
         "the wide-area bench creates network namespaces: run it as root"
     );
-    let bin = std::env::var_os("OUTPOST_BENCH_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_outpost")));
+    let bin = common::outpost_bin();
     let mib: usize = knob("OUTPOST_WAN_MIB", 256);
     let samples: usize = knob("OUTPOST_WAN_SAMPLES", 30);
     let congestion = std::env::var("OUTPOST_WAN_CC").unwrap_or_else(|_| "cubic".into());
@@ -115,7 +113,7 @@ fn main() -> anyhow::Result<()> {
 
     println!("# Outpost wide-area benchmark\n");
     println!("binary: {}", bin.display());
-    println!("client: {}", tool_version(&aws));
+    println!("client: {}", tool_version(&aws, &["--version"]));
     println!("upload: {mib} MiB of random bytes, `aws s3 cp` with default transfer settings");
     println!("first byte: {samples} anonymous GETs of a 1 KiB public object per row");
     println!("TCP congestion control in every namespace: {congestion}");
@@ -207,7 +205,7 @@ fn main() -> anyhow::Result<()> {
         println!("| 1 KiB GET, first byte | connection | p50 ms | p90 ms |");
         println!("|---|---|---|---|");
         let small = format!("/{BUCKET}/{SMALL_KEY}");
-        let first_bytes = in_netns(
+        let mut first_bytes = in_netns(
             CLIENT,
             move || -> anyhow::Result<Vec<(String, Vec<f64>)>> {
                 let store = (CLIENT_STORE.1, STORE_PORT);
@@ -239,23 +237,17 @@ fn main() -> anyhow::Result<()> {
                 Ok(rows)
             },
         )?;
-        for (row, mut ms) in first_bytes.clone() {
+        for (row, ms) in &mut first_bytes {
             ms.sort_by(f64::total_cmp);
             println!(
                 "| {row} | {:.1} | {:.1} |",
-                percentile(&ms, 50),
-                percentile(&ms, 90)
+                percentile(ms, 50),
+                percentile(ms, 90)
             );
         }
         let p50 = |row: &str| {
-            let mut ms = first_bytes
-                .iter()
-                .find(|(r, _)| r == row)
-                .unwrap()
-                .1
-                .clone();
-            ms.sort_by(f64::total_cmp);
-            percentile(&ms, 50)
+            let (_, ms) = first_bytes.iter().find(|(r, _)| r == row).unwrap();
+            percentile(ms, 50)
         };
         println!(
             "\nfirst-byte speed-up of an edge hit (p50): new connections {:.1}x, reused {:.1}x\n",
@@ -562,18 +554,6 @@ fn knob(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn tool_version(aws: &Path) -> String {
-    Command::new(aws)
-        .arg("--version")
-        .output()
-        .map(|o| {
-            String::from_utf8_lossy(&[o.stdout, o.stderr].concat())
-                .trim()
-                .to_string()
-        })
-        .unwrap_or_else(|_| "missing".into())
 }
 
 /// aws-cli from PyPI in the venv the compatibility script uses.

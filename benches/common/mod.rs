@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -41,6 +41,25 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// The `outpost` binary to measure: `OUTPOST_BENCH_BIN`, else the one cargo built.
+pub fn outpost_bin() -> PathBuf {
+    std::env::var_os("OUTPOST_BENCH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_outpost")))
+}
+
+/// What `tool args...` says of its version (stdout and stderr), or "missing".
+pub fn tool_version(tool: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> String {
+    Command::new(tool)
+        .args(args)
+        .output()
+        .map(|o| {
+            let text = [o.stdout, o.stderr].concat();
+            String::from_utf8_lossy(&text).trim().to_string()
+        })
+        .unwrap_or_else(|_| "missing".into())
 }
 
 pub fn path(p: &Path) -> &str {

@@ -25,6 +25,7 @@ use aws_sdk_s3::config::{
 };
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::CompletedPart;
 
 #[allow(unused_imports)]
 pub use hash::Algo;
@@ -667,6 +668,43 @@ pub async fn put_bytes(
         .send()
         .await
         .unwrap_or_else(|e| panic!("PUT {bucket}/{key}: {e:?}"))
+}
+
+/// UploadPart for each of `parts` (numbered from 1); asserts each answered ETag is the part's
+/// MD5 and returns the parts for Complete.
+pub async fn upload_parts(
+    s3: &Client,
+    b: &str,
+    key: &str,
+    id: &str,
+    parts: &[&[u8]],
+) -> Vec<CompletedPart> {
+    let mut done = Vec::new();
+    for (i, p) in parts.iter().enumerate() {
+        let n = i as i32 + 1;
+        let out = s3
+            .upload_part()
+            .bucket(b)
+            .key(key)
+            .upload_id(id)
+            .part_number(n)
+            .body(body(p.to_vec()))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("upload part {n}: {e:?}"));
+        assert_eq!(
+            out.e_tag(),
+            Some(etag_of(p).as_str()),
+            "part {n} ETag is its MD5"
+        );
+        done.push(
+            CompletedPart::builder()
+                .part_number(n)
+                .e_tag(out.e_tag().unwrap())
+                .build(),
+        );
+    }
+    done
 }
 
 /// CreateMultipartUpload without options; the upload id.

@@ -5,7 +5,7 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 
 use crate::common::*;
 
-/// Uploads `parts` through `client`, returns the parts list for Complete.
+/// Uploads `parts` through `client` (checking each ETag), returns the parts list for Complete.
 async fn upload(
     client: &aws_sdk_s3::Client,
     b: &str,
@@ -13,33 +13,8 @@ async fn upload(
     id: &str,
     parts: &[&[u8]],
 ) -> CompletedMultipartUpload {
-    let mut done = Vec::new();
-    for (i, data) in parts.iter().enumerate() {
-        let n = i as i32 + 1;
-        let out = client
-            .upload_part()
-            .bucket(b)
-            .key(key)
-            .upload_id(id)
-            .part_number(n)
-            .body(body(data.to_vec()))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("UploadPart {n}: {e:?}"));
-        assert_eq!(
-            out.e_tag(),
-            Some(etag_of(data).as_str()),
-            "part {n} ETag answered by the edge"
-        );
-        done.push(
-            CompletedPart::builder()
-                .part_number(n)
-                .e_tag(out.e_tag().unwrap())
-                .build(),
-        );
-    }
     CompletedMultipartUpload::builder()
-        .set_parts(Some(done))
+        .set_parts(Some(upload_parts(client, b, key, id, parts).await))
         .build()
 }
 

@@ -4,45 +4,9 @@
 
 use std::time::Duration;
 
-use aws_sdk_s3::Client;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ObjectAttributes};
 
 use crate::common::*;
-
-async fn upload_parts(
-    s3: &Client,
-    b: &str,
-    key: &str,
-    id: &str,
-    parts: &[&[u8]],
-) -> Vec<CompletedPart> {
-    let mut done = Vec::new();
-    for (i, p) in parts.iter().enumerate() {
-        let n = i as i32 + 1;
-        let out = s3
-            .upload_part()
-            .bucket(b)
-            .key(key)
-            .upload_id(id)
-            .part_number(n)
-            .body(body(p.to_vec()))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("upload part {n}: {e:?}"));
-        assert_eq!(
-            out.e_tag(),
-            Some(etag_of(p).as_str()),
-            "part {n} ETag is its MD5"
-        );
-        done.push(
-            CompletedPart::builder()
-                .part_number(n)
-                .e_tag(out.e_tag().unwrap())
-                .build(),
-        );
-    }
-    done
-}
 
 fn completed(parts: Vec<CompletedPart>) -> CompletedMultipartUpload {
     CompletedMultipartUpload::builder()
