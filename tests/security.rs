@@ -9,3 +9,8 @@
 
 #[path = "common/mod.rs"]
 mod common;
+
+#[path = "security/policy_scope.rs"]
+mod policy_scope;
+#[path = "security/unsigned_headers.rs"]
+mod unsigned_headers;

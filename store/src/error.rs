@@ -85,6 +85,8 @@ pub struct Error {
     source: Option<anyhow::Error>,
     /// Headers the error response carries (e.g. `Content-Range: bytes */SIZE` on a 416).
     pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// Extra elements of the error document, as AWS adds them (e.g. `HeadersNotSigned`).
+    details: Vec<(&'static str, String)>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -96,6 +98,7 @@ impl Error {
             message: None,
             source: None,
             headers: Vec::new(),
+            details: Vec::new(),
         }
     }
 
@@ -106,6 +109,7 @@ impl Error {
             message: Some(message.into()),
             source: None,
             headers: Vec::new(),
+            details: Vec::new(),
         }
     }
 
@@ -116,6 +120,7 @@ impl Error {
             message: None,
             source: Some(cause.into()),
             headers: Vec::new(),
+            details: Vec::new(),
         }
     }
 
@@ -124,6 +129,12 @@ impl Error {
         if let Ok(v) = http::HeaderValue::from_str(value) {
             self.headers.push((name, v));
         }
+        self
+    }
+
+    /// Adds an element to the error document after the standard ones.
+    pub fn with_detail(mut self, element: &'static str, value: impl Into<String>) -> Self {
+        self.details.push((element, value.into()));
         self
     }
 
@@ -138,11 +149,16 @@ impl Error {
         self.source.as_ref()
     }
 
-    /// The S3 error document (`<Error>` with Code, Message, Resource, RequestId).
+    /// The S3 error document (`<Error>` with Code, Message, the details, Resource, RequestId).
     pub fn to_xml(&self, resource: &str, request_id: &str) -> String {
         let esc = |s: &str| quick_xml::escape::escape(s).into_owned();
+        let details: String = self
+            .details
+            .iter()
+            .map(|(element, value)| format!("<{element}>{}</{element}>", esc(value)))
+            .collect();
         format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}</Message><Resource>{}</Resource><RequestId>{}</RequestId></Error>",
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}</Message>{details}<Resource>{}</Resource><RequestId>{}</RequestId></Error>",
             self.code.as_str(),
             esc(self.message()),
             esc(resource),

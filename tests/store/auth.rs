@@ -390,14 +390,15 @@ async fn unsigned_payload_trailer_with_crc32() {
             transfer_chunked,
             ..Default::default()
         };
+        // Signed like every x-amz-* header a real SDK sends.
         let req = unsigned_trailer(
             &store,
-            RawRequest::new("PUT", &format!("/{b}/{key}")),
+            RawRequest::new("PUT", &format!("/{b}/{key}"))
+                .header("x-amz-sdk-checksum-algorithm", "CRC32"),
             &data,
             &c,
             &SignOpts::default(),
-        )
-        .header("x-amz-sdk-checksum-algorithm", "CRC32");
+        );
         let r = req.send(&store).await;
         assert_eq!(
             r.status,

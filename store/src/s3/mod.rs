@@ -242,7 +242,7 @@ async fn authorize(s3: &S3, route: &Route, identity: &Identity) -> Result<()> {
         && let Ok(bucket) = s3.engine.bucket(&route.bucket).await
     {
         let access = ops::policy::public_access(&bucket.settings);
-        if (read && access.read) || (list && access.list) {
+        if (read && access.can_read(&route.bucket, &route.key)) || (list && access.list) {
             return Ok(());
         }
     }

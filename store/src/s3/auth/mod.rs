@@ -283,6 +283,7 @@ fn verify_v4(
     if !matches(path) && (normalized == path || !matches(&normalized)) {
         return Err(Error::new(Code::SignatureDoesNotMatch));
     }
+    refuse_unsigned_amz_headers(&req.headers, &signed.signed_headers)?;
     let payload = payload_check(req, content_sha, || ChunkSigning {
         signing_key: key,
         amz_date: signed.amz_date.clone(),
@@ -293,6 +294,29 @@ fn verify_v4(
         identity: Identity::Key(signed.access_key),
         payload,
     })
+}
+
+/// AWS refuses a signed request that carries an `x-amz-*` header its signature does not cover:
+/// such headers change what a request does (`x-amz-copy-source` turns a PUT into a copy,
+/// `x-amz-meta-*` is stored), so anyone holding a presigned URL could otherwise add them.
+/// `x-amz-content-sha256` is exempt, as at AWS: its value is the canonical request's last
+/// line, so it is covered whether or not it is listed.
+fn refuse_unsigned_amz_headers(headers: &http::HeaderMap, signed: &[String]) -> Result<()> {
+    let mut unsigned: Vec<&str> = headers
+        .keys()
+        .map(http::HeaderName::as_str)
+        .filter(|name| name.starts_with("x-amz-") && *name != "x-amz-content-sha256")
+        .filter(|name| !signed.iter().any(|s| s == name))
+        .collect();
+    if unsigned.is_empty() {
+        return Ok(());
+    }
+    unsigned.sort_unstable();
+    Err(Error::msg(
+        Code::AccessDenied,
+        "There were headers present in the request which were not signed",
+    )
+    .with_detail("HeadersNotSigned", unsigned.join(", ")))
 }
 
 /// What `x-amz-content-sha256` asks of the body.

@@ -12,19 +12,33 @@ const MAX_POLICY_BYTES: usize = 20 << 10;
 const MAX_WEBSITE_BYTES: usize = 128 << 10;
 
 /// What anonymous clients may do in a bucket.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PublicAccess {
-    /// GetObject / HeadObject.
-    pub read: bool,
+    /// GetObject / HeadObject of every object (the `public-read` canned ACL).
+    read_all: bool,
+    /// GetObject / HeadObject of the objects whose ARN matches one of these `Resource`
+    /// patterns (a policy's `s3:GetObject` statements).
+    read: Vec<String>,
     /// ListObjects(V2).
     pub list: bool,
 }
 
-/// Derives anonymous access from the canned ACL and the stored policy (validated on PUT).
+impl PublicAccess {
+    /// May an anonymous client read `key` of `bucket`?
+    pub fn can_read(&self, bucket: &str, key: &str) -> bool {
+        self.read_all || {
+            let arn = format!("arn:aws:s3:::{bucket}/{key}");
+            self.read.iter().any(|pattern| arn_matches(pattern, &arn))
+        }
+    }
+}
+
+/// Derives anonymous access from the canned ACL and the stored policy (validated on PUT, so
+/// every statement is an anonymous Allow of the shapes [`validate_policy`] accepts).
 pub fn public_access(settings: &BucketSettings) -> PublicAccess {
     let mut access = PublicAccess {
-        read: settings.public_read_acl,
-        list: false,
+        read_all: settings.public_read_acl,
+        ..PublicAccess::default()
     };
     let Some(policy) = settings
         .policy
@@ -34,15 +48,46 @@ pub fn public_access(settings: &BucketSettings) -> PublicAccess {
         return access;
     };
     for statement in statements(&policy) {
+        let resources = strings(&statement["Resource"]);
         for action in strings(&statement["Action"]) {
             match action {
-                "s3:GetObject" => access.read = true,
+                "s3:GetObject" => access.read.extend(resources.iter().map(|r| r.to_string())),
                 "s3:ListBucket" => access.list = true,
                 _ => {}
             }
         }
     }
     access
+}
+
+/// IAM's ARN matching: `*` matches any run of characters (`/` included), `?` any one
+/// character, everything else itself, case-sensitively, over the whole ARN.
+pub fn arn_matches(pattern: &str, arn: &str) -> bool {
+    let (p, a): (Vec<char>, Vec<char>) = (pattern.chars().collect(), arn.chars().collect());
+    // Greedy matching with one backtrack point: the last `*` seen (linear for our sizes).
+    let (mut pi, mut ai) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ai < a.len() {
+        match p.get(pi) {
+            Some('*') => {
+                star = Some((pi, ai));
+                pi += 1;
+            }
+            Some(&c) if c == '?' || c == a[ai] => {
+                pi += 1;
+                ai += 1;
+            }
+            _ => match star {
+                Some((sp, sa)) => {
+                    pi = sp + 1;
+                    ai = sa + 1;
+                    star = Some((sp, sa + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
 }
 
 fn statements(policy: &Value) -> Vec<&Value> {
@@ -223,14 +268,57 @@ mod tests {
         assert_eq!(
             public_access(&settings),
             PublicAccess {
-                read: true,
-                list: false
+                read: vec!["arn:aws:s3:::site/*".into()],
+                ..PublicAccess::default()
             }
         );
         assert_eq!(
             public_access(&BucketSettings::default()),
             PublicAccess::default()
         );
+    }
+
+    #[test]
+    fn resources_are_matched_exactly() {
+        let policy = PUBLIC_READ.replace("site/*", "site/public/*");
+        validate_policy("site", &policy).unwrap();
+        let access = public_access(&BucketSettings {
+            policy: Some(policy),
+            ..Default::default()
+        });
+        assert!(access.can_read("site", "public/a.txt"));
+        assert!(access.can_read("site", "public/deep/er/b"));
+        assert!(!access.can_read("site", "private/b.txt"));
+        assert!(!access.can_read("site", "public"));
+        assert!(!access.can_read("site", "Public/a.txt"));
+        assert!(!access.can_read("other", "public/a.txt"));
+        assert!(!access.list);
+        let acl = public_access(&BucketSettings {
+            public_read_acl: true,
+            ..Default::default()
+        });
+        assert!(acl.can_read("site", "anything"));
+    }
+
+    #[test]
+    fn arn_wildcards() {
+        assert!(arn_matches("arn:aws:s3:::b/*", "arn:aws:s3:::b/"));
+        assert!(arn_matches(
+            "arn:aws:s3:::b/*.png",
+            "arn:aws:s3:::b/x/y.png"
+        ));
+        assert!(!arn_matches(
+            "arn:aws:s3:::b/*.png",
+            "arn:aws:s3:::b/x/y.png.txt"
+        ));
+        assert!(arn_matches("arn:aws:s3:::b/a?c", "arn:aws:s3:::b/abc"));
+        assert!(!arn_matches("arn:aws:s3:::b/a?c", "arn:aws:s3:::b/ac"));
+        assert!(arn_matches(
+            "arn:aws:s3:::b/*/index.html",
+            "arn:aws:s3:::b/x/y/index.html"
+        ));
+        assert!(!arn_matches("arn:aws:s3:::b/key", "arn:aws:s3:::b/key2"));
+        assert!(arn_matches("arn:aws:s3:::b/**", "arn:aws:s3:::b/k"));
     }
 
     #[test]
