@@ -10,6 +10,8 @@
 #[path = "common/mod.rs"]
 mod common;
 
+#[path = "security/edge_put_checks.rs"]
+mod edge_put_checks;
 #[path = "security/policy_scope.rs"]
 mod policy_scope;
 #[path = "security/unsigned_headers.rs"]

@@ -420,6 +420,13 @@ pub(crate) async fn relay(
     } else {
         body
     };
+    // The store commits a body once it has all of it: the edge's own checks (which end with
+    // the body) must pass before the last byte leaves. Small bodies are checked whole first;
+    // larger ones stream with their last piece held back until the checks pass.
+    let body = match content_length {
+        Some(len) if len <= CHECK_WHOLE_BELOW => Body::from(checked_whole(body, len).await?),
+        _ => Body::from_stream(auth::held_until_checked(body)),
+    };
     let request = OriginRequest {
         method: parts.method.clone(),
         path_and_query: origin_path(
@@ -433,7 +440,7 @@ pub(crate) async fn relay(
     };
     let response = edge
         .origins
-        .relay(request, Body::from_stream(body), content_length)
+        .relay(request, body, content_length)
         .await
         .map_err(origin_error)?;
     if parts.method != Method::GET && parts.method != Method::HEAD && !route.key.is_empty() {
@@ -445,6 +452,23 @@ pub(crate) async fn relay(
         }
     }
     Ok(streamed(response))
+}
+
+/// Bodies up to this size are read and checked whole before the origin request starts (a
+/// zero-length body would otherwise be complete at the origin before the edge's checks ran).
+const CHECK_WHOLE_BELOW: u64 = 1 << 20;
+
+/// The whole checked body, at most `len` bytes (the declared length).
+async fn checked_whole(mut body: outpost_store::engine::ByteStream, len: u64) -> Result<Bytes> {
+    use futures::StreamExt;
+    let mut whole = bytes::BytesMut::with_capacity(len as usize);
+    while let Some(piece) = body.next().await {
+        whole.extend_from_slice(&piece?);
+        if whole.len() as u64 > len {
+            return Err(Error::new(Code::IncompleteBody));
+        }
+    }
+    Ok(whole.freeze())
 }
 
 fn strip_aws_chunked(headers: &mut HeaderMap) {

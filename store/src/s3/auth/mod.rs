@@ -406,3 +406,28 @@ pub fn verified_body(raw: ByteStream, payload: Payload) -> (ByteStream, Trailers
     };
     (stream, trailers)
 }
+
+/// Holds back the last piece of `body` until `body` has ended cleanly, and ends for good after
+/// an error. A relay that forwards [`verified_body`]'s output through this never lets its peer
+/// see a whole body whose end-of-body checks (payload hash, final chunk signature, trailers)
+/// failed: the peer sees the body break off short of its length, and commits nothing.
+pub fn held_until_checked(body: ByteStream) -> ByteStream {
+    use futures::StreamExt;
+    let state = (Some(body), None::<bytes::Bytes>);
+    futures::stream::unfold(state, |(body, held)| async move {
+        let mut body = body?;
+        let mut held = held;
+        loop {
+            match body.next().await {
+                Some(Ok(piece)) if piece.is_empty() => continue,
+                Some(Ok(piece)) => match held.replace(piece) {
+                    Some(previous) => return Some((Ok(previous), (Some(body), held))),
+                    None => continue,
+                },
+                Some(Err(e)) => return Some((Err(e), (None, None))),
+                None => return held.map(|last| (Ok(last), (None, None))),
+            }
+        }
+    })
+    .boxed()
+}
