@@ -10,6 +10,8 @@
 #[path = "common/mod.rs"]
 mod common;
 
+#[path = "security/conditional_delete.rs"]
+mod conditional_delete;
 #[path = "security/edge_put_checks.rs"]
 mod edge_put_checks;
 #[path = "security/policy_scope.rs"]

@@ -283,6 +283,19 @@ pub fn check_condition(current: Option<&ObjectRecord>, cond: &WriteCondition) ->
             return Err(Error::new(Code::PreconditionFailed));
         }
     }
+    if let Some(current) = current {
+        // Last-Modified is compared at the precision HTTP dates carry: whole seconds.
+        let modified_differs = cond.if_match_last_modified.is_some_and(|t| {
+            let secs = t
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs();
+            secs != current.last_modified_ms / 1000
+        });
+        if modified_differs || cond.if_match_size.is_some_and(|s| s != current.size) {
+            return Err(Error::new(Code::PreconditionFailed));
+        }
+    }
     Ok(())
 }
 
@@ -461,6 +474,7 @@ mod tests {
         let none_match = WriteCondition {
             if_none_match_any: true,
             if_match: None,
+            ..WriteCondition::default()
         };
         assert!(check_condition(None, &none_match).is_ok());
         assert_eq!(
@@ -470,6 +484,7 @@ mod tests {
         let if_match = |e: &str| WriteCondition {
             if_none_match_any: false,
             if_match: Some(e.into()),
+            ..WriteCondition::default()
         };
         assert_eq!(
             check_condition(None, &if_match("abc")).unwrap_err().code,

@@ -131,6 +131,12 @@ pub struct WriteCondition {
     /// `If-Match: "etag"` (unquoted here; `*` means "must exist"): fail with PreconditionFailed
     /// if the current ETag differs, NoSuchKey if there is no object.
     pub if_match: Option<String>,
+    /// `x-amz-if-match-last-modified-time` (deletes): an existing object must have been last
+    /// modified in this second, else PreconditionFailed.
+    pub if_match_last_modified: Option<SystemTime>,
+    /// `x-amz-if-match-size` (deletes): an existing object must have this size, else
+    /// PreconditionFailed.
+    pub if_match_size: Option<u64>,
 }
 
 /// What a PUT (or part upload) computed while streaming the body.
@@ -397,14 +403,24 @@ impl Engine {
         objects::replace_headers(&self.inner, bucket, key, headers).await
     }
 
-    /// Deletes the key if present (no error if absent, as S3). NoSuchBucket if no bucket.
-    pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<()> {
-        objects::delete(&self.inner, bucket, vec![key.to_owned()]).await
+    /// Deletes the key if present and `cond` holds, checked in the deleting transaction (an
+    /// absent key is no error unless `cond.if_match` asks for one, as S3). NoSuchBucket if no
+    /// bucket; PreconditionFailed / NoSuchKey from `cond`, with nothing deleted.
+    pub async fn delete_object(&self, bucket: &str, key: &str, cond: WriteCondition) -> Result<()> {
+        let mut outcomes =
+            objects::delete(&self.inner, bucket, vec![(key.to_owned(), cond)]).await?;
+        outcomes.pop().unwrap_or(Ok(()))
     }
 
-    /// Deletes many keys in one transaction; absent keys count as deleted.
-    pub async fn delete_objects(&self, bucket: &str, keys: &[String]) -> Result<()> {
-        objects::delete(&self.inner, bucket, keys.to_vec()).await
+    /// Deletes many keys in one transaction, each under its own condition; absent keys count as
+    /// deleted. Returns each key's outcome in order: a key whose condition failed is kept and
+    /// its error returned, the others are deleted.
+    pub async fn delete_objects(
+        &self,
+        bucket: &str,
+        keys: Vec<(String, WriteCondition)>,
+    ) -> Result<Vec<Result<()>>> {
+        objects::delete(&self.inner, bucket, keys).await
     }
 
     /// Lists keys in UTF-8 binary order. With a delimiter, keys sharing `prefix + ... +

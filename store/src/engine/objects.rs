@@ -16,7 +16,7 @@ use super::blobs::Blobs;
 use super::index::{self, BUCKETS, OBJECTS, ObjectRecord, Segment};
 use super::{
     ByteStream, ChecksumType, Inner, ListPage, ListQuery, ObjectHeaders, ObjectInfo, PutOptions,
-    StoredChecksum, Verify,
+    StoredChecksum, Verify, WriteCondition,
 };
 use crate::error::{Code, Error, Result};
 
@@ -238,28 +238,35 @@ pub(super) async fn replace_headers(
     Ok(record.info(key))
 }
 
-/// Deletes keys in one transaction, then their blobs.
-pub(super) async fn delete(inner: &Arc<Inner>, bucket: &str, keys: Vec<String>) -> Result<()> {
+/// Deletes keys whose conditions hold in one transaction, then their blobs; each key's outcome.
+pub(super) async fn delete(
+    inner: &Arc<Inner>,
+    bucket: &str,
+    keys: Vec<(String, WriteCondition)>,
+) -> Result<Vec<Result<()>>> {
     let inner = Arc::clone(inner);
     let b = bucket.to_owned();
     detached(async move {
-        let blobs = inner
+        let (outcomes, blobs) = inner
             .index
             .write(move |txn| {
                 index::require_bucket(&txn.open_table(BUCKETS)?, &b)?;
                 let mut objects = txn.open_table(OBJECTS)?;
-                let mut blobs = Vec::new();
-                for key in &keys {
-                    if let Some(old) = objects.remove((b.as_str(), key.as_str()))? {
-                        let record: ObjectRecord = index::decode(old.value())?;
-                        blobs.extend(record.blobs());
+                let (mut outcomes, mut blobs) = (Vec::new(), Vec::new());
+                for (key, cond) in &keys {
+                    let current = index::get_object(&objects, &b, key)?;
+                    let outcome = index::check_condition(current.as_ref(), cond);
+                    if outcome.is_ok() && current.is_some() {
+                        objects.remove((b.as_str(), key.as_str()))?;
+                        blobs.extend(current.iter().flat_map(ObjectRecord::blobs));
                     }
+                    outcomes.push(outcome);
                 }
-                Ok(blobs)
+                Ok((outcomes, blobs))
             })
             .await?;
         inner.blobs.delete_all(blobs).await;
-        Ok(())
+        Ok(outcomes)
     })
     .await
 }

@@ -201,11 +201,21 @@ async fn overwrite_deletes_the_old_blob() {
     put(&engine, "k", &data(1000, 2)).await.unwrap();
     assert_eq!(get(&engine, "k", None).await, data(1000, 2));
     assert_eq!(blob_files(dir.path()).len(), 1);
-    engine.delete_object("b", "k").await.unwrap();
-    engine.delete_object("b", "k").await.unwrap(); // absent: fine
+    engine
+        .delete_object("b", "k", WriteCondition::default())
+        .await
+        .unwrap();
+    engine
+        .delete_object("b", "k", WriteCondition::default())
+        .await
+        .unwrap(); // absent: fine
     assert!(blob_files(dir.path()).is_empty());
     assert_eq!(
-        code(engine.delete_object("nope", "k").await),
+        code(
+            engine
+                .delete_object("nope", "k", WriteCondition::default())
+                .await
+        ),
         Code::NoSuchBucket
     );
 }
@@ -284,6 +294,7 @@ async fn conditional_writes_race() {
                     condition: WriteCondition {
                         if_none_match_any: true,
                         if_match: None,
+                        ..WriteCondition::default()
                     },
                     ..Default::default()
                 };
@@ -308,6 +319,7 @@ async fn conditional_writes_race() {
         condition: WriteCondition {
             if_none_match_any: false,
             if_match: Some(etag.into()),
+            ..WriteCondition::default()
         },
         ..Default::default()
     };
@@ -368,10 +380,9 @@ async fn delete_objects_in_one_call() {
     for k in ["a", "b", "c"] {
         put(&engine, k, k.as_bytes()).await.unwrap();
     }
-    engine
-        .delete_objects("b", &["a".into(), "c".into(), "absent".into()])
-        .await
-        .unwrap();
+    let keys = ["a", "c", "absent"].map(|k| (k.to_owned(), WriteCondition::default()));
+    let outcomes = engine.delete_objects("b", keys.to_vec()).await.unwrap();
+    assert!(outcomes.iter().all(Result::is_ok));
     let page = engine
         .list_objects(
             "b",
@@ -439,7 +450,10 @@ async fn buckets() {
         .unwrap();
     assert_eq!(code(engine.delete_bucket("b").await), Code::BucketNotEmpty);
     assert_eq!(code(engine.delete_bucket("zz").await), Code::NoSuchBucket);
-    engine.delete_object("b", "k").await.unwrap();
+    engine
+        .delete_object("b", "k", WriteCondition::default())
+        .await
+        .unwrap();
     engine.delete_bucket("b").await.unwrap();
     assert_eq!(code(engine.bucket("b").await), Code::NoSuchBucket);
     assert!(
@@ -811,6 +825,7 @@ async fn complete_errors() {
     let cond = WriteCondition {
         if_none_match_any: true,
         if_match: None,
+        ..WriteCondition::default()
     };
     let r = engine
         .complete_upload(
@@ -1201,4 +1216,34 @@ async fn throughput() {
         gib(put),
         gib(get)
     );
+}
+
+#[tokio::test]
+async fn conditional_deletes_are_checked_in_the_deleting_transaction() {
+    let (_dir, engine) = setup().await;
+    put(&engine, "k", b"v1").await.unwrap();
+    let etag = engine.head_object("b", "k").await.unwrap().etag;
+    let cond = |if_match: &str, size: Option<u64>| WriteCondition {
+        if_match: (!if_match.is_empty()).then(|| if_match.to_owned()),
+        if_match_size: size,
+        ..WriteCondition::default()
+    };
+    let failed = engine.delete_object("b", "k", cond("0123", None)).await;
+    assert_eq!(code(failed), Code::PreconditionFailed);
+    let failed = engine.delete_object("b", "k", cond("", Some(3))).await;
+    assert_eq!(code(failed), Code::PreconditionFailed);
+    assert!(engine.head_object("b", "k").await.is_ok(), "kept");
+    let keys = vec![
+        ("k".to_owned(), cond(&format!("\"{etag}\""), Some(2))),
+        ("absent".to_owned(), cond("*", None)),
+        ("absent".to_owned(), cond("", Some(9))),
+    ];
+    let outcomes = engine.delete_objects("b", keys).await.unwrap();
+    assert!(outcomes[0].is_ok());
+    assert_eq!(outcomes[1].as_ref().unwrap_err().code, Code::NoSuchKey);
+    assert!(
+        outcomes[2].is_ok(),
+        "size alone on an absent key: deleted, as S3"
+    );
+    assert_eq!(code(engine.head_object("b", "k").await), Code::NoSuchKey);
 }

@@ -267,6 +267,42 @@ pub fn write_condition(req: &HeaderMap) -> Result<WriteCondition> {
     Ok(WriteCondition {
         if_none_match_any,
         if_match,
+        ..WriteCondition::default()
+    })
+}
+
+/// DeleteObject's conditions: `If-Match` (an ETag list or `*`), and AWS's
+/// `x-amz-if-match-last-modified-time` / `x-amz-if-match-size`, checked in the deleting
+/// transaction. The read preconditions mean nothing for a delete: refused, not ignored.
+pub fn delete_condition(req: &HeaderMap) -> Result<WriteCondition> {
+    for name in ["if-none-match", "if-modified-since", "if-unmodified-since"] {
+        if get(req, name).is_some() {
+            return Err(Error::msg(
+                Code::NotImplemented,
+                format!("DeleteObject does not support {name}; use If-Match."),
+            ));
+        }
+    }
+    let invalid = |name: &str| Error::msg(Code::InvalidArgument, format!("Invalid {name}"));
+    let if_match_last_modified = match get(req, "x-amz-if-match-last-modified-time") {
+        Some(v) => {
+            Some(http_date(Some(v)).ok_or_else(|| invalid("x-amz-if-match-last-modified-time"))?)
+        }
+        None => None,
+    };
+    let if_match_size = match get(req, "x-amz-if-match-size") {
+        Some(v) => Some(
+            v.trim()
+                .parse()
+                .map_err(|_| invalid("x-amz-if-match-size"))?,
+        ),
+        None => None,
+    };
+    Ok(WriteCondition {
+        if_match: get(req, "if-match").map(|v| v.trim().to_owned()),
+        if_match_last_modified,
+        if_match_size,
+        ..WriteCondition::default()
     })
 }
 

@@ -95,6 +95,13 @@ pub fn iso8601(t: SystemTime) -> String {
         .expect("formatting a UTC timestamp cannot fail")
 }
 
+/// An ISO 8601 / RFC 3339 timestamp as S3 writes them (`2026-12-01T10:00:00.000Z`).
+pub fn parse_iso8601(text: &str) -> Option<SystemTime> {
+    let t =
+        time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339);
+    t.ok().map(SystemTime::from)
+}
+
 /// Reads a whole request body that is expected to be small (XML, JSON), refusing more than
 /// `limit` bytes so a client cannot make us buffer without bound.
 pub async fn read_small_body(mut body: ByteStream, limit: usize) -> Result<Bytes> {
@@ -180,6 +187,15 @@ pub struct DeleteEntry {
     pub key: String,
     #[serde(rename = "VersionId")]
     pub version_id: Option<String>,
+    /// Conditional delete: the object's ETag must match (`*`: it must exist).
+    #[serde(rename = "ETag")]
+    pub etag: Option<String>,
+    /// Conditional delete: the object's Last-Modified (ISO 8601) must match, to the second.
+    #[serde(rename = "LastModifiedTime")]
+    pub last_modified_time: Option<String>,
+    /// Conditional delete: the object's size must match.
+    #[serde(rename = "Size")]
+    pub size: Option<u64>,
 }
 
 #[cfg(test)]

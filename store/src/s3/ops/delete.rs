@@ -3,7 +3,7 @@
 use http::StatusCode;
 use md5::{Digest, Md5};
 
-use crate::engine::checksum;
+use crate::engine::{WriteCondition, checksum};
 use crate::error::{Code, Error, Result};
 use crate::s3::xml::{self, XmlWriter};
 use crate::s3::{MAX_KEY_LENGTH, Req, Response, S3, empty_response, headers, xml_response};
@@ -14,7 +14,10 @@ const MAX_DELETE_KEYS: usize = 1000;
 const MAX_DELETE_BODY: usize = 2 << 20;
 
 pub async fn delete_object(s3: &S3, req: Req) -> Result<Response> {
-    s3.engine.delete_object(req.bucket(), req.key()).await?;
+    let cond = headers::delete_condition(&req.headers)?;
+    s3.engine
+        .delete_object(req.bucket(), req.key(), cond)
+        .await?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 
@@ -25,34 +28,62 @@ pub async fn delete_objects(s3: &S3, mut req: Req) -> Result<Response> {
     if delete.objects.is_empty() || delete.objects.len() > MAX_DELETE_KEYS {
         return Err(Error::new(Code::MalformedXML));
     }
-    let (valid, refused): (Vec<_>, Vec<_>) = delete.objects.into_iter().partition(|o| {
-        o.key.len() <= MAX_KEY_LENGTH && matches!(o.version_id.as_deref(), None | Some("null"))
-    });
-    let keys: Vec<String> = valid.iter().map(|o| o.key.clone()).collect();
-    s3.engine.delete_objects(req.bucket(), &keys).await?;
-
-    let mut w = XmlWriter::new("DeleteResult");
-    if !delete.quiet {
-        for key in &keys {
-            w.open("Deleted").elem("Key", key).close();
+    // Each entry is deleted under its own conditions, or answered with its own error.
+    let mut outcomes: Vec<(String, Result<()>)> = Vec::new();
+    let mut valid = Vec::new();
+    for o in delete.objects {
+        match entry_condition(&o) {
+            Ok(cond) => valid.push((o.key, cond)),
+            Err(e) => outcomes.push((o.key, Err(e))),
         }
     }
-    for o in &refused {
-        let (code, message) = if o.key.len() > MAX_KEY_LENGTH {
-            (
-                Code::KeyTooLongError,
-                Code::KeyTooLongError.default_message(),
-            )
-        } else {
-            (Code::InvalidArgument, "Invalid version id specified")
-        };
-        w.open("Error")
-            .elem("Key", &o.key)
-            .elem("Code", code.as_str())
-            .elem("Message", message)
-            .close();
+    let keys: Vec<String> = valid.iter().map(|(k, _)| k.clone()).collect();
+    let deleted = s3.engine.delete_objects(req.bucket(), valid).await?;
+    outcomes.splice(0..0, keys.into_iter().zip(deleted));
+
+    let mut w = XmlWriter::new("DeleteResult");
+    for (key, outcome) in &outcomes {
+        match outcome {
+            Ok(()) if delete.quiet => {}
+            Ok(()) => {
+                w.open("Deleted").elem("Key", key).close();
+            }
+            Err(e) => {
+                w.open("Error")
+                    .elem("Key", key)
+                    .elem("Code", e.code.as_str())
+                    .elem("Message", e.message())
+                    .close();
+            }
+        }
     }
     Ok(xml_response(w.finish()))
+}
+
+/// A DeleteObjects entry's key checks and its conditions (`ETag`, `LastModifiedTime`, `Size`).
+fn entry_condition(o: &xml::DeleteEntry) -> Result<WriteCondition> {
+    if o.key.len() > MAX_KEY_LENGTH {
+        return Err(Error::new(Code::KeyTooLongError));
+    }
+    if !matches!(o.version_id.as_deref(), None | Some("null")) {
+        return Err(Error::msg(
+            Code::InvalidArgument,
+            "Invalid version id specified",
+        ));
+    }
+    let if_match_last_modified = match &o.last_modified_time {
+        Some(t) => Some(
+            xml::parse_iso8601(t)
+                .ok_or_else(|| Error::msg(Code::InvalidArgument, "Invalid LastModifiedTime"))?,
+        ),
+        None => None,
+    };
+    Ok(WriteCondition {
+        if_match: o.etag.as_ref().map(|e| e.trim().to_owned()),
+        if_match_last_modified,
+        if_match_size: o.size,
+        ..WriteCondition::default()
+    })
 }
 
 /// DeleteObjects must carry Content-MD5 or (since 2025's SDK defaults) an `x-amz-checksum-*`
