@@ -18,3 +18,5 @@ mod edge_put_checks;
 mod policy_scope;
 #[path = "security/unsigned_headers.rs"]
 mod unsigned_headers;
+#[path = "security/xml_keys.rs"]
+mod xml_keys;

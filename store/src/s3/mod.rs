@@ -225,6 +225,14 @@ pub fn route_request(parts: &http::request::Parts, base_domain: Option<&str>) ->
     if route.key.len() > MAX_KEY_LENGTH {
         return Err(Error::new(Code::KeyTooLongError));
     }
+    // Listings name every key in XML, which cannot carry NUL and most other C0 controls:
+    // such keys are refused when created rather than breaking every listing later.
+    if route.endpoint.creates_key() && !xml::can_carry(&route.key) {
+        return Err(Error::msg(
+            Code::InvalidArgument,
+            "Object keys may not contain control characters other than tab, line feed and carriage return.",
+        ));
+    }
     Ok(route)
 }
 

@@ -58,6 +58,14 @@ endpoints!(
 );
 
 impl Endpoint {
+    /// Operations that bring a new key into being (the key must be one XML can carry).
+    pub fn creates_key(self) -> bool {
+        matches!(
+            self,
+            Endpoint::PutObject | Endpoint::CopyObject | Endpoint::CreateMultipartUpload
+        )
+    }
+
     /// Operations an anonymous client may call on a bucket whose policy or ACL makes it
     /// publicly readable.
     pub fn is_public_read(self) -> bool {

@@ -48,10 +48,8 @@ impl XmlWriter {
 
     pub fn elem(&mut self, name: &str, value: impl Display) -> &mut Self {
         let text = value.to_string();
-        self.out.push_str(&format!(
-            "<{name}>{}</{name}>",
-            quick_xml::escape::escape(&text)
-        ));
+        self.out
+            .push_str(&format!("<{name}>{}</{name}>", escape(&text)));
         self
     }
 
@@ -83,6 +81,43 @@ impl XmlWriter {
         }
         self.out
     }
+}
+
+/// Text as an XML 1.0 document carries it: markup characters escaped; tab, line feed and
+/// carriage return as character references (a parser normalises a literal CR or CRLF to LF,
+/// which would change a key); the characters XML 1.0 cannot carry at all (other C0 controls,
+/// U+FFFE, U+FFFF) as U+FFFD. New keys holding those are refused ([`can_carry`]), so only
+/// keys stored before that rule can meet the replacement.
+pub fn escape(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().all(|c| !c.is_control() && can_carry_char(c)) {
+        return quick_xml::escape::escape(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '\t' => out.push_str("&#9;"),
+            '\n' => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if !can_carry_char(c) => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Can an XML 1.0 document carry `text` (as character data, escaped by [`escape`])?
+pub fn can_carry(text: &str) -> bool {
+    text.chars().all(can_carry_char)
+}
+
+/// XML 1.0 §2.2 `Char`, for the characters a Rust string can hold.
+fn can_carry_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
 }
 
 /// `2009-10-12T17:50:30.000Z`, the timestamp format of S3 XML documents.
@@ -201,6 +236,19 @@ pub struct DeleteEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_survive_or_are_replaced() {
+        assert_eq!(escape("a\rb\nc\td"), "a&#13;b&#10;c&#9;d");
+        assert_eq!(escape("a\0b\u{1}c<"), "a\u{FFFD}b\u{FFFD}c&lt;");
+        assert_eq!(escape("plain & <k>"), "plain &amp; &lt;k&gt;");
+        assert!(can_carry("tab\tcr\rlf\n ünï\u{10FFFF}"));
+        for bad in ["\0", "\u{1}", "\u{b}", "\u{1f}", "\u{fffe}", "\u{ffff}"] {
+            assert!(!can_carry(bad), "{bad:?}");
+        }
+        // DEL and C1 controls are XML 1.0 characters.
+        assert!(can_carry("\u{7f}\u{85}"));
+    }
 
     #[test]
     fn writer_escapes_and_nests() {
