@@ -9,3 +9,6 @@
 
 #[path = "common/mod.rs"]
 mod common;
+
+#[path = "security/disk_full.rs"]
+mod disk_full;
