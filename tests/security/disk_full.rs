@@ -132,14 +132,36 @@ async fn store_answers_507_when_its_disk_is_full_and_recovers_without_restart() 
         put_bytes(&s3, &b, &format!("earlier-{i}"), data.clone()).await;
     }
     assert_eq!(health(&store).await.0, 200);
+    let upload = start_upload(&s3, &b, "parts").await;
 
     let filler = fs.fill();
 
-    // A body declared larger than the free space is refused before it is read.
+    // A body declared larger than the free space is refused before it is read: as a plain
+    // PUT, as a part, and as an aws-chunked stream that declares its decoded length.
     let r = declared_put(&format!("/{b}/too-big"), 2 * MIB, &store)
         .send(&store)
         .await;
     r.assert_error(507, "InsufficientStorage");
+    let part = format!("/{b}/parts?partNumber=1&uploadId={upload}");
+    declared_put(&part, 5 * MIB, &store)
+        .send(&store)
+        .await
+        .assert_error(507, "InsufficientStorage");
+    let streaming = "STREAMING-UNSIGNED-PAYLOAD-TRAILER";
+    RawRequest::new("PUT", &format!("/{b}/too-big"))
+        .header("content-encoding", "aws-chunked")
+        .header("x-amz-decoded-content-length", &(2 * MIB).to_string())
+        .header("x-amz-trailer", "x-amz-checksum-crc32")
+        .stall_body(2 * MIB + 64, Vec::new())
+        .timeout(Duration::from_secs(15))
+        .sign_with(
+            &store,
+            &SignOpts::default().payload(Payload::Literal(streaming.into())),
+        )
+        .0
+        .send(&store)
+        .await
+        .assert_error(507, "InsufficientStorage");
 
     // Small writes whose bytes or index commit cannot fit: 507, never 500. Empty objects need
     // no blob, so their failure is the index commit's.
