@@ -20,3 +20,5 @@ mod policy_scope;
 mod unsigned_headers;
 #[path = "security/xml_keys.rs"]
 mod xml_keys;
+#[path = "security/disk_full.rs"]
+mod disk_full;

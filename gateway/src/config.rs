@@ -17,12 +17,14 @@ pub struct EdgeConfig {
     /// Origin stores of the default distribution, primary first, failovers after.
     /// Default `["http://127.0.0.1:9000"]`.
     pub origins: Vec<String>,
-    /// Directory for the disk cache tier (and, later, the upload spool). Default
-    /// `./outpost-edge-cache`.
+    /// Directory for the disk cache tier and the upload spool, which share its filesystem.
+    /// Default `./outpost-edge-cache`.
     pub cache_dir: PathBuf,
     /// Memory tier capacity in bytes (bodies weighed in bytes). Default 256 MiB.
     pub memory_cache_bytes: u64,
-    /// Disk tier capacity in bytes. Default 10 GiB.
+    /// Disk tier capacity in bytes, at most: the tier also takes no more than half of the
+    /// filesystem's free space at start-up and leaves room for the spool (see
+    /// `cache::disk`). Default 10 GiB.
     pub disk_cache_bytes: u64,
     /// Bodies are cached in slices of this many bytes; objects up to this size stay in
     /// memory, larger ones go to the disk tier slice by slice. Default 4 MiB.

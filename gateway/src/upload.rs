@@ -17,7 +17,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use futures::StreamExt;
 use md5::{Digest, Md5};
-use outpost_store::engine::ByteStream;
+use outpost_store::engine::{ByteStream, space};
 use outpost_store::error::{Code, Error, Result};
 use outpost_store::s3::auth::Trailers;
 use outpost_store::s3::headers;
@@ -151,7 +151,8 @@ impl Spool {
         Ok(())
     }
 
-    /// Checks and spools one UploadPart body. Errors: SlowDown when the spool is full,
+    /// Checks and spools one UploadPart body. Errors: SlowDown when the spool is full (its
+    /// budget, or the filesystem: checked before the body when its length is declared),
     /// BadDigest / InvalidRequest for integrity failures (nothing is kept then).
     pub async fn put_part(
         &self,
@@ -170,17 +171,18 @@ impl Spool {
             }
             room
         });
-        if !room {
-            return Err(Error::msg(
-                Code::SlowDown,
-                "The edge's upload spool is full; retry shortly.",
-            ));
+        // The filesystem may hold less than the budget (the disk cache and others share it).
+        if !room || !space::has_room(&self.dir, reserve) {
+            if room {
+                self.account(|used| *used -= reserve);
+            }
+            return Err(spool_full());
         }
         let body = integrity.verify_stream(body, trailers.clone());
         let upload_dir = self.dir.join(upload_dir_name(part.upload_id));
         let written = write_part(&upload_dir, part.number, body).await;
         self.account(|used| *used -= reserve);
-        let (tmp, size, md5) = written?;
+        let (tmp, size, md5) = written.map_err(full_is_slow_down)?;
         if integrity.content_md5.is_some_and(|want| want != md5) {
             return Err(Error::new(Code::BadDigest));
         }
@@ -202,7 +204,9 @@ impl Spool {
             checksum: checksum.clone(),
         };
         let meta_path = upload_dir.join(format!("{}.json", part.number));
-        commit_part(tmp, &meta_path, &meta).await?;
+        commit_part(tmp, &meta_path, &meta)
+            .await
+            .map_err(full_is_slow_down)?;
         self.account(|used| *used += size);
         self.set(&meta, PartState::Spooled);
         let _ = self.jobs.send(meta_path);
@@ -326,6 +330,24 @@ impl Spool {
             .insert(meta.part_number, state);
         drop(uploads);
         self.changed.send_replace(());
+    }
+}
+
+fn spool_full() -> Error {
+    Error::msg(
+        Code::SlowDown,
+        "The edge's upload spool is full; retry shortly.",
+    )
+}
+
+/// A disk that filled up while a part was written is a full spool: the client should come
+/// back later (or elsewhere), as for the budget, and nothing was kept.
+fn full_is_slow_down(e: Error) -> Error {
+    if e.code == Code::InsufficientStorage {
+        tracing::warn!(error = ?e, "upload spool: the disk is full");
+        spool_full()
+    } else {
+        e
     }
 }
 

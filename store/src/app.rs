@@ -53,7 +53,7 @@ impl Store {
     /// `/_outpost/health`, `/_outpost/metrics`, and the S3 API for everything else.
     pub fn router(&self) -> axum::Router {
         axum::Router::new()
-            .route("/_outpost/health", get(|| async { "ok\n" }))
+            .route("/_outpost/health", get(health))
             .route("/_outpost/metrics", get(metrics))
             .fallback(s3::handle)
             .with_state(Arc::clone(&self.s3))
@@ -74,6 +74,19 @@ impl Store {
         let result = server::serve(listener, self.router(), limits, shutdown).await;
         sweeper.abort();
         result
+    }
+}
+
+/// 200 `ok` while the store can take writes; 503 `not ready: <why>` while it cannot (a full
+/// data directory, or an index waiting to be reopened after an I/O failure), so a load
+/// balancer sends writes elsewhere. Recovers by itself once there is room again.
+async fn health(State(s3): State<Arc<S3>>) -> (http::StatusCode, String) {
+    match s3.engine.writable().await {
+        Ok(()) => (http::StatusCode::OK, "ok\n".into()),
+        Err(why) => (
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        ),
     }
 }
 

@@ -44,6 +44,9 @@ codes! {
     EntityTooSmall => BAD_REQUEST, "Your proposed upload is smaller than the minimum allowed object size.";
     IncompleteBody => BAD_REQUEST, "You did not provide the number of bytes specified by the Content-Length HTTP header.";
     InternalError => INTERNAL_SERVER_ERROR, "We encountered an internal error. Please try again.";
+    // Not an S3 code (S3 never runs out of disk). MinIO answers 507 XMinioStorageFull; 507 is
+    // not retried by AWS SDKs, which is right: retrying will not free space.
+    InsufficientStorage => INSUFFICIENT_STORAGE, "There is not enough free space on the server to store this request.";
     InvalidAccessKeyId => FORBIDDEN, "The AWS access key Id you provided does not exist in our records.";
     InvalidArgument => BAD_REQUEST, "Invalid Argument";
     InvalidBucketName => BAD_REQUEST, "The specified bucket is not valid.";
@@ -113,12 +116,23 @@ impl Error {
         }
     }
 
-    /// An internal failure: the client sees `InternalError`, the log sees `cause`.
+    /// An internal failure: the client sees `InternalError` (or `InsufficientStorage` when
+    /// the cause is a full disk or quota, wherever in the write path it happened), the log
+    /// sees `cause`.
     pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
+        let cause = cause.into();
+        let full = cause.chain().any(|e| {
+            e.downcast_ref::<std::io::Error>().is_some_and(is_disk_full)
+                || matches!(e.downcast_ref::<redb::Error>(), Some(redb::Error::Io(io)) if is_disk_full(io))
+        });
         Error {
-            code: Code::InternalError,
+            code: if full {
+                Code::InsufficientStorage
+            } else {
+                Code::InternalError
+            },
             message: None,
-            source: Some(cause.into()),
+            source: Some(cause),
             headers: Vec::new(),
             details: Vec::new(),
         }
@@ -203,6 +217,14 @@ impl From<object_store::Error> for Error {
     }
 }
 
+/// ENOSPC or EDQUOT: the filesystem (or the user's quota) has no room left.
+pub fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
+}
+
 macro_rules! internal_from {
     ($($t:ty),*) => {$(
         impl From<$t> for Error {
@@ -210,15 +232,23 @@ macro_rules! internal_from {
         }
     )*};
 }
-internal_from!(
-    redb::Error,
+internal_from!(redb::Error, serde_json::Error, tokio::task::JoinError);
+
+/// redb's error types all fold into `redb::Error`, whose `Io` variant [`Error::internal`]
+/// inspects (they do not expose their I/O cause as a `source`).
+macro_rules! redb_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Error {
+            fn from(e: $t) -> Self { Error::internal(redb::Error::from(e)) }
+        }
+    )*};
+}
+redb_from!(
     redb::DatabaseError,
     redb::TransactionError,
     redb::TableError,
     redb::StorageError,
-    redb::CommitError,
-    serde_json::Error,
-    tokio::task::JoinError
+    redb::CommitError
 );
 
 #[cfg(test)]
@@ -233,6 +263,19 @@ mod tests {
             StatusCode::RANGE_NOT_SATISFIABLE
         );
         assert_eq!(Code::SlowDown.as_str(), "SlowDown");
+    }
+
+    #[test]
+    fn a_full_disk_anywhere_in_the_cause_is_insufficient_storage() {
+        let enospc = || std::io::Error::from(std::io::ErrorKind::StorageFull);
+        assert_eq!(Error::from(enospc()).code, Code::InsufficientStorage);
+        let commit = redb::CommitError::Storage(redb::StorageError::Io(enospc()));
+        assert_eq!(Error::from(commit).code, Code::InsufficientStorage);
+        let wrapped = anyhow::Error::new(enospc()).context("writing blob");
+        assert_eq!(Error::internal(wrapped).code, Code::InsufficientStorage);
+        assert_eq!(Code::InsufficientStorage.status().as_u16(), 507);
+        let other = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert_eq!(Error::from(other).code, Code::InternalError);
     }
 
     #[test]

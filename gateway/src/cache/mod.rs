@@ -122,6 +122,7 @@ impl Cache {
             disk: disk::DiskTier::open(
                 &config.cache_dir,
                 config.disk_cache_bytes,
+                config.spool_bytes,
                 evictions[1].clone(),
             )?,
             evictions,
@@ -143,7 +144,7 @@ impl Cache {
     }
 
     /// Up to `len` bytes from `offset` within a slice of a body of `size` bytes, from
-    /// whichever tier holds bodies of that size.
+    /// whichever tier holds it (see [`Cache::put_slice`]).
     pub async fn slice_part(
         &self,
         id: SliceId,
@@ -151,13 +152,14 @@ impl Cache {
         offset: u64,
         len: usize,
     ) -> Option<Bytes> {
-        if size <= self.slice_bytes {
-            let data = self.memory.get(&id).await?;
-            let from = usize::try_from(offset).ok().filter(|&f| f < data.len())?;
-            Some(data.slice(from..data.len().min(from + len)))
-        } else {
-            self.disk.get(id, offset, len).await
+        if size > self.slice_bytes
+            && let Some(data) = self.disk.get(id, offset, len).await
+        {
+            return Some(data);
         }
+        let data = self.memory.get(&id).await?;
+        let from = usize::try_from(offset).ok().filter(|&f| f < data.len())?;
+        Some(data.slice(from..data.len().min(from + len)))
     }
 
     /// The whole body of a one-slice (memory tier) response, if held.
@@ -176,19 +178,17 @@ impl Cache {
     }
 
     pub fn has_slice(&self, id: SliceId, size: u64) -> bool {
-        if size <= self.slice_bytes {
-            self.memory.contains_key(&id)
-        } else {
-            self.disk.contains(id)
-        }
+        (size > self.slice_bytes && self.disk.contains(id)) || self.memory.contains_key(&id)
     }
 
+    /// Slices of small bodies go to memory, of large ones to disk. A slice the disk has no
+    /// room for goes to memory too (bounded, least recently used out first): readers behind
+    /// the fill that cut it then still find it instead of refetching slice after slice.
     pub async fn put_slice(&self, id: SliceId, size: u64, data: Bytes) {
-        if size <= self.slice_bytes {
-            self.memory.insert(id, data).await;
-        } else {
-            self.disk.insert(id, data).await;
+        if size > self.slice_bytes && self.disk.insert(id, data.clone()).await {
+            return;
         }
+        self.memory.insert(id, data).await;
     }
 
     pub async fn variant(&self, version: u64, encoding: Encoding) -> Option<Bytes> {

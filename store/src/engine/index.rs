@@ -16,14 +16,16 @@
 //! writes are atomic under concurrency. Commits use redb's default (immediate, fsync) durability.
 
 use std::ops::Bound;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redb::{Database, ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::space;
 use super::{
     BucketInfo, BucketSettings, ChecksumAlgorithm, ChecksumType, ListQuery, ObjectHeaders,
     ObjectInfo, PartInfo, PartSummary, StoredChecksum, UploadInfo, WriteCondition,
@@ -152,9 +154,25 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
 }
 
 /// Handle on the index database. Cheap to clone.
+///
+/// After an I/O failure (typically a full disk during a commit) redb refuses every later
+/// transaction ("Previous I/O error occurred") until the database is closed and reopened.
+/// The handle then marks itself failed, and the next operation reopens the file (redb repairs
+/// it to the last committed transaction, so nothing acknowledged is lost and nothing half
+/// written becomes visible) once the disk has [`space::MIN_FREE_BYTES`] free again. Until
+/// then reads go on from the old handle and writes are refused as InsufficientStorage.
 #[derive(Clone)]
 pub struct Index {
-    db: Arc<Database>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    path: PathBuf,
+    /// Every transaction holds the read lock from begin to end, so a reopen (write lock) waits
+    /// until nobody uses the old handle: redb locks its file, and a second handle cannot open
+    /// it while the first is alive. None only after a reopen failed.
+    db: RwLock<Option<Database>>,
+    failed: AtomicBool,
 }
 
 impl Index {
@@ -162,14 +180,14 @@ impl Index {
     pub async fn open(path: &Path) -> Result<Index> {
         let path = path.to_owned();
         tokio::task::spawn_blocking(move || {
-            let db = Database::create(&path)?;
-            let txn = db.begin_write()?;
-            txn.open_table(BUCKETS)?;
-            txn.open_table(OBJECTS)?;
-            txn.open_table(UPLOADS)?;
-            txn.open_table(PARTS)?;
-            txn.commit()?;
-            Ok(Index { db: Arc::new(db) })
+            let db = open_db(&path)?;
+            Ok(Index {
+                shared: Arc::new(Shared {
+                    path,
+                    db: RwLock::new(Some(db)),
+                    failed: AtomicBool::new(false),
+                }),
+            })
         })
         .await?
     }
@@ -180,8 +198,8 @@ impl Index {
         T: Send + 'static,
         F: FnOnce(&ReadTransaction) -> Result<T> + Send + 'static,
     {
-        let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || f(&db.begin_read()?)).await?
+        let shared = Arc::clone(&self.shared);
+        tokio::task::spawn_blocking(move || shared.run(false, |db| f(&db.begin_read()?))).await?
     }
 
     /// Runs `f` in a write transaction on the blocking pool and commits if it returns `Ok`;
@@ -191,22 +209,109 @@ impl Index {
         T: Send + 'static,
         F: FnOnce(&WriteTransaction) -> Result<T> + Send + 'static,
     {
-        let db = Arc::clone(&self.db);
+        let shared = Arc::clone(&self.shared);
         tokio::task::spawn_blocking(move || {
-            let txn = db.begin_write()?;
-            match f(&txn) {
-                Ok(out) => {
-                    txn.commit()?;
-                    Ok(out)
+            shared.run(true, |db| {
+                let txn = db.begin_write()?;
+                match f(&txn) {
+                    Ok(out) => {
+                        txn.commit()?;
+                        Ok(out)
+                    }
+                    Err(e) => {
+                        txn.abort()?;
+                        Err(e)
+                    }
                 }
-                Err(e) => {
-                    txn.abort()?;
-                    Err(e)
-                }
-            }
+            })
         })
         .await?
     }
+
+    /// Whether the index can take writes: Err(reason) while it waits to be reopened after an
+    /// I/O failure (this call tries the reopen).
+    pub async fn writable(&self) -> std::result::Result<(), String> {
+        let shared = Arc::clone(&self.shared);
+        let checked = tokio::task::spawn_blocking(move || shared.recover()).await;
+        match checked {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("index unavailable after an I/O failure ({e})")),
+            Err(e) => Err(format!("index check failed ({e})")),
+        }
+    }
+}
+
+impl Shared {
+    fn run<T>(&self, writes: bool, op: impl FnOnce(&Database) -> Result<T>) -> Result<T> {
+        // A read goes on from the old handle while the index cannot be reopened.
+        if let Err(e) = self.recover()
+            && writes
+        {
+            return Err(e);
+        }
+        let db = self.db.read().unwrap_or_else(PoisonError::into_inner);
+        let db = db
+            .as_ref()
+            .ok_or_else(|| Error::internal(anyhow::anyhow!("the index could not be reopened")))?;
+        op(db).map_err(|e| self.note_failure(e))
+    }
+
+    /// An I/O failure marks the handle failed; while the disk has no room, an operation that
+    /// failed only because an earlier one did is InsufficientStorage too.
+    fn note_failure(&self, e: Error) -> Error {
+        let io = e
+            .cause()
+            .and_then(|c| c.downcast_ref::<redb::Error>())
+            .is_some_and(|c| matches!(c, redb::Error::Io(_) | redb::Error::PreviousIo));
+        if !io {
+            return e;
+        }
+        if !self.failed.swap(true, Ordering::AcqRel) {
+            tracing::warn!(error = ?e, "index I/O failure; it is reopened once the disk has room");
+        }
+        if e.code == Code::InternalError && !self.has_room() {
+            return Error::new(Code::InsufficientStorage);
+        }
+        e
+    }
+
+    /// Reopens the database if an I/O failure marked it failed and the disk has room.
+    fn recover(&self) -> Result<()> {
+        if !self.failed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        if !self.has_room() {
+            return Err(Error::new(Code::InsufficientStorage));
+        }
+        let mut slot = self.db.write().unwrap_or_else(PoisonError::into_inner);
+        if !self.failed.load(Ordering::Acquire) {
+            return Ok(()); // another thread reopened it meanwhile
+        }
+        // Closes the file and releases redb's lock on it before the new handle takes it.
+        *slot = None;
+        *slot = Some(open_db(&self.path)?);
+        self.failed.store(false, Ordering::Release);
+        tracing::info!("index reopened after an I/O failure");
+        Ok(())
+    }
+
+    fn has_room(&self) -> bool {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        space::has_room(dir, space::MIN_FREE_BYTES)
+    }
+}
+
+/// Opens (repairing after a crash or an I/O failure) or creates the database, and makes sure
+/// every table exists.
+fn open_db(path: &Path) -> Result<Database> {
+    let db = Database::create(path)?;
+    let txn = db.begin_write()?;
+    txn.open_table(BUCKETS)?;
+    txn.open_table(OBJECTS)?;
+    txn.open_table(UPLOADS)?;
+    txn.open_table(PARTS)?;
+    txn.commit()?;
+    Ok(db)
 }
 
 // ----- buckets -----

@@ -5,6 +5,7 @@
 //!          ├─► multipart.rs  uploads and parts; a completed upload's segments are its part blobs
 //!          ├─► index.rs      redb: buckets, objects (bucket,key), uploads, parts — ordered, ACID
 //!          ├─► blobs.rs      object_store: immutable blobs named by generated ids, never by keys
+//!          ├─► space.rs      free space on the data's filesystem (a full disk is reported, not 500)
 //!          └─► sweep.rs      start-up removal of orphan blobs / staging files; stale uploads
 //!
 //!   <data_dir>/index.redb                 the index
@@ -23,6 +24,7 @@ pub mod checksum;
 pub mod index;
 pub mod multipart;
 mod objects;
+pub mod space;
 pub mod sweep;
 #[cfg(test)]
 mod tests;
@@ -257,6 +259,29 @@ impl Engine {
 
     pub fn config(&self) -> &EngineConfig {
         &self.inner.cfg
+    }
+
+    /// InsufficientStorage when a body of `len` bytes cannot fit in the free space of the
+    /// blobs' filesystem: lets a request that declares its length be refused before its body
+    /// is read. Remote blob stores are not checked.
+    pub fn check_room(&self, len: u64) -> Result<()> {
+        match self.inner.blobs.local_root() {
+            Some(root) if !space::has_room(root, len) => Err(Error::new(Code::InsufficientStorage)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Ok when the store can take writes; otherwise why not (for the health endpoint): the
+    /// index waits to be reopened after an I/O failure, or the data directory is full.
+    pub async fn writable(&self) -> std::result::Result<(), String> {
+        self.inner.index.writable().await?;
+        if !space::has_room(&self.inner.cfg.data_dir, space::MIN_FREE_BYTES) {
+            return Err(format!(
+                "less than {} KiB free in the data directory",
+                space::MIN_FREE_BYTES >> 10
+            ));
+        }
+        Ok(())
     }
 
     // ----- buckets -----

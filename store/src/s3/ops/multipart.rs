@@ -52,7 +52,7 @@ pub async fn create(s3: &S3, req: Req) -> Result<Response> {
 pub async fn upload_part(s3: &S3, mut req: Req) -> Result<Response> {
     let part_number = part_number(&req)?;
     let upload_id = upload_id(&req)?.to_owned();
-    put::check_declared_size(&req, s3.config.max_object_size)?;
+    put::check_declared_size(s3, &req)?;
     let integrity = headers::integrity(&req.headers)?;
     let upload = s3
         .engine

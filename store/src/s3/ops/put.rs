@@ -6,7 +6,7 @@ use crate::s3::headers::{self, quote_etag};
 use crate::s3::{Req, Response, S3};
 
 pub async fn put_object(s3: &S3, mut req: Req) -> Result<Response> {
-    check_declared_size(&req, s3.config.max_object_size)?;
+    check_declared_size(s3, &req)?;
     check_storage_class(&req)?;
     let integrity = headers::integrity(&req.headers)?;
     let opts = PutOptions {
@@ -36,11 +36,13 @@ pub fn etag_response(etag: &str, checksum: Option<&StoredChecksum>) -> Response 
     response
 }
 
-/// Refuses a body declared larger than the limit before reading any of it.
-pub fn check_declared_size(req: &Req, limit: u64) -> Result<()> {
+/// Refuses a body declared larger than the limit, or than the free space, before reading
+/// any of it.
+pub fn check_declared_size(s3: &S3, req: &Req) -> Result<()> {
     match req.content_length() {
-        Some(n) if n > limit => Err(Error::new(Code::EntityTooLarge)),
-        _ => Ok(()),
+        Some(n) if n > s3.config.max_object_size => Err(Error::new(Code::EntityTooLarge)),
+        Some(n) => s3.engine.check_room(n),
+        None => Ok(()),
     }
 }
 
