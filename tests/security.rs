@@ -12,13 +12,17 @@ mod common;
 
 #[path = "security/conditional_delete.rs"]
 mod conditional_delete;
+#[path = "security/disk_full.rs"]
+mod disk_full;
 #[path = "security/edge_put_checks.rs"]
 mod edge_put_checks;
+#[path = "security/fragmented_bodies.rs"]
+mod fragmented_bodies;
 #[path = "security/policy_scope.rs"]
 mod policy_scope;
+#[path = "security/slow_clients.rs"]
+mod slow_clients;
 #[path = "security/unsigned_headers.rs"]
 mod unsigned_headers;
 #[path = "security/xml_keys.rs"]
 mod xml_keys;
-#[path = "security/disk_full.rs"]
-mod disk_full;

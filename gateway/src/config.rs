@@ -51,6 +51,17 @@ pub struct EdgeConfig {
     pub header_read_timeout_secs: u64,
     /// Seconds a request body may stall before the request fails. Default 60.
     pub body_idle_timeout_secs: u64,
+    /// Fewest bytes per second a client must send a body at, measured over each
+    /// `body_min_rate_window_secs` of waiting for it; 0 disables. Default 1024.
+    pub body_min_rate_bytes_per_sec: u64,
+    /// The window of the minimum-rate check (also its grace period), in seconds. Default 10.
+    pub body_min_rate_window_secs: u64,
+    /// Most client connections open at once; past it new ones get `503 SlowDown`. Default:
+    /// three quarters of the process's open-file limit.
+    pub max_connections: Option<usize>,
+    /// Most connections open at once from one client address (behind a load balancer, its
+    /// address). Default 1024.
+    pub max_connections_per_ip: usize,
     /// Disk budget for spooled upload parts, bytes; a part that would exceed it gets
     /// `503 SlowDown`. Default 10 GiB.
     pub spool_bytes: u64,
@@ -90,6 +101,10 @@ impl Default for EdgeConfig {
             max_header_bytes: 16 * 1024,
             header_read_timeout_secs: 30,
             body_idle_timeout_secs: 60,
+            body_min_rate_bytes_per_sec: 1024,
+            body_min_rate_window_secs: 10,
+            max_connections: None,
+            max_connections_per_ip: 1024,
             spool_bytes: 10 * 1024 * MIB,
             relay_workers: 4,
             relay_wait_secs: 300,

@@ -13,8 +13,9 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method};
 use outpost_store::error::{Code, Error, Result};
 use outpost_store::s3::auth::{self, Identity};
+use outpost_store::s3::body::BodyLimits;
 use outpost_store::s3::route::{Endpoint, Query, Route};
-use outpost_store::s3::xml::{XmlWriter, iso8601};
+use outpost_store::s3::xml::{XmlWriter, iso8601, read_small_body};
 
 use crate::app::Edge;
 use crate::cache::key;
@@ -74,7 +75,7 @@ pub(crate) async fn upload_part(
     let declared = ["x-amz-decoded-content-length", "content-length"]
         .iter()
         .find_map(|h| parts.headers.get(*h)?.to_str().ok()?.parse().ok());
-    let (body, trailers) = auth::verified_body(client_body(body), authenticated.payload);
+    let (body, trailers) = auth::verified_body(client_body(edge, body), authenticated.payload);
     let spooled = edge
         .spool
         .put_part(
@@ -207,9 +208,7 @@ pub(crate) async fn finish_upload(
             .await
         {
             Err(e) if e.code == Code::ServiceUnavailable && wait > KEEP_ALIVE_AFTER => {
-                let body = axum::body::to_bytes(body, MAX_COMPLETE_BODY)
-                    .await
-                    .map_err(|e| Error::msg(Code::IncompleteBody, e.to_string()))?;
+                let body = read_small_body(client_body(edge, body), MAX_COMPLETE_BODY).await?;
                 let finish = Finish {
                     edge: Arc::clone(edge),
                     parts,
@@ -373,17 +372,15 @@ fn write_through(edge: &Arc<Edge>, bucket: &str, key: &str) {
     }
 }
 
-/// The client's request body as a stream of checked errors.
-fn client_body(body: Body) -> outpost_store::engine::ByteStream {
-    Box::pin(futures::TryStreamExt::map_err(
-        body.into_data_stream(),
-        |e| {
-            Error::msg(
-                Code::IncompleteBody,
-                format!("The request body could not be read: {e}"),
-            )
-        },
-    ))
+/// The client's request body under the edge's limits for slow clients (the store's rules).
+fn client_body(edge: &Edge, body: Body) -> outpost_store::engine::ByteStream {
+    let config = &edge.config;
+    let limits = BodyLimits {
+        idle: Duration::from_secs(config.body_idle_timeout_secs),
+        min_rate: config.body_min_rate_bytes_per_sec,
+        window: Duration::from_secs(config.body_min_rate_window_secs.max(1)),
+    };
+    outpost_store::s3::body::client_body(body, limits, |_| {})
 }
 
 /// Every other operation: relayed to the origin, re-signed, its answer returned unchanged.
@@ -397,7 +394,8 @@ pub(crate) async fn relay(
 ) -> Result<Response> {
     let anonymous = authenticated.identity == Identity::Anonymous;
     let mut headers = parts.headers.clone();
-    let (body, trailers) = auth::verified_body(client_body(body), authenticated.payload.clone());
+    let (body, trailers) =
+        auth::verified_body(client_body(edge, body), authenticated.payload.clone());
     let mut content_length = headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse().ok());

@@ -34,6 +34,17 @@ pub struct StoreConfig {
     pub header_read_timeout_secs: u64,
     /// Time a request body may stall between two reads, in seconds. Default 60.
     pub body_idle_timeout_secs: u64,
+    /// Fewest bytes per second a client must send a body at, measured over each
+    /// `body_min_rate_window_secs` of waiting for it (a trickle holds a connection as surely as
+    /// a stall); 0 disables. Default 1024.
+    pub body_min_rate_bytes_per_sec: u64,
+    /// The window of the minimum-rate check (also its grace period), in seconds. Default 10.
+    pub body_min_rate_window_secs: u64,
+    /// Most connections open at once; past it new ones get `503 SlowDown`. Default: three
+    /// quarters of the process's open-file limit.
+    pub max_connections: Option<usize>,
+    /// Most connections open at once from one client address. Default 1024.
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for StoreConfig {
@@ -50,6 +61,10 @@ impl Default for StoreConfig {
             max_header_bytes: 16 << 10,
             header_read_timeout_secs: 30,
             body_idle_timeout_secs: 60,
+            body_min_rate_bytes_per_sec: 1024,
+            body_min_rate_window_secs: 10,
+            max_connections: None,
+            max_connections_per_ip: 1024,
         }
     }
 }

@@ -1,7 +1,11 @@
 //! The HTTP/1.1 accept loop shared by the store and the edge: a bound listener in, a shutdown
-//! future to stop (so tests bind port 0 and stop cleanly).
+//! future to stop (so tests bind port 0 and stop cleanly). It caps connections, in all and per
+//! client address, so that idle or slow connections cannot use up the process's descriptors.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -17,6 +21,69 @@ pub struct ConnLimits {
     pub header_read_timeout: Duration,
     /// Upper bound on the read buffer, which bounds the request head hyper will parse.
     pub max_buf_size: usize,
+    /// Most connections open at once ([`default_max_connections`] when unset).
+    pub max_connections: usize,
+    /// Most connections open at once from one client address.
+    pub max_connections_per_ip: usize,
+}
+
+/// Three quarters of the open-file limit: the rest stays for blobs, the index, the cache and
+/// connections to origins, so a flood of clients cannot make the server fail its own I/O.
+pub fn default_max_connections() -> usize {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(1 << 16);
+    (limit as usize / 4 * 3).max(64)
+}
+
+/// Open connections, in all and per client address.
+#[derive(Default)]
+struct Open {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+/// Counts one connection for as long as it lives.
+struct Admitted {
+    open: Arc<Mutex<Open>>,
+    ip: IpAddr,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.total -= 1;
+        if let Some(n) = open.per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Takes a place for a connection from `ip`, or None when a cap is reached.
+fn admit(open: &Arc<Mutex<Open>>, ip: IpAddr, limits: &ConnLimits) -> Option<Admitted> {
+    let mut o = open.lock().unwrap_or_else(|p| p.into_inner());
+    let from_ip = o.per_ip.get(&ip).copied().unwrap_or(0);
+    if o.total >= limits.max_connections || from_ip >= limits.max_connections_per_ip {
+        return None;
+    }
+    o.total += 1;
+    *o.per_ip.entry(ip).or_insert(0) += 1;
+    Some(Admitted {
+        open: Arc::clone(open),
+        ip,
+    })
+}
+
+/// What a refused connection reads before it is closed: S3's answer to too many requests.
+fn refusal() -> String {
+    let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code><Message>Too many connections; please reduce your request rate.</Message></Error>";
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/xml\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets in-flight requests finish.
@@ -33,6 +100,7 @@ pub async fn serve(
         .max_buf_size(limits.max_buf_size)
         .keep_alive(true);
     tokio::pin!(shutdown);
+    let open = Arc::new(Mutex::new(Open::default()));
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -48,10 +116,22 @@ pub async fn serve(
         };
         // Delayed-ACK interplay stalls small responses by ~40 ms without this (DESIGN.md).
         let _ = stream.set_nodelay(true);
+        let Some(admitted) = admit(&open, peer.ip(), &limits) else {
+            tracing::warn!(%peer, "connection refused: too many connections");
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                let mut stream = stream;
+                let refusal = refusal();
+                let write = stream.write_all(refusal.as_bytes());
+                let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+            });
+            continue;
+        };
         let service = TowerToHyperService::new(router.clone());
         let conn = http.serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
+            let _admitted = admitted;
             if let Err(e) = conn.await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }

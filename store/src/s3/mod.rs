@@ -5,6 +5,7 @@
 //! and one log line. Any step's error becomes the S3 XML error document.
 
 pub mod auth;
+pub mod body;
 pub mod headers;
 pub mod ops;
 pub mod route;
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Body;
 use bytes::Bytes;
-use futures::{FutureExt, StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt};
 use http::{HeaderValue, Method, StatusCode};
 
 use crate::config::StoreConfig;
@@ -112,11 +113,15 @@ pub async fn handle(
         };
         let authenticated = auth::authenticate(&parts, &params)?;
         authorize(&s3, &route, &authenticated.identity).await?;
-        let raw = raw_body(
-            body,
-            &s3,
-            Duration::from_secs(s3.config.body_idle_timeout_secs),
-        );
+        let counted = Arc::clone(&s3);
+        let limits = body::BodyLimits {
+            idle: Duration::from_secs(s3.config.body_idle_timeout_secs),
+            min_rate: s3.config.body_min_rate_bytes_per_sec,
+            window: Duration::from_secs(s3.config.body_min_rate_window_secs.max(1)),
+        };
+        let raw = body::client_body(body, limits, move |n| {
+            counted.metrics.add_bytes_in(n as u64)
+        });
         let (body, trailers) = auth::verified_body(raw, authenticated.payload);
         let req = Req {
             id: id.clone(),
@@ -255,30 +260,6 @@ async fn authorize(s3: &S3, route: &Route, identity: &Identity) -> Result<()> {
         }
     }
     Err(Error::new(Code::AccessDenied))
-}
-
-/// The request body as a stream, with an idle timeout per read (a stalled client gets
-/// RequestTimeout instead of holding a connection forever) and byte accounting.
-fn raw_body(body: Body, s3: &Arc<S3>, idle: Duration) -> ByteStream {
-    let s3 = Arc::clone(s3);
-    let stream = body.into_data_stream().map_err(|e| {
-        Error::msg(
-            Code::IncompleteBody,
-            format!("The request body could not be read: {e}"),
-        )
-    });
-    futures::stream::unfold((stream, s3), move |(mut stream, s3)| async move {
-        match tokio::time::timeout(idle, stream.next()).await {
-            Ok(Some(Ok(chunk))) => {
-                s3.metrics.add_bytes_in(chunk.len() as u64);
-                Some((Ok(chunk), (stream, s3)))
-            }
-            Ok(Some(Err(e))) => Some((Err(e), (stream, s3))),
-            Ok(None) => None,
-            Err(_) => Some((Err(Error::new(Code::RequestTimeout)), (stream, s3))),
-        }
-    })
-    .boxed()
 }
 
 /// The S3 XML error document (no body for HEAD, as S3 does).
