@@ -9,3 +9,6 @@
 
 #[path = "common/mod.rs"]
 mod common;
+
+#[path = "security/edge_routing.rs"]
+mod edge_routing;

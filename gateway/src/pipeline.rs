@@ -116,9 +116,11 @@ pub async fn handle(
     response
 }
 
-/// Path-style, the key encoded once (S3's encoding, which the origin signs and checks).
+/// Path-style, from the routed bucket and key, each encoded once (S3's encoding, which the
+/// origin signs and checks), so the origin routes the very resource the edge routed. (A routed
+/// bucket holds no byte that needs encoding; encoding it anyway keeps that true here too.)
 pub(crate) fn origin_path(bucket: &str, key: &str, query: &str) -> String {
-    let mut path = format!("/{bucket}");
+    let mut path = format!("/{}", auth::sigv4::uri_encode(bucket, false));
     if !key.is_empty() {
         path.push('/');
         path.push_str(&auth::sigv4::uri_encode(key, true));
