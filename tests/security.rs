@@ -10,5 +10,9 @@
 #[path = "common/mod.rs"]
 mod common;
 
+#[path = "security/edge_errors.rs"]
+mod edge_errors;
 #[path = "security/edge_routing.rs"]
 mod edge_routing;
+#[path = "security/origin_faults.rs"]
+mod origin_faults;

@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod faulty;
 pub mod hash;
 pub mod raw;
 
@@ -29,7 +30,9 @@ use aws_sdk_s3::types::CompletedPart;
 
 #[allow(unused_imports)]
 pub use hash::Algo;
-pub use raw::{RawRequest, SignOpts};
+pub use raw::RawRequest;
+#[allow(unused_imports)]
+pub use raw::SignOpts;
 
 pub const ACCESS_KEY: &str = "OUTPOSTTESTKEY0000001";
 pub const SECRET_KEY: &str = "outpost/test+secret/0123456789abcdefghijk";

@@ -138,6 +138,8 @@ async fn silent() -> String {
 fn settings(timeout: Duration, retry_after: Duration) -> OriginSettings {
     OriginSettings {
         timeout,
+        response_timeout: timeout,
+        idle_timeout: timeout,
         retry_after,
         access_key_id: AKID.into(),
         secret_access_key: SECRET.into(),
