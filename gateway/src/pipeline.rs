@@ -32,6 +32,7 @@ pub async fn handle(
     let started = Instant::now();
     let id = s3::request_id();
     let (parts, body) = request.into_parts();
+    let body = s3::linger::lingering(body);
     let resource = parts.uri.path().to_owned();
     let is_head = parts.method == Method::HEAD;
     let mut operation = "Unknown";
@@ -345,9 +346,10 @@ pub(crate) async fn answer(
             let response = origin.fetch(&request).await.map_err(origin_error)?;
             Ok((streamed(response), CacheOutcome::Bypass))
         }
-        Found::Failed(reason) => Err(Error::msg(
+        // The fill logged why; the reason names the origin's internal address.
+        Found::Failed(_) => Err(Error::msg(
             Code::ServiceUnavailable,
-            format!("No origin could serve this object: {reason}"),
+            "No origin could serve this object.",
         )),
     }
 }

@@ -240,6 +240,12 @@ async fn an_origin_that_resets_or_answers_garbage_gets_an_s3_error_at_once() {
             let (r, elapsed) = f.through_edge(request).await;
             assert_eq!(r.status, 503, "{what}: {}", r.text());
             r.assert_error_shape();
+            let origin = f.origin.addr.to_string();
+            assert!(
+                !r.text().contains(&origin),
+                "{what} names the origin: {}",
+                r.text()
+            );
             prompt(elapsed, &what);
         }
     }
