@@ -722,6 +722,28 @@ pub async fn start_upload(s3: &Client, bucket: &str, key: &str) -> String {
     up.upload_id().expect("an upload id").to_string()
 }
 
+/// CompleteMultipartUpload of `parts` (must succeed).
+pub async fn complete_upload(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+    id: &str,
+    parts: Vec<CompletedPart>,
+) -> aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadOutput {
+    s3.complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(id)
+        .multipart_upload(
+            aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("complete {bucket}/{key}: {e:?}"))
+}
+
 /// The whole body of `bucket/key` (GetObject must succeed).
 pub async fn object_bytes(s3: &Client, bucket: &str, key: &str) -> Vec<u8> {
     let got = s3

@@ -6,11 +6,9 @@
 
 use std::time::Duration;
 
-use aws_sdk_s3::types::CompletedMultipartUpload;
-
 use crate::common::{
     ACCESS_KEY, EdgePair, MIB, RawRequest, SECRET_KEY, StoreOptions, TestStore, client_for,
-    object_bytes, put_bytes, random_bytes, start_upload, upload_parts,
+    complete_upload, object_bytes, put_bytes, random_bytes, start_upload, upload_parts,
 };
 
 /// `GET target` with `count` extra headers of about `value_len` bytes each.
@@ -54,19 +52,7 @@ async fn complete_names_the_edge_in_its_location() {
     let key = "dir/a b+c.bin";
     let id = start_upload(&edge, &b, key).await;
     let parts = upload_parts(&edge, &b, key, &id, &[&part]).await;
-    let done = edge
-        .complete_multipart_upload()
-        .bucket(&b)
-        .key(key)
-        .upload_id(&id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(parts))
-                .build(),
-        )
-        .send()
-        .await
-        .expect("complete");
+    let done = complete_upload(&edge, &b, key, &id, parts).await;
     let location = done.location().expect("a Location");
     assert_eq!(
         location,
@@ -102,6 +88,27 @@ async fn an_origin_refusing_a_too_large_delete_body_is_passed_on_as_it_answered(
     }
     assert_eq!(answers[0].0, 400, "the store refuses: {answers:?}");
     assert_eq!(answers[1], answers[0], "the edge answers as the store did");
+    assert_eq!(object_bytes(&s3, &b, "k").await, b"kept");
+}
+
+#[tokio::test]
+async fn an_upload_over_the_stores_size_limit_gets_the_stores_answer_through_the_edge() {
+    let store =
+        TestStore::start_with(StoreOptions::default().env("OUTPOST_MAX_OBJECT_SIZE", "1048576"));
+    let edge = TestStore::start_edge(&[&store], StoreOptions::default());
+    let s3 = store.client();
+    let b = store.bucket(&s3, "toobig").await;
+    put_bytes(&s3, &b, "k", "kept").await;
+    // Refused from its Content-Length, before the store reads any of it.
+    let data = random_bytes(8 * MIB, 2);
+    for server in [&store, &edge] {
+        let r = RawRequest::new("PUT", &format!("/{b}/k"))
+            .body(data.clone())
+            .sign(server)
+            .send(server)
+            .await;
+        r.assert_error(400, "EntityTooLarge");
+    }
     assert_eq!(object_bytes(&s3, &b, "k").await, b"kept");
 }
 
