@@ -6,7 +6,10 @@
 //!                         answer (not 5xx)             ─► returned
 //!                         5xx, no connection, timeout  ─► recorded, next origin
 //!  relay (any method,   the first origin its circuit admits; the next one only when the
-//!   streaming body)       connection failed before any of the body was read
+//!   streaming body)       connection failed before any of the body was read; no head within
+//!                         `response_timeout` of the origin's turn ─► Timeout
+//!  every answer's body  fails after `idle_timeout` without a byte (OriginBody)
+//!  no descriptor left   OriginError::Local: the edge's shortage, no circuit touched, no failover
 //! ```
 //!
 //! All origins of a group share one pooled HTTP/1.1 client (warm keep-alive connections,
@@ -136,13 +139,14 @@ impl NoAnswer {
         }
     }
 
-    fn fault(&self) -> Fault {
+    /// What this tells about the origin; None for the edge's own shortage.
+    fn fault(&self) -> Option<Fault> {
         match self {
-            NoAnswer::Connect(_) | NoAnswer::Timeout(_) => Fault::Unreachable,
+            NoAnswer::Connect(_) | NoAnswer::Timeout(_) => Some(Fault::Unreachable),
             // It connected, so the host is there; often a pooled connection the origin closed
             // as the request went out.
-            NoAnswer::Broken(_) => Fault::Failing,
-            NoAnswer::Local(_) => unreachable!("local shortages are never held against an origin"),
+            NoAnswer::Broken(_) => Some(Fault::Failing),
+            NoAnswer::Local(_) => None,
         }
     }
 }
@@ -264,7 +268,9 @@ impl OriginGroup {
                     last_answer = Some(response);
                 }
                 Err(cause) => {
-                    attempt.failed(cause.fault(), &cause.to_string());
+                    if let Some(fault) = cause.fault() {
+                        attempt.failed(fault, &cause.to_string());
+                    }
                     last_cause = Some((origin.url.clone(), cause));
                 }
             }
@@ -318,7 +324,9 @@ impl OriginGroup {
                     return Ok(response);
                 }
                 Err(cause) => {
-                    attempt.failed(cause.fault(), &cause.to_string());
+                    if let Some(fault) = cause.fault() {
+                        attempt.failed(fault, &cause.to_string());
+                    }
                     if let NoAnswer::Connect(_) = cause {
                         body = relayed.take_back();
                     }
