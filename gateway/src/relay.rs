@@ -492,6 +492,11 @@ pub(crate) async fn relay(
         .relay(request, Body::from_stream(body), content_length)
         .await
         .map_err(origin_error)?;
+    if route.endpoint == Endpoint::DeleteObjects {
+        // The keys are in a body that went by as a stream, and a quiet answer does not list
+        // them: the bucket's copies go, so none of them is served after its deletion.
+        edge.cache.invalidate(&[format!("/{}/*", route.bucket)]);
+    }
     if parts.method != Method::GET && parts.method != Method::HEAD && !route.key.is_empty() {
         edge.cache
             .invalidate(&[format!("/{}/{}", route.bucket, route.key)]);

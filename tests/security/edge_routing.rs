@@ -78,3 +78,48 @@ async fn bytes_no_bucket_name_holds_are_invalid_bucket_names_at_store_and_edge()
     }
     assert_eq!(object_bytes(&s3, &b, "k").await, b"kept");
 }
+
+#[tokio::test]
+async fn objects_deleted_in_bulk_through_the_edge_are_not_served_from_its_cache() {
+    use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+    let pair = EdgePair::start();
+    let s3 = pair.store.client();
+    let edge = crate::common::client_for(
+        &pair.edge.url,
+        crate::common::ACCESS_KEY,
+        crate::common::SECRET_KEY,
+    );
+    let b = pair.store.bucket(&s3, "bulk").await;
+    for quiet in [false, true] {
+        let keys = [format!("gone-{quiet}"), format!("also/gone-{quiet}")];
+        for key in &keys {
+            put_bytes(&s3, &b, key, "cached").await;
+            signed_get(&pair.edge, &b, key).await;
+            assert!(signed_get(&pair.edge, &b, key).await.1.starts_with("Hit"));
+        }
+        let objects = keys
+            .iter()
+            .map(|k| ObjectIdentifier::builder().key(k).build().unwrap())
+            .collect();
+        let delete = Delete::builder()
+            .set_objects(Some(objects))
+            .quiet(quiet)
+            .build()
+            .unwrap();
+        let out = edge
+            .delete_objects()
+            .bucket(&b)
+            .delete(delete)
+            .send()
+            .await
+            .expect("DeleteObjects through the edge");
+        assert!(out.errors().is_empty(), "{out:?}");
+        for key in &keys {
+            let r = RawRequest::new("GET", &format!("/{b}/{key}"))
+                .sign(&pair.edge)
+                .send(&pair.edge)
+                .await;
+            r.assert_error(404, "NoSuchKey");
+        }
+    }
+}
