@@ -17,8 +17,9 @@ use http_body_util::BodyExt;
 
 /// Most bytes of an unread body read and thrown away.
 const LINGER_BYTES: u64 = 64 << 20;
-/// Longest time spent doing so.
-const LINGER_TIME: Duration = Duration::from_secs(10);
+/// Longest time spent doing so: enough for the client to read the answer (it reads while it
+/// sends), short enough that a client refused for trickling is not kept on.
+const LINGER_TIME: Duration = Duration::from_secs(2);
 
 /// A request body that is drained (see the module) when dropped before its end.
 pub fn lingering(body: Body) -> Body {
