@@ -60,6 +60,8 @@ pub async fn run(args: SpeedtestArgs) -> anyhow::Result<()> {
     let target = |name, url: &str| -> anyhow::Result<Target> {
         let settings = OriginSettings {
             timeout: Duration::from_secs(30),
+            response_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(30),
             retry_after: Duration::from_secs(1),
             access_key_id: args.access_key_id.clone(),
             secret_access_key: args.secret_access_key.clone(),

@@ -14,10 +14,16 @@ mod common;
 mod conditional_delete;
 #[path = "security/disk_full.rs"]
 mod disk_full;
+#[path = "security/edge_errors.rs"]
+mod edge_errors;
 #[path = "security/edge_put_checks.rs"]
 mod edge_put_checks;
+#[path = "security/edge_routing.rs"]
+mod edge_routing;
 #[path = "security/fragmented_bodies.rs"]
 mod fragmented_bodies;
+#[path = "security/origin_faults.rs"]
+mod origin_faults;
 #[path = "security/policy_scope.rs"]
 mod policy_scope;
 #[path = "security/slow_clients.rs"]

@@ -56,6 +56,8 @@ impl Edge {
         let metrics = Arc::new(EdgeMetrics::new(&cache));
         let settings = || OriginSettings {
             timeout: Duration::from_secs(config.origin_timeout_secs),
+            response_timeout: Duration::from_secs(config.origin_response_timeout_secs),
+            idle_timeout: Duration::from_secs(config.origin_idle_timeout_secs),
             retry_after: Duration::from_secs(config.origin_retry_secs),
             access_key_id: credentials.access_key_id.clone(),
             secret_access_key: credentials.secret.expose().to_owned(),

@@ -43,6 +43,15 @@ pub struct EdgeConfig {
     /// Seconds to wait for an origin's connection and response head before failing over.
     /// Default 10.
     pub origin_timeout_secs: u64,
+    /// Seconds a relayed request (a write, a listing: anything the cache does not answer)
+    /// waits for the origin's response head once the origin has all of the request body, or
+    /// has stopped taking it while the client was sending; then 504 GatewayTimeout.
+    /// Default 30.
+    pub origin_response_timeout_secs: u64,
+    /// Seconds an origin's answer body may go without a byte before the edge gives up on it
+    /// (504 GatewayTimeout when nothing was sent to the client yet; otherwise the client's
+    /// connection is cut, and nothing partial is cached). Default 30.
+    pub origin_idle_timeout_secs: u64,
     /// Seconds a failed origin is skipped before it is probed again. Default 5.
     pub origin_retry_secs: u64,
     /// Request head limit in bytes. Default 16 KiB.
@@ -97,6 +106,8 @@ impl Default for EdgeConfig {
             access_key_id: None,
             secret_access_key: None,
             origin_timeout_secs: 10,
+            origin_response_timeout_secs: 30,
+            origin_idle_timeout_secs: 30,
             origin_retry_secs: 5,
             max_header_bytes: 16 * 1024,
             header_read_timeout_secs: 30,
@@ -126,6 +137,16 @@ impl EdgeConfig {
             "edge.slice_bytes must be >= 64 KiB"
         );
         anyhow::ensure!(self.relay_workers >= 1, "edge.relay_workers must be >= 1");
+        for (name, secs) in [
+            ("origin_timeout_secs", self.origin_timeout_secs),
+            (
+                "origin_response_timeout_secs",
+                self.origin_response_timeout_secs,
+            ),
+            ("origin_idle_timeout_secs", self.origin_idle_timeout_secs),
+        ] {
+            anyhow::ensure!(secs >= 1, "edge.{name} must be >= 1");
+        }
         for d in &self.distributions {
             anyhow::ensure!(
                 !d.hosts.is_empty(),

@@ -32,6 +32,7 @@ pub async fn handle(
     let started = Instant::now();
     let id = s3::request_id();
     let (parts, body) = request.into_parts();
+    let body = s3::linger::lingering(body);
     let resource = parts.uri.path().to_owned();
     let is_head = parts.method == Method::HEAD;
     let mut operation = "Unknown";
@@ -85,16 +86,15 @@ pub async fn handle(
         Err(e) => s3::error_response(&e, &resource, &id, is_head),
     };
     let status = response.status();
-    let sent = s3::finish_response(&mut response, &id, &parts);
+    let declared = s3::finish_response(&mut response, &id, &parts);
     if let Some(o) = outcome {
         let x_cache = HeaderValue::from_static(o.x_cache());
         response.headers_mut().insert("x-cache", x_cache);
         edge.metrics.outcome(o);
     }
-    let elapsed = started.elapsed();
     edge.metrics
         .requests
-        .observe(operation, status.as_u16(), elapsed, sent);
+        .observe(operation, status.as_u16(), started.elapsed(), declared);
     // The fields of a CloudFront standard log line that the edge knows. The query goes without
     // its signature parameters: a presigned URL is a bearer token until it expires.
     let header = |name| {
@@ -103,22 +103,107 @@ pub async fn handle(
             .get(name)
             .and_then(|v: &HeaderValue| v.to_str().ok())
             .unwrap_or("-")
+            .to_owned()
     };
-    tracing::info!(
-        target: "outpost::access",
-        request_id = %id, host = header(http::header::HOST), method = %parts.method,
-        path = %resource, query = %key::strip_auth_params(parts.uri.query()), operation,
-        status = status.as_u16(), cache = outcome.map(|o| o.as_str()).unwrap_or("-"),
-        bytes_sent = sent, ms = elapsed.as_secs_f64() * 1e3,
-        range = header(http::header::RANGE), referer = header(http::header::REFERER),
-        user_agent = header(http::header::USER_AGENT),
-    );
-    response
+    let line = AccessLine {
+        request_id: id,
+        host: header(http::header::HOST),
+        method: parts.method.clone(),
+        path: resource,
+        query: key::strip_auth_params(parts.uri.query()),
+        operation,
+        status: status.as_u16(),
+        cache: outcome.map(|o| o.as_str()).unwrap_or("-"),
+        range: header(http::header::RANGE),
+        referer: header(http::header::REFERER),
+        user_agent: header(http::header::USER_AGENT),
+        started,
+    };
+    response.map(|body| {
+        Body::new(Logged {
+            body,
+            sent: 0,
+            line: Some(line),
+        })
+    })
 }
 
-/// Path-style, the key encoded once (S3's encoding, which the origin signs and checks).
+/// One access-log line, written when the response body is done with (sent, or cut off), so
+/// it counts the bytes that really went out and the time to the last of them.
+struct AccessLine {
+    request_id: String,
+    host: String,
+    method: Method,
+    path: String,
+    query: String,
+    operation: &'static str,
+    status: u16,
+    cache: &'static str,
+    range: String,
+    referer: String,
+    user_agent: String,
+    started: Instant,
+}
+
+impl AccessLine {
+    fn write(self, bytes_sent: u64) {
+        tracing::info!(
+            target: "outpost::access",
+            request_id = %self.request_id, host = self.host, method = %self.method,
+            path = %self.path, query = %self.query, operation = self.operation,
+            status = self.status, cache = self.cache, bytes_sent,
+            ms = self.started.elapsed().as_secs_f64() * 1e3,
+            range = self.range, referer = self.referer, user_agent = self.user_agent,
+        );
+    }
+}
+
+/// A response body that writes its access line once dropped.
+struct Logged {
+    body: Body,
+    sent: u64,
+    line: Option<AccessLine>,
+}
+
+impl http_body::Body for Logged {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, axum::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.body).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            self.sent += data.len() as u64;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        if let Some(line) = self.line.take() {
+            line.write(self.sent);
+        }
+    }
+}
+
+/// Path-style, from the routed bucket and key, each encoded once (S3's encoding, which the
+/// origin signs and checks), so the origin routes the very resource the edge routed. (A routed
+/// bucket holds no byte that needs encoding; encoding it anyway keeps that true here too.)
 pub(crate) fn origin_path(bucket: &str, key: &str, query: &str) -> String {
-    let mut path = format!("/{bucket}");
+    let mut path = format!("/{}", auth::sigv4::uri_encode(bucket, false));
     if !key.is_empty() {
         path.push('/');
         path.push_str(&auth::sigv4::uri_encode(key, true));
@@ -261,9 +346,10 @@ pub(crate) async fn answer(
             let response = origin.fetch(&request).await.map_err(origin_error)?;
             Ok((streamed(response), CacheOutcome::Bypass))
         }
-        Found::Failed(reason) => Err(Error::msg(
+        // The fill logged why; the reason names the origin's internal address.
+        Found::Failed(_) => Err(Error::msg(
             Code::ServiceUnavailable,
-            format!("No origin could serve this object: {reason}"),
+            "No origin could serve this object.",
         )),
     }
 }

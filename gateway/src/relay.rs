@@ -14,6 +14,7 @@ use http::{HeaderMap, HeaderValue, Method};
 use outpost_store::error::{Code, Error, Result};
 use outpost_store::s3::auth::{self, Identity};
 use outpost_store::s3::body::BodyLimits;
+use outpost_store::s3::ops::multipart::object_location;
 use outpost_store::s3::route::{Endpoint, Query, Route};
 use outpost_store::s3::xml::{XmlWriter, iso8601, read_small_body};
 
@@ -41,7 +42,18 @@ pub(crate) fn origin_error(e: crate::origin::OriginError) -> Error {
         }
     }
     tracing::warn!(error = %e, "origin request failed");
-    Error::msg(Code::ServiceUnavailable, "The origin is unreachable.")
+    match e {
+        crate::origin::OriginError::Unreachable {
+            cause: crate::origin::NoAnswer::Timeout(_),
+            ..
+        } => Error::msg(Code::GatewayTimeout, "The origin did not answer in time."),
+        // The edge's own shortage: a client retrying shortly may well succeed.
+        crate::origin::OriginError::Local(_) => Error::msg(
+            Code::SlowDown,
+            "The edge is short of resources (open connections); please retry shortly.",
+        ),
+        _ => Error::msg(Code::ServiceUnavailable, "The origin is unreachable."),
+    }
 }
 
 /// UploadPart: checked and spooled durably at the edge, answered at once with the part's ETag
@@ -200,6 +212,7 @@ pub(crate) async fn finish_upload(
         .unwrap_or_default()
         .to_owned();
     let completing = parts.method == Method::POST;
+    let location = client_location(edge, &parts, route);
     if completing && authenticated.identity != Identity::Anonymous {
         let wait = Duration::from_secs(edge.config.relay_wait_secs);
         match edge
@@ -216,6 +229,7 @@ pub(crate) async fn finish_upload(
                     authenticated,
                     upload_id,
                     request_id: request_id.to_owned(),
+                    location,
                 };
                 return Ok(kept_alive(finish, body, wait - KEEP_ALIVE_AFTER));
             }
@@ -223,13 +237,59 @@ pub(crate) async fn finish_upload(
         }
     }
     let response = relay(edge, parts, body, route, authenticated).await?;
-    if response.status().is_success() {
-        edge.spool.forget(&upload_id);
-        if completing {
-            write_through(edge, &route.bucket, &route.key);
-        }
+    if !response.status().is_success() {
+        return Ok(response);
     }
-    Ok(response)
+    edge.spool.forget(&upload_id);
+    if !completing {
+        return Ok(response);
+    }
+    write_through(edge, &route.bucket, &route.key);
+    let (mut head, body) = response.into_parts();
+    let document = complete_document(body).await?;
+    head.headers.remove(http::header::CONTENT_LENGTH);
+    let document = located(document, &location);
+    Ok(Response::from_parts(head, Body::from(document)))
+}
+
+/// Complete's `<Location>` for the edge's client: the edge as that client addressed it.
+fn client_location(edge: &Edge, parts: &http::request::Parts, route: &Route) -> String {
+    let host = parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok());
+    object_location(
+        host,
+        edge.config.base_domain.as_deref(),
+        &route.bucket,
+        &route.key,
+    )
+}
+
+/// The store's Complete answer, read whole (it is small).
+async fn complete_document(body: Body) -> Result<Bytes> {
+    axum::body::to_bytes(body, MAX_COMPLETE_BODY)
+        .await
+        .map_err(|e| {
+            Error::msg(
+                Code::ServiceUnavailable,
+                format!("The store's answer to CompleteMultipartUpload broke off: {e}"),
+            )
+        })
+}
+
+/// `document` with its `<Location>` (the store's own address) replaced by `location`.
+fn located(document: Bytes, location: &str) -> Bytes {
+    let text = String::from_utf8_lossy(&document);
+    let (Some(start), Some(end)) = (text.find("<Location>"), text.find("</Location>")) else {
+        return document;
+    };
+    let start = start + "<Location>".len();
+    if end < start {
+        return document;
+    }
+    let escaped = quick_xml::escape::escape(location);
+    Bytes::from(format!("{}{escaped}{}", &text[..start], &text[end..]))
 }
 
 /// How long Complete waits for the relay before answering 200 and keeping the connection
@@ -248,6 +308,8 @@ struct Finish {
     authenticated: auth::Authenticated,
     upload_id: String,
     request_id: String,
+    /// What the client sees as `<Location>`.
+    location: String,
 }
 
 /// What S3 does for a Complete that takes long: 200 at once, a space every few seconds so no
@@ -312,19 +374,13 @@ impl Finish {
         )
         .await?;
         let ok = response.status().is_success();
-        let document = axum::body::to_bytes(response.into_body(), MAX_COMPLETE_BODY)
-            .await
-            .map_err(|e| {
-                Error::msg(
-                    Code::ServiceUnavailable,
-                    format!("The store's answer to CompleteMultipartUpload broke off: {e}"),
-                )
-            })?;
-        if ok {
-            edge.spool.forget(&self.upload_id);
-            write_through(edge, &self.route.bucket, &self.route.key);
+        let document = complete_document(response.into_body()).await?;
+        if !ok {
+            return Ok(document);
         }
-        Ok(document)
+        edge.spool.forget(&self.upload_id);
+        write_through(edge, &self.route.bucket, &self.route.key);
+        Ok(located(document, &self.location))
     }
 }
 
@@ -441,6 +497,11 @@ pub(crate) async fn relay(
         .relay(request, body, content_length)
         .await
         .map_err(origin_error)?;
+    if route.endpoint == Endpoint::DeleteObjects {
+        // The keys are in a body that went by as a stream, and a quiet answer does not list
+        // them: the bucket's copies go, so none of them is served after its deletion.
+        edge.cache.invalidate(&[format!("/{}/*", route.bucket)]);
+    }
     if parts.method != Method::GET && parts.method != Method::HEAD && !route.key.is_empty() {
         edge.cache
             .invalidate(&[format!("/{}/{}", route.bucket, route.key)]);
@@ -501,6 +562,17 @@ mod tests {
         );
         let bare = Bytes::from("<CompleteMultipartUploadResult/>");
         assert_eq!(without_declaration(bare.clone()), bare);
+    }
+
+    #[test]
+    fn the_location_of_a_completed_upload_is_replaced() {
+        let doc = Bytes::from("<R><Location>http://10.0.0.5:9000/b/k</Location><Key>k</Key></R>");
+        assert_eq!(
+            &located(doc, "http://edge/b/k&x")[..],
+            b"<R><Location>http://edge/b/k&amp;x</Location><Key>k</Key></R>"
+        );
+        let error = Bytes::from("<Error><Code>X</Code></Error>");
+        assert_eq!(located(error.clone(), "http://edge/b/k"), error);
     }
 
     #[test]

@@ -43,6 +43,7 @@ codes! {
     EntityTooLarge => BAD_REQUEST, "Your proposed upload exceeds the maximum allowed object size.";
     EntityTooSmall => BAD_REQUEST, "Your proposed upload is smaller than the minimum allowed object size.";
     IncompleteBody => BAD_REQUEST, "You did not provide the number of bytes specified by the Content-Length HTTP header.";
+    GatewayTimeout => GATEWAY_TIMEOUT, "The server, acting as a gateway, did not get an answer in time.";
     InternalError => INTERNAL_SERVER_ERROR, "We encountered an internal error. Please try again.";
     // Not an S3 code (S3 never runs out of disk). MinIO answers 507 XMinioStorageFull; 507 is
     // not retried by AWS SDKs, which is right: retrying will not free space.

@@ -13,6 +13,10 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
+/// Request (and, at the edge, origin answer) headers hyper parses; more get its bare 431.
+/// hyper sizes its parse buffers by it (64 bytes a header, so 64 KB per request head).
+pub const MAX_HEADERS: usize = 1000;
+
 /// Connection-level protections against slow or abusive clients.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnLimits {
@@ -98,6 +102,9 @@ pub async fn serve(
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_buf_size)
+        // Past hyper's default of 100 it answers a bare 431, which cannot be S3 XML: a head
+        // too large in many small headers is left to `check_header_size` instead.
+        .max_headers(MAX_HEADERS)
         .keep_alive(true);
     tokio::pin!(shutdown);
     let open = Arc::new(Mutex::new(Open::default()));

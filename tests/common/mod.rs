@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod faulty;
 pub mod hash;
 pub mod raw;
 
@@ -29,7 +30,9 @@ use aws_sdk_s3::types::CompletedPart;
 
 #[allow(unused_imports)]
 pub use hash::Algo;
-pub use raw::{RawRequest, SignOpts};
+pub use raw::RawRequest;
+#[allow(unused_imports)]
+pub use raw::SignOpts;
 
 pub const ACCESS_KEY: &str = "OUTPOSTTESTKEY0000001";
 pub const SECRET_KEY: &str = "outpost/test+secret/0123456789abcdefghijk";
@@ -717,6 +720,28 @@ pub async fn start_upload(s3: &Client, bucket: &str, key: &str) -> String {
         .await
         .expect("CreateMultipartUpload");
     up.upload_id().expect("an upload id").to_string()
+}
+
+/// CompleteMultipartUpload of `parts` (must succeed).
+pub async fn complete_upload(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+    id: &str,
+    parts: Vec<CompletedPart>,
+) -> aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadOutput {
+    s3.complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(id)
+        .multipart_upload(
+            aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("complete {bucket}/{key}: {e:?}"))
 }
 
 /// The whole body of `bucket/key` (GetObject must succeed).

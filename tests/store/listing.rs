@@ -360,9 +360,10 @@ async fn list_encoding_type_url() {
     assert_eq!(r.xml("EncodingType").as_deref(), Some("url"));
     let raw_keys = r.xml_all("Key");
     assert!(
-        raw_keys
-            .iter()
-            .all(|k| !k.contains(' ') && !k.contains('<') && !k.contains('\t') && !k.contains('\n')),
+        raw_keys.iter().all(|k| !k.contains(' ')
+            && !k.contains('<')
+            && !k.contains('\t')
+            && !k.contains('\n')),
         "keys are URL-encoded: {raw_keys:?}"
     );
     let decoded: Vec<String> = raw_keys.iter().map(|k| percent_decode(k)).collect();

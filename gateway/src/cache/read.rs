@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
@@ -13,7 +13,7 @@ use super::collapse::{At, Ended, Fill, Passed};
 use super::policy::{self, CacheOutcome, State};
 use super::{Cache, Head, SliceId};
 use crate::config::Behavior;
-use crate::origin::{OriginGroup, OriginRequest};
+use crate::origin::{OriginBody, OriginGroup, OriginRequest};
 use outpost_store::engine::ByteStream;
 use outpost_store::error::{Code, Error};
 
@@ -24,8 +24,6 @@ const PASS_LIMIT: u64 = 256 * 1024;
 const READ_CHUNK: u64 = 1 << 20;
 /// Readers following a fill are woken once per this many bytes (and at each slice's end).
 const PUSH_BATCH: usize = 128 * 1024;
-/// A fill gives up when the origin sends nothing for this long.
-const ORIGIN_IDLE: Duration = Duration::from_secs(30);
 
 /// Where a key's content comes from: the origin request for the whole object (GET, without
 /// range or conditional headers) and the behaviour that decides freshness.
@@ -260,7 +258,7 @@ async fn pump(
     cache: &Cache,
     fill: &Fill,
     head: &Head,
-    mut body: hyper::body::Incoming,
+    mut body: OriginBody,
     start: u64,
     end: u64,
 ) -> Result<(), FillError> {
@@ -271,11 +269,11 @@ async fn pump(
     let mut batch = Vec::new();
     let mut batch_bytes = 0;
     while pos < end {
-        let frame = match tokio::time::timeout(ORIGIN_IDLE, body.frame()).await {
-            Ok(Some(Ok(frame))) => frame,
-            Ok(Some(Err(e))) => return Err(Ended::Failed(format!("origin body: {e}")).into()),
-            Ok(None) => break,
-            Err(_) => return Err(Ended::Failed("origin body stalled".into()).into()),
+        // The body fails on its own when the origin stalls (`origin_idle_timeout_secs`).
+        let frame = match body.frame().await {
+            Some(Ok(frame)) => frame,
+            Some(Err(e)) => return Err(Ended::Failed(format!("origin body: {e}")).into()),
+            None => break,
         };
         let Ok(mut data) = frame.into_data() else {
             continue;
@@ -316,13 +314,13 @@ async fn pass(
     headers: http::HeaderMap,
     length: u64,
     start: u64,
-    body: hyper::body::Incoming,
+    body: OriginBody,
 ) -> Ended {
     if length > PASS_LIMIT || start != 0 {
         return Ended::Bypass;
     }
-    match tokio::time::timeout(ORIGIN_IDLE, body.collect()).await {
-        Ok(Ok(collected)) => Ended::Passed(Arc::new(Passed {
+    match body.collect().await {
+        Ok(collected) => Ended::Passed(Arc::new(Passed {
             status,
             headers,
             body: collected.to_bytes(),
@@ -417,6 +415,15 @@ impl Reader {
                         return Ok(self.advance(first));
                     }
                     At::Behind | At::Ended(Ended::Done) => break,
+                    At::Ended(Ended::Failed(reason)) => {
+                        // The origin failed this very read (stalled, broke off): asking it again
+                        // at once would keep the client waiting a timeout per attempt.
+                        tracing::warn!(key = %self.key.replace('\n', " "), %reason, "fill failed under a reader");
+                        return Err(Error::msg(
+                            Code::ServiceUnavailable,
+                            "The origin did not deliver this object.",
+                        ));
+                    }
                     At::Ended(e) => {
                         tracing::warn!(key = %self.key.replace('\n', " "), ended = ?e, "fill ended under a reader");
                         break;

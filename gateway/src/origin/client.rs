@@ -8,9 +8,11 @@ use std::time::Duration;
 use axum::body::Body;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
+use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::time::{Instant, Sleep};
 
 /// How long an idle pooled connection is kept: a new one toward a far origin costs a round
 /// trip before the first byte (DESIGN.md, "Small things that decide speed"). Just under the
@@ -35,10 +37,30 @@ pub fn pool(connect_timeout: Duration) -> Pool {
     connector.set_keepalive(Some(TCP_KEEPALIVE));
     connector.set_connect_timeout(Some(connect_timeout));
     Client::builder(TokioExecutor::new())
+        // An object's answer carries its metadata headers: as many as a store accepts.
+        .http1_max_headers(outpost_store::server::MAX_HEADERS)
         .pool_idle_timeout(POOL_IDLE)
         // Without a timer idle connections are only checked when next checked out.
         .pool_timer(TokioTimer::new())
         .build(connector)
+}
+
+/// Whether a request failed for want of the edge's own resources: no file descriptor left for
+/// the connection (EMFILE, ENFILE: 24 and 23 on Linux and the BSDs). That says nothing about
+/// the origin.
+pub fn is_local_shortage(e: &(dyn std::error::Error + 'static)) -> bool {
+    const EMFILE: i32 = 24;
+    const ENFILE: i32 = 23;
+    let mut source = Some(e);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && matches!(io.raw_os_error(), Some(EMFILE | ENFILE))
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// An error and its sources on one line (`client error (Connect): tcp connect error: ...`):
@@ -54,6 +76,69 @@ pub fn describe(e: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
+/// An origin's answer body that fails once the origin sends nothing for `idle`: a stalled
+/// origin must not hold a reader, a cache fill or a client connection for ever.
+#[derive(Debug)]
+pub struct OriginBody {
+    inner: Incoming,
+    idle: Duration,
+    timer: Pin<Box<Sleep>>,
+    /// The timer runs only while the edge waits on the origin, not while its own reader (a slow
+    /// client) does not ask.
+    waiting: bool,
+}
+
+/// Why an origin's answer body failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OriginBodyError {
+    #[error("the origin sent nothing for {0:?}")]
+    Idle(Duration),
+    #[error("the origin's answer broke off: {0}")]
+    Broken(#[from] hyper::Error),
+}
+
+impl OriginBody {
+    pub fn new(inner: Incoming, idle: Duration) -> OriginBody {
+        OriginBody {
+            inner,
+            idle,
+            timer: Box::pin(tokio::time::sleep(idle)),
+            waiting: false,
+        }
+    }
+}
+
+impl http_body::Body for OriginBody {
+    type Data = Bytes;
+    type Error = OriginBodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, OriginBodyError>>> {
+        let this = &mut *self;
+        if !this.waiting {
+            this.waiting = true;
+            let deadline = Instant::now() + this.idle;
+            this.timer.as_mut().reset(deadline);
+        }
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            this.waiting = false;
+            return Poll::Ready(frame.map(|f| f.map_err(OriginBodyError::from)));
+        }
+        ready!(this.timer.as_mut().poll(cx));
+        Poll::Ready(Some(Err(OriginBodyError::Idle(this.idle))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// A relayed request body that can be taken back while none of it has been read: a refused
 /// connection never touches the body, so the request may still go to the next origin. Once
 /// hyper starts reading it, it belongs to that attempt.
@@ -66,6 +151,11 @@ struct Slot {
     unread: Option<Body>,
     /// The client's own body error, kept for the caller (hyper only sees [`BodyFailed`]).
     error: Option<axum::Error>,
+    /// Since when, and whose turn it is: hyper asks for the next piece when the origin took
+    /// the last one; a piece the client has not sent yet is the client's delay, not the
+    /// origin's.
+    since: Instant,
+    clients_turn: bool,
 }
 
 impl Relayed {
@@ -74,8 +164,17 @@ impl Relayed {
             slot: Arc::new(Mutex::new(Slot {
                 unread: Some(body),
                 error: None,
+                since: Instant::now(),
+                clients_turn: false,
             })),
         }
+    }
+
+    /// Since when the origin has owed the next step (taking more of the body, or its answer
+    /// once it has all of it); None while the edge waits for the client's next bytes.
+    pub fn origins_turn_since(&self) -> Option<Instant> {
+        let slot = self.slot.lock().expect("relay slot");
+        (!slot.clients_turn).then_some(slot.since)
     }
 
     /// The body to send on one attempt.
@@ -141,9 +240,13 @@ impl http_body::Body for Outgoing {
                 None => return Poll::Ready(Some(Err(BodyFailed::Withdrawn))),
             },
         };
-        match ready!(Pin::new(body).poll_frame(cx)) {
+        let polled = Pin::new(body).poll_frame(cx);
+        let mut slot = this.slot.lock().expect("relay slot");
+        slot.since = Instant::now();
+        slot.clients_turn = polled.is_pending();
+        match ready!(polled) {
             Some(Err(e)) => {
-                this.slot.lock().expect("relay slot").error = Some(e);
+                slot.error = Some(e);
                 Poll::Ready(Some(Err(BodyFailed::Client)))
             }
             Some(Ok(frame)) => Poll::Ready(Some(Ok(frame))),

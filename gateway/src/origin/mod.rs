@@ -6,7 +6,10 @@
 //!                         answer (not 5xx)             ─► returned
 //!                         5xx, no connection, timeout  ─► recorded, next origin
 //!  relay (any method,   the first origin its circuit admits; the next one only when the
-//!   streaming body)       connection failed before any of the body was read
+//!   streaming body)       connection failed before any of the body was read; no head within
+//!                         `response_timeout` of the origin's turn ─► Timeout
+//!  every answer's body  fails after `idle_timeout` without a byte (OriginBody)
+//!  no descriptor left   OriginError::Local: the edge's shortage, no circuit touched, no failover
 //! ```
 //!
 //! All origins of a group share one pooled HTTP/1.1 client (warm keep-alive connections,
@@ -35,8 +38,14 @@ use sign::Signer;
 pub struct OriginSettings {
     /// Time allowed for a connection and a GET/HEAD response head before an origin counts as
     /// unreachable and the next one is tried. Relayed requests are bounded by it while
-    /// connecting only: a write's answer may take as long as the write (a large CopyObject).
+    /// connecting; their answer by `response_timeout`.
     pub timeout: Duration,
+    /// How long a relayed request waits for the response head while it is the origin's turn:
+    /// once the origin has the whole body, or while it takes none of it (time the client takes
+    /// to send does not count). A write's answer may take as long as the write.
+    pub response_timeout: Duration,
+    /// Longest gap between body bytes of an origin's answer ([`OriginBody`]).
+    pub idle_timeout: Duration,
     /// How long an origin whose circuit opened is skipped before one probe request is let
     /// through.
     pub retry_after: Duration,
@@ -51,6 +60,8 @@ impl fmt::Debug for OriginSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OriginSettings")
             .field("timeout", &self.timeout)
+            .field("response_timeout", &self.response_timeout)
+            .field("idle_timeout", &self.idle_timeout)
             .field("retry_after", &self.retry_after)
             .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &"** redacted **")
@@ -76,8 +87,10 @@ pub struct OriginRequest {
     pub aws_chunked: bool,
 }
 
-/// An origin's answer, its body streaming from the origin connection.
-pub type OriginResponse = http::Response<hyper::body::Incoming>;
+/// An origin's answer, its body streaming from the origin connection (and failing when the
+/// origin stalls).
+pub type OriginResponse = http::Response<OriginBody>;
+pub use client::{OriginBody, OriginBodyError};
 
 /// Why a request got no answer from any origin.
 #[derive(thiserror::Error, Debug)]
@@ -93,6 +106,10 @@ pub enum OriginError {
     /// The request could not be built or signed (a path or header the request cannot carry).
     #[error("could not build the origin request: {0}")]
     Invalid(String),
+    /// The edge itself ran short (no file descriptor left for a connection): nothing is known
+    /// about the origin, whose circuit is left as it was.
+    #[error("the edge is short of local resources: {0}")]
+    Local(String),
 }
 
 /// Why one origin gave no answer.
@@ -105,15 +122,31 @@ pub enum NoAnswer {
     /// The connection failed after the request started going out.
     #[error("the connection failed mid-request: {0}")]
     Broken(String),
+    /// Not the origin's doing: see [`OriginError::Local`].
+    #[error("no local resources: {0}")]
+    Local(String),
 }
 
 impl NoAnswer {
-    fn fault(&self) -> Fault {
+    fn of(e: &hyper_util::client::legacy::Error) -> NoAnswer {
+        let described = client::describe(e);
+        if client::is_local_shortage(e) {
+            NoAnswer::Local(described)
+        } else if e.is_connect() {
+            NoAnswer::Connect(described)
+        } else {
+            NoAnswer::Broken(described)
+        }
+    }
+
+    /// What this tells about the origin; None for the edge's own shortage.
+    fn fault(&self) -> Option<Fault> {
         match self {
-            NoAnswer::Connect(_) | NoAnswer::Timeout(_) => Fault::Unreachable,
+            NoAnswer::Connect(_) | NoAnswer::Timeout(_) => Some(Fault::Unreachable),
             // It connected, so the host is there; often a pooled connection the origin closed
             // as the request went out.
-            NoAnswer::Broken(_) => Fault::Failing,
+            NoAnswer::Broken(_) => Some(Fault::Failing),
+            NoAnswer::Local(_) => None,
         }
     }
 }
@@ -128,6 +161,8 @@ pub struct OriginGroup {
     pool: client::Pool,
     signer: Signer,
     timeout: Duration,
+    response_timeout: Duration,
+    idle_timeout: Duration,
     retry_after: Duration,
     observer: Option<Observer>,
 }
@@ -177,6 +212,8 @@ impl OriginGroup {
                 &settings.region,
             ),
             timeout: settings.timeout,
+            response_timeout: settings.response_timeout,
+            idle_timeout: settings.idle_timeout,
             retry_after: settings.retry_after,
             observer: None,
         })
@@ -216,6 +253,10 @@ impl OriginGroup {
                     .send_by(deadline, self.build(origin, req, &headers, Body::empty())?)
                     .await;
             }
+            if let Err(NoAnswer::Local(why)) = result {
+                // Every origin would fail alike; the attempt is dropped unsettled.
+                return Err(OriginError::Local(why));
+            }
             self.observe(&result, started);
             match result {
                 Ok(response) if !failover::is_failure(response.status()) => {
@@ -227,7 +268,9 @@ impl OriginGroup {
                     last_answer = Some(response);
                 }
                 Err(cause) => {
-                    attempt.failed(cause.fault(), &cause.to_string());
+                    if let Some(fault) = cause.fault() {
+                        attempt.failed(fault, &cause.to_string());
+                    }
                     last_cause = Some((origin.url.clone(), cause));
                 }
             }
@@ -262,19 +305,14 @@ impl OriginGroup {
             let origin = attempt.origin;
             let request = self.build(origin, &req, &headers, relayed.attempt())?;
             let started = Instant::now();
-            let result = self.pool.request(request).await;
+            let result = self.relayed_head(request, &relayed).await;
             if let Some(e) = relayed.take_body_error() {
                 // Says nothing about the origin: the attempt is dropped unsettled.
                 return Err(OriginError::Body(e));
             }
-            let result = result.map_err(|e| {
-                let described = client::describe(&e);
-                if e.is_connect() {
-                    NoAnswer::Connect(described)
-                } else {
-                    NoAnswer::Broken(described)
-                }
-            });
+            if let Err(NoAnswer::Local(why)) = result {
+                return Err(OriginError::Local(why));
+            }
             self.observe(&result, started);
             match result {
                 Ok(response) => {
@@ -286,7 +324,9 @@ impl OriginGroup {
                     return Ok(response);
                 }
                 Err(cause) => {
-                    attempt.failed(cause.fault(), &cause.to_string());
+                    if let Some(fault) = cause.fault() {
+                        attempt.failed(fault, &cause.to_string());
+                    }
                     if let NoAnswer::Connect(_) = cause {
                         body = relayed.take_back();
                     }
@@ -372,10 +412,41 @@ impl OriginGroup {
         request: http::Request<Body>,
     ) -> Result<OriginResponse, NoAnswer> {
         match tokio::time::timeout_at(deadline, self.pool.request(request)).await {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(e)) if e.is_connect() => Err(NoAnswer::Connect(client::describe(&e))),
-            Ok(Err(e)) => Err(NoAnswer::Broken(client::describe(&e))),
+            Ok(answer) => self.answer(answer),
             Err(_) => Err(NoAnswer::Timeout(self.timeout)),
+        }
+    }
+
+    /// Sends a relayed `request`, waiting for its response head up to `response_timeout` of
+    /// the origin's turn (see [`client::Relayed::origins_turn_since`]).
+    async fn relayed_head(
+        &self,
+        request: http::Request<Body>,
+        relayed: &client::Relayed,
+    ) -> Result<OriginResponse, NoAnswer> {
+        let answer = self.pool.request(request);
+        tokio::pin!(answer);
+        loop {
+            let since = relayed.origins_turn_since();
+            let wake = since.unwrap_or_else(tokio::time::Instant::now) + self.response_timeout;
+            tokio::select! {
+                answer = &mut answer => return self.answer(answer),
+                () = tokio::time::sleep_until(wake) => {
+                    if relayed.origins_turn_since() == since && since.is_some() {
+                        return Err(NoAnswer::Timeout(self.response_timeout));
+                    }
+                }
+            }
+        }
+    }
+
+    fn answer(
+        &self,
+        answer: Result<http::Response<hyper::body::Incoming>, hyper_util::client::legacy::Error>,
+    ) -> Result<OriginResponse, NoAnswer> {
+        match answer {
+            Ok(response) => Ok(response.map(|body| OriginBody::new(body, self.idle_timeout))),
+            Err(e) => Err(NoAnswer::of(&e)),
         }
     }
 

@@ -138,6 +138,8 @@ async fn silent() -> String {
 fn settings(timeout: Duration, retry_after: Duration) -> OriginSettings {
     OriginSettings {
         timeout,
+        response_timeout: timeout,
+        idle_timeout: timeout,
         retry_after,
         access_key_id: AKID.into(),
         secret_access_key: SECRET.into(),
@@ -505,4 +507,55 @@ fn settings_do_not_print_the_secret() {
         !printed.contains(SECRET) && printed.contains(AKID),
         "{printed}"
     );
+}
+
+#[tokio::test]
+async fn a_relayed_request_waits_for_the_origin_within_its_limit_but_never_on_the_client() {
+    let limit = Duration::from_millis(300);
+    let patient = |url: &str| {
+        let settings = OriginSettings {
+            response_timeout: limit,
+            ..settings(Duration::from_secs(5), LONG)
+        };
+        OriginGroup::new(&[url.to_owned()], settings).unwrap()
+    };
+    // Silent: no head within the limit.
+    let g = patient(&silent().await);
+    let started = std::time::Instant::now();
+    let e = g
+        .relay(put("/b/k"), streamed(&["data"]), Some(4))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            OriginError::Unreachable {
+                cause: NoAnswer::Timeout(_),
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // A client pausing longer than the limit between two pieces: its own time, not the
+    // origin's.
+    let echo = echo().await;
+    let g = patient(&echo.url);
+    let pieces = futures::stream::unfold(0, move |n| async move {
+        match n {
+            0 => Some((Ok::<_, std::io::Error>(Bytes::from_static(b"slow ")), 1)),
+            1 => {
+                tokio::time::sleep(limit * 3).await;
+                Some((Ok(Bytes::from_static(b"client")), 2))
+            }
+            _ => None,
+        }
+    });
+    let r = g
+        .relay(put("/b/k"), Body::from_stream(pieces), Some(11))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(field(&text(r).await, "body"), "11");
 }

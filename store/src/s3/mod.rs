@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod body;
 pub mod headers;
+pub mod linger;
 pub mod ops;
 pub mod route;
 pub mod xml;
@@ -97,6 +98,7 @@ pub async fn handle(
     let started = Instant::now();
     let id = request_id();
     let (parts, body) = request.into_parts();
+    let body = linger::lingering(body);
     let resource = parts.uri.path().to_owned();
     let is_head = parts.method == Method::HEAD;
     let mut operation = "Unknown";

@@ -141,6 +141,7 @@ pub fn route(
             None => (decode_path(path)?, ""),
         },
     };
+    check_bucket_bytes(&bucket)?;
     let key = decode_path(raw_key)?;
     let endpoint = if bucket.is_empty() {
         service_endpoint(method)?
@@ -154,6 +155,25 @@ pub fn route(
         bucket,
         key,
     })
+}
+
+/// A byte a bucket name may hold (S3's naming rules; [`validate_bucket_name`] checks the rest
+/// when a bucket is created).
+///
+/// [`validate_bucket_name`]: crate::s3::ops::bucket::validate_bucket_name
+pub fn is_bucket_name_byte(b: u8) -> bool {
+    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-'
+}
+
+/// A bucket segment with any other byte names no bucket that can exist. Refused here, before
+/// anything acts on it: decoded from `%2F`, a `/` would make `/b%2Fk` mean the object `b/k` to
+/// whoever rebuilds the path (an edge relaying it), while the store routed a bucket.
+fn check_bucket_bytes(bucket: &str) -> Result<()> {
+    if bucket.bytes().all(is_bucket_name_byte) {
+        Ok(())
+    } else {
+        Err(Error::new(Code::InvalidBucketName))
+    }
 }
 
 fn decode_path(s: &str) -> Result<String> {
@@ -377,6 +397,36 @@ mod tests {
             r(Method::GET, "/b/%FF", false).unwrap_err().code,
             Code::InvalidArgument
         );
+    }
+
+    #[test]
+    fn bucket_segments_that_name_no_bucket_are_refused() {
+        for target in [
+            "/b%2Fk",
+            "/b%2fk/more",
+            "/b%00",
+            "/%00b/k",
+            "/B/k",
+            "/b%20/k",
+            "/b%C3%A9/k",
+            "/b%5C/k",
+        ] {
+            for method in [Method::GET, Method::PUT, Method::DELETE, Method::HEAD] {
+                let e = r(method.clone(), target, false).unwrap_err();
+                assert_eq!(e.code, Code::InvalidBucketName, "{method} {target}");
+            }
+        }
+        let e = route(
+            &Method::DELETE,
+            Some("b%2fk.s3.local"),
+            "/",
+            &Query::default(),
+            false,
+            Some("s3.local"),
+        )
+        .unwrap_err();
+        assert_eq!(e.code, Code::InvalidBucketName);
+        assert_eq!(r(Method::GET, "/my-b.1/k", false).unwrap().bucket, "my-b.1");
     }
 
     #[test]

@@ -155,7 +155,7 @@ fn canned_acl_is_public(acl: Option<&str>) -> Result<bool> {
 /// S3's general-purpose bucket naming rules.
 pub fn validate_bucket_name(name: &str) -> Result<()> {
     let bytes = name.as_bytes();
-    let allowed = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'.' || *b == b'-';
+    let allowed = |b: &u8| crate::s3::route::is_bucket_name_byte(*b);
     let alnum = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
     let looks_like_ip =
         name.split('.').count() == 4 && name.split('.').all(|p| p.parse::<u8>().is_ok());

@@ -269,16 +269,31 @@ fn completed_part(part: &CompletePart) -> CompletedPart {
     }
 }
 
-/// The new object's URL, in the addressing style the client used.
 fn location(s3: &S3, req: &Req) -> String {
-    let host = req.header("host").unwrap_or("localhost");
-    let key = url_encode(req.key());
-    let virtual_hosted =
-        s3.config.base_domain.is_some() && host.starts_with(&format!("{}.", req.bucket()));
+    object_location(
+        req.header("host"),
+        s3.config.base_domain.as_deref(),
+        req.bucket(),
+        req.key(),
+    )
+}
+
+/// An object's URL as the client addressed the server (its `Host`, in its addressing style):
+/// Complete's `<Location>`. An edge builds it for its own clients too, never passing on the
+/// address it reached the store at.
+pub fn object_location(
+    host: Option<&str>,
+    base_domain: Option<&str>,
+    bucket: &str,
+    key: &str,
+) -> String {
+    let host = host.unwrap_or("localhost");
+    let key = url_encode(key);
+    let virtual_hosted = base_domain.is_some() && host.starts_with(&format!("{bucket}."));
     if virtual_hosted {
         format!("http://{host}/{key}")
     } else {
-        format!("http://{host}/{}/{key}", req.bucket())
+        format!("http://{host}/{bucket}/{key}")
     }
 }
 
