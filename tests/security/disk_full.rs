@@ -263,6 +263,22 @@ async fn edge_spool_on_a_full_disk_answers_slowdown_then_takes_parts_again() {
             .send()
     };
     let first = upload(1).await.expect("part 1 before the disk is full");
+    // Part 1 leaves the spool (freeing its space) once the store holds it: wait for that, or
+    // the filler's space could come back in the middle of the test.
+    let spooled = |dir: &std::path::Path| -> usize {
+        walk(dir)
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "data"))
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while spooled(&fs.path().join("cache")) > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "part 1 never left the spool"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let filler = fs.fill();
 
     let part2 = format!("/{b}/big?partNumber=2&uploadId={id}");
@@ -353,4 +369,18 @@ async fn edge_disk_cache_leaves_room_on_a_small_filesystem() {
         .await
         .expect("UploadPart with the cache full");
     assert_eq!(out.e_tag(), Some(etag_of(&part).as_str()));
+}
+
+/// Every file below `dir`.
+fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }

@@ -14,6 +14,7 @@ use aws_sigv4::http_request::{
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use http::{HeaderMap, HeaderName};
+use outpost_store::s3::headers;
 
 /// Headers never forwarded: per-hop ones (RFC 9110 §7.6.1) and everything about the client's
 /// authentication, which the edge's own signature replaces. `content-length` describes the body
@@ -87,7 +88,9 @@ impl Signer {
     ///
     /// Headers the two sides could canonicalise differently travel unsigned: values that are
     /// not visible ASCII, and values with tabs (aws-sigv4 trims spaces only, the store all
-    /// whitespace). The store verifies exactly the headers the signature lists.
+    /// whitespace). The store refuses unsigned `x-amz-*` headers, so those are first made
+    /// signable ([`signable_amz_values`]). The store verifies exactly the headers the
+    /// signature lists.
     pub fn sign(
         &self,
         method: &http::Method,
@@ -114,8 +117,9 @@ impl Signer {
             .and_then(|v| v.to_str().ok())
             .ok_or("the request to sign has no Host header")?;
         let uri = signable_uri(host, path_and_query);
+        signable_amz_values(headers)?;
         let signed_headers = headers.iter().filter_map(|(name, value)| {
-            let value = value.to_str().ok().filter(|v| !v.contains('\t'))?;
+            let value = value.to_str().ok().filter(|_| is_signable(value))?;
             Some((name.as_str(), value))
         });
         let signable = SignableRequest::new(
@@ -138,6 +142,39 @@ impl Signer {
         }
         Ok(())
     }
+}
+
+/// Can aws-sigv4 sign this value exactly as the store canonicalises it?
+fn is_signable(value: &http::HeaderValue) -> bool {
+    value.to_str().is_ok_and(|v| !v.contains('\t'))
+}
+
+/// Rewrites user metadata whose value aws-sigv4 cannot sign (UTF-8, tabs) as an RFC 2047
+/// encoded word, which the store decodes back to the same value; any other `x-amz-*` header
+/// with such a value cannot be relayed (the store would refuse it unsigned).
+fn signable_amz_values(headers: &mut HeaderMap) -> Result<(), String> {
+    let unsignable: Vec<HeaderName> = headers
+        .iter()
+        .filter(|(name, value)| name.as_str().starts_with("x-amz-") && !is_signable(value))
+        .map(|(name, _)| name.clone())
+        .collect();
+    for name in unsignable {
+        let metadata = name.as_str().starts_with("x-amz-meta-");
+        let mut rewritten = Vec::new();
+        for value in headers.get_all(&name) {
+            let text = std::str::from_utf8(value.as_bytes())
+                .ok()
+                .filter(|_| metadata);
+            let encoded =
+                text.and_then(|t| http::HeaderValue::from_str(&headers::encoded_word(t)).ok());
+            rewritten.push(encoded.ok_or_else(|| format!("the {name} header cannot be signed"))?);
+        }
+        headers.remove(&name);
+        for value in rewritten {
+            headers.append(name.clone(), value);
+        }
+    }
+    Ok(())
 }
 
 /// The URI handed to aws-sigv4, which reads the query as a form (`+` is a space) while S3 and
@@ -253,6 +290,51 @@ mod tests {
             );
             verify(&parts, "b", SystemTime::now()).unwrap_or_else(|e| panic!("{method}: {e}"));
         }
+    }
+
+    /// Metadata aws-sigv4 cannot sign as the store canonicalises it travels as RFC 2047
+    /// encoded words, signed, and means the same value to the store.
+    #[test]
+    fn unsignable_metadata_is_encoded_and_signed() {
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::HOST, "127.0.0.1:9000".parse().unwrap());
+        let utf8 = http::HeaderValue::from_bytes("café crème".as_bytes()).unwrap();
+        headers.insert("x-amz-meta-utf8", utf8);
+        headers.insert("x-amz-meta-tab", "a\tb".parse().unwrap());
+        Signer::new(AKID, SECRET, "us-east-1")
+            .sign(
+                &http::Method::PUT,
+                "/b/k",
+                &mut headers,
+                "UNSIGNED-PAYLOAD",
+                SystemTime::now(),
+            )
+            .unwrap();
+        assert_eq!(
+            headers["x-amz-meta-utf8"],
+            headers::encoded_word("café crème").as_str()
+        );
+        assert_eq!(
+            headers["x-amz-meta-tab"],
+            headers::encoded_word("a\tb").as_str()
+        );
+        let mut request = http::Request::builder()
+            .method("PUT")
+            .uri("/b/k")
+            .body(())
+            .unwrap();
+        *request.headers_mut() = headers.clone();
+        verify(&request.into_parts().0, "b", SystemTime::now()).unwrap();
+        // Other x-amz-* headers with such values are not relayed unsigned.
+        headers.insert("x-amz-tagging", "a\tb".parse().unwrap());
+        let refused = Signer::new(AKID, SECRET, "us-east-1").sign(
+            &http::Method::PUT,
+            "/b/k",
+            &mut headers,
+            "UNSIGNED-PAYLOAD",
+            SystemTime::now(),
+        );
+        assert!(refused.is_err());
     }
 
     #[test]

@@ -86,8 +86,13 @@ pub fn encode_rfc2047(value: &str) -> String {
     if value.is_ascii() {
         value.to_owned()
     } else {
-        format!("=?UTF-8?B?{}?=", B64.encode(value))
+        encoded_word(value)
     }
+}
+
+/// `value` as one RFC 2047 encoded word (`=?UTF-8?B?…?=`), which metadata headers accept.
+pub fn encoded_word(value: &str) -> String {
+    format!("=?UTF-8?B?{}?=", B64.encode(value))
 }
 
 fn decode_rfc2047(value: &str) -> String {
