@@ -14,6 +14,7 @@ use http::{HeaderMap, HeaderValue, Method};
 use outpost_store::error::{Code, Error, Result};
 use outpost_store::s3::auth::{self, Identity};
 use outpost_store::s3::body::BodyLimits;
+use outpost_store::s3::kept_alive;
 use outpost_store::s3::ops::multipart::object_location;
 use outpost_store::s3::route::{Endpoint, Query, Route};
 use outpost_store::s3::xml::{XmlWriter, iso8601, read_small_body};
@@ -197,8 +198,9 @@ async fn check_upload(edge: &Arc<Edge>, route: &Route, upload_id: &str) -> Resul
 
 /// Complete waits until every part spooled for the upload is at the store (the client never
 /// sees success for data the store does not hold), then goes to the store like Abort; either
-/// ends the upload's spool. A wait longer than `KEEP_ALIVE_AFTER` is answered as S3 answers a
-/// long Complete: see [`kept_alive`].
+/// ends the upload's spool. A wait that outlasts a few seconds is answered as S3 answers a long
+/// Complete ([`kept_alive`]), so a large upload whose relay lags the client by minutes still
+/// completes in one call.
 pub(crate) async fn finish_upload(
     edge: &Arc<Edge>,
     parts: http::request::Parts,
@@ -211,45 +213,33 @@ pub(crate) async fn finish_upload(
         .get("uploadId")
         .unwrap_or_default()
         .to_owned();
-    let completing = parts.method == Method::POST;
-    let location = client_location(edge, &parts, route);
-    if completing && authenticated.identity != Identity::Anonymous {
-        let wait = Duration::from_secs(edge.config.relay_wait_secs);
-        match edge
-            .spool
-            .settled(&upload_id, wait.min(KEEP_ALIVE_AFTER))
-            .await
-        {
-            Err(e) if e.code == Code::ServiceUnavailable && wait > KEEP_ALIVE_AFTER => {
-                let body = read_small_body(client_body(edge, body), MAX_COMPLETE_BODY).await?;
-                let finish = Finish {
-                    edge: Arc::clone(edge),
-                    parts,
-                    route: route.clone(),
-                    authenticated,
-                    upload_id,
-                    request_id: request_id.to_owned(),
-                    location,
-                };
-                return Ok(kept_alive(finish, body, wait - KEEP_ALIVE_AFTER));
-            }
-            settled => settled?,
+    if parts.method != Method::POST || authenticated.identity == Identity::Anonymous {
+        // Abort, or a Complete the store will refuse: nothing to wait for.
+        let response = relay(edge, parts, body, route, authenticated).await?;
+        if response.status().is_success() {
+            edge.spool.forget(&upload_id);
         }
-    }
-    let response = relay(edge, parts, body, route, authenticated).await?;
-    if !response.status().is_success() {
         return Ok(response);
     }
-    edge.spool.forget(&upload_id);
-    if !completing {
-        return Ok(response);
-    }
-    write_through(edge, &route.bucket, &route.key);
-    let (mut head, body) = response.into_parts();
-    let document = complete_document(body).await?;
-    head.headers.remove(http::header::CONTENT_LENGTH);
-    let document = located(document, &location);
-    Ok(Response::from_parts(head, Body::from(document)))
+    let body = read_small_body(client_body(edge, body), MAX_COMPLETE_BODY).await?;
+    let location = client_location(edge, &parts, route);
+    let resource = parts.uri.path().to_owned();
+    let (edge, route) = (Arc::clone(edge), route.clone());
+    let work = async move {
+        let wait = Duration::from_secs(edge.config.relay_wait_secs);
+        edge.spool.settled(&upload_id, wait).await?;
+        let response = relay(&edge, parts, Body::from(body), &route, authenticated).await?;
+        if !response.status().is_success() {
+            return Ok(response);
+        }
+        edge.spool.forget(&upload_id);
+        write_through(&edge, &route.bucket, &route.key);
+        let (mut head, body) = response.into_parts();
+        let document = located(complete_document(body).await?, &location);
+        head.headers.remove(http::header::CONTENT_LENGTH);
+        Ok(Response::from_parts(head, Body::from(document)))
+    };
+    kept_alive::answer(work, resource, request_id.to_owned()).await
 }
 
 /// Complete's `<Location>` for the edge's client: the edge as that client addressed it.
@@ -292,110 +282,8 @@ fn located(document: Bytes, location: &str) -> Bytes {
     Bytes::from(format!("{}{escaped}{}", &text[..start], &text[end..]))
 }
 
-/// How long Complete waits for the relay before answering 200 and keeping the connection
-/// alive; how often it then sends a space.
-const KEEP_ALIVE_AFTER: Duration = Duration::from_secs(5);
-const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(5);
 /// A CompleteMultipartUpload body of 10,000 parts with checksums is well under this.
 const MAX_COMPLETE_BODY: usize = 4 << 20;
-const XML_DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
-
-/// A Complete that outlived `KEEP_ALIVE_AFTER`.
-struct Finish {
-    edge: Arc<Edge>,
-    parts: http::request::Parts,
-    route: Route,
-    authenticated: auth::Authenticated,
-    upload_id: String,
-    request_id: String,
-    /// What the client sees as `<Location>`.
-    location: String,
-}
-
-/// What S3 does for a Complete that takes long: 200 at once, a space every few seconds so no
-/// client or proxy times the connection out, then the real outcome as the XML document: the
-/// store's CompleteMultipartUploadResult, or an `<Error>` document, which the AWS SDKs and
-/// aws-cli check for in a 200 Complete (and retry like any error). So a large upload whose
-/// relay lags the client by minutes still completes in one call.
-fn kept_alive(finish: Finish, complete_body: Bytes, wait: Duration) -> Response {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
-    tokio::spawn(async move {
-        let _ = tx
-            .send(Bytes::from_static(XML_DECLARATION.as_bytes()))
-            .await;
-        let (edge, upload_id) = (Arc::clone(&finish.edge), finish.upload_id.clone());
-        let (resource, request_id) = (
-            finish.parts.uri.path().to_owned(),
-            finish.request_id.clone(),
-        );
-        let settled = edge.spool.settled(&upload_id, wait);
-        tokio::pin!(settled);
-        let start = tokio::time::Instant::now() + KEEP_ALIVE_EVERY;
-        let mut ticks = tokio::time::interval_at(start, KEEP_ALIVE_EVERY);
-        let settled = loop {
-            tokio::select! {
-                settled = &mut settled => break settled,
-                _ = ticks.tick() => {
-                    if tx.send(Bytes::from_static(b" ")).await.is_err() {
-                        return; // the client left; it will ask again
-                    }
-                }
-            }
-        };
-        let document = match settled {
-            Ok(()) => finish.complete(complete_body).await,
-            Err(e) => Err(e),
-        };
-        let document =
-            document.unwrap_or_else(|e| e.to_xml(&resource, &request_id).into_bytes().into());
-        let _ = tx.send(without_declaration(document)).await;
-    });
-    let body = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|chunk| (Ok::<_, std::convert::Infallible>(chunk), rx))
-    });
-    http::Response::builder()
-        .header(http::header::CONTENT_TYPE, "application/xml")
-        .body(Body::from_stream(body))
-        .expect("static response parts are valid")
-}
-
-impl Finish {
-    /// Completes at the store; its answer's body, error documents included.
-    async fn complete(self, body: Bytes) -> Result<Bytes> {
-        let edge = &self.edge;
-        let response = relay(
-            edge,
-            self.parts,
-            Body::from(body),
-            &self.route,
-            self.authenticated,
-        )
-        .await?;
-        let ok = response.status().is_success();
-        let document = complete_document(response.into_body()).await?;
-        if !ok {
-            return Ok(document);
-        }
-        edge.spool.forget(&self.upload_id);
-        write_through(edge, &self.route.bucket, &self.route.key);
-        Ok(located(document, &self.location))
-    }
-}
-
-/// The document without its XML declaration (ours went first).
-fn without_declaration(document: Bytes) -> Bytes {
-    let text = &document[..];
-    let start = text
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(0);
-    match text[start..].windows(2).position(|w| w == b"?>") {
-        Some(end) if text[start..].starts_with(b"<?xml") => document.slice(start + end + 2..),
-        _ => document,
-    }
-}
 
 /// Fills, in the background, the cache entries of a just-uploaded object whose behaviour asks
 /// for write-through: the S3 face's (signed readers) and those of the sites serving its bucket.
@@ -552,17 +440,6 @@ fn strip_aws_chunked(headers: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_stores_declaration_is_dropped_from_a_kept_alive_answer() {
-        let doc = Bytes::from("<?xml version=\"1.0\"?>\n<Error><Code>X</Code></Error>");
-        assert_eq!(
-            &without_declaration(doc)[..],
-            b"\n<Error><Code>X</Code></Error>"
-        );
-        let bare = Bytes::from("<CompleteMultipartUploadResult/>");
-        assert_eq!(without_declaration(bare.clone()), bare);
-    }
 
     #[test]
     fn the_location_of_a_completed_upload_is_replaced() {

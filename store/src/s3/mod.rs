@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod body;
 pub mod headers;
+pub mod kept_alive;
 pub mod linger;
 pub mod ops;
 pub mod route;

@@ -10,11 +10,14 @@ pub mod multipart;
 pub mod policy;
 pub mod put;
 
+use std::future::Future;
+use std::sync::Arc;
+
 use super::route::Endpoint;
-use super::{Req, Response, S3};
+use super::{Req, Response, S3, kept_alive};
 use crate::error::Result;
 
-pub async fn dispatch(s3: &S3, req: Req) -> Result<Response> {
+pub async fn dispatch(s3: &Arc<S3>, req: Req) -> Result<Response> {
     use Endpoint::*;
     match req.route.endpoint {
         ListBuckets => bucket::list_buckets(s3, req).await,
@@ -38,14 +41,35 @@ pub async fn dispatch(s3: &S3, req: Req) -> Result<Response> {
         DeleteObjects => delete::delete_objects(s3, req).await,
         DeleteObject => delete::delete_object(s3, req).await,
         PutObject => put::put_object(s3, req).await,
-        CopyObject => copy::copy_object(s3, req).await,
+        CopyObject => {
+            kept(s3, req, |s3, req| async move {
+                copy::copy_object(&s3, req).await
+            })
+            .await
+        }
         GetObject | HeadObject => get::get_object(s3, req).await,
         GetObjectAttributes => get::get_object_attributes(s3, req).await,
         CreateMultipartUpload => multipart::create(s3, req).await,
         UploadPart => multipart::upload_part(s3, req).await,
-        UploadPartCopy => copy::upload_part_copy(s3, req).await,
+        UploadPartCopy => {
+            kept(s3, req, |s3, req| async move {
+                copy::upload_part_copy(&s3, req).await
+            })
+            .await
+        }
         CompleteMultipartUpload => multipart::complete(s3, req).await,
         AbortMultipartUpload => multipart::abort(s3, req).await,
         ListParts => multipart::list_parts(s3, req).await,
     }
+}
+
+/// Copies stream their whole source before they can answer: answered as S3 does a long
+/// operation ([`kept_alive`]).
+async fn kept<W>(s3: &Arc<S3>, req: Req, op: impl FnOnce(Arc<S3>, Req) -> W) -> Result<Response>
+where
+    W: Future<Output = Result<Response>> + Send + 'static,
+{
+    let resource = format!("/{}/{}", req.bucket(), req.key());
+    let id = req.id.clone();
+    kept_alive::answer(op(Arc::clone(s3), req), resource, id).await
 }
