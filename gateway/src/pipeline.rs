@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime};
 
 use axum::body::Body;
 use http::{HeaderMap, HeaderValue, Method};
-use outpost_store::error::{Code, Error, Result};
+use outpost_store::error::Result;
 use outpost_store::s3::auth::{self, AuthParams, Identity};
 use outpost_store::s3::route::{Endpoint, Route};
 use outpost_store::s3::{self};
@@ -347,10 +347,7 @@ pub(crate) async fn answer(
             Ok((streamed(response), CacheOutcome::Bypass))
         }
         // The fill logged why; the reason names the origin's internal address.
-        Found::Failed(_) => Err(Error::msg(
-            Code::ServiceUnavailable,
-            "No origin could serve this object.",
-        )),
+        Found::Failed(failure) => Err(crate::origin::client_error(failure.code)),
     }
 }
 

@@ -43,18 +43,7 @@ pub(crate) fn origin_error(e: crate::origin::OriginError) -> Error {
         }
     }
     tracing::warn!(error = %e, "origin request failed");
-    match e {
-        crate::origin::OriginError::Unreachable {
-            cause: crate::origin::NoAnswer::Timeout(_),
-            ..
-        } => Error::msg(Code::GatewayTimeout, "The origin did not answer in time."),
-        // The edge's own shortage: a client retrying shortly may well succeed.
-        crate::origin::OriginError::Local(_) => Error::msg(
-            Code::SlowDown,
-            "The edge is short of resources (open connections); please retry shortly.",
-        ),
-        _ => Error::msg(Code::ServiceUnavailable, "The origin is unreachable."),
-    }
+    crate::origin::client_error(e.code())
 }
 
 /// UploadPart: checked and spooled durably at the edge, answered at once with the part's ETag

@@ -131,6 +131,17 @@ async fn a_hung_origin_gets_gateway_timeout_for_relayed_requests() {
         .await;
     assert_eq!(r.status, 504, "HeadBucket");
     prompt(elapsed, "HeadBucket");
+    // Reads through the cache (a cold GET, then a HEAD) are bounded the same way.
+    let (r, elapsed) = f
+        .through_edge(RawRequest::new("GET", &format!("/{b}/cold")))
+        .await;
+    r.assert_error(504, "GatewayTimeout");
+    prompt(elapsed, "cold GET");
+    let (r, elapsed) = f
+        .through_edge(RawRequest::new("HEAD", &format!("/{b}/cold")))
+        .await;
+    assert_eq!(r.status, 504, "cold HEAD");
+    prompt(elapsed, "cold HEAD");
 
     f.origin.set(Fault::Pass);
     assert_eq!(object_bytes(&s3, &b, "k").await, b"acknowledged");

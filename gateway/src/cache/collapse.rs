@@ -18,6 +18,8 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use tokio::sync::watch;
 
+use outpost_store::error::Code;
+
 use super::Head;
 
 /// How a fill ended, as far as its readers care.
@@ -33,7 +35,25 @@ pub enum Ended {
     /// An answer that is not stored and too large to share: each reader asks the origin itself.
     Bypass,
     /// The origin could not be reached or broke off.
-    Failed(String),
+    Failed(Failure),
+}
+
+/// Why a fill failed: the reason for the log (it may name the origin) and the S3 error code
+/// its readers' clients get.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub reason: String,
+    pub code: Code,
+}
+
+impl Failure {
+    /// A failure of the origin or of its answer: `503 ServiceUnavailable`.
+    pub fn new(reason: impl Into<String>) -> Failure {
+        Failure {
+            reason: reason.into(),
+            code: Code::ServiceUnavailable,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -368,7 +388,7 @@ mod tests {
         fills.invalidate(|k| k.starts_with("a"));
         assert!(fill.is_detached());
         assert!(fills.find("a\nb\nc", None, 0).is_none());
-        fill.end(&fills, Ended::Failed("x".into()));
+        fill.end(&fills, Ended::Failed(Failure::new("x")));
         assert!(matches!(fill.head().await, Err(Ended::Failed(_))));
     }
 }

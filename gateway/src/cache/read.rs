@@ -9,7 +9,7 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use http_body_util::BodyExt;
 
-use super::collapse::{At, Ended, Fill, Passed};
+use super::collapse::{At, Ended, Failure, Fill, Passed};
 use super::policy::{self, CacheOutcome, State};
 use super::{Cache, Head, SliceId};
 use crate::config::Behavior;
@@ -41,7 +41,7 @@ pub enum Found {
     /// Not cacheable: ask the origin directly.
     Bypass,
     /// No origin answered and nothing usable is stored.
-    Failed(String),
+    Failed(Failure),
 }
 
 /// Finds the head for `key`: fresh from the cache, revalidated, served stale, or fetched.
@@ -98,7 +98,7 @@ fn found_without_head(ended: Ended, stale: Option<Arc<Head>>, now: SystemTime) -
         (Ended::Failed(e), None) => Found::Failed(e),
         (Ended::Passed(p), _) => Found::Passed(p),
         (Ended::Bypass, _) => Found::Bypass,
-        (Ended::Done, _) => Found::Failed("fill ended without a head".into()),
+        (Ended::Done, _) => Found::Failed(Failure::new("fill ended without a head")),
     }
 }
 
@@ -138,7 +138,8 @@ async fn run_fill(cache: Arc<Cache>, source: Arc<Source>, fill: Arc<Fill>, mut k
             Ok(()) => break Ended::Done,
         }
     };
-    if let Ended::Failed(reason) = &ended {
+    if let Ended::Failed(failure) = &ended {
+        let reason = &failure.reason;
         tracing::warn!(key = %fill.key.replace('\n', " "), %reason, "cache fill failed");
     }
     fill.end(&cache.fills, ended);
@@ -179,11 +180,12 @@ async fn fill_once(
             }
         }
     }
-    let response = source
-        .origin
-        .fetch(&request)
-        .await
-        .map_err(|e| Ended::Failed(e.to_string()))?;
+    let response = source.origin.fetch(&request).await.map_err(|e| {
+        Ended::Failed(Failure {
+            code: e.code(),
+            reason: e.to_string(),
+        })
+    })?;
     let now = cache.clock.now();
     let status = response.status();
     let (parts, body) = response.into_parts();
@@ -213,13 +215,13 @@ async fn fill_once(
         (412, FillKind::Slices(..)) => {
             // The object changed under a stored head: forget the head, readers start over.
             cache.remove_head(&fill.key).await;
-            return Err(Ended::Failed("object changed during a slice fill".into()).into());
+            return Err(Ended::Failed(Failure::new("object changed during a slice fill")).into());
         }
         _ => {}
     }
     let (start, size) = match status.as_u16() {
         206 => parse_content_range(&parts.headers)
-            .ok_or_else(|| Ended::Failed("206 without a usable Content-Range".into()))?,
+            .ok_or_else(|| Ended::Failed(Failure::new("206 without a usable Content-Range")))?,
         _ => (0, content_length(&parts.headers).unwrap_or(u64::MAX)),
     };
     let delivered = content_length(&parts.headers).unwrap_or(u64::MAX);
@@ -272,7 +274,9 @@ async fn pump(
         // The body fails on its own when the origin stalls (`origin_idle_timeout_secs`).
         let frame = match body.frame().await {
             Some(Ok(frame)) => frame,
-            Some(Err(e)) => return Err(Ended::Failed(format!("origin body: {e}")).into()),
+            Some(Err(e)) => {
+                return Err(Ended::Failed(Failure::new(format!("origin body: {e}"))).into());
+            }
             None => break,
         };
         let Ok(mut data) = frame.into_data() else {
@@ -303,7 +307,9 @@ async fn pump(
         }
     }
     if pos < end {
-        return Err(Ended::Failed(format!("origin body ended at {pos} of {end}")).into());
+        return Err(
+            Ended::Failed(Failure::new(format!("origin body ended at {pos} of {end}"))).into(),
+        );
     }
     Ok(())
 }
@@ -325,7 +331,7 @@ async fn pass(
             headers,
             body: collected.to_bytes(),
         })),
-        _ => Ended::Failed("origin body of an uncacheable answer failed".into()),
+        _ => Ended::Failed(Failure::new("origin body of an uncacheable answer failed")),
     }
 }
 
@@ -415,14 +421,12 @@ impl Reader {
                         return Ok(self.advance(first));
                     }
                     At::Behind | At::Ended(Ended::Done) => break,
-                    At::Ended(Ended::Failed(reason)) => {
+                    At::Ended(Ended::Failed(failure)) => {
                         // The origin failed this very read (stalled, broke off): asking it again
                         // at once would keep the client waiting a timeout per attempt.
+                        let reason = &failure.reason;
                         tracing::warn!(key = %self.key.replace('\n', " "), %reason, "fill failed under a reader");
-                        return Err(Error::msg(
-                            Code::ServiceUnavailable,
-                            "The origin did not deliver this object.",
-                        ));
+                        return Err(crate::origin::client_error(failure.code));
                     }
                     At::Ended(e) => {
                         tracing::warn!(key = %self.key.replace('\n', " "), ended = ?e, "fill ended under a reader");

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Body;
 use http::{HeaderMap, HeaderValue, Method};
+use outpost_store::error::{Code, Error};
 
 use failover::{Admission, Circuit, Fault, Transition};
 use sign::Signer;
@@ -110,6 +111,34 @@ pub enum OriginError {
     /// about the origin, whose circuit is left as it was.
     #[error("the edge is short of local resources: {0}")]
     Local(String),
+}
+
+impl OriginError {
+    /// The S3 error code the edge's client gets for this failure.
+    pub fn code(&self) -> Code {
+        match self {
+            OriginError::Unreachable {
+                cause: NoAnswer::Timeout(_),
+                ..
+            } => Code::GatewayTimeout,
+            // The edge's own shortage: a client retrying shortly may well succeed.
+            OriginError::Local(_) => Code::SlowDown,
+            _ => Code::ServiceUnavailable,
+        }
+    }
+}
+
+/// What the edge's client is told about an origin failure of kind `code` (the origin's
+/// address and the cause stay in the edge's log).
+pub fn client_error(code: Code) -> Error {
+    let message = match code {
+        Code::GatewayTimeout => "The origin did not answer in time.",
+        Code::SlowDown => {
+            "The edge is short of resources (open connections); please retry shortly."
+        }
+        _ => "The origin is unreachable.",
+    };
+    Error::msg(code, message)
 }
 
 /// Why one origin gave no answer.
