@@ -111,14 +111,12 @@ impl Edge {
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
         let config = &self.config;
-        let limits = ConnLimits {
-            header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
-            max_buf_size: (config.max_header_bytes * 4).max(256 << 10),
-            max_connections: config
-                .max_connections
-                .unwrap_or_else(server::default_max_connections),
-            max_connections_per_ip: config.max_connections_per_ip,
-        };
+        let limits = ConnLimits::new(
+            config.header_read_timeout_secs,
+            config.max_header_bytes,
+            config.max_connections,
+            config.max_connections_per_ip,
+        );
         server::serve(listener, self.router(), limits, shutdown).await
     }
 }

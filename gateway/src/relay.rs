@@ -308,11 +308,11 @@ fn write_through(edge: &Arc<Edge>, bucket: &str, key: &str) {
 /// The client's request body under the edge's limits for slow clients (the store's rules).
 fn client_body(edge: &Edge, body: Body) -> outpost_store::engine::ByteStream {
     let config = &edge.config;
-    let limits = BodyLimits {
-        idle: Duration::from_secs(config.body_idle_timeout_secs),
-        min_rate: config.body_min_rate_bytes_per_sec,
-        window: Duration::from_secs(config.body_min_rate_window_secs.max(1)),
-    };
+    let limits = BodyLimits::new(
+        config.body_idle_timeout_secs,
+        config.body_min_rate_bytes_per_sec,
+        config.body_min_rate_window_secs,
+    );
     outpost_store::s3::body::client_body(body, limits, |_| {})
 }
 

@@ -67,14 +67,12 @@ impl Store {
     ) -> std::io::Result<()> {
         let sweeper = tokio::spawn(sweep_uploads(self.s3.engine.clone()));
         let config = &self.s3.config;
-        let limits = ConnLimits {
-            header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
-            max_buf_size: (config.max_header_bytes * 4).max(256 << 10),
-            max_connections: config
-                .max_connections
-                .unwrap_or_else(server::default_max_connections),
-            max_connections_per_ip: config.max_connections_per_ip,
-        };
+        let limits = ConnLimits::new(
+            config.header_read_timeout_secs,
+            config.max_header_bytes,
+            config.max_connections,
+            config.max_connections_per_ip,
+        );
         let result = server::serve(listener, self.router(), limits, shutdown).await;
         sweeper.abort();
         result

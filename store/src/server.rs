@@ -31,6 +31,24 @@ pub struct ConnLimits {
     pub max_connections_per_ip: usize,
 }
 
+impl ConnLimits {
+    /// From the configuration keys the store and the edge share (seconds, bytes, counts;
+    /// `max_connections` unset: [`default_max_connections`]).
+    pub fn new(
+        header_read_timeout_secs: u64,
+        max_header_bytes: usize,
+        max_connections: Option<usize>,
+        max_connections_per_ip: usize,
+    ) -> ConnLimits {
+        ConnLimits {
+            header_read_timeout: Duration::from_secs(header_read_timeout_secs),
+            max_buf_size: (max_header_bytes * 4).max(256 << 10),
+            max_connections: max_connections.unwrap_or_else(default_max_connections),
+            max_connections_per_ip,
+        }
+    }
+}
+
 /// Three quarters of the open-file limit: the rest stays for blobs, the index, the cache and
 /// connections to origins, so a flood of clients cannot make the server fail its own I/O.
 pub fn default_max_connections() -> usize {

@@ -23,6 +23,17 @@ pub struct BodyLimits {
     pub window: Duration,
 }
 
+impl BodyLimits {
+    /// From the configuration keys the store and the edge share (seconds, bytes per second).
+    pub fn new(idle_secs: u64, min_rate: u64, window_secs: u64) -> BodyLimits {
+        BodyLimits {
+            idle: Duration::from_secs(idle_secs),
+            min_rate,
+            window: Duration::from_secs(window_secs.max(1)),
+        }
+    }
+}
+
 /// Reads below this size are copied together: a tiny read from the network would otherwise
 /// keep its whole receive buffer alive for as long as the piece is held (~3.6 KiB per 1-byte
 /// segment, measured).

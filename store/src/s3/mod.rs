@@ -117,11 +117,12 @@ pub async fn handle(
         let authenticated = auth::authenticate(&parts, &params)?;
         authorize(&s3, &route, &authenticated.identity).await?;
         let counted = Arc::clone(&s3);
-        let limits = body::BodyLimits {
-            idle: Duration::from_secs(s3.config.body_idle_timeout_secs),
-            min_rate: s3.config.body_min_rate_bytes_per_sec,
-            window: Duration::from_secs(s3.config.body_min_rate_window_secs.max(1)),
-        };
+        let config = &s3.config;
+        let limits = body::BodyLimits::new(
+            config.body_idle_timeout_secs,
+            config.body_min_rate_bytes_per_sec,
+            config.body_min_rate_window_secs,
+        );
         let raw = body::client_body(body, limits, move |n| {
             counted.metrics.add_bytes_in(n as u64)
         });
