@@ -874,13 +874,14 @@ impl fuser::Filesystem for PowerCutFs {
 
     fn fsyncdir(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
-        _datasync: bool,
+        fh: FileHandle,
+        datasync: bool,
         reply: ReplyEmpty,
     ) {
-        empty(reply, self.mutating(|s| s.sync(ino.0)));
+        // Without this the kernel takes ENOSYS as "nothing to sync" and fsync(dir) succeeds.
+        self.fsync(req, ino, fh, datasync, reply);
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
