@@ -28,7 +28,7 @@ use object_store::{
 };
 use tokio::task::JoinHandle;
 
-use super::{ByteStream, ChecksumAlgorithm, Digests, Verify};
+use super::{ByteStream, ChecksumAlgorithm, Digests, Verify, durable};
 use crate::error::{Code, Error, Result};
 
 /// Bytes read per chunk when streaming a local blob: large enough that GET is not bound by
@@ -56,14 +56,11 @@ impl Blobs {
     pub async fn local(root: PathBuf) -> Result<Blobs> {
         let dir = root.clone();
         tokio::task::spawn_blocking(move || -> Result<()> {
-            std::fs::create_dir_all(&dir)?;
+            durable::create_dir_all(&dir)?;
             for shard in 0..=255u8 {
                 std::fs::create_dir_all(dir.join(format!("{shard:02x}")))?;
             }
-            File::open(&dir)?.sync_all()?;
-            if let Some(parent) = dir.parent() {
-                File::open(parent)?.sync_all()?;
-            }
+            durable::sync_dir(&dir)?;
             Ok(())
         })
         .await??;
@@ -230,7 +227,7 @@ impl Blobs {
         tokio::task::spawn_blocking(move || -> Result<()> {
             File::open(&file)?.sync_all()?;
             if let Some(dir) = file.parent() {
-                File::open(dir)?.sync_all()?;
+                durable::sync_dir(dir)?;
             }
             Ok(())
         })

@@ -305,6 +305,11 @@ impl Shared {
 /// every table exists.
 fn open_db(path: &Path) -> Result<Database> {
     let db = Database::create(path)?;
+    // redb syncs the file's contents at each commit, never its name: a new index.redb needs
+    // its directory synced, or a power cut can leave a data dir without its index.
+    if let Some(dir) = path.parent() {
+        super::durable::sync_dir(dir)?;
+    }
     let txn = db.begin_write()?;
     txn.open_table(BUCKETS)?;
     txn.open_table(OBJECTS)?;

@@ -5,6 +5,7 @@
 //!          ├─► multipart.rs  uploads and parts; a completed upload's segments are its part blobs
 //!          ├─► index.rs      redb: buckets, objects (bucket,key), uploads, parts — ordered, ACID
 //!          ├─► blobs.rs      object_store: immutable blobs named by generated ids, never by keys
+//!          ├─► durable.rs    directories and names that survive a power cut (fsync of parents)
 //!          ├─► space.rs      free space on the data's filesystem (a full disk is reported, not 500)
 //!          └─► sweep.rs      start-up removal of orphan blobs / staging files; stale uploads
 //!
@@ -21,6 +22,7 @@
 
 pub mod blobs;
 pub mod checksum;
+mod durable;
 pub mod index;
 pub mod multipart;
 mod objects;
@@ -247,7 +249,8 @@ impl Engine {
     /// orphan blobs and staging files left by a crash.
     pub async fn open(cfg: EngineConfig) -> Result<Engine> {
         let data_dir = cfg.data_dir.clone();
-        tokio::fs::create_dir_all(&data_dir).await?;
+        let dir = data_dir.clone();
+        tokio::task::spawn_blocking(move || durable::create_dir_all(&dir)).await??;
         let index = index::Index::open(&data_dir.join("index.redb")).await?;
         let blobs = blobs::Blobs::local(data_dir.join("blobs")).await?;
         let report = sweep::sweep_orphans(&index, &blobs).await?;
