@@ -17,7 +17,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use futures::StreamExt;
 use md5::{Digest, Md5};
-use outpost_store::engine::{ByteStream, space};
+use outpost_store::engine::{ByteStream, durable, space};
 use outpost_store::error::{Code, Error, Result};
 use outpost_store::s3::auth::Trailers;
 use outpost_store::s3::headers;
@@ -98,7 +98,8 @@ impl Spool {
         origins: Arc<OriginGroup>,
     ) -> std::io::Result<Arc<Spool>> {
         let dir = cache_dir.join("spool");
-        std::fs::create_dir_all(&dir)?;
+        // Durable names all the way down: a spooled part is acknowledged to the client.
+        durable::create_dir_all(&dir)?;
         let (jobs, queue) = mpsc::unbounded_channel();
         let spool = Arc::new(Spool {
             dir,
@@ -369,7 +370,7 @@ async fn write_part(
 ) -> Result<(tempfile::NamedTempFile, u64, [u8; 16])> {
     let dir = dir.to_owned();
     let mut file = tokio::task::spawn_blocking(move || {
-        std::fs::create_dir_all(&dir)?;
+        durable::create_dir_all(&dir)?;
         tempfile::Builder::new()
             .prefix(&format!("{part_number}."))
             .suffix(".tmp")

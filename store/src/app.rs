@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
 use crate::config::StoreConfig;
-use crate::engine::{Engine, EngineConfig};
+use crate::engine::{Engine, EngineConfig, durable};
 use crate::metrics::Metrics;
 use crate::s3::auth::{Credentials, Keyring, SecretKey};
 use crate::s3::{self, S3};
@@ -165,19 +165,12 @@ pub fn root_credentials(config: &StoreConfig) -> anyhow::Result<(Credentials, bo
     ))
 }
 
+/// The credentials file, written whole and durably (a power cut right after the first start
+/// must not leave clients holding keys the next start has forgotten).
 fn write_private(dir: &Path, path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    Ok(())
+    durable::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    durable::write_new(path, text.as_bytes(), 0o600)
+        .with_context(|| format!("creating {}", path.display()))
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@
 
 pub mod blobs;
 pub mod checksum;
-mod durable;
+pub mod durable;
 pub mod index;
 pub mod multipart;
 mod objects;
