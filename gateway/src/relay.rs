@@ -313,7 +313,10 @@ fn client_body(edge: &Edge, body: Body) -> outpost_store::engine::ByteStream {
         config.body_min_rate_bytes_per_sec,
         config.body_min_rate_window_secs,
     );
-    outpost_store::s3::body::client_body(body, limits, |_| {})
+    let metrics = Arc::clone(&edge.metrics);
+    outpost_store::s3::body::client_body(body, limits, move |n| {
+        metrics.requests.add_bytes_in(n as u64)
+    })
 }
 
 /// Every other operation: relayed to the origin, re-signed, its answer returned unchanged.

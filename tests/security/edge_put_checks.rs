@@ -148,6 +148,10 @@ async fn too_many_trailers_are_refused_through_the_edge() {
 #[tokio::test]
 async fn good_bodies_still_stream_through_the_edge() {
     let (pair, s3, b) = setup().await;
+    let received = pair
+        .edge
+        .metric("outpost_edge_bytes_received_total", &[])
+        .await;
     for len in [0, 10, 3 * MIB + 1] {
         let data = random_bytes(len, 9);
         let c = Chunked {
@@ -173,4 +177,14 @@ async fn good_bodies_still_stream_through_the_edge() {
         assert_eq!(r.status, 200, "{}", r.text());
         assert_eq!(object_bytes(&s3, &b, &format!("h{len}")).await, data);
     }
+    // The edge counts what its clients sent (it used to report 0 for uploads).
+    let grown = pair
+        .edge
+        .metric("outpost_edge_bytes_received_total", &[])
+        .await
+        - received;
+    assert!(
+        grown >= 2.0 * (3 * MIB + 11) as f64,
+        "bytes received grew by {grown}"
+    );
 }
