@@ -453,8 +453,11 @@ struct ChunkedRun {
     result: std::result::Result<Vec<(String, String)>, Code>,
 }
 
+/// What a client sees of a decode: the data and trailers of a clean end, or the error code.
+type ChunkedOutcome<'a> = std::result::Result<(&'a [u8], &'a [(String, String)]), Code>;
+
 impl ChunkedRun {
-    fn outcome(&self) -> std::result::Result<(&[u8], &[(String, String)]), Code> {
+    fn outcome(&self) -> ChunkedOutcome<'_> {
         match &self.result {
             Ok(t) => Ok((&self.data, t)),
             Err(c) => Err(*c),
