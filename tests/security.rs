@@ -9,3 +9,6 @@
 
 #[path = "common/mod.rs"]
 mod common;
+
+#[path = "security/fuzz_findings.rs"]
+mod fuzz_findings;
