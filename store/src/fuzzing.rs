@@ -141,46 +141,23 @@ pub fn aws_chunked(data: &[u8]) -> bool {
 /// `xml_bodies`: the XML request bodies (CompleteMultipartUpload, DeleteObjects,
 /// CreateBucketConfiguration, the website document's well-formedness check) on arbitrary bytes.
 /// Invariants: errors are MalformedXML; an accepted CompleteMultipartUpload or Delete document
-/// written back with [`xml::XmlWriter`] (the escaping the responses use) parses to the same
-/// values.
+/// written back with [`xml::XmlWriter`] (the escaping the responses use) parses again, and
+/// writing what it parsed to gives the same document: the writer's escaping survives the
+/// parser (markup, entities, line ends). The writer may replace what XML cannot carry, so the
+/// first writing is not compared with the input.
 pub fn xml_bodies(data: &[u8]) -> bool {
     let only_malformed = |e: &Error| assert_eq!(e.code, Code::MalformedXML);
     let mut accepted = false;
     match xml::parse::<xml::CompleteMultipartUpload>(data) {
         Ok(doc) => {
-            let mut w = xml::XmlWriter::new("CompleteMultipartUpload");
-            for p in &doc.parts {
-                w.open("Part")
-                    .elem("PartNumber", p.part_number)
-                    .elem("ETag", &p.etag)
-                    .opt("ChecksumCRC32", p.checksum_crc32.as_ref())
-                    .opt("ChecksumCRC32C", p.checksum_crc32c.as_ref())
-                    .opt("ChecksumCRC64NVME", p.checksum_crc64nvme.as_ref())
-                    .opt("ChecksumSHA1", p.checksum_sha1.as_ref())
-                    .opt("ChecksumSHA256", p.checksum_sha256.as_ref())
-                    .close();
-            }
-            let back: xml::CompleteMultipartUpload = xml::parse(w.finish().as_bytes())
-                .unwrap_or_else(|e| panic!("re-serialised parts do not parse: {e:?}"));
-            assert_eq!(format!("{:?}", back.parts), format!("{:?}", doc.parts));
+            assert_rewrites_stably(&doc, write_complete);
             accepted = true;
         }
         Err(e) => only_malformed(&e),
     }
     match xml::parse::<xml::Delete>(data) {
         Ok(doc) => {
-            let mut w = xml::XmlWriter::new("Delete");
-            w.elem("Quiet", doc.quiet);
-            for o in &doc.objects {
-                w.open("Object")
-                    .elem("Key", &o.key)
-                    .opt("VersionId", o.version_id.as_ref())
-                    .close();
-            }
-            let back: xml::Delete = xml::parse(w.finish().as_bytes())
-                .unwrap_or_else(|e| panic!("re-serialised keys do not parse: {e:?}"));
-            assert_eq!(back.quiet, doc.quiet);
-            assert_eq!(format!("{:?}", back.objects), format!("{:?}", doc.objects));
+            assert_rewrites_stably(&doc, write_delete);
             accepted = true;
         }
         Err(e) => only_malformed(&e),
@@ -315,8 +292,9 @@ pub fn bucket_policy(data: &[u8]) -> bool {
     let granted = access(text);
     match policy::validate_policy(bucket, text) {
         Ok(()) => {
-            assert!(
-                granted.read || granted.list,
+            assert_ne!(
+                granted,
+                Default::default(),
                 "an accepted policy grants nothing"
             );
             let value: serde_json::Value = serde_json::from_str(text).expect("accepted JSON");
@@ -335,6 +313,42 @@ pub fn bucket_policy(data: &[u8]) -> bool {
             false
         }
     }
+}
+
+/// `write(doc)` parses, and writing the result again gives the same text.
+fn assert_rewrites_stably<T: for<'de> serde::Deserialize<'de>>(doc: &T, write: fn(&T) -> String) {
+    let written = write(doc);
+    let back: T = xml::parse(written.as_bytes())
+        .unwrap_or_else(|e| panic!("a written document does not parse: {e:?}\n{written}"));
+    assert_eq!(write(&back), written, "writing and parsing are not inverse");
+}
+
+fn write_complete(doc: &xml::CompleteMultipartUpload) -> String {
+    let mut w = xml::XmlWriter::new("CompleteMultipartUpload");
+    for p in &doc.parts {
+        w.open("Part")
+            .elem("PartNumber", p.part_number)
+            .elem("ETag", &p.etag)
+            .opt("ChecksumCRC32", p.checksum_crc32.as_ref())
+            .opt("ChecksumCRC32C", p.checksum_crc32c.as_ref())
+            .opt("ChecksumCRC64NVME", p.checksum_crc64nvme.as_ref())
+            .opt("ChecksumSHA1", p.checksum_sha1.as_ref())
+            .opt("ChecksumSHA256", p.checksum_sha256.as_ref())
+            .close();
+    }
+    w.finish()
+}
+
+fn write_delete(doc: &xml::Delete) -> String {
+    let mut w = xml::XmlWriter::new("Delete");
+    w.elem("Quiet", doc.quiet);
+    for o in &doc.objects {
+        w.open("Object")
+            .elem("Key", &o.key)
+            .opt("VersionId", o.version_id.as_ref())
+            .close();
+    }
+    w.finish()
 }
 
 /// Parses `METHOD TARGET` and `Name: value` lines; `None` when the first line is unusable.
