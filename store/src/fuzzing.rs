@@ -95,11 +95,12 @@ pub fn presigned_query(data: &[u8]) -> bool {
 /// `aws_chunked`: the streaming decoder on arbitrary bytes, delivered in arbitrary pieces.
 ///
 /// Input: byte 0 is flags (bit 0: signed chain seeded with AWS's streaming example; bit 1:
-/// `x-amz-decoded-content-length` declared as bytes 2..4, little-endian), byte 1 seeds the
-/// piece sizes, the rest is the body. Invariants: the outcome (data and trailers, or the error
-/// code) does not depend on how the body is split; decoded data never exceeds the declared
-/// length nor the body; a clean end matches the declared length; in a signed body, changing
-/// any decoded byte breaks the signature.
+/// an `x-amz-decoded-content-length` is declared), byte 1 seeds the piece sizes, bytes 2–3
+/// are the declared length (little-endian, used with bit 1), the body starts at byte 4.
+/// Invariants: the outcome (data and trailers, or the error code) does not depend on how the
+/// body is split; decoded data never exceeds the declared length nor the body; a clean end
+/// matches the declared length; in a signed body, changing the first data byte breaks the
+/// signature.
 pub fn aws_chunked(data: &[u8]) -> bool {
     let [flags, split_seed, l0, l1, body @ ..] = data else {
         return false;
@@ -275,7 +276,7 @@ pub fn range_conditionals(data: &[u8]) -> bool {
 /// `bucket_policy`: the bucket-policy validator and the access it grants.
 ///
 /// Input: a first line naming the bucket, then the policy text. Invariants: errors are
-/// MalformedPolicy or NotImplemented; an accepted policy grants anonymous read or list, and
+/// MalformedPolicy or NotImplemented; an accepted policy grants some anonymous access, and
 /// re-serialised (serde_json) it is accepted again and grants the same; any stored text,
 /// valid or not, derives an access without failing.
 pub fn bucket_policy(data: &[u8]) -> bool {
