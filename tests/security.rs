@@ -22,6 +22,8 @@ mod edge_put_checks;
 mod edge_routing;
 #[path = "security/fragmented_bodies.rs"]
 mod fragmented_bodies;
+#[path = "security/fuzz_findings.rs"]
+mod fuzz_findings;
 #[path = "security/origin_faults.rs"]
 mod origin_faults;
 #[path = "security/policy_scope.rs"]

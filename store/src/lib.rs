@@ -13,6 +13,7 @@ pub mod app;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod fuzzing;
 pub mod metrics;
 pub mod s3;
 pub mod server;

@@ -291,15 +291,20 @@ impl Input {
     /// The next line, or `None` if the body ends cleanly before it.
     async fn line_or_eof(&mut self) -> Result<Option<String>> {
         loop {
+            // The limit holds however the body is split: a complete line is checked as well
+            // as a partial one, which may still end with its CR in the buffer.
             if let Some(end) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                if end > MAX_LINE {
+                    return Err(line_too_long());
+                }
                 let line = self.buf.split_to(end);
                 self.buf.advance(2);
                 return String::from_utf8(line.to_vec())
                     .map(Some)
                     .map_err(|_| malformed("framing is not UTF-8"));
             }
-            if self.buf.len() > MAX_LINE {
-                return Err(malformed("framing line too long"));
+            if self.buf.len() > MAX_LINE + 1 {
+                return Err(line_too_long());
             }
             match self.raw.next().await {
                 Some(piece) => self.buf.extend_from_slice(&piece?),
@@ -308,6 +313,10 @@ impl Input {
             }
         }
     }
+}
+
+fn line_too_long() -> Error {
+    malformed("framing line too long")
 }
 
 fn truncated() -> Error {
@@ -473,6 +482,31 @@ mod tests {
         let forged = body.replace("AAAAAA==", "BBBBBB==");
         let (r, _) = run(forged.as_bytes(), 5, Some(signing()), Some(0)).await;
         assert_eq!(r.unwrap_err().code, Code::SignatureDoesNotMatch);
+    }
+
+    /// Found by the aws_chunked fuzz target (the outcome depended on the split): a line over
+    /// MAX_LINE was refused when it arrived in pieces and accepted when it came in one.
+    #[tokio::test]
+    async fn framing_line_limit_does_not_depend_on_how_the_body_arrives() {
+        let body = |line_len: usize| {
+            let ext = format!("3;{}", "x".repeat(line_len - 2));
+            format!("{ext}\r\nabc\r\n0\r\n\r\n").into_bytes()
+        };
+        let (long, longest_ok) = (body(MAX_LINE + 1), body(MAX_LINE));
+        for split in [
+            1,
+            7,
+            MAX_LINE - 1,
+            MAX_LINE,
+            MAX_LINE + 1,
+            MAX_LINE + 2,
+            1 << 20,
+        ] {
+            let (r, _) = run(&long, split, None, Some(3)).await;
+            assert_eq!(r.unwrap_err().code, Code::InvalidRequest, "split {split}");
+            let (r, _) = run(&longest_ok, split, None, Some(3)).await;
+            assert_eq!(r.unwrap(), b"abc", "split {split}");
+        }
     }
 
     fn chain_sig(s: &ChunkSigning, previous: &str, data_sha256: &str) -> String {

@@ -106,10 +106,14 @@ impl Trailers {
 /// AuthorizationQueryParametersError, RequestTimeTooSkewed, AccessDenied (expired presigned
 /// URL), InvalidRequest / InvalidArgument for malformed inputs.
 pub fn authenticate(req: &http::request::Parts, params: &AuthParams) -> Result<Authenticated> {
+    // An unreadable Authorization header is malformed, not absent: skipping it would let the
+    // request on as anonymous.
     let header = req
         .headers
         .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
+        .map(|v| v.to_str())
+        .transpose()
+        .map_err(|_| Error::new(Code::AuthorizationHeaderMalformed))?;
     let query = req.uri.query().unwrap_or("");
     let has = |name: &str| query.split('&').any(|p| p.split('=').next() == Some(name));
     match header {

@@ -110,7 +110,7 @@ fn strings(v: &Value) -> Vec<&str> {
 /// Accepts policies made only of `Allow` statements granting anonymous `s3:GetObject` on
 /// `arn:aws:s3:::bucket/...` and/or `s3:ListBucket` on the bucket. Richer policies are
 /// NotImplemented rather than silently half-enforced.
-fn validate_policy(bucket: &str, text: &str) -> Result<()> {
+pub fn validate_policy(bucket: &str, text: &str) -> Result<()> {
     let policy: Value =
         serde_json::from_str(text).map_err(|_| Error::new(Code::MalformedPolicy))?;
     let statements = statements(&policy);
@@ -228,7 +228,7 @@ async fn update(s3: &S3, req: &Req, change: impl FnOnce(&mut BucketSettings)) ->
 }
 
 /// The document parses as XML and its root element is `root`.
-fn check_well_formed(text: &str, root: &str) -> Result<()> {
+pub fn check_well_formed(text: &str, root: &str) -> Result<()> {
     use quick_xml::events::Event;
     let mut reader = quick_xml::Reader::from_str(text);
     let mut saw_root = false;
