@@ -291,6 +291,7 @@ pub fn bucket_policy(data: &[u8]) -> bool {
         })
     };
     let granted = access(text);
+    check_arn_matching(text);
     match policy::validate_policy(bucket, text) {
         Ok(()) => {
             assert_ne!(
@@ -314,6 +315,69 @@ pub fn bucket_policy(data: &[u8]) -> bool {
             false
         }
     }
+}
+
+/// Every `arn:aws:s3:::` string in the document, used as a Resource pattern, matches ARNs made
+/// from it exactly as a plain dynamic-programming wildcard matcher says.
+fn check_arn_matching(text: &str) {
+    let mut patterns = Vec::new();
+    if let Ok(value) = serde_json::from_str::<serde_json::Value>(text) {
+        collect_arns(&value, &mut patterns);
+    }
+    for pattern in patterns.iter().take(8) {
+        let filled: String = pattern
+            .chars()
+            .map(|c| match c {
+                '*' => 'x',
+                '?' => 'y',
+                c => c,
+            })
+            .collect();
+        let tail = pattern.get(pattern.len() / 2..).unwrap_or("");
+        for arn in [
+            pattern.as_str(),
+            filled.as_str(),
+            tail,
+            "arn:aws:s3:::site/a",
+            "",
+        ] {
+            assert_eq!(
+                policy::arn_matches(pattern, arn),
+                wildcard_reference(pattern, arn),
+                "{pattern:?} against {arn:?}"
+            );
+        }
+    }
+}
+
+fn collect_arns(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::String(s) if s.starts_with("arn:aws:s3:::") => out.push(s.clone()),
+        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_arns(v, out)),
+        serde_json::Value::Object(map) => map.values().for_each(|v| collect_arns(v, out)),
+        _ => {}
+    }
+}
+
+/// `*` any run, `?` one character, over whole strings: the textbook table, O(pattern × text).
+fn wildcard_reference(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    // row[j]: does the pattern so far match t[..j]?
+    let mut row = vec![false; t.len() + 1];
+    row[0] = true;
+    for &pc in &p {
+        let mut next = vec![false; t.len() + 1];
+        next[0] = row[0] && pc == '*';
+        for j in 1..=t.len() {
+            next[j] = match pc {
+                '*' => next[j - 1] || row[j],
+                '?' => row[j - 1],
+                c => row[j - 1] && c == t[j - 1],
+            };
+        }
+        row = next;
+    }
+    row[t.len()]
 }
 
 /// `write(doc)` parses, and writing the result again gives the same text.
