@@ -324,7 +324,8 @@ fn check_arn_matching(text: &str) {
     if let Ok(value) = serde_json::from_str::<serde_json::Value>(text) {
         collect_arns(&value, &mut patterns);
     }
-    for pattern in patterns.iter().take(8) {
+    // Short patterns only: the reference is quadratic, and length adds no new cases.
+    for pattern in patterns.iter().filter(|p| p.len() <= 128).take(4) {
         let filled: String = pattern
             .chars()
             .map(|c| match c {

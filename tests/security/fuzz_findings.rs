@@ -79,3 +79,26 @@ async fn aws_chunked_framing_line_limit_holds_however_the_body_arrives() {
     let stored = s3.get_object().bucket(&bucket).key("longest").send().await;
     assert_eq!(read_body(stored.unwrap().body).await, b"hello");
 }
+
+/// quick-xml's deserializer panics on a document type declaration inside an element's text:
+/// the store answered 500 InternalError (its panic guard), the edge relayed it. S3 bodies have
+/// no DTD: MalformedXML, before the parser sees it.
+#[tokio::test]
+async fn a_doctype_in_an_xml_body_is_malformed_xml_not_an_internal_error() {
+    let pair = EdgePair::start();
+    let body = "<CreateBucketConfiguration><LocationConstraint>us<!doctype x>east-1</LocationConstraint></CreateBucketConfiguration>";
+    for server in [&pair.store, &pair.edge] {
+        let bucket = unique_bucket("doctype");
+        let r = RawRequest::new("PUT", &format!("/{bucket}"))
+            .body(body)
+            .sign(server)
+            .send(server)
+            .await;
+        r.assert_error(400, "MalformedXML");
+        let head = RawRequest::new("HEAD", &format!("/{bucket}"))
+            .sign(server)
+            .send(server)
+            .await;
+        assert_eq!(head.status, 404, "no bucket was created");
+    }
+}
