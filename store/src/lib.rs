@@ -7,7 +7,8 @@
 //!
 //! Modules: [`app`] (assembly: engine + protocol + admin endpoints), [`config`], [`error`]
 //! (the one error type, mapped to S3 codes), [`engine`] (storage: index + blobs), [`s3`]
-//! (protocol: routing, auth, operations, XML), [`server`] (accept loop), [`metrics`].
+//! (protocol: routing, auth, operations, XML), [`server`] (accept loop and connection caps),
+//! [`metrics`], [`fuzzing`] (entry points of the fuzz targets and their CI smoke run).
 
 pub mod app;
 pub mod config;

@@ -5,7 +5,7 @@
 //!          ├─► multipart.rs  uploads and parts; a completed upload's segments are its part blobs
 //!          ├─► index.rs      redb: buckets, objects (bucket,key), uploads, parts — ordered, ACID
 //!          ├─► blobs.rs      object_store: immutable blobs named by generated ids, never by keys
-//!          ├─► durable.rs    directories and names that survive a power cut (fsync of parents)
+//!          ├─► durable.rs    directories and new files that survive a power cut (fsync of parents)
 //!          ├─► space.rs      free space on the data's filesystem (a full disk is reported, not 500)
 //!          └─► sweep.rs      start-up removal of orphan blobs / staging files; stale uploads
 //!

@@ -3,6 +3,11 @@
 //! A request goes through named steps, in order ([`handle`]): limits → route → authenticate →
 //! authorize → verified body → operation (`ops/`) → response with `x-amz-request-id`, metrics
 //! and one log line. Any step's error becomes the S3 XML error document.
+//!
+//! The pieces the edge reuses as they are: [`route`], [`auth`] (signatures, verified bodies),
+//! [`body`] (a client's body under the slow-client limits, gathered against fragmentation),
+//! [`linger`] (draining a body left unread), [`kept_alive`] (S3's answer to a long operation),
+//! [`headers`], [`xml`].
 
 pub mod auth;
 pub mod body;
