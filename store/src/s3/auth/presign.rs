@@ -33,9 +33,13 @@ pub(super) fn parse(query: &str, params: &AuthParams) -> Result<SignedV4> {
         ));
     }
     let amz_date = field("X-Amz-Date")?;
-    let expires: u64 = field("X-Amz-Expires")?
+    let expires: i64 = field("X-Amz-Expires")?
         .parse()
         .map_err(|_| query_error("X-Amz-Expires should be a number"))?;
+    // boto3 signs a negative ExpiresIn without complaint: a URL that expired before it was made.
+    let Ok(expires) = u64::try_from(expires) else {
+        return Err(Error::msg(Code::AccessDenied, "Request has expired"));
+    };
     if expires > MAX_EXPIRES.as_secs() {
         return Err(query_error(
             "X-Amz-Expires must be less than a week (in seconds) that is 604800",

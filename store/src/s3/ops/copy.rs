@@ -22,7 +22,7 @@ use crate::s3::{Req, Response, S3, xml_response};
 const MAX_COPY_SIZE: u64 = 5 << 30;
 
 pub async fn copy_object(s3: &S3, req: Req) -> Result<Response> {
-    put::check_storage_class(&req)?;
+    put::check_write_headers(&req)?;
     let replacement = replacement_headers(&req)?;
     let requested_checksum = req
         .header("x-amz-checksum-algorithm")

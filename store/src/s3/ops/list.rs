@@ -26,8 +26,9 @@ pub async fn list_objects_v2(s3: &S3, req: Req) -> Result<Response> {
     let params = ListParams::parse(&req.query)?;
     let token = req.query.get("continuation-token");
     let start_after = non_empty(req.query.get("start-after"));
-    // The token resumes a listing that already honoured start-after, so it wins.
-    let resume = match token {
+    // The token resumes a listing that already honoured start-after, so it wins. An empty one
+    // is absent, as at AWS (which still echoes it).
+    let resume = match token.filter(|t| !t.is_empty()) {
         Some(t) => Some(decode_token(t)?),
         None => start_after.map(str::to_owned),
     };

@@ -22,7 +22,7 @@ const MAX_COMPLETE_BODY: usize = 4 << 20;
 const PART_NUMBERS: std::ops::RangeInclusive<u32> = 1..=10_000;
 
 pub async fn create(s3: &S3, req: Req) -> Result<Response> {
-    put::check_storage_class(&req)?;
+    put::check_write_headers(&req)?;
     let object_headers = headers::object_headers(&req.headers)?;
     let checksum = upload_checksum(
         req.header("x-amz-checksum-algorithm"),

@@ -7,7 +7,7 @@ use crate::s3::{Req, Response, S3};
 
 pub async fn put_object(s3: &S3, mut req: Req) -> Result<Response> {
     check_declared_size(s3, &req)?;
-    check_storage_class(&req)?;
+    check_write_headers(&req)?;
     let integrity = headers::integrity(&req.headers)?;
     let opts = PutOptions {
         headers: headers::object_headers(&req.headers)?,
@@ -46,9 +46,50 @@ pub fn check_declared_size(s3: &S3, req: &Req) -> Result<()> {
     }
 }
 
-/// Every object is stored the same way; we accept the class names clients send and report
-/// STANDARD.
-pub fn check_storage_class(req: &Req) -> Result<()> {
+/// What a write may ask for that the store does not do yet: refused with NotImplemented,
+/// never accepted and silently dropped (the object would lack what the client was told it
+/// has). Then the storage class: every object is stored the same way; we accept the class
+/// names clients send and report STANDARD.
+pub fn check_write_headers(req: &Req) -> Result<()> {
+    const UNSUPPORTED: &[(&str, &str)] = &[
+        ("x-amz-tagging", "Object tagging"),
+        ("x-amz-object-lock-mode", "Object lock"),
+        ("x-amz-object-lock-retain-until-date", "Object lock"),
+        ("x-amz-object-lock-legal-hold", "Object lock"),
+        ("x-amz-server-side-encryption", "Server-side encryption"),
+        (
+            "x-amz-server-side-encryption-aws-kms-key-id",
+            "Server-side encryption",
+        ),
+        (
+            "x-amz-server-side-encryption-customer-algorithm",
+            "Server-side encryption",
+        ),
+        (
+            "x-amz-copy-source-server-side-encryption-customer-algorithm",
+            "Server-side encryption",
+        ),
+    ];
+    let refuse = |name: &str, what: &str| {
+        Err(Error::msg(
+            Code::NotImplemented,
+            format!("{what} is not supported yet ({name})."),
+        ))
+    };
+    if let Some((name, what)) = UNSUPPORTED
+        .iter()
+        .find(|(name, _)| req.header(name).is_some())
+    {
+        return refuse(name, what);
+    }
+    let directive = req.header("x-amz-tagging-directive");
+    if directive.is_some_and(|d| d.eq_ignore_ascii_case("REPLACE")) {
+        return refuse("x-amz-tagging-directive", "Object tagging");
+    }
+    check_storage_class(req)
+}
+
+fn check_storage_class(req: &Req) -> Result<()> {
     const CLASSES: &[&str] = &[
         "STANDARD",
         "REDUCED_REDUNDANCY",
