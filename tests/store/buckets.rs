@@ -164,16 +164,41 @@ async fn invalid_bucket_names_are_rejected() {
     }
 }
 
+/// As AWS: in us-east-1 creating a bucket you already own succeeds and changes nothing (its
+/// ACL stays); in any other region it is 409 BucketAlreadyOwnedByYou.
 #[tokio::test]
-async fn creating_an_existing_bucket_is_already_owned_by_you() {
+async fn creating_an_existing_bucket_succeeds_in_us_east_1_only() {
     let store = TestStore::start();
     let s3 = store.client();
     let name = store.bucket(&s3, "dup").await;
-    assert_sdk_err(
-        s3.create_bucket().bucket(&name).send().await,
-        409,
-        "BucketAlreadyOwnedByYou",
-    );
+    put_bytes(&s3, &name, "k", "kept").await;
+    s3.create_bucket()
+        .bucket(&name)
+        .acl(aws_sdk_s3::types::BucketCannedAcl::PublicRead)
+        .send()
+        .await
+        .expect("us-east-1 answers 200");
+    assert_eq!(object_bytes(&s3, &name, "k").await, b"kept");
+    let anonymous = RawRequest::new("GET", &format!("/{name}/k"))
+        .send(&store)
+        .await;
+    anonymous.assert_error(403, "AccessDenied");
+
+    let elsewhere =
+        TestStore::start_with(StoreOptions::default().env("OUTPOST_REGION", "eu-west-1"));
+    let opts = SignOpts {
+        region: "eu-west-1".into(),
+        ..SignOpts::default()
+    };
+    for expected in [200, 409] {
+        let (req, _) = RawRequest::new("PUT", "/dup-eu").sign_with(&elsewhere, &opts);
+        let r = req.send(&elsewhere).await;
+        assert_eq!(r.status, expected, "{}", r.text());
+    }
+    let (req, _) = RawRequest::new("PUT", "/dup-eu").sign_with(&elsewhere, &opts);
+    req.send(&elsewhere)
+        .await
+        .assert_error(409, "BucketAlreadyOwnedByYou");
 }
 
 #[tokio::test]

@@ -39,7 +39,12 @@ pub async fn create_bucket(s3: &S3, mut req: Req) -> Result<Response> {
         public_read_acl: canned_acl_is_public(req.header("x-amz-acl"))?,
         ..BucketSettings::default()
     };
-    s3.engine.create_bucket(&name, settings).await?;
+    match s3.engine.create_bucket(&name, settings).await {
+        // us-east-1's legacy answer to creating a bucket you already own: success, and nothing
+        // about the bucket changes. Every other region says 409 BucketAlreadyOwnedByYou.
+        Err(e) if e.code == Code::BucketAlreadyOwnedByYou && s3.config.region == "us-east-1" => {}
+        created => created?,
+    }
     Ok(http::Response::builder()
         .header(http::header::LOCATION, format!("/{name}"))
         .body(axum::body::Body::empty())
