@@ -198,9 +198,16 @@ fn copy_range(value: Option<&str>, size: u64) -> Result<Option<Range<u64>>> {
             "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy",
         ));
     };
+    // A range past the source's end is unsatisfiable (416, as AWS); one that ends before it
+    // starts is malformed.
     if first > last || last >= size {
+        let code = if first > last {
+            Code::InvalidArgument
+        } else {
+            Code::InvalidRange
+        };
         return Err(Error::msg(
-            Code::InvalidArgument,
+            code,
             format!("Range specified is not valid for source object of size: {size}"),
         ));
     }
@@ -257,8 +264,13 @@ mod tests {
         assert_eq!(copy_range(None, 10).unwrap(), None);
         assert_eq!(copy_range(Some("bytes=0-9"), 10).unwrap(), Some(0..10));
         assert_eq!(copy_range(Some("bytes=3-3"), 10).unwrap(), Some(3..4));
-        for out_of_source in ["bytes=0-10", "bytes=5-4", "bytes=10-10"] {
+        for (out_of_source, code) in [
+            ("bytes=0-10", Code::InvalidRange),
+            ("bytes=10-10", Code::InvalidRange),
+            ("bytes=5-4", Code::InvalidArgument),
+        ] {
             let err = copy_range(Some(out_of_source), 10).unwrap_err();
+            assert_eq!(err.code, code, "{out_of_source}");
             assert_eq!(
                 err.message(),
                 "Range specified is not valid for source object of size: 10"
@@ -266,7 +278,7 @@ mod tests {
         }
         assert_eq!(
             copy_range(Some("bytes=0-0"), 0).unwrap_err().code,
-            Code::InvalidArgument
+            Code::InvalidRange
         );
         for garbled in ["bytes=5-", "bytes=-5", "0-5", "bytes=a-b", "bytes=0-1,3-4"] {
             let err = copy_range(Some(garbled), 10).unwrap_err();
