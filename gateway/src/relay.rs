@@ -358,7 +358,9 @@ pub(crate) async fn relay(
     // the body) must pass before the last byte leaves. Small bodies are checked whole first;
     // larger ones stream with their last piece held back until the checks pass.
     let body = match content_length {
-        Some(len) if len <= CHECK_WHOLE_BELOW => Body::from(checked_whole(body, len).await?),
+        Some(len) if len <= CHECK_WHOLE_BELOW => {
+            Body::from(read_small_body(body, CHECK_WHOLE_BELOW as usize).await?)
+        }
         _ => Body::from_stream(auth::held_until_checked(body)),
     };
     let request = OriginRequest {
@@ -396,19 +398,6 @@ pub(crate) async fn relay(
 /// Bodies up to this size are read and checked whole before the origin request starts (a
 /// zero-length body would otherwise be complete at the origin before the edge's checks ran).
 const CHECK_WHOLE_BELOW: u64 = 1 << 20;
-
-/// The whole checked body, at most `len` bytes (the declared length).
-async fn checked_whole(mut body: outpost_store::engine::ByteStream, len: u64) -> Result<Bytes> {
-    use futures::StreamExt;
-    let mut whole = bytes::BytesMut::with_capacity(len as usize);
-    while let Some(piece) = body.next().await {
-        whole.extend_from_slice(&piece?);
-        if whole.len() as u64 > len {
-            return Err(Error::new(Code::IncompleteBody));
-        }
-    }
-    Ok(whole.freeze())
-}
 
 fn strip_aws_chunked(headers: &mut HeaderMap) {
     let Some(v) = headers

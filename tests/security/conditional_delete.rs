@@ -200,3 +200,39 @@ async fn delete_objects_checks_each_entry() {
         assert!(!exists(&direct, &b, "keep").await && !exists(&direct, &b, "sized").await);
     }
 }
+
+/// Concurrent deletes "if still this version": the check and the delete are one transaction,
+/// so exactly one succeeds and the others find nothing left to match.
+#[tokio::test]
+async fn concurrent_conditional_deletes_delete_once() {
+    let store = TestStore::start();
+    let s3 = store.client();
+    let b = store.bucket(&s3, "cdelc").await;
+    for round in 0..3 {
+        let etag = put_bytes(&s3, &b, "k", format!("v{round}"))
+            .await
+            .e_tag()
+            .unwrap()
+            .to_string();
+        let deletes = (0..16).map(|_| {
+            let (s3, b, etag) = (s3.clone(), b.clone(), etag.clone());
+            tokio::spawn(async move {
+                s3.delete_object()
+                    .bucket(b)
+                    .key("k")
+                    .if_match(etag)
+                    .send()
+                    .await
+            })
+        });
+        let mut deleted = 0;
+        for handle in deletes.collect::<Vec<_>>() {
+            match handle.await.unwrap() {
+                Ok(_) => deleted += 1,
+                failed => assert_sdk_err(failed, 404, "NoSuchKey"),
+            }
+        }
+        assert_eq!(deleted, 1, "round {round}: one delete wins");
+        assert!(!exists(&s3, &b, "k").await);
+    }
+}
