@@ -62,20 +62,31 @@ pub async fn handle(
             },
         )?;
         let anonymous = authenticated.identity == Identity::Anonymous;
-        match route.endpoint {
-            Endpoint::GetObject | Endpoint::HeadObject => {
+        match &route.endpoint {
+            Endpoint::GetObject(_) | Endpoint::HeadObject(_) => {
                 let (response, o) = cached(&edge, &parts, &route, anonymous).await?;
                 outcome = Some(o);
                 Ok(response)
             }
-            Endpoint::UploadPart => {
-                relay::upload_part(&edge, &parts, body, &route, authenticated).await
+            Endpoint::UploadPart(part) => {
+                relay::upload_part(&edge, &parts, body, &route, part, authenticated).await
             }
-            Endpoint::ListParts => {
-                relay::list_parts(&edge, parts.clone(), body, &route, authenticated).await
+            Endpoint::ListParts(list) => {
+                relay::list_parts(&edge, parts.clone(), body, &route, list, authenticated).await
             }
-            Endpoint::CompleteMultipartUpload | Endpoint::AbortMultipartUpload => {
-                relay::finish_upload(&edge, parts.clone(), body, &route, authenticated, &id).await
+            Endpoint::CompleteMultipartUpload(upload_id)
+            | Endpoint::AbortMultipartUpload(upload_id) => {
+                let upload_id = upload_id.clone();
+                relay::finish_upload(
+                    &edge,
+                    parts.clone(),
+                    body,
+                    &route,
+                    upload_id,
+                    authenticated,
+                    &id,
+                )
+                .await
             }
             _ => relay::relay(&edge, parts.clone(), body, &route, authenticated).await,
         }

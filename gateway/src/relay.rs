@@ -16,7 +16,7 @@ use outpost_store::s3::auth::{self, Identity};
 use outpost_store::s3::body::BodyLimits;
 use outpost_store::s3::kept_alive;
 use outpost_store::s3::ops::multipart::object_location;
-use outpost_store::s3::route::{Endpoint, Query, Route};
+use outpost_store::s3::route::{Endpoint, ListPartsParams, PartParams, Route};
 use outpost_store::s3::xml::{XmlWriter, iso8601, read_small_body};
 
 use crate::app::Edge;
@@ -53,23 +53,13 @@ pub(crate) async fn upload_part(
     parts: &http::request::Parts,
     body: Body,
     route: &Route,
+    part: &PartParams,
     authenticated: auth::Authenticated,
 ) -> Result<Response> {
     if authenticated.identity == Identity::Anonymous {
         return Err(Error::new(Code::AccessDenied));
     }
-    let query = Query::parse(parts.uri.query());
-    let part_number = query
-        .get("partNumber")
-        .and_then(|v| v.parse::<u32>().ok())
-        .filter(|n| (1..=10_000).contains(n))
-        .ok_or_else(|| {
-            Error::msg(
-                Code::InvalidArgument,
-                "Part number must be an integer between 1 and 10000, inclusive",
-            )
-        })?;
-    let upload_id = query.get("uploadId").unwrap_or_default();
+    let (upload_id, part_number) = (part.upload_id.as_str(), part.part_number);
     if !edge.spool.is_known(upload_id) {
         check_upload(edge, route, upload_id).await?;
         edge.spool.mark_known(upload_id);
@@ -109,32 +99,25 @@ pub(crate) async fn list_parts(
     parts: http::request::Parts,
     body: Body,
     route: &Route,
+    list: &ListPartsParams,
     authenticated: auth::Authenticated,
 ) -> Result<Response> {
-    let query = Query::parse(parts.uri.query());
-    let upload_id = query.get("uploadId").unwrap_or_default().to_owned();
+    let upload_id = &list.upload_id;
     let held = (authenticated.identity != Identity::Anonymous)
-        .then(|| edge.spool.parts(&upload_id))
+        .then(|| edge.spool.parts(upload_id))
         .flatten();
     let Some(held) = held else {
         return relay(edge, parts, body, route, authenticated).await;
     };
-    let number = |name: &str, default: u32| -> Result<u32> {
-        query.get(name).map_or(Ok(default), |v| {
-            v.parse()
-                .map_err(|_| Error::msg(Code::InvalidArgument, format!("Invalid {name}")))
-        })
-    };
-    let marker = number("part-number-marker", 0)?;
-    let max = number("max-parts", 1000)?.min(1000);
+    let (marker, max) = (list.part_number_marker, list.max_parts);
     let after: Vec<_> = held.into_iter().filter(|p| p.number > marker).collect();
-    let truncated = after.len() > max as usize;
-    let shown = &after[..after.len().min(max as usize)];
+    let truncated = after.len() > max;
+    let shown = &after[..after.len().min(max)];
     let owner = edge.config.access_key_id.as_deref().unwrap_or_default();
     let mut w = XmlWriter::new("ListPartsResult");
     w.elem("Bucket", &route.bucket)
         .elem("Key", &route.key)
-        .elem("UploadId", &upload_id)
+        .elem("UploadId", upload_id)
         .elem("PartNumberMarker", marker)
         .elem(
             "NextPartNumberMarker",
@@ -195,13 +178,10 @@ pub(crate) async fn finish_upload(
     parts: http::request::Parts,
     body: Body,
     route: &Route,
+    upload_id: String,
     authenticated: auth::Authenticated,
     request_id: &str,
 ) -> Result<Response> {
-    let upload_id = Query::parse(parts.uri.query())
-        .get("uploadId")
-        .unwrap_or_default()
-        .to_owned();
     if parts.method != Method::POST || authenticated.identity == Identity::Anonymous {
         // Abort, or a Complete the store will refuse: nothing to wait for.
         let response = relay(edge, parts, body, route, authenticated).await?;
@@ -387,7 +367,10 @@ pub(crate) async fn relay(
     if parts.method != Method::GET && parts.method != Method::HEAD && !route.key.is_empty() {
         edge.cache
             .invalidate(&[format!("/{}/{}", route.bucket, route.key)]);
-        let stored = matches!(route.endpoint, Endpoint::PutObject | Endpoint::CopyObject);
+        let stored = matches!(
+            route.endpoint,
+            Endpoint::PutObject | Endpoint::CopyObject(_)
+        );
         if stored && response.status().is_success() {
             write_through(edge, &route.bucket, &route.key);
         }

@@ -31,7 +31,7 @@ use crate::engine::{ByteStream, Engine};
 use crate::error::{Code, Error, Result};
 use crate::metrics::Metrics;
 use auth::{AuthParams, Identity, Keyring, Trailers};
-use route::{Endpoint, Query, Route};
+use route::Route;
 
 pub type Response = http::Response<Body>;
 
@@ -50,13 +50,14 @@ pub struct S3 {
     pub owner_id: String,
 }
 
-/// One request after routing and authentication: what an operation works with.
+/// One request after routing and authentication: what an operation works with (its
+/// parameters come typed in its [`route::Endpoint`], see [`ops::dispatch`]).
 pub struct Req {
     pub id: String,
     pub method: Method,
     pub headers: http::HeaderMap,
-    pub query: Query,
-    pub route: Route,
+    bucket: String,
+    key: String,
     pub identity: Identity,
     /// The verified, de-chunked body. Taken once by the operation that reads it. (In a Mutex
     /// only to make `Req` Sync, so handlers may hold `&Req` across awaits.)
@@ -66,11 +67,11 @@ pub struct Req {
 
 impl Req {
     pub fn bucket(&self) -> &str {
-        &self.route.bucket
+        &self.bucket
     }
 
     pub fn key(&self) -> &str {
-        &self.route.key
+        &self.key
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -132,17 +133,22 @@ pub async fn handle(
             counted.metrics.add_bytes_in(n as u64)
         });
         let (body, trailers) = auth::verified_body(raw, authenticated.payload);
+        let Route {
+            endpoint,
+            bucket,
+            key,
+        } = route;
         let req = Req {
             id: id.clone(),
             method: parts.method.clone(),
             headers: parts.headers.clone(),
-            query: Query::parse(parts.uri.query()),
-            route,
+            bucket,
+            key,
             identity: authenticated.identity,
             body: std::sync::Mutex::new(Some(body)),
             trailers,
         };
-        ops::dispatch(&s3, req).await
+        ops::dispatch(&s3, req, endpoint).await
     };
     // A bug in one handler must cost one request an InternalError, not the connection.
     let result = std::panic::AssertUnwindSafe(result)
@@ -227,13 +233,18 @@ pub fn route_request(parts: &http::request::Parts, base_domain: Option<&str>) ->
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())
         .or_else(|| parts.uri.host());
-    let query = Query::parse(parts.uri.query());
+    let query = route::Query::parse(parts.uri.query());
+    // A copy source that is not text names no object: parsed as the empty (malformed) one.
+    let copy_source = parts
+        .headers
+        .get("x-amz-copy-source")
+        .map(|v| v.to_str().unwrap_or_default());
     let route = route::route(
         &parts.method,
         host,
         parts.uri.path(),
         &query,
-        parts.headers.contains_key("x-amz-copy-source"),
+        copy_source,
         base_domain,
     )?;
     if route.key.len() > MAX_KEY_LENGTH {
@@ -311,10 +322,10 @@ pub fn empty_response(status: StatusCode) -> Response {
         .expect("static response parts are valid")
 }
 
-/// Operations that only make sense for routes the router gave them.
-pub fn endpoint_mismatch(endpoint: Endpoint) -> Error {
-    Error::internal(anyhow::anyhow!(
-        "operation {} dispatched to the wrong handler",
-        endpoint.name()
-    ))
+/// The answer to an operation we know but do not serve: NotImplemented, naming it.
+pub fn unsupported(operation: &str) -> Error {
+    Error::msg(
+        Code::NotImplemented,
+        format!("{operation} is not implemented by this server."),
+    )
 }

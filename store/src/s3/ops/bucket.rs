@@ -5,20 +5,45 @@ use http::StatusCode;
 
 use crate::engine::BucketSettings;
 use crate::error::{Code, Error, Result};
+use crate::s3::route::ListBucketsParams;
+use crate::s3::route::params::encode_token;
 use crate::s3::xml::{self, XmlWriter};
 use crate::s3::{Req, Response, S3, empty_response, xml_response};
 
-pub async fn list_buckets(s3: &S3, _req: Req) -> Result<Response> {
-    let buckets = s3.engine.list_buckets().await?;
+/// ListBuckets, in name order, paginated when the client asks (`max-buckets`): the next
+/// page's token names the last bucket of this one.
+pub async fn list_buckets(s3: &S3, _req: Req, p: ListBucketsParams) -> Result<Response> {
+    let region = &s3.config.region;
+    let in_region = p.bucket_region.as_ref().is_none_or(|r| r == region);
+    let buckets = if in_region {
+        s3.engine.list_buckets().await?
+    } else {
+        Vec::new()
+    };
+    let mut selected = buckets
+        .iter()
+        .filter(|b| {
+            p.prefix
+                .as_ref()
+                .is_none_or(|pre| b.name.starts_with(pre.as_str()))
+        })
+        .filter(|b| p.resume_after.as_ref().is_none_or(|after| &b.name > after));
+    let page: Vec<_> = selected.by_ref().take(p.max_buckets).collect();
+    let more = selected.next().is_some();
+
     let mut w = XmlWriter::new("ListAllMyBucketsResult");
     w.owner("Owner", &s3.owner_id).open("Buckets");
-    for b in &buckets {
+    for b in &page {
         w.open("Bucket")
             .elem("Name", &b.name)
             .elem("CreationDate", xml::iso8601(b.created))
+            .elem("BucketRegion", region)
             .close();
     }
     w.close();
+    let next = page.last().filter(|_| more).map(|b| encode_token(&b.name));
+    w.opt("ContinuationToken", next)
+        .opt("Prefix", p.prefix.as_deref());
     Ok(xml_response(w.finish()))
 }
 

@@ -6,14 +6,12 @@
 
 use std::ops::Range;
 
-use percent_encoding::percent_decode_str;
-
-use super::multipart::{checksum_algorithm, part_number, upload_id, write_checksum};
+use super::multipart::{checksum_algorithm, write_checksum};
 use super::put;
 use crate::engine::{Digests, ObjectHeaders, ObjectInfo, PutOptions, Verify};
 use crate::error::{Code, Error, Result};
 use crate::s3::headers::{self, quote_etag};
-use crate::s3::route::Query;
+use crate::s3::route::{CopySource, PartParams};
 use crate::s3::xml::{XmlWriter, iso8601};
 use crate::s3::{Req, Response, S3, xml_response};
 
@@ -21,14 +19,14 @@ use crate::s3::{Req, Response, S3, xml_response};
 /// multipart UploadPartCopy.
 const MAX_COPY_SIZE: u64 = 5 << 30;
 
-pub async fn copy_object(s3: &S3, req: Req) -> Result<Response> {
+pub async fn copy_object(s3: &S3, req: Req, source: CopySource) -> Result<Response> {
     put::check_write_headers(&req)?;
     let replacement = replacement_headers(&req)?;
     let requested_checksum = req
         .header("x-amz-checksum-algorithm")
         .map(checksum_algorithm)
         .transpose()?;
-    let (source, info) = source_object(s3, &req).await?;
+    let info = source_object(s3, &req, &source).await?;
     check_copy_size(info.size)?;
 
     let copied = if source.is(req.bucket(), req.key()) {
@@ -63,42 +61,45 @@ pub async fn copy_object(s3: &S3, req: Req) -> Result<Response> {
     Ok(xml_response(w.finish()))
 }
 
-pub async fn upload_part_copy(s3: &S3, req: Req) -> Result<Response> {
-    let part_number = part_number(&req)?;
-    let upload_id = upload_id(&req)?;
+pub async fn upload_part_copy(
+    s3: &S3,
+    req: Req,
+    part: PartParams,
+    source: CopySource,
+) -> Result<Response> {
+    let upload_id = &part.upload_id;
     let upload = s3.engine.upload(req.bucket(), req.key(), upload_id).await?;
-    let (source, info) = source_object(s3, &req).await?;
+    let info = source_object(s3, &req, &source).await?;
     let range = copy_range(req.header("x-amz-copy-source-range"), info.size)?;
     check_copy_size(range.as_ref().map_or(info.size, |r| r.end - r.start))?;
 
     let body = s3.engine.read_version(&source.bucket, &info, range).await?;
-    let part = s3
+    let copied = s3
         .engine
         .upload_part(
             req.bucket(),
             req.key(),
             upload_id,
-            part_number,
+            part.part_number,
             body,
             no_verify(),
         )
         .await?;
 
     let mut w = XmlWriter::new("CopyPartResult");
-    w.elem("LastModified", iso8601(part.last_modified))
-        .elem("ETag", quote_etag(&part.etag));
-    if let (Some((algorithm, _)), Some(value)) = (upload.checksum, &part.checksum) {
+    w.elem("LastModified", iso8601(copied.last_modified))
+        .elem("ETag", quote_etag(&copied.etag));
+    if let (Some((algorithm, _)), Some(value)) = (upload.checksum, &copied.checksum) {
         write_checksum(&mut w, algorithm, value);
     }
     Ok(xml_response(w.finish()))
 }
 
 /// The object named by `x-amz-copy-source`, once its copy preconditions hold.
-async fn source_object(s3: &S3, req: &Req) -> Result<(CopySource, ObjectInfo)> {
-    let source = parse_copy_source(req.header("x-amz-copy-source").unwrap_or(""))?;
+async fn source_object(s3: &S3, req: &Req, source: &CopySource) -> Result<ObjectInfo> {
     let info = s3.engine.head_object(&source.bucket, &source.key).await?;
     headers::check_preconditions(&req.headers, "x-amz-copy-source-", true, &info)?;
-    Ok((source, info))
+    Ok(info)
 }
 
 /// `x-amz-metadata-directive`: COPY (the default) keeps the source's headers, REPLACE takes
@@ -129,54 +130,6 @@ fn check_copy_size(size: u64) -> Result<()> {
 /// The source was checked by its ETag preconditions; its bytes were verified when written.
 fn no_verify() -> Verify {
     Box::new(|_: &Digests| Ok(()))
-}
-
-/// Where a copy reads from.
-#[derive(Debug, PartialEq, Eq)]
-struct CopySource {
-    bucket: String,
-    key: String,
-}
-
-impl CopySource {
-    fn is(&self, bucket: &str, key: &str) -> bool {
-        self.bucket == bucket && self.key == key
-    }
-}
-
-/// Parses `x-amz-copy-source`: `bucket/key` or `/bucket/key`, percent-encoded, with an
-/// optional `?versionId=` (only `null` exists in an unversioned bucket).
-fn parse_copy_source(value: &str) -> Result<CopySource> {
-    let malformed = || {
-        Error::msg(
-            Code::InvalidArgument,
-            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
-        )
-    };
-    // A `?` in a key arrives encoded (%3F), so the first literal one starts the query.
-    let (path, query) = value
-        .split_once('?')
-        .map_or((value, None), |(p, q)| (p, Some(q)));
-    match Query::parse(query).get("versionId") {
-        None | Some("null") => {}
-        Some(_) => {
-            return Err(Error::msg(
-                Code::InvalidArgument,
-                "Invalid version id specified",
-            ));
-        }
-    }
-    let path = percent_decode_str(path.trim())
-        .decode_utf8()
-        .map_err(|_| malformed())?;
-    let path = path.strip_prefix('/').unwrap_or(&path);
-    match path.split_once('/') {
-        Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() => Ok(CopySource {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-        }),
-        _ => Err(malformed()),
-    }
 }
 
 /// `x-amz-copy-source-range: bytes=first-last` (inclusive, both required, inside the source).
@@ -217,47 +170,6 @@ fn copy_range(value: Option<&str>, size: u64) -> Result<Option<Range<u64>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn source(bucket: &str, key: &str) -> CopySource {
-        CopySource {
-            bucket: bucket.into(),
-            key: key.into(),
-        }
-    }
-
-    #[test]
-    fn copy_source_forms() {
-        assert_eq!(parse_copy_source("b/k").unwrap(), source("b", "k"));
-        assert_eq!(parse_copy_source("/b/dir/k").unwrap(), source("b", "dir/k"));
-        assert_eq!(
-            parse_copy_source("b/a%20b%2Bc+d").unwrap(),
-            source("b", "a b+c+d")
-        );
-        assert_eq!(
-            parse_copy_source("b/caf%C3%A9/%3Fq").unwrap(),
-            source("b", "café/?q")
-        );
-        assert_eq!(
-            parse_copy_source("/b/k?versionId=null").unwrap(),
-            source("b", "k")
-        );
-        assert_eq!(parse_copy_source("b/k/").unwrap(), source("b", "k/"));
-    }
-
-    #[test]
-    fn copy_source_errors() {
-        for bad in ["", "b", "/b", "b/", "/b/", "//k", "b/%FF"] {
-            let err = parse_copy_source(bad).unwrap_err();
-            assert_eq!(err.code, Code::InvalidArgument, "{bad}");
-            assert!(
-                err.message().starts_with("Copy Source must mention"),
-                "{bad}"
-            );
-        }
-        let err = parse_copy_source("b/k?versionId=3HL4kqtJlcpXroDTDmJ").unwrap_err();
-        assert_eq!(err.code, Code::InvalidArgument);
-        assert_eq!(err.message(), "Invalid version id specified");
-    }
 
     #[test]
     fn copy_ranges() {

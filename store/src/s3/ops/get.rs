@@ -9,28 +9,25 @@ use http::{HeaderMap, StatusCode};
 use crate::engine::{ObjectInfo, StoredChecksum};
 use crate::error::{Code, Error, Result};
 use crate::s3::headers::{self, write_object_headers};
-use crate::s3::route::Endpoint;
+use crate::s3::route::ReadParams;
 use crate::s3::xml::XmlWriter;
 use crate::s3::{Req, Response, S3, xml_response};
 
-/// `response-*` query parameters and the header each overrides.
-const OVERRIDES: &[(&str, header::HeaderName)] = &[
-    ("response-content-type", header::CONTENT_TYPE),
-    ("response-content-language", header::CONTENT_LANGUAGE),
-    ("response-expires", header::EXPIRES),
-    ("response-cache-control", header::CACHE_CONTROL),
-    ("response-content-disposition", header::CONTENT_DISPOSITION),
-    ("response-content-encoding", header::CONTENT_ENCODING),
-];
+/// What a read answers with: GetObject's body, or HeadObject's headers alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    Body,
+    Head,
+}
 
-pub async fn get_object(s3: &S3, req: Req) -> Result<Response> {
-    check_version_id(&req)?;
+/// GetObject and HeadObject.
+pub async fn get_object(s3: &S3, req: Req, params: ReadParams, answer: Answer) -> Result<Response> {
     let info = s3.engine.head_object(req.bucket(), req.key()).await?;
     match headers::check_preconditions(&req.headers, "", false, &info) {
         Err(e) if e.code == Code::NotModified => return Ok(not_modified(&info)),
         other => other?,
     }
-    let part = part_range(&req, &info)?;
+    let part = part_range(&req, params.part_number, &info)?;
     let range = match &part {
         Some((_, range)) => Some(range.clone()),
         None => headers::parse_range(req.header("range"), info.size)?,
@@ -71,19 +68,13 @@ pub async fn get_object(s3: &S3, req: Req) -> Result<Response> {
             headers::write_checksum_headers(&mut h, c);
         }
     }
-    for (param, name) in OVERRIDES {
-        if let Some(v) = req
-            .query
-            .get(param)
-            .and_then(|v| HeaderValue::from_str(v).ok())
-        {
-            h.insert(name.clone(), v);
-        }
+    for (name, value) in params.overrides {
+        h.insert(name, value);
     }
     let length = range.as_ref().map_or(info.size, |r| r.end - r.start);
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
 
-    let body = if req.route.endpoint == Endpoint::HeadObject {
+    let body = if answer == Answer::Head {
         Body::empty()
     } else {
         Body::from_stream(s3.engine.read_version(req.bucket(), &info, range).await?)
@@ -99,17 +90,6 @@ pub async fn get_object(s3: &S3, req: Req) -> Result<Response> {
 fn checksum_mode(req: &Req) -> bool {
     req.header("x-amz-checksum-mode")
         .is_some_and(|m| m.eq_ignore_ascii_case("ENABLED"))
-}
-
-/// Unversioned buckets have one version per key, whose id is `null`.
-fn check_version_id(req: &Req) -> Result<()> {
-    match req.query.get("versionId") {
-        None | Some("null") => Ok(()),
-        Some(_) => Err(Error::msg(
-            Code::InvalidArgument,
-            "Invalid version id specified",
-        )),
-    }
 }
 
 /// A 304 still names the representation it refers to (RFC 9110 §15.4.5).
@@ -128,20 +108,15 @@ fn not_modified(info: &ObjectInfo) -> Response {
 }
 
 /// `?partNumber=N`: the byte range of part N (a single-part object has just part 1).
-fn part_range(req: &Req, info: &ObjectInfo) -> Result<Option<(u32, Range<u64>)>> {
-    let Some(raw) = req.query.get("partNumber") else {
+/// A part the object does not have is InvalidPart (400), as AWS answers.
+fn part_range(
+    req: &Req,
+    number: Option<u32>,
+    info: &ObjectInfo,
+) -> Result<Option<(u32, Range<u64>)>> {
+    let Some(number) = number else {
         return Ok(None);
     };
-    let number: u32 = raw
-        .parse()
-        .ok()
-        .filter(|n| (1..=10_000).contains(n))
-        .ok_or_else(|| {
-            Error::msg(
-                Code::InvalidArgument,
-                "Part number must be an integer between 1 and 10000, inclusive",
-            )
-        })?;
     if req.header("range").is_some() {
         return Err(Error::msg(
             Code::InvalidRequest,
@@ -152,14 +127,14 @@ fn part_range(req: &Req, info: &ObjectInfo) -> Result<Option<(u32, Range<u64>)>>
         return if number == 1 {
             Ok(Some((1, 0..info.size)))
         } else {
-            Err(Error::new(Code::InvalidPartNumber))
+            Err(Error::new(Code::InvalidPart))
         };
     }
     let index = number as usize - 1;
     let part = info
         .parts
         .get(index)
-        .ok_or_else(|| Error::new(Code::InvalidPartNumber))?;
+        .ok_or_else(|| Error::new(Code::InvalidPart))?;
     let start: u64 = info.parts[..index].iter().map(|p| p.size).sum();
     Ok(Some((number, start..start + part.size)))
 }
@@ -184,7 +159,6 @@ fn write_part_checksum(h: &mut HeaderMap, info: &ObjectInfo, number: u32) {
 
 /// GetObjectAttributes: the attributes named in `x-amz-object-attributes`.
 pub async fn get_object_attributes(s3: &S3, req: Req) -> Result<Response> {
-    check_version_id(&req)?;
     let info = s3.engine.head_object(req.bucket(), req.key()).await?;
     headers::check_preconditions(&req.headers, "", false, &info)?;
     let wanted: Vec<String> = req

@@ -6,37 +6,22 @@
 
 use std::borrow::Cow;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::engine::{ListPage, ListQuery, ListUploadsQuery, ObjectInfo, UploadInfo};
-use crate::error::{Code, Error, Result};
+use crate::error::Result;
 use crate::s3::headers::quote_etag;
-use crate::s3::route::Query;
+use crate::s3::route::params::{NULL_VERSION, encode_token};
+use crate::s3::route::{
+    Encoding, ListObjectsParams, ListObjectsV2Params, ListParams, ListUploadsParams,
+    ListVersionsParams,
+};
 use crate::s3::xml::{XmlWriter, iso8601};
 use crate::s3::{Req, Response, S3, xml_response};
 
-/// S3's largest page, and the page size when the client does not ask for one.
-const MAX_PAGE: usize = 1000;
-/// Unversioned buckets have one version per key, whose id is `null`.
-const NULL_VERSION: &str = "null";
-
-pub async fn list_objects_v2(s3: &S3, req: Req) -> Result<Response> {
-    let params = ListParams::parse(&req.query)?;
-    let token = req.query.get("continuation-token");
-    let start_after = non_empty(req.query.get("start-after"));
-    // The token resumes a listing that already honoured start-after, so it wins. An empty one
-    // is absent, as at AWS (which still echoes it).
-    let resume = match token.filter(|t| !t.is_empty()) {
-        Some(t) => Some(decode_token(t)?),
-        None => start_after.map(str::to_owned),
-    };
-    let fetch_owner = req
-        .query
-        .get("fetch-owner")
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    let page = list_page(s3, req.bucket(), &params, resume).await?;
+pub async fn list_objects_v2(s3: &S3, req: Req, p: ListObjectsV2Params) -> Result<Response> {
+    let params = &p.list;
+    let page = list_page(s3, req.bucket(), params, p.resume_after.clone()).await?;
 
     let enc = params.encoding;
     let mut w = XmlWriter::new("ListBucketResult");
@@ -46,25 +31,24 @@ pub async fn list_objects_v2(s3: &S3, req: Req) -> Result<Response> {
         "Delimiter",
         params.delimiter.as_deref().map(|d| enc.apply(d)),
     );
-    w.elem("MaxKeys", params.max_keys);
+    w.elem("MaxKeys", params.max);
     enc.write_type(&mut w);
     w.elem("KeyCount", page.objects.len() + page.common_prefixes.len())
         .elem("IsTruncated", page.is_truncated)
-        .opt("ContinuationToken", token);
+        .opt("ContinuationToken", p.continuation_token.as_deref());
     w.opt(
         "NextContinuationToken",
         next_marker(&page).map(|m| encode_token(&m)),
     );
-    w.opt("StartAfter", start_after.map(|s| enc.apply(s)));
-    let owner = fetch_owner.then_some(s3.owner_id.as_str());
+    w.opt("StartAfter", p.start_after.as_deref().map(|s| enc.apply(s)));
+    let owner = p.fetch_owner.then_some(s3.owner_id.as_str());
     write_page(&mut w, &page, Row::Contents, enc, owner);
     Ok(xml_response(w.finish()))
 }
 
-pub async fn list_objects_v1(s3: &S3, req: Req) -> Result<Response> {
-    let params = ListParams::parse(&req.query)?;
-    let marker = non_empty(req.query.get("marker"));
-    let page = list_page(s3, req.bucket(), &params, marker.map(str::to_owned)).await?;
+pub async fn list_objects_v1(s3: &S3, req: Req, p: ListObjectsParams) -> Result<Response> {
+    let (params, marker) = (&p.list, p.marker.as_deref());
+    let page = list_page(s3, req.bucket(), params, p.marker.clone()).await?;
 
     let enc = params.encoding;
     let mut w = XmlWriter::new("ListBucketResult");
@@ -75,7 +59,7 @@ pub async fn list_objects_v1(s3: &S3, req: Req) -> Result<Response> {
         "NextMarker",
         next_marker(&page).map(|m| enc.apply(&m).into_owned()),
     );
-    w.elem("MaxKeys", params.max_keys);
+    w.elem("MaxKeys", params.max);
     w.opt(
         "Delimiter",
         params.delimiter.as_deref().map(|d| enc.apply(d)),
@@ -87,19 +71,12 @@ pub async fn list_objects_v1(s3: &S3, req: Req) -> Result<Response> {
 }
 
 /// Unversioned buckets: every object is its own latest (and only) version, `null`.
-pub async fn list_object_versions(s3: &S3, req: Req) -> Result<Response> {
-    let params = ListParams::parse(&req.query)?;
-    let key_marker = non_empty(req.query.get("key-marker"));
-    let version_marker = non_empty(req.query.get("version-id-marker"));
-    if version_marker.is_some() && key_marker.is_none() {
-        return Err(Error::msg(
-            Code::InvalidArgument,
-            "A version-id marker cannot be specified without a key marker.",
-        ));
-    }
+pub async fn list_object_versions(s3: &S3, req: Req, p: ListVersionsParams) -> Result<Response> {
+    let params = &p.list;
+    let (key_marker, version_marker) = (p.key_marker.as_deref(), p.version_id_marker.as_deref());
     // Each key has only the `null` version, so resuming "after (key, any version)" is
     // resuming after the key.
-    let page = list_page(s3, req.bucket(), &params, key_marker.map(str::to_owned)).await?;
+    let page = list_page(s3, req.bucket(), params, p.key_marker.clone()).await?;
 
     let enc = params.encoding;
     let mut w = XmlWriter::new("ListVersionsResult");
@@ -111,7 +88,7 @@ pub async fn list_object_versions(s3: &S3, req: Req) -> Result<Response> {
         w.elem("NextKeyMarker", enc.apply(&next))
             .elem("NextVersionIdMarker", NULL_VERSION);
     }
-    w.elem("MaxKeys", params.max_keys);
+    w.elem("MaxKeys", params.max);
     w.opt(
         "Delimiter",
         params.delimiter.as_deref().map(|d| enc.apply(d)),
@@ -122,19 +99,20 @@ pub async fn list_object_versions(s3: &S3, req: Req) -> Result<Response> {
     Ok(xml_response(w.finish()))
 }
 
-pub async fn list_multipart_uploads(s3: &S3, req: Req) -> Result<Response> {
-    let q = &req.query;
-    let enc = Encoding::parse(q)?;
-    let prefix = non_empty(q.get("prefix"));
-    let key_marker = non_empty(q.get("key-marker"));
-    // S3 ignores upload-id-marker unless key-marker is given too.
-    let upload_id_marker = key_marker.and(non_empty(q.get("upload-id-marker")));
-    let max_uploads = max_param(q, "max-uploads")?;
-    let delimiter = non_empty(q.get("delimiter"));
+pub async fn list_multipart_uploads(s3: &S3, req: Req, p: ListUploadsParams) -> Result<Response> {
+    let ListParams {
+        prefix,
+        delimiter,
+        max: max_uploads,
+        encoding: enc,
+    } = &p.list;
+    let (enc, max_uploads, delimiter) = (*enc, *max_uploads, delimiter.as_deref());
+    let prefix = Some(prefix.as_str()).filter(|p| !p.is_empty());
+    let (key_marker, upload_id_marker) = (p.key_marker.as_deref(), p.upload_id_marker.as_deref());
     let query = ListUploadsQuery {
         prefix: prefix.unwrap_or("").to_owned(),
-        key_marker: key_marker.map(str::to_owned),
-        upload_id_marker: upload_id_marker.map(str::to_owned),
+        key_marker: p.key_marker.clone(),
+        upload_id_marker: p.upload_id_marker.clone(),
         max_uploads,
     };
     let (uploads, common_prefixes, truncated) = if max_uploads == 0 {
@@ -209,25 +187,6 @@ async fn group_uploads(
     }
 }
 
-/// The parameters the three object listings share.
-struct ListParams {
-    prefix: String,
-    delimiter: Option<String>,
-    max_keys: usize,
-    encoding: Encoding,
-}
-
-impl ListParams {
-    fn parse(query: &Query) -> Result<Self> {
-        Ok(ListParams {
-            prefix: query.get("prefix").unwrap_or("").to_owned(),
-            delimiter: non_empty(query.get("delimiter")).map(str::to_owned),
-            max_keys: max_param(query, "max-keys")?,
-            encoding: Encoding::parse(query)?,
-        })
-    }
-}
-
 /// One page of objects after `start_after` (exclusive).
 async fn list_page(
     s3: &S3,
@@ -235,7 +194,7 @@ async fn list_page(
     params: &ListParams,
     start_after: Option<String>,
 ) -> Result<ListPage> {
-    if params.max_keys == 0 {
+    if params.max == 0 {
         // Nothing to list, but a missing bucket is still NoSuchBucket.
         s3.engine.bucket(bucket).await?;
         return Ok(ListPage::default());
@@ -244,7 +203,7 @@ async fn list_page(
         prefix: params.prefix.clone(),
         delimiter: params.delimiter.clone(),
         start_after,
-        max_keys: params.max_keys,
+        max_keys: params.max,
     };
     s3.engine.list_objects(bucket, query).await
 }
@@ -328,24 +287,7 @@ fn write_upload(w: &mut XmlWriter, upload: &UploadInfo, enc: Encoding, owner_id:
     w.close();
 }
 
-/// `encoding-type`: S3 knows only `url`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Encoding {
-    url: bool,
-}
-
 impl Encoding {
-    fn parse(query: &Query) -> Result<Self> {
-        match query.get("encoding-type") {
-            None => Ok(Encoding { url: false }),
-            Some("url") => Ok(Encoding { url: true }),
-            Some(_) => Err(Error::msg(
-                Code::InvalidArgument,
-                "Invalid Encoding Method specified in Request",
-            )),
-        }
-    }
-
     fn apply(self, value: &str) -> Cow<'_, str> {
         if self.url {
             Cow::Owned(url_encode(value))
@@ -376,56 +318,9 @@ pub(crate) fn url_encode(value: &str) -> String {
     utf8_percent_encode(value, KEY_ENCODE_SET).to_string()
 }
 
-/// The opaque continuation token: the key (or common prefix) to resume after.
-fn encode_token(resume_after: &str) -> String {
-    URL_SAFE_NO_PAD.encode(resume_after)
-}
-
-fn decode_token(token: &str) -> Result<String> {
-    URL_SAFE_NO_PAD
-        .decode(token)
-        .ok()
-        .and_then(|raw| String::from_utf8(raw).ok())
-        .filter(|key| !key.is_empty())
-        .ok_or_else(|| {
-            Error::msg(
-                Code::InvalidArgument,
-                "The continuation token provided is incorrect",
-            )
-        })
-}
-
-/// A non-negative integer query parameter; `default` when absent, InvalidArgument when it is
-/// not a number or negative.
-pub(crate) fn int_param(query: &Query, name: &str, default: usize) -> Result<usize> {
-    match query.get(name) {
-        None => Ok(default),
-        Some(raw) => raw.trim().parse().map_err(|_| {
-            Error::msg(
-                Code::InvalidArgument,
-                format!("Provided {name} not an integer or within integer range"),
-            )
-        }),
-    }
-}
-
-/// `max-keys`, `max-uploads`, `max-parts`: 1000 by default, and never more.
-pub(crate) fn max_param(query: &Query, name: &str) -> Result<usize> {
-    Ok(int_param(query, name, MAX_PAGE)?.min(MAX_PAGE))
-}
-
-/// Empty query values mean "not given" for markers, delimiters and prefixes.
-fn non_empty(value: Option<&str>) -> Option<&str> {
-    value.filter(|v| !v.is_empty())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn query(raw: &str) -> Query {
-        Query::parse(Some(raw))
-    }
 
     #[test]
     fn url_encoding_keeps_slashes_and_escapes_the_rest() {
@@ -433,59 +328,6 @@ mod tests {
         assert_eq!(url_encode("café/~x-y_z.txt"), "caf%C3%A9/~x-y_z.txt");
         assert_eq!(url_encode("a&b=c?d%e\u{1}"), "a%26b%3Dc%3Fd%25e%01");
         assert_eq!(url_encode(""), "");
-    }
-
-    #[test]
-    fn encoding_type_is_url_or_nothing() {
-        let url = Encoding::parse(&query("encoding-type=url")).unwrap();
-        assert_eq!(url.apply("a b"), "a%20b");
-        let plain = Encoding::parse(&query("prefix=x")).unwrap();
-        assert_eq!(plain.apply("a b"), "a b");
-        let err = Encoding::parse(&query("encoding-type=base64")).unwrap_err();
-        assert_eq!(err.code, Code::InvalidArgument);
-    }
-
-    #[test]
-    fn continuation_token_round_trips() {
-        for key in ["a", "photos/2024/", "café +?&=/x", "\u{10FFFF}"] {
-            let token = encode_token(key);
-            assert!(
-                token
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            );
-            assert_eq!(decode_token(&token).unwrap(), key);
-        }
-        for bad in ["", "!!!", "/w==", &URL_SAFE_NO_PAD.encode([0xff, 0xfe])] {
-            let err = decode_token(bad).unwrap_err();
-            assert_eq!(err.code, Code::InvalidArgument, "{bad}");
-            assert_eq!(
-                err.message(),
-                "The continuation token provided is incorrect"
-            );
-        }
-    }
-
-    #[test]
-    fn max_params_default_cap_and_refuse_garbage() {
-        assert_eq!(max_param(&query(""), "max-keys").unwrap(), 1000);
-        assert_eq!(max_param(&query("max-keys=5"), "max-keys").unwrap(), 5);
-        assert_eq!(max_param(&query("max-keys=0"), "max-keys").unwrap(), 0);
-        assert_eq!(
-            max_param(&query("max-keys=5000"), "max-keys").unwrap(),
-            1000
-        );
-        for bad in ["max-keys=-1", "max-keys=ten", "max-keys=", "max-keys=1.5"] {
-            assert_eq!(
-                max_param(&query(bad), "max-keys").unwrap_err().code,
-                Code::InvalidArgument,
-                "{bad}"
-            );
-        }
-        assert_eq!(
-            int_param(&query("part-number-marker=7"), "part-number-marker", 0).unwrap(),
-            7
-        );
     }
 
     #[test]

@@ -17,10 +17,11 @@ use super::route::Endpoint;
 use super::{Req, Response, S3, kept_alive};
 use crate::error::Result;
 
-pub async fn dispatch(s3: &Arc<S3>, req: Req) -> Result<Response> {
+/// Runs the operation `endpoint` names, with the parameters it carries.
+pub async fn dispatch(s3: &Arc<S3>, req: Req, endpoint: Endpoint) -> Result<Response> {
     use Endpoint::*;
-    match req.route.endpoint {
-        ListBuckets => bucket::list_buckets(s3, req).await,
+    match endpoint {
+        ListBuckets(p) => bucket::list_buckets(s3, req, p).await,
         CreateBucket => bucket::create_bucket(s3, req).await,
         HeadBucket => bucket::head_bucket(s3, req).await,
         DeleteBucket => bucket::delete_bucket(s3, req).await,
@@ -34,32 +35,34 @@ pub async fn dispatch(s3: &Arc<S3>, req: Req) -> Result<Response> {
         GetBucketWebsite => policy::get_website(s3, req).await,
         PutBucketWebsite => policy::put_website(s3, req).await,
         DeleteBucketWebsite => policy::delete_website(s3, req).await,
-        ListObjects => list::list_objects_v1(s3, req).await,
-        ListObjectsV2 => list::list_objects_v2(s3, req).await,
-        ListObjectVersions => list::list_object_versions(s3, req).await,
-        ListMultipartUploads => list::list_multipart_uploads(s3, req).await,
+        ListObjects(p) => list::list_objects_v1(s3, req, p).await,
+        ListObjectsV2(p) => list::list_objects_v2(s3, req, p).await,
+        ListObjectVersions(p) => list::list_object_versions(s3, req, p).await,
+        ListMultipartUploads(p) => list::list_multipart_uploads(s3, req, p).await,
         DeleteObjects => delete::delete_objects(s3, req).await,
         DeleteObject => delete::delete_object(s3, req).await,
         PutObject => put::put_object(s3, req).await,
-        CopyObject => {
+        CopyObject(source) => {
             kept(s3, req, |s3, req| async move {
-                copy::copy_object(&s3, req).await
+                copy::copy_object(&s3, req, source).await
             })
             .await
         }
-        GetObject | HeadObject => get::get_object(s3, req).await,
+        GetObject(p) => get::get_object(s3, req, p, get::Answer::Body).await,
+        HeadObject(p) => get::get_object(s3, req, p, get::Answer::Head).await,
         GetObjectAttributes => get::get_object_attributes(s3, req).await,
         CreateMultipartUpload => multipart::create(s3, req).await,
-        UploadPart => multipart::upload_part(s3, req).await,
-        UploadPartCopy => {
+        UploadPart(p) => multipart::upload_part(s3, req, p).await,
+        UploadPartCopy(p, source) => {
             kept(s3, req, |s3, req| async move {
-                copy::upload_part_copy(&s3, req).await
+                copy::upload_part_copy(&s3, req, p, source).await
             })
             .await
         }
-        CompleteMultipartUpload => multipart::complete(s3, req).await,
-        AbortMultipartUpload => multipart::abort(s3, req).await,
-        ListParts => multipart::list_parts(s3, req).await,
+        CompleteMultipartUpload(upload_id) => multipart::complete(s3, req, upload_id).await,
+        AbortMultipartUpload(upload_id) => multipart::abort(s3, req, upload_id).await,
+        ListParts(p) => multipart::list_parts(s3, req, p).await,
+        Unsupported(name) => Err(super::unsupported(name)),
     }
 }
 

@@ -1,25 +1,24 @@
 //! CreateMultipartUpload, UploadPart, CompleteMultipartUpload, AbortMultipartUpload, ListParts.
 //!
 //! The engine keeps uploads and parts and assembles the object as a manifest of part blobs;
-//! this module parses the requests and writes the answers. UploadPartCopy lives in `copy.rs`
-//! and shares [`part_number`], [`upload_id`] and [`write_checksum`].
+//! this module reads the requests and writes the answers. UploadPartCopy lives in `copy.rs`
+//! and shares [`write_checksum`].
 
 use http::{HeaderValue, StatusCode};
 
-use super::list::{int_param, max_param, url_encode};
+use super::list::url_encode;
 use super::put;
 use crate::engine::{
     ChecksumAlgorithm, ChecksumType, CompletedPart, ListPartsQuery, PartInfo, UploadInfo,
 };
 use crate::error::{Code, Error, Result};
 use crate::s3::headers::{self, quote_etag};
+use crate::s3::route::{ListPartsParams, PartParams};
 use crate::s3::xml::{self, CompleteMultipartUpload, CompletePart, XmlWriter, iso8601};
 use crate::s3::{Req, Response, S3, empty_response, xml_response};
 
 /// Largest CompleteMultipartUpload body we read; 10,000 parts with checksums fit in ~2 MiB.
 const MAX_COMPLETE_BODY: usize = 4 << 20;
-/// S3's part numbers.
-const PART_NUMBERS: std::ops::RangeInclusive<u32> = 1..=10_000;
 
 pub async fn create(s3: &S3, req: Req) -> Result<Response> {
     put::check_write_headers(&req)?;
@@ -49,9 +48,11 @@ pub async fn create(s3: &S3, req: Req) -> Result<Response> {
     Ok(response)
 }
 
-pub async fn upload_part(s3: &S3, mut req: Req) -> Result<Response> {
-    let part_number = part_number(&req)?;
-    let upload_id = upload_id(&req)?.to_owned();
+pub async fn upload_part(s3: &S3, mut req: Req, part: PartParams) -> Result<Response> {
+    let PartParams {
+        upload_id,
+        part_number,
+    } = part;
     put::check_declared_size(s3, &req)?;
     let integrity = headers::integrity(&req.headers)?;
     let upload = s3
@@ -79,8 +80,7 @@ pub async fn upload_part(s3: &S3, mut req: Req) -> Result<Response> {
     Ok(part_response(&part, algorithm))
 }
 
-pub async fn complete(s3: &S3, mut req: Req) -> Result<Response> {
-    let upload_id = upload_id(&req)?.to_owned();
+pub async fn complete(s3: &S3, mut req: Req, upload_id: String) -> Result<Response> {
     let condition = headers::write_condition(&req.headers)?;
     let body = xml::read_small_body(req.take_body(), MAX_COMPLETE_BODY).await?;
     let document: CompleteMultipartUpload = xml::parse(&body)?;
@@ -113,25 +113,26 @@ pub async fn complete(s3: &S3, mut req: Req) -> Result<Response> {
     Ok(xml_response(w.finish()))
 }
 
-pub async fn abort(s3: &S3, req: Req) -> Result<Response> {
+pub async fn abort(s3: &S3, req: Req, upload_id: String) -> Result<Response> {
     s3.engine
-        .abort_upload(req.bucket(), req.key(), upload_id(&req)?)
+        .abort_upload(req.bucket(), req.key(), &upload_id)
         .await?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 
-pub async fn list_parts(s3: &S3, req: Req) -> Result<Response> {
-    let marker = int_param(&req.query, "part-number-marker", 0)?;
-    // Part numbers stop at 10,000: a larger marker lists nothing, as any marker past the end.
-    let marker = u32::try_from(marker).unwrap_or(u32::MAX);
-    let max_parts = max_param(&req.query, "max-parts")?;
+pub async fn list_parts(s3: &S3, req: Req, params: ListPartsParams) -> Result<Response> {
+    let ListPartsParams {
+        upload_id,
+        part_number_marker: marker,
+        max_parts,
+    } = params;
     let query = ListPartsQuery {
         part_number_marker: marker,
         max_parts,
     };
     let (upload, parts, truncated) = s3
         .engine
-        .list_parts(req.bucket(), req.key(), upload_id(&req)?, query)
+        .list_parts(req.bucket(), req.key(), &upload_id, query)
         .await?;
 
     let algorithm = upload.checksum.map(|(a, _)| a);
@@ -155,28 +156,6 @@ pub async fn list_parts(s3: &S3, req: Req) -> Result<Response> {
             .elem("ChecksumType", kind.name());
     }
     Ok(xml_response(w.finish()))
-}
-
-/// `partNumber` of UploadPart and UploadPartCopy.
-pub(crate) fn part_number(req: &Req) -> Result<u32> {
-    req.query
-        .get("partNumber")
-        .and_then(|n| n.parse().ok())
-        .filter(|n| PART_NUMBERS.contains(n))
-        .ok_or_else(|| {
-            Error::msg(
-                Code::InvalidArgument,
-                "Part number must be an integer between 1 and 10000, inclusive",
-            )
-        })
-}
-
-/// `uploadId` of the requests on one upload; an empty id names no upload.
-pub(crate) fn upload_id(req: &Req) -> Result<&str> {
-    req.query
-        .get("uploadId")
-        .filter(|id| !id.is_empty())
-        .ok_or_else(|| Error::new(Code::NoSuchUpload))
 }
 
 /// `<ChecksumCRC32>value</ChecksumCRC32>` and its siblings.
