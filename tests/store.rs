@@ -11,6 +11,8 @@ mod common;
 
 #[path = "store/auth.rs"]
 mod auth;
+#[path = "store/aws_behaviours.rs"]
+mod aws_behaviours;
 #[path = "store/aws_differences.rs"]
 mod aws_differences;
 #[path = "store/buckets.rs"]

@@ -208,7 +208,7 @@ async fn part_number_reads() {
         .sign(&store)
         .send(&store)
         .await;
-    r.assert_error(416, "InvalidPartNumber");
+    r.assert_error(400, "InvalidPart");
 
     // A single-part object has exactly one part: the whole object.
     put_bytes(&s3, &b, "single", "whole").await;
@@ -225,7 +225,7 @@ async fn part_number_reads() {
         .sign(&store)
         .send(&store)
         .await;
-    r.assert_error(416, "InvalidPartNumber");
+    r.assert_error(400, "InvalidPart");
 }
 
 #[tokio::test]

@@ -210,14 +210,12 @@ fn verify_v4(
         .secret(&signed.access_key)
         .ok_or_else(|| Error::new(Code::InvalidAccessKeyId))?;
     if signed.amz_date.is_empty() {
-        signed.amz_date = get("x-amz-date")
-            .ok_or_else(|| {
-                Error::msg(
-                    Code::AccessDenied,
-                    "AWS authentication requires a valid Date or x-amz-date header",
-                )
-            })?
-            .to_owned();
+        signed.amz_date = request_date(get("x-amz-date"), get("date")).ok_or_else(|| {
+            Error::msg(
+                Code::AccessDenied,
+                "AWS authentication requires a valid Date or x-amz-date header",
+            )
+        })?;
     }
     if signed.region != params.region {
         return Err(signed.malformed(format!(
@@ -361,9 +359,22 @@ fn payload_check(
     })
 }
 
+/// SigV4's timestamp form, `YYYYMMDDTHHMMSSZ`.
+const AMZ_DATE: &[time::format_description::BorrowedFormatItem<'static>] =
+    time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+
+/// The request's date for a header-signed request: `x-amz-date`, or else the HTTP `Date`
+/// header, which SigV4 also accepts (libraries add one); an empty one is absent.
+fn request_date(amz_date: Option<&str>, date: Option<&str>) -> Option<String> {
+    if let Some(d) = amz_date.filter(|d| !d.is_empty()) {
+        return Some(d.to_owned());
+    }
+    let t = httpdate::parse_http_date(date.filter(|d| !d.is_empty())?.trim()).ok()?;
+    time::OffsetDateTime::from(t).format(AMZ_DATE).ok()
+}
+
 pub(crate) fn parse_amz_date(amz_date: &str) -> Result<time::OffsetDateTime> {
-    let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
-    Ok(time::PrimitiveDateTime::parse(amz_date, &fmt)
+    Ok(time::PrimitiveDateTime::parse(amz_date, AMZ_DATE)
         .map_err(|_| Error::msg(Code::AccessDenied, "Invalid x-amz-date"))?
         .assume_utc())
 }
