@@ -446,3 +446,28 @@ pub fn held_until_checked(body: ByteStream) -> ByteStream {
     })
     .boxed()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::request_date;
+
+    #[test]
+    fn request_date_prefers_x_amz_date_then_the_date_header() {
+        let date = Some("Fri, 24 May 2013 00:00:00 GMT");
+        assert_eq!(
+            request_date(Some("20130524T000000Z"), Some("garbage")).as_deref(),
+            Some("20130524T000000Z")
+        );
+        assert_eq!(
+            request_date(None, date).as_deref(),
+            Some("20130524T000000Z")
+        );
+        assert_eq!(
+            request_date(Some(""), date).as_deref(),
+            Some("20130524T000000Z")
+        );
+        for none in [None, Some(""), Some("yesterday")] {
+            assert_eq!(request_date(None, none), None, "{none:?}");
+        }
+    }
+}
