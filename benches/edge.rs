@@ -89,8 +89,7 @@ async fn run() -> anyhow::Result<()> {
         ],
     )?;
     let _edge = Killed(edge);
-    let (nginx, nginx_addr) = start_nginx(&work.join("nginx"), &store_addr)?;
-    let _nginx = Killed(nginx);
+    let (_nginx, nginx_addr) = start_nginx(&work.join("nginx"), &store_addr)?;
 
     let mut seed = rand::rngs::StdRng::seed_from_u64(7);
     let mut data = vec![0u8; STORM_SIZE];
@@ -212,9 +211,57 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
+/// The nginx the bench started: a master (`daemon off`, our child) and the workers it forks.
+/// Killing the master alone would orphan the workers, still serving the port after the bench
+/// exits, so dropping this (also while a panic unwinds) asks the master for its fast shutdown
+/// (SIGTERM: it stops its workers and waits for them); a master still there after 10 s is
+/// killed together with the workers it had. A Ctrl-C reaches nginx itself: it shares the
+/// bench's process group, and SIGINT is a fast shutdown for nginx too.
+struct Nginx(Child);
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let master = self.0.id();
+        signal("TERM", master);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let Ok(None) = self.0.try_wait() {
+            if Instant::now() > deadline {
+                for worker in children_of(master) {
+                    signal("KILL", worker);
+                }
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn signal(name: &str, pid: u32) {
+    let _ = Command::new("kill")
+        .args(["-s", name, &pid.to_string()])
+        .status();
+}
+
+/// Processes whose parent is `pid` (field 4 of `/proc/N/stat`, after the parenthesised name).
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|n| {
+            fs::read_to_string(format!("/proc/{n}/stat")).is_ok_and(|stat| {
+                let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+                rest.split_whitespace().nth(1) == Some(pid.to_string().as_str())
+            })
+        })
+        .collect()
+}
+
 /// nginx as a caching reverse proxy in front of the store: the configuration a CDN operator
 /// would start from (disk cache, keep-alive upstream, cache lock against miss storms).
-fn start_nginx(dir: &Path, store: &str) -> anyhow::Result<(Child, String)> {
+fn start_nginx(dir: &Path, store: &str) -> anyhow::Result<(Nginx, String)> {
     fs::create_dir_all(dir)?;
     let port = free_port()?;
     let d = dir.display();
@@ -252,11 +299,13 @@ http {{
     );
     let conf_path = dir.join("nginx.conf");
     fs::write(&conf_path, conf)?;
-    let child = Command::new("nginx")
-        .args(["-c", path(&conf_path), "-e", &format!("{d}/error.log")])
-        .stdin(Stdio::null())
-        .spawn()
-        .context("starting nginx")?;
+    let nginx = Nginx(
+        Command::new("nginx")
+            .args(["-c", path(&conf_path), "-e", &format!("{d}/error.log")])
+            .stdin(Stdio::null())
+            .spawn()
+            .context("starting nginx")?,
+    );
     let addr = format!("127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(&addr).is_err() {
@@ -265,7 +314,7 @@ http {{
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Ok((child, addr))
+    Ok((nginx, addr))
 }
 
 async fn anonymous_get(addr: &str, path: &str) -> anyhow::Result<u64> {

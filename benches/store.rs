@@ -1,6 +1,9 @@
 //! Store benchmark: PUT and GET of 4 KiB, 1 MiB and 64 MiB objects at concurrency 1 and 16
-//! against a real `outpost store` process on 127.0.0.1, with the raw disk write rate (sequential,
-//! fsync'd) measured in the same run for reference.
+//! against a real `outpost store` process on 127.0.0.1, side by side with a peer S3 server,
+//! `s3s-fs` (crates.io, installed by the bench into `target/tmp/s3s-fs` if missing), serving the
+//! same sizes and concurrency from the same disk, and the raw disk write rate (sequential,
+//! fsync'd) measured in the same run for reference. s3s-fs does not fsync: its PUTs are
+//! acknowledged from the page cache, ours only once data and index are durable.
 //!
 //! Run with `cargo bench --bench store` (optimised build of the bench and of the server binary).
 //! The method and the latest figures are written up in `BENCHMARKS.md`.
@@ -10,7 +13,8 @@
 //!                     write + fsync + rename + dir fsync (the per-object pattern), and the
 //!                     per-object pattern again right before and after each 64 MiB PUT cell;
 //!                     and MD5 on one core (the ETag hash bounds a single PUT stream)
-//!   for each size (4 KiB, 1 MiB, 64 MiB):  a fresh `outpost store` on a fresh data dir
+//!   for each size (4 KiB, 1 MiB, 64 MiB), for each server (outpost, s3s-fs; who goes first
+//!   alternates by size): a fresh server on a fresh data dir
 //!        PUT c1 → PUT c16 → GET c1 → GET c16   (GETs read the keys just written: page-cached)
 //!        per cell: ops, objects/s, MiB/s, p50/p99 latency, CPU of server and client,
 //!                  server peak RSS (VmHWM reset before the cell), VmRSS after the cell
@@ -26,7 +30,8 @@
 //! Knobs (environment): `OUTPOST_BENCH_SIZES=4k,1m,64m` to run a subset of sizes,
 //! `OUTPOST_BENCH_SKIP_DISK=1` to skip the disk reference, `OUTPOST_BENCH_BIN=path` to measure
 //! another build of `outpost` (same command-line contract), `OUTPOST_BENCH_LOG` for the server's
-//! `RUST_LOG` (default `warn`).
+//! `RUST_LOG` (default `warn`), `OUTPOST_BENCH_S3S_FS=path` to use an s3s-fs binary already
+//! built, `OUTPOST_BENCH_PEER=none` to measure outpost alone.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -34,14 +39,14 @@ mod common;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
-use common::{S3, SEND_CHUNK, md5_hex, spawn_outpost};
+use common::{ACCESS_KEY, S3, SECRET_KEY, SEND_CHUNK, md5_hex, spawn_outpost};
 use md5::{Digest, Md5};
 use rand::{RngCore, SeedableRng};
 
@@ -99,6 +104,98 @@ const PLANS: &[SizePlan] = &[
 
 const CONCURRENCY: &[usize] = &[1, 16];
 
+/// The peer the store is compared with, and the version that builds with this toolchain.
+const S3S_FS_VERSION: &str = "0.14.1";
+
+/// The servers measured side by side.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Peer {
+    Outpost,
+    S3sFs,
+}
+
+impl Peer {
+    fn name(self) -> &'static str {
+        match self {
+            Peer::Outpost => "outpost",
+            Peer::S3sFs => "s3s-fs",
+        }
+    }
+}
+
+/// The binaries to run: outpost always, s3s-fs unless `OUTPOST_BENCH_PEER=none`.
+struct Bins {
+    outpost: PathBuf,
+    s3s_fs: Option<PathBuf>,
+}
+
+impl Bins {
+    fn peers(&self) -> Vec<Peer> {
+        let mut peers = vec![Peer::Outpost];
+        peers.extend(self.s3s_fs.as_ref().map(|_| Peer::S3sFs));
+        peers
+    }
+}
+
+/// `OUTPOST_BENCH_S3S_FS`, else `target/tmp/s3s-fs/bin/s3s-fs`, installed there with
+/// `cargo install` (from crates.io, like any dependency) when missing.
+fn s3s_fs_bin() -> anyhow::Result<Option<PathBuf>> {
+    if std::env::var("OUTPOST_BENCH_PEER").is_ok_and(|v| v == "none") {
+        return Ok(None);
+    }
+    if let Some(path) = std::env::var_os("OUTPOST_BENCH_S3S_FS") {
+        return Ok(Some(PathBuf::from(path)));
+    }
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("s3s-fs");
+    let bin = root.join("bin").join("s3s-fs");
+    if !bin.exists() {
+        println!(
+            "installing s3s-fs {S3S_FS_VERSION} into {} ...",
+            root.display()
+        );
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["install", "s3s-fs", "--version", S3S_FS_VERSION])
+            .args(["--features", "binary", "--locked", "--root"])
+            .arg(&root)
+            .status()
+            .context("running cargo install s3s-fs")?;
+        anyhow::ensure!(status.success(), "cargo install s3s-fs failed: {status}");
+    }
+    Ok(Some(bin))
+}
+
+/// s3s-fs on a free loopback port with the bench's credentials, serving `data_dir`; ready once
+/// it accepts connections.
+fn spawn_s3s_fs(bin: &Path, data_dir: &Path) -> anyhow::Result<(Child, String)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut child = Command::new(bin)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+        .arg(data_dir)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| format!("spawning {}", bin.display()))?;
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        if let Some(status) = child.try_wait()? {
+            bail!("s3s-fs exited before listening ({status})");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("s3s-fs did not listen on {addr} within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok((child, addr))
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Op {
     Put,
@@ -116,6 +213,7 @@ impl Op {
 
 /// One (op, size, concurrency) measurement.
 struct Cell {
+    peer: Peer,
     op: Op,
     size: usize,
     conc: usize,
@@ -163,8 +261,9 @@ fn percentile(sample: &[Duration], p: f64) -> Duration {
 // The server process
 // ---------------------------------------------------------------------------------------------
 
-/// A running `outpost store` child; killed and reaped on drop.
+/// A running server child (`outpost store` or its peer); killed and reaped on drop.
 struct Server {
+    peer: Peer,
     child: Child,
     pid: u32,
     /// `127.0.0.1:PORT`
@@ -172,11 +271,19 @@ struct Server {
 }
 
 impl Server {
-    fn start(bin: &Path, data_dir: &Path) -> anyhow::Result<Server> {
+    fn start(peer: Peer, bins: &Bins, data_dir: &Path) -> anyhow::Result<Server> {
         let data = data_dir.to_str().context("utf-8 data dir")?;
-        let (child, addr) =
-            spawn_outpost(bin, "store", &["--listen", "127.0.0.1:0", "--data", data])?;
+        let (child, addr) = match (peer, &bins.s3s_fs) {
+            (Peer::Outpost, _) => spawn_outpost(
+                &bins.outpost,
+                "store",
+                &["--listen", "127.0.0.1:0", "--data", data],
+            )?,
+            (Peer::S3sFs, Some(bin)) => spawn_s3s_fs(bin, data_dir)?,
+            (Peer::S3sFs, None) => bail!("no s3s-fs binary"),
+        };
         Ok(Server {
+            peer,
             pid: child.id(),
             child,
             addr,
@@ -395,6 +502,7 @@ async fn run_cell(
     let st = server.status();
     let failure = failure.lock().unwrap().take();
     Cell {
+        peer: server.peer,
         op,
         size: plan.size,
         conc,
@@ -442,6 +550,85 @@ async fn verify_sample(s3: &S3, plan: &SizePlan, conc: usize) -> anyhow::Result<
         );
     }
     Ok(())
+}
+
+/// What the four cells of one size on one server gave.
+struct SizeOutcome {
+    cells: Vec<Cell>,
+    /// (conc, MiB/s of the per-object disk pattern right before and right after that 64 MiB
+    /// PUT cell); outpost only, whose PUTs fsync.
+    adjacent: Vec<(usize, f64, f64)>,
+    failed: bool,
+}
+
+/// PUT c1 → PUT c16 → GET c1 → GET c16 of one size on one fresh server, each row printed as it
+/// completes.
+async fn run_size(
+    s3: &Arc<S3>,
+    server: &Server,
+    plan: &SizePlan,
+    data: &Bytes,
+    disk_dir: &Path,
+    skip_disk: bool,
+) -> anyhow::Result<SizeOutcome> {
+    let mut out = SizeOutcome {
+        cells: Vec::new(),
+        adjacent: Vec::new(),
+        failed: false,
+    };
+    let mut written: Vec<String> = Vec::new();
+    let mut put_failed = false;
+    for op in [Op::Put, Op::Get] {
+        for &conc in CONCURRENCY {
+            if op == Op::Get && (put_failed || written.is_empty()) {
+                println!(
+                    "| {} | GET | {} | {conc} | 0 | SKIPPED: no objects were written |",
+                    server.peer.name(),
+                    size_label(plan.size)
+                );
+                continue;
+            }
+            let max_ops = if conc == 1 { plan.ops_c1 } else { plan.ops_c16 };
+            let bracket = op == Op::Put
+                && plan.size == DISK_FILE
+                && !skip_disk
+                && server.peer == Peer::Outpost;
+            let files = max_ops.min(DISK_TOTAL / DISK_FILE);
+            let before = if bracket {
+                disk_files(disk_dir, data, files, DISK_FILE)?
+            } else {
+                0.0
+            };
+            let keys = Arc::new(written.clone());
+            let cell = run_cell(s3, server, plan, op, conc, max_ops, keys).await;
+            if bracket {
+                out.adjacent
+                    .push((conc, before, disk_files(disk_dir, data, files, DISK_FILE)?));
+            }
+            println!("{}", row(&cell));
+            if op == Op::Put {
+                written.extend((0..cell.ops).map(|i| key(plan.label, conc, i)));
+                if cell.failure.is_none()
+                    && cell.ops > 0
+                    && let Err(e) = verify_sample(s3, plan, conc).await
+                {
+                    println!(
+                        "| {} | PUT | {} | {conc} | - | VERIFY FAILED: {e:#} |",
+                        server.peer.name(),
+                        size_label(plan.size)
+                    );
+                    put_failed = true;
+                    out.failed = true;
+                }
+            }
+            if cell.failure.is_some() {
+                out.failed = true;
+                put_failed |= op == Op::Put;
+            }
+            out.cells.push(cell);
+        }
+    }
+    Ok(out)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -529,12 +716,13 @@ fn mib_kib(kib: u64) -> String {
     format!("{:.0}", kib as f64 / 1024.0)
 }
 
-const HEADER: &str = "| op | size | conc | ops | s | objects/s | MiB/s | p50 ms | p99 ms | srv CPU (usr+sys) | cli CPU | other CPU | srv peak RSS MiB | srv RSS after MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
+const HEADER: &str = "| server | op | size | conc | ops | s | objects/s | MiB/s | p50 ms | p99 ms | srv CPU (usr+sys) | cli CPU | other CPU | srv peak RSS MiB | srv RSS after MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
 
 fn row(c: &Cell) -> String {
     if let Some(f) = &c.failure {
         return format!(
-            "| {} | {} | {} | {} | ABORTED: {} |",
+            "| {} | {} | {} | {} | {} | ABORTED: {} |",
+            c.peer.name(),
             c.op.name(),
             size_label(c.size),
             c.conc,
@@ -552,7 +740,8 @@ fn row(c: &Cell) -> String {
         share(sys)
     );
     format!(
-        "| {} | {} | {} | {} | {:.2} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {}{} | {} |",
+        "| {} | {} | {} | {} | {} | {:.2} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {}{} | {} |",
+        c.peer.name(),
         c.op.name(),
         size_label(c.size),
         c.conc,
@@ -573,6 +762,44 @@ fn row(c: &Cell) -> String {
         },
         mib_kib(c.server_rss_after_kib),
     )
+}
+
+/// Outpost against s3s-fs, cell by cell: throughput ratio against the target (PUT ≥ 1.2×,
+/// GET ≥ 2×) and each server's peak RSS.
+fn side_by_side(cells: &[Cell]) {
+    println!("### Side by side with s3s-fs\n");
+    println!(
+        "| op | size | conc | outpost MiB/s | s3s-fs MiB/s | outpost ÷ s3s-fs | target | outpost peak RSS MiB | s3s-fs peak RSS MiB |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let ok = |c: &&Cell| c.failure.is_none() && c.ops > 0;
+    for ours in cells.iter().filter(|c| c.peer == Peer::Outpost).filter(ok) {
+        let Some(theirs) = cells
+            .iter()
+            .filter(|c| c.peer == Peer::S3sFs && c.op == ours.op)
+            .filter(|c| c.size == ours.size && c.conc == ours.conc)
+            .find(ok)
+        else {
+            continue;
+        };
+        let ratio = ours.mib_per_sec() / theirs.mib_per_sec();
+        let target = match ours.op {
+            Op::Put => 1.2,
+            Op::Get => 2.0,
+        };
+        println!(
+            "| {} | {} | {} | {:.1} | {:.1} | {ratio:.2}× | ≥ {target}×: {} | {} | {} |",
+            ours.op.name(),
+            size_label(ours.size),
+            ours.conc,
+            ours.mib_per_sec(),
+            theirs.mib_per_sec(),
+            if ratio >= target { "met" } else { "**missed**" },
+            mib_kib(ours.server_peak_kib),
+            mib_kib(theirs.server_peak_kib),
+        );
+    }
+    println!();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -621,12 +848,23 @@ fn main() -> anyhow::Result<()> {
 
 async fn run() -> anyhow::Result<()> {
     // Cargo builds `outpost` with the bench profile (optimised) and passes its path.
-    let bin = common::outpost_bin();
+    let bins = Bins {
+        outpost: common::outpost_bin(),
+        s3s_fs: s3s_fs_bin()?,
+    };
+    let bin = &bins.outpost;
     let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-store");
     fs::create_dir_all(&work)?;
 
     println!("# Outpost store benchmark\n");
     println!("server binary: {}", bin.display());
+    match &bins.s3s_fs {
+        Some(peer) => println!(
+            "peer: s3s-fs {S3S_FS_VERSION} ({}), same client, sizes, concurrency and filesystem; it does not fsync",
+            peer.display()
+        ),
+        None => println!("peer: none (OUTPOST_BENCH_PEER=none)"),
+    }
     if !bin.components().any(|c| c.as_os_str() == "release") {
         println!(
             "WARNING: the server binary is not under a `release` dir: it may be unoptimised; run with `cargo bench`."
@@ -699,17 +937,24 @@ async fn run() -> anyhow::Result<()> {
         );
     }
     // CPU reference: the MD5 every PUT must compute for its ETag is inherently sequential per
-    // object, so its single-core rate bounds one PUT stream.
-    let md5_rate = {
+    // object, so its single-core rate bounds one PUT stream. The store hashes with OpenSSL;
+    // s3s-fs with the md-5 crate.
+    let rate = |hash: &dyn Fn(&[u8])| {
         let t = Instant::now();
         let rounds = 4;
         for _ in 0..rounds {
-            std::hint::black_box(Md5::digest(&data[..DISK_FILE]));
+            hash(&data[..DISK_FILE]);
         }
         (rounds * DISK_FILE / MIB) as f64 / t.elapsed().as_secs_f64()
     };
+    let md5_crate = rate(&|b| {
+        std::hint::black_box(Md5::digest(b));
+    });
+    let md5_openssl = rate(&|b| {
+        let _ = std::hint::black_box(openssl::hash::hash(openssl::hash::MessageDigest::md5(), b));
+    });
     println!(
-        "CPU reference: MD5 (md-5 crate, this build) on one core: {md5_rate:.0} MiB/s, the ceiling of a single PUT stream's ETag hashing.\n"
+        "CPU reference: MD5 on one core: OpenSSL (the store's) {md5_openssl:.0} MiB/s, md-5 crate (s3s-fs's) {md5_crate:.0} MiB/s: the ceiling of a single PUT stream's ETag hashing.\n"
     );
     // (conc, MiB/s of the per-object disk pattern measured right before and right after that
     // 64 MiB PUT cell, with as many files as the cell has ops, at most 16)
@@ -717,75 +962,39 @@ async fn run() -> anyhow::Result<()> {
 
     let mut cells = Vec::new();
     let mut failed = false;
-    for plan in selected_plans() {
-        let data_dir = tempfile::Builder::new().prefix("data-").tempdir_in(&work)?;
-        let server = Server::start(&bin, data_dir.path())?;
-        let idle = server.status();
-        let s3 = Arc::new(S3::new(&server.addr, data.clone()));
-        s3.warm(*CONCURRENCY.iter().max().unwrap()).await?;
-        s3.ok("PUT", &format!("/{BUCKET}"), Bytes::new(), &[])
-            .await?;
-        println!(
-            "## {} objects (fresh server pid {}, idle RSS {} MiB)\n",
-            size_label(plan.size),
-            server.pid,
-            mib_kib(idle.rss_kib)
-        );
-        println!("{HEADER}");
-        let mut written: Vec<String> = Vec::new();
-        let mut put_failed = false;
-        for op in [Op::Put, Op::Get] {
-            for &conc in CONCURRENCY {
-                if op == Op::Get && (put_failed || written.is_empty()) {
-                    println!(
-                        "| GET | {} | {conc} | 0 | SKIPPED: no objects were written |",
-                        size_label(plan.size)
-                    );
-                    continue;
-                }
-                let max_ops = if conc == 1 { plan.ops_c1 } else { plan.ops_c16 };
-                let bracket = op == Op::Put && plan.size == DISK_FILE && !skip_disk;
-                let files = max_ops.min(DISK_TOTAL / DISK_FILE);
-                let before = if bracket {
-                    disk_files(&disk_dir, &data, files, DISK_FILE)?
-                } else {
-                    0.0
-                };
-                let keys = Arc::new(written.clone());
-                let cell = run_cell(&s3, &server, plan, op, conc, max_ops, keys).await;
-                if bracket {
-                    adjacent.push((
-                        conc,
-                        before,
-                        disk_files(&disk_dir, &data, files, DISK_FILE)?,
-                    ));
-                }
-                println!("{}", row(&cell));
-                if op == Op::Put {
-                    written.extend((0..cell.ops).map(|i| key(plan.label, conc, i)));
-                    if cell.failure.is_none()
-                        && cell.ops > 0
-                        && let Err(e) = verify_sample(&s3, plan, conc).await
-                    {
-                        println!(
-                            "| PUT | {} | {conc} | - | VERIFY FAILED: {e:#} |",
-                            size_label(plan.size)
-                        );
-                        put_failed = true;
-                        failed = true;
-                    }
-                }
-                if cell.failure.is_some() {
-                    failed = true;
-                    put_failed |= op == Op::Put;
-                }
-                cells.push(cell);
-            }
+    for (n, plan) in selected_plans().into_iter().enumerate() {
+        println!("## {} objects\n", size_label(plan.size));
+        // Alternate who goes first, so neither always gets the cooler disk.
+        let mut peers = bins.peers();
+        if n % 2 == 1 {
+            peers.reverse();
         }
-        println!();
+        for peer in peers {
+            let data_dir = tempfile::Builder::new().prefix("data-").tempdir_in(&work)?;
+            let server = Server::start(peer, &bins, data_dir.path())?;
+            let idle = server.status();
+            let s3 = Arc::new(S3::new(&server.addr, data.clone()));
+            s3.warm(*CONCURRENCY.iter().max().unwrap()).await?;
+            s3.ok("PUT", &format!("/{BUCKET}"), Bytes::new(), &[])
+                .await?;
+            println!(
+                "### {} (fresh server pid {}, idle RSS {} MiB)\n",
+                peer.name(),
+                server.pid,
+                mib_kib(idle.rss_kib)
+            );
+            println!("{HEADER}");
+            let outcome = run_size(&s3, &server, plan, &data, &disk_dir, skip_disk).await?;
+            failed |= outcome.failed;
+            adjacent.extend(outcome.adjacent);
+            cells.extend(outcome.cells);
+            println!();
+            drop(server);
+            drop(data_dir);
+        }
         for (conc, before, after) in adjacent.iter().filter(|_| plan.size == DISK_FILE) {
             println!(
-                "Disk, per-object pattern ({} files), right before PUT 64 MiB c{conc}: {before:.0} MiB/s, right after: {after:.0} MiB/s  ",
+                "Disk, per-object pattern ({} files), right before outpost's PUT 64 MiB c{conc}: {before:.0} MiB/s, right after: {after:.0} MiB/s  ",
                 if *conc == 1 {
                     plan.ops_c1
                 } else {
@@ -797,19 +1006,20 @@ async fn run() -> anyhow::Result<()> {
         if plan.size == DISK_FILE && !adjacent.is_empty() {
             println!();
         }
-        drop(server);
-        drop(data_dir);
     }
 
     println!("## Summary\n");
-    let pick = |op: Op, size: usize, conc: usize| {
-        cells
-            .iter()
-            .find(|c| c.op == op && c.size == size && c.conc == conc && c.failure.is_none())
+    let pick = |peer: Peer, op: Op, size: usize, conc: usize| {
+        cells.iter().find(|c| {
+            c.peer == peer && c.op == op && c.size == size && c.conc == conc && c.failure.is_none()
+        })
     };
+    if bins.s3s_fs.is_some() {
+        side_by_side(&cells);
+    }
     if !skip_disk {
         for conc in CONCURRENCY {
-            if let Some(c) = pick(Op::Put, DISK_FILE, *conc) {
+            if let Some(c) = pick(Peer::Outpost, Op::Put, DISK_FILE, *conc) {
                 let put = c.mib_per_sec();
                 let (b, a) = adjacent
                     .iter()
@@ -830,7 +1040,7 @@ async fn run() -> anyhow::Result<()> {
         }
     }
     for conc in CONCURRENCY {
-        if let Some(c) = pick(Op::Get, 64 * MIB, *conc) {
+        if let Some(c) = pick(Peer::Outpost, Op::Get, 64 * MIB, *conc) {
             println!(
                 "- GET 64 MiB (page-cached) c{conc}: {:.0} MiB/s = {:.2} GiB/s; target ≥ 1 GiB/s",
                 c.mib_per_sec(),
@@ -848,7 +1058,8 @@ async fn run() -> anyhow::Result<()> {
         let (usr, sys) = c.server_cpu;
         let per_gib = (usr + sys).as_secs_f64() / gib;
         println!(
-            "- server CPU for {} 64 MiB c{}: {per_gib:.2} core-seconds per GiB ({:.2} user + {:.2} system), i.e. ≤ {:.0} MiB/s per core",
+            "- {} server CPU for {} 64 MiB c{}: {per_gib:.2} core-seconds per GiB ({:.2} user + {:.2} system), i.e. ≤ {:.0} MiB/s per core",
+            c.peer.name(),
             c.op.name(),
             c.conc,
             usr.as_secs_f64() / gib,
@@ -856,18 +1067,21 @@ async fn run() -> anyhow::Result<()> {
             1024.0 / per_gib
         );
     }
-    let peak = cells
-        .iter()
-        .filter(|c| c.failure.is_none())
-        .max_by_key(|c| c.server_peak_kib);
-    if let Some(c) = peak {
-        println!(
-            "- highest server peak RSS: {} MiB ({} {} c{})",
-            mib_kib(c.server_peak_kib),
-            c.op.name(),
-            size_label(c.size),
-            c.conc
-        );
+    for peer in bins.peers() {
+        let peak = cells
+            .iter()
+            .filter(|c| c.peer == peer && c.failure.is_none())
+            .max_by_key(|c| c.server_peak_kib);
+        if let Some(c) = peak {
+            println!(
+                "- {} highest server peak RSS: {} MiB ({} {} c{})",
+                peer.name(),
+                mib_kib(c.server_peak_kib),
+                c.op.name(),
+                size_label(c.size),
+                c.conc
+            );
+        }
     }
     let me = ProcStatus::read_self();
     println!(

@@ -355,20 +355,14 @@ impl S3 {
         Ok(())
     }
 
-    /// Open up to `n` pooled connections (unauthenticated health checks), so the concurrent
-    /// cells do not measure TCP handshakes.
+    /// Open up to `n` pooled connections (signed ListBuckets, which any S3 server answers), so
+    /// the concurrent cells do not measure TCP handshakes.
     pub async fn warm(self: &Arc<Self>, n: usize) -> anyhow::Result<()> {
         let mut tasks = Vec::new();
         for _ in 0..n {
             let s3 = self.clone();
             tasks.push(tokio::spawn(async move {
-                let req = http::Request::builder()
-                    .uri(format!("http://{}/_outpost/health", s3.addr))
-                    .header("host", s3.addr.as_str())
-                    .body(SliceBody::new(Bytes::new()))?;
-                let out = s3.call(req, false).await?;
-                anyhow::ensure!(out.status == 200, "health answered {}", out.status);
-                Ok::<_, anyhow::Error>(())
+                s3.ok("GET", "/", Bytes::new(), &[]).await.map(drop)
             }));
         }
         for t in tasks {

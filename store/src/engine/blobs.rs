@@ -20,7 +20,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use md5::{Digest as _, Md5};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{
@@ -28,6 +27,7 @@ use object_store::{
 };
 use tokio::task::JoinHandle;
 
+use super::checksum::BodyDigest;
 use super::{ByteStream, ChecksumAlgorithm, Digests, Verify, durable};
 use crate::error::{Code, Error, Result};
 
@@ -153,8 +153,7 @@ impl Blobs {
         sink: &mut Sink,
     ) -> Result<(Digests, bool)> {
         let path = Self::path(id);
-        let mut md5 = Md5::new();
-        let mut hasher = checksum.map(|a| a.hasher());
+        let mut digest = BodyDigest::new(checksum)?;
         let mut size = 0u64;
         let mut flush = WriteBehind::new(self.local_root.as_deref(), id);
         while let Some(chunk) = body.next().await {
@@ -163,10 +162,7 @@ impl Blobs {
             if size > max_size {
                 return Err(Error::new(Code::EntityTooLarge));
             }
-            md5.update(&chunk);
-            if let Some(h) = &mut hasher {
-                h.update(&chunk);
-            }
+            digest.update(chunk.clone()).await?;
             match sink {
                 Sink::Buffer(buf, len) => {
                     *len += chunk.len();
@@ -188,10 +184,11 @@ impl Blobs {
                 }
             }
         }
+        let (md5, checksum) = digest.finish().await?;
         let digests = Digests {
             size,
-            md5: md5.finalize().into(),
-            checksum: hasher.map(|h| h.finalize()),
+            md5,
+            checksum,
         };
         verify(&digests)?;
         let stored = match std::mem::replace(sink, Sink::Buffer(Vec::new(), 0)) {

@@ -201,6 +201,101 @@ fn crc_value(raw: &[u8]) -> u64 {
     raw.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
 }
 
+/// MD5 (the ETag) and the requested checksum of a body as it streams in. Chunks are queued
+/// (shared `Bytes`, not copied) and hashed in batches on the blocking pool, one batch at a time,
+/// while the caller goes on receiving and writing: a large PUT's hashing, MD5 alone ~550 MiB/s
+/// on a core, runs beside its I/O instead of after it on the same core. No thread is held
+/// between batches, and a body smaller than one batch is hashed inline at the end, with no
+/// hand-off at all. Memory: at most [`BodyDigest::MAX_QUEUED`] bytes queued per body.
+pub struct BodyDigest {
+    /// At home while no batch is being hashed.
+    hashers: Option<Hashers>,
+    batch: Option<tokio::task::JoinHandle<Result<Hashers, openssl::error::ErrorStack>>>,
+    queued: Vec<bytes::Bytes>,
+    queued_len: usize,
+}
+
+/// The ETag's MD5 comes from OpenSSL: its assembly MD5 runs ~1.3× the md-5 crate here, and
+/// MD5 is most of a large PUT's CPU.
+struct Hashers {
+    md5: openssl::hash::Hasher,
+    checksum: Option<Hasher>,
+}
+
+impl Hashers {
+    fn update(&mut self, chunks: &[bytes::Bytes]) -> Result<(), openssl::error::ErrorStack> {
+        for chunk in chunks {
+            self.md5.update(chunk)?;
+            if let Some(h) = &mut self.checksum {
+                h.update(chunk);
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> crate::error::Result<([u8; 16], Option<ChecksumValue>)> {
+        let md5 = self.md5.finish().map_err(crate::error::Error::internal)?;
+        let md5 = <[u8; 16]>::try_from(&*md5).map_err(crate::error::Error::internal)?;
+        Ok((md5, self.checksum.map(Hasher::finalize)))
+    }
+}
+
+impl BodyDigest {
+    /// A batch is handed off once this much is queued and the previous batch is done ...
+    const BATCH: usize = 256 << 10;
+    /// ... and the caller waits for the previous batch once this much is queued.
+    const MAX_QUEUED: usize = 2 << 20;
+
+    pub fn new(checksum: Option<ChecksumAlgorithm>) -> crate::error::Result<Self> {
+        let md5 = openssl::hash::Hasher::new(openssl::hash::MessageDigest::md5())
+            .map_err(crate::error::Error::internal)?;
+        Ok(BodyDigest {
+            hashers: Some(Hashers {
+                md5,
+                checksum: checksum.map(Hasher::new),
+            }),
+            batch: None,
+            queued: Vec::new(),
+            queued_len: 0,
+        })
+    }
+
+    pub async fn update(&mut self, chunk: bytes::Bytes) -> crate::error::Result<()> {
+        self.queued_len += chunk.len();
+        self.queued.push(chunk);
+        let busy = self.batch.as_ref().is_some_and(|b| !b.is_finished());
+        if self.queued_len < Self::BATCH || (busy && self.queued_len < Self::MAX_QUEUED) {
+            return Ok(());
+        }
+        let mut hashers = self.home().await?;
+        let chunks = std::mem::take(&mut self.queued);
+        self.queued_len = 0;
+        self.batch = Some(tokio::task::spawn_blocking(move || {
+            hashers.update(&chunks).map(|()| hashers)
+        }));
+        Ok(())
+    }
+
+    /// The MD5 and the checksum of everything passed to [`BodyDigest::update`].
+    pub async fn finish(mut self) -> crate::error::Result<([u8; 16], Option<ChecksumValue>)> {
+        let mut hashers = self.home().await?;
+        hashers
+            .update(&self.queued)
+            .map_err(crate::error::Error::internal)?;
+        hashers.finish()
+    }
+
+    /// The hashers, back from the batch in flight if there is one.
+    async fn home(&mut self) -> crate::error::Result<Hashers> {
+        if let Some(batch) = self.batch.take() {
+            return batch.await?.map_err(crate::error::Error::internal);
+        }
+        self.hashers
+            .take()
+            .ok_or_else(|| crate::error::Error::internal(anyhow::anyhow!("body hashers lost")))
+    }
+}
+
 /// One-shot checksum of a buffer.
 pub fn checksum(algorithm: ChecksumAlgorithm, data: &[u8]) -> ChecksumValue {
     let mut h = Hasher::new(algorithm);
@@ -239,6 +334,33 @@ pub fn combine_full_object(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Bodies below one batch (hashed inline), across batches, and past the queue limit, in
+    /// uneven chunks: the batched digests equal one-shot digests of the whole body.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn body_digest_equals_one_shot() {
+        use md5::Digest as _;
+        let body: Vec<u8> = (0..5_000_003u32).map(|i| (i * 31 % 253) as u8).collect();
+        for len in [0, 1, 100_000, 256 << 10, 1 << 20, body.len()] {
+            for chunk in [1_000, 65_536, 3 << 20] {
+                let mut digest = BodyDigest::new(Some(ChecksumAlgorithm::Crc32c)).unwrap();
+                for piece in body[..len].chunks(chunk) {
+                    digest
+                        .update(bytes::Bytes::copy_from_slice(piece))
+                        .await
+                        .unwrap();
+                }
+                let (md5, crc) = digest.finish().await.unwrap();
+                let whole = &body[..len];
+                assert_eq!(
+                    md5,
+                    <[u8; 16]>::from(md5::Md5::digest(whole)),
+                    "{len}/{chunk}"
+                );
+                assert_eq!(crc, Some(checksum(ChecksumAlgorithm::Crc32c, whole)));
+            }
+        }
+    }
 
     #[test]
     fn known_values() {
