@@ -153,7 +153,7 @@ impl Blobs {
         sink: &mut Sink,
     ) -> Result<(Digests, bool)> {
         let path = Self::path(id);
-        let mut digest = BodyDigest::new(checksum)?;
+        let mut digest = BodyDigest::new(checksum);
         let mut size = 0u64;
         let mut flush = WriteBehind::new(self.local_root.as_deref(), id);
         while let Some(chunk) = body.next().await {

@@ -210,33 +210,31 @@ fn crc_value(raw: &[u8]) -> u64 {
 pub struct BodyDigest {
     /// At home while no batch is being hashed.
     hashers: Option<Hashers>,
-    batch: Option<tokio::task::JoinHandle<Result<Hashers, openssl::error::ErrorStack>>>,
+    batch: Option<tokio::task::JoinHandle<Hashers>>,
     queued: Vec<bytes::Bytes>,
     queued_len: usize,
 }
 
-/// The ETag's MD5 comes from OpenSSL: its assembly MD5 runs ~1.3× the md-5 crate here, and
-/// MD5 is most of a large PUT's CPU.
+/// The md-5 crate, not OpenSSL's faster assembly (~1.3× here, BENCHMARKS.md): a pure-Rust
+/// build needs no system C library to build or to run.
 struct Hashers {
-    md5: openssl::hash::Hasher,
+    md5: md5::Md5,
     checksum: Option<Hasher>,
 }
 
 impl Hashers {
-    fn update(&mut self, chunks: &[bytes::Bytes]) -> Result<(), openssl::error::ErrorStack> {
+    fn update(&mut self, chunks: &[bytes::Bytes]) {
         for chunk in chunks {
-            self.md5.update(chunk)?;
+            md5::Digest::update(&mut self.md5, chunk);
             if let Some(h) = &mut self.checksum {
                 h.update(chunk);
             }
         }
-        Ok(())
     }
 
-    fn finish(mut self) -> crate::error::Result<([u8; 16], Option<ChecksumValue>)> {
-        let md5 = self.md5.finish().map_err(crate::error::Error::internal)?;
-        let md5 = <[u8; 16]>::try_from(&*md5).map_err(crate::error::Error::internal)?;
-        Ok((md5, self.checksum.map(Hasher::finalize)))
+    fn finish(self) -> ([u8; 16], Option<ChecksumValue>) {
+        let md5 = md5::Digest::finalize(self.md5).into();
+        (md5, self.checksum.map(Hasher::finalize))
     }
 }
 
@@ -246,18 +244,16 @@ impl BodyDigest {
     /// ... and the caller waits for the previous batch once this much is queued.
     const MAX_QUEUED: usize = 2 << 20;
 
-    pub fn new(checksum: Option<ChecksumAlgorithm>) -> crate::error::Result<Self> {
-        let md5 = openssl::hash::Hasher::new(openssl::hash::MessageDigest::md5())
-            .map_err(crate::error::Error::internal)?;
-        Ok(BodyDigest {
+    pub fn new(checksum: Option<ChecksumAlgorithm>) -> Self {
+        BodyDigest {
             hashers: Some(Hashers {
-                md5,
+                md5: md5::Digest::new(),
                 checksum: checksum.map(Hasher::new),
             }),
             batch: None,
             queued: Vec::new(),
             queued_len: 0,
-        })
+        }
     }
 
     pub async fn update(&mut self, chunk: bytes::Bytes) -> crate::error::Result<()> {
@@ -271,7 +267,8 @@ impl BodyDigest {
         let chunks = std::mem::take(&mut self.queued);
         self.queued_len = 0;
         self.batch = Some(tokio::task::spawn_blocking(move || {
-            hashers.update(&chunks).map(|()| hashers)
+            hashers.update(&chunks);
+            hashers
         }));
         Ok(())
     }
@@ -279,16 +276,14 @@ impl BodyDigest {
     /// The MD5 and the checksum of everything passed to [`BodyDigest::update`].
     pub async fn finish(mut self) -> crate::error::Result<([u8; 16], Option<ChecksumValue>)> {
         let mut hashers = self.home().await?;
-        hashers
-            .update(&self.queued)
-            .map_err(crate::error::Error::internal)?;
-        hashers.finish()
+        hashers.update(&self.queued);
+        Ok(hashers.finish())
     }
 
     /// The hashers, back from the batch in flight if there is one.
     async fn home(&mut self) -> crate::error::Result<Hashers> {
         if let Some(batch) = self.batch.take() {
-            return batch.await?.map_err(crate::error::Error::internal);
+            return Ok(batch.await?);
         }
         self.hashers
             .take()
@@ -343,7 +338,7 @@ mod tests {
         let body: Vec<u8> = (0..5_000_003u32).map(|i| (i * 31 % 253) as u8).collect();
         for len in [0, 1, 100_000, 256 << 10, 1 << 20, body.len()] {
             for chunk in [1_000, 65_536, 3 << 20] {
-                let mut digest = BodyDigest::new(Some(ChecksumAlgorithm::Crc32c)).unwrap();
+                let mut digest = BodyDigest::new(Some(ChecksumAlgorithm::Crc32c));
                 for piece in body[..len].chunks(chunk) {
                     digest
                         .update(bytes::Bytes::copy_from_slice(piece))
