@@ -25,12 +25,12 @@ use redb::{Database, ReadTransaction, ReadableTable, TableDefinition, WriteTrans
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::error::{Error, Kind, Result, What};
 use super::space;
 use super::{
     BucketInfo, BucketSettings, ChecksumAlgorithm, ChecksumType, ListQuery, ObjectHeaders,
     ObjectInfo, PartInfo, PartSummary, StoredChecksum, UploadInfo, WriteCondition,
 };
-use crate::error::{Code, Error, Result};
 
 pub(super) const BUCKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("buckets");
 pub(super) const OBJECTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("objects");
@@ -269,8 +269,8 @@ impl Shared {
         if !self.failed.swap(true, Ordering::AcqRel) {
             tracing::warn!(error = ?e, "index I/O failure; it is reopened once the disk has room");
         }
-        if e.code == Code::InternalError && !self.has_room() {
-            return Error::new(Code::InsufficientStorage);
+        if e.kind() == Kind::Internal && !self.has_room() {
+            return Error::new(Kind::NoSpace);
         }
         e
     }
@@ -281,7 +281,7 @@ impl Shared {
             return Ok(());
         }
         if !self.has_room() {
-            return Err(Error::new(Code::InsufficientStorage));
+            return Err(Error::new(Kind::NoSpace));
         }
         let mut slot = self.db.write().unwrap_or_else(PoisonError::into_inner);
         if !self.failed.load(Ordering::Acquire) {
@@ -332,7 +332,7 @@ pub fn require_bucket(
     t: &impl ReadableTable<&'static str, &'static [u8]>,
     name: &str,
 ) -> Result<BucketRecord> {
-    get_bucket(t, name)?.ok_or_else(|| Error::new(Code::NoSuchBucket))
+    get_bucket(t, name)?.ok_or_else(|| Error::not_found(What::Bucket))
 }
 
 pub fn bucket_info(name: &str, r: BucketRecord) -> BucketInfo {
@@ -359,7 +359,7 @@ pub fn lookup_object(txn: &ReadTransaction, bucket: &str, key: &str) -> Result<O
         Some(r) => Ok(r),
         None => {
             require_bucket(&txn.open_table(BUCKETS)?, bucket)?;
-            Err(Error::new(Code::NoSuchKey))
+            Err(Error::not_found(What::Key))
         }
     }
 }
@@ -379,18 +379,18 @@ pub fn bucket_has_objects(
 /// Checks a write precondition against the object currently stored (inside the transaction).
 pub fn check_condition(current: Option<&ObjectRecord>, cond: &WriteCondition) -> Result<()> {
     if cond.if_none_match_any && current.is_some() {
-        return Err(Error::new(Code::PreconditionFailed));
+        return Err(Error::new(Kind::Precondition));
     }
     if let Some(expected) = &cond.if_match {
         let Some(current) = current else {
-            return Err(Error::new(Code::NoSuchKey));
+            return Err(Error::not_found(What::Key));
         };
         let matches = expected.split(',').any(|e| {
             let e = e.trim().trim_matches('"');
             e == "*" || e == current.etag
         });
         if !matches {
-            return Err(Error::new(Code::PreconditionFailed));
+            return Err(Error::new(Kind::Precondition));
         }
     }
     if let Some(current) = current {
@@ -403,7 +403,7 @@ pub fn check_condition(current: Option<&ObjectRecord>, cond: &WriteCondition) ->
             secs != current.last_modified_ms / 1000
         });
         if modified_differs || cond.if_match_size.is_some_and(|s| s != current.size) {
-            return Err(Error::new(Code::PreconditionFailed));
+            return Err(Error::new(Kind::Precondition));
         }
     }
     Ok(())
@@ -588,8 +588,8 @@ mod tests {
         };
         assert!(check_condition(None, &none_match).is_ok());
         assert_eq!(
-            check_condition(Some(&rec), &none_match).unwrap_err().code,
-            Code::PreconditionFailed
+            check_condition(Some(&rec), &none_match).unwrap_err().kind(),
+            Kind::Precondition
         );
         let if_match = |e: &str| WriteCondition {
             if_none_match_any: false,
@@ -597,8 +597,8 @@ mod tests {
             ..WriteCondition::default()
         };
         assert_eq!(
-            check_condition(None, &if_match("abc")).unwrap_err().code,
-            Code::NoSuchKey
+            check_condition(None, &if_match("abc")).unwrap_err().kind(),
+            Kind::NotFound(What::Key)
         );
         assert!(check_condition(Some(&rec), &if_match("abc")).is_ok());
         assert!(check_condition(Some(&rec), &if_match("\"abc\"")).is_ok());
@@ -606,8 +606,8 @@ mod tests {
         assert_eq!(
             check_condition(Some(&rec), &if_match("xyz"))
                 .unwrap_err()
-                .code,
-            Code::PreconditionFailed
+                .kind(),
+            Kind::Precondition
         );
     }
 

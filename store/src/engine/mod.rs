@@ -23,6 +23,7 @@
 pub mod blobs;
 pub mod checksum;
 pub mod durable;
+mod error;
 pub mod index;
 pub mod multipart;
 mod objects;
@@ -43,10 +44,12 @@ pub use checksum::{ChecksumAlgorithm, ChecksumType, ChecksumValue};
 pub use multipart::MIN_PART_SIZE;
 pub use objects::MAX_KEY_LEN;
 
-use crate::error::{Code, Error, Result};
+pub use error::{Error, Invalid, Kind, Result, What};
 
-/// A stream of body bytes. Errors abort whatever consumes it.
-pub type ByteStream = BoxStream<'static, Result<Bytes>>;
+/// A stream of body bytes, shared by the protocol layer and the engine. Its errors are the
+/// protocol's (a client's body fails as the client should hear it); errors abort whatever
+/// consumes it.
+pub type ByteStream = BoxStream<'static, crate::error::Result<Bytes>>;
 
 /// Where and how the engine keeps its data.
 #[derive(Debug, Clone)]
@@ -163,8 +166,9 @@ pub struct PutOptions {
 }
 
 /// Called with the computed digests once the body has been fully read and before the commit.
-/// Returning an error (e.g. BadDigest) aborts the write.
-pub type Verify = Box<dyn FnOnce(&Digests) -> Result<()> + Send>;
+/// Returning an error (e.g. BadDigest) aborts the write, and the
+/// engine passes that error back as [`Kind::Rejected`].
+pub type Verify = Box<dyn FnOnce(&Digests) -> crate::error::Result<()> + Send>;
 
 /// A ListObjects query. `start_after` is exclusive and may be a key or a common prefix.
 #[derive(Debug, Clone, Default)]
@@ -269,7 +273,7 @@ impl Engine {
     /// is read. Remote blob stores are not checked.
     pub fn check_room(&self, len: u64) -> Result<()> {
         match self.inner.blobs.local_root() {
-            Some(root) if !space::has_room(root, len) => Err(Error::new(Code::InsufficientStorage)),
+            Some(root) if !space::has_room(root, len) => Err(Error::new(Kind::NoSpace)),
             _ => Ok(()),
         }
     }
@@ -297,7 +301,7 @@ impl Engine {
             .write(move |txn| {
                 let mut buckets = txn.open_table(index::BUCKETS)?;
                 if index::get_bucket(&buckets, &name)?.is_some() {
-                    return Err(Error::new(Code::BucketAlreadyOwnedByYou));
+                    return Err(Error::new(Kind::AlreadyExists));
                 }
                 let record = index::BucketRecord {
                     created_ms: index::now_ms(),
@@ -320,7 +324,7 @@ impl Engine {
                     let mut buckets = txn.open_table(index::BUCKETS)?;
                     index::require_bucket(&buckets, &name)?;
                     if index::bucket_has_objects(&txn.open_table(index::OBJECTS)?, &name)? {
-                        return Err(Error::new(Code::BucketNotEmpty));
+                        return Err(Error::new(Kind::NotEmpty));
                     }
                     let blobs = multipart::remove_bucket_uploads(txn, &name)?;
                     buckets.remove(name.as_str())?;

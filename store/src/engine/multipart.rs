@@ -11,6 +11,7 @@ use rand::Rng as _;
 use redb::ReadableTable;
 
 use super::checksum::{self, ChecksumValue};
+use super::error::{Error, Invalid, Kind, Result, What};
 use super::index::{
     self, BUCKETS, ObjectRecord, PARTS, PartRecord, Segment, UPLOADS, UploadRecord,
 };
@@ -20,7 +21,6 @@ use super::{
     ListUploadsQuery, ObjectHeaders, ObjectInfo, PartInfo, PartSummary, StoredChecksum, UploadInfo,
     Verify, WriteCondition,
 };
-use crate::error::{Code, Error, Result};
 
 /// Smallest size of every part but the last (S3's limit): EntityTooSmall at completion.
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -38,7 +38,7 @@ fn new_upload_id(now_ms: u64) -> String {
 }
 
 fn no_such_upload() -> Error {
-    Error::new(Code::NoSuchUpload)
+    Error::not_found(What::Upload)
 }
 
 /// The upload row, or NoSuchBucket / NoSuchUpload.
@@ -67,7 +67,7 @@ pub(super) async fn create(
     check_key(key)?;
     if matches!(checksum, Some((algorithm, ChecksumType::FullObject)) if !algorithm.is_crc()) {
         return Err(Error::msg(
-            Code::InvalidRequest,
+            Kind::Invalid(Invalid::ChecksumAlgorithm),
             "The FULL_OBJECT checksum type needs a CRC checksum algorithm.",
         ));
     }
@@ -118,7 +118,7 @@ pub(super) async fn upload_part(
 ) -> Result<PartInfo> {
     if !(1..=MAX_PART_NUMBER).contains(&part_number) {
         return Err(Error::msg(
-            Code::InvalidArgument,
+            Kind::Invalid(Invalid::PartNumber),
             "Part number must be an integer between 1 and 10000, inclusive",
         ));
     }
@@ -197,7 +197,7 @@ fn assemble(
             .filter(|row| same_etag(&part.etag, &row.etag))
             .ok_or_else(|| {
                 Error::msg(
-                    Code::InvalidPart,
+                    Kind::Invalid(Invalid::PartMismatch),
                     format!(
                         "Part {} was not uploaded or its ETag does not match.",
                         part.part_number
@@ -211,7 +211,7 @@ fn assemble(
             .filter(|_| upload.checksum.is_some());
         if listed_sum.is_some_and(|c| row.checksum.as_deref().map(str::trim) != Some(c.trim())) {
             return Err(Error::msg(
-                Code::InvalidPart,
+                Kind::Invalid(Invalid::PartMismatch),
                 format!("The checksum of part {} does not match.", part.part_number),
             ));
         }
@@ -219,7 +219,7 @@ fn assemble(
     }
     let all_but_last = &chosen[..chosen.len().saturating_sub(1)];
     if all_but_last.iter().any(|row| row.size < MIN_PART_SIZE) {
-        return Err(Error::new(Code::EntityTooSmall));
+        return Err(Error::invalid(Invalid::PartTooSmall));
     }
 
     let mut md5s = Md5::new();
@@ -238,7 +238,12 @@ fn assemble(
                     row.checksum
                         .as_deref()
                         .and_then(|v| ChecksumValue::from_base64(algorithm, v))
-                        .ok_or_else(|| Error::msg(Code::InvalidPart, "A part has no checksum."))
+                        .ok_or_else(|| {
+                            Error::msg(
+                                Kind::Invalid(Invalid::PartMismatch),
+                                "A part has no checksum.",
+                            )
+                        })
                 })
                 .collect::<Result<Vec<_>>>()?;
             let value = match kind {
@@ -249,7 +254,7 @@ fn assemble(
                         .zip(chosen.iter().map(|r| r.size))
                         .collect();
                     checksum::combine_full_object(algorithm, &with_len)
-                        .ok_or_else(|| Error::new(Code::InvalidRequest))?
+                        .ok_or_else(|| Error::invalid(Invalid::ChecksumAlgorithm))?
                         .to_base64()
                 }
             };
@@ -298,7 +303,7 @@ fn check_declared(
     };
     let Some(computed) = computed.filter(|c| c.algorithm == declared.algorithm) else {
         return Err(Error::msg(
-            Code::InvalidRequest,
+            Kind::Invalid(Invalid::ChecksumAlgorithm),
             format!(
                 "The upload was not created with the {} checksum algorithm.",
                 declared.algorithm.name()
@@ -308,7 +313,7 @@ fn check_declared(
     let value = computed.value.split('-').next().unwrap_or("");
     if value != declared.to_base64() {
         return Err(Error::msg(
-            Code::BadDigest,
+            Kind::Invalid(Invalid::ChecksumMismatch),
             format!(
                 "The {} you specified did not match the calculated checksum.",
                 declared.algorithm.name()
@@ -329,7 +334,7 @@ pub(super) async fn complete(
 ) -> Result<ObjectInfo> {
     if parts.is_empty() {
         return Err(Error::msg(
-            Code::MalformedXML,
+            Kind::Invalid(Invalid::NoParts),
             "You must specify at least one part.",
         ));
     }
@@ -337,7 +342,7 @@ pub(super) async fn complete(
         .windows(2)
         .any(|w| w[0].part_number >= w[1].part_number)
     {
-        return Err(Error::new(Code::InvalidPartOrder));
+        return Err(Error::invalid(Invalid::PartOrder));
     }
     let inner = std::sync::Arc::clone(inner);
     let (b, k, id) = (bucket.to_owned(), key.to_owned(), upload_id.to_owned());

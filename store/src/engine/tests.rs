@@ -10,7 +10,6 @@ use md5::{Digest as _, Md5};
 use super::checksum::{self, ChecksumValue};
 use super::index::{self, OBJECTS, ObjectRecord};
 use super::*;
-use crate::error::{Code, Error};
 
 const MIB: usize = 1 << 20;
 
@@ -39,7 +38,7 @@ fn data(len: usize, seed: u8) -> Vec<u8> {
 }
 
 fn body(data: &[u8]) -> ByteStream {
-    let chunks: Vec<Result<Bytes>> = data
+    let chunks: Vec<crate::error::Result<Bytes>> = data
         .chunks(64 * 1024)
         .map(|c| Ok(Bytes::copy_from_slice(c)))
         .collect();
@@ -47,11 +46,13 @@ fn body(data: &[u8]) -> ByteStream {
 }
 
 fn failing_body(data: &[u8]) -> ByteStream {
-    let mut chunks: Vec<Result<Bytes>> = data
+    let mut chunks: Vec<crate::error::Result<Bytes>> = data
         .chunks(64 * 1024)
         .map(|c| Ok(Bytes::copy_from_slice(c)))
         .collect();
-    chunks.push(Err(Error::new(Code::IncompleteBody)));
+    chunks.push(Err(crate::error::Error::internal(anyhow::anyhow!(
+        "the client went away"
+    ))));
     futures::stream::iter(chunks).boxed()
 }
 
@@ -100,8 +101,8 @@ fn md5_hex(data: &[u8]) -> String {
     hex::encode(Md5::digest(data))
 }
 
-fn code<T: std::fmt::Debug>(r: Result<T>) -> Code {
-    r.unwrap_err().code
+fn kind<T: std::fmt::Debug>(r: Result<T>) -> Kind {
+    r.unwrap_err().kind()
 }
 
 // ----- objects -----
@@ -140,11 +141,17 @@ async fn put_get_roundtrip() {
     let sizes: Vec<usize> = stream.map(|c| c.unwrap().len()).collect().await;
     assert!(sizes[..sizes.len() - 1].iter().all(|&s| s >= 256 * 1024));
     assert_eq!(blob_files(dir.path()).len(), 2);
-    assert_eq!(code(engine.head_object("b", "nope").await), Code::NoSuchKey);
-    assert_eq!(code(engine.head_object("x", "k").await), Code::NoSuchBucket);
     assert_eq!(
-        code(engine.read_object("x", "k", None).await.map(drop)),
-        Code::NoSuchBucket
+        kind(engine.head_object("b", "nope").await),
+        Kind::NotFound(What::Key)
+    );
+    assert_eq!(
+        kind(engine.head_object("x", "k").await),
+        Kind::NotFound(What::Bucket)
+    );
+    assert_eq!(
+        kind(engine.read_object("x", "k", None).await.map(drop)),
+        Kind::NotFound(What::Bucket)
     );
 }
 
@@ -188,8 +195,8 @@ async fn keys_are_not_paths() {
     assert_eq!(page.objects.len(), keys.len());
     assert!(!dir.path().join("etc").exists());
     assert_eq!(
-        code(put(&engine, &"k".repeat(1025), b"x").await),
-        Code::KeyTooLongError
+        kind(put(&engine, &"k".repeat(1025), b"x").await),
+        Kind::Invalid(Invalid::KeyTooLong)
     );
     assert!(put(&engine, &"k".repeat(1024), b"x").await.is_ok());
 }
@@ -211,12 +218,12 @@ async fn overwrite_deletes_the_old_blob() {
         .unwrap(); // absent: fine
     assert!(blob_files(dir.path()).is_empty());
     assert_eq!(
-        code(
+        kind(
             engine
                 .delete_object("nope", "k", WriteCondition::default())
                 .await
         ),
-        Code::NoSuchBucket
+        Kind::NotFound(What::Bucket)
     );
 }
 
@@ -227,12 +234,14 @@ async fn failing_verify_keeps_the_old_object() {
     for len in [100, 3 * MIB] {
         let verify: Verify = Box::new(|d: &Digests| {
             assert!(d.size > 0);
-            Err(Error::new(Code::BadDigest))
+            Err(crate::error::Error::internal(anyhow::anyhow!(
+                "digest refused"
+            )))
         });
         let r = engine
             .put_object("b", "k", PutOptions::default(), body(&data(len, 3)), verify)
             .await;
-        assert_eq!(code(r), Code::BadDigest);
+        assert_eq!(kind(r), Kind::Rejected);
         assert_eq!(get(&engine, "k", None).await, b"old");
         assert_eq!(blob_files(dir.path()).len(), 1, "no orphan after {len}");
     }
@@ -251,8 +260,11 @@ async fn stream_error_leaves_nothing() {
                 ok(),
             )
             .await;
-        assert_eq!(code(r), Code::IncompleteBody);
-        assert_eq!(code(engine.head_object("b", "k").await), Code::NoSuchKey);
+        assert_eq!(kind(r), Kind::Rejected);
+        assert_eq!(
+            kind(engine.head_object("b", "k").await),
+            Kind::NotFound(What::Key)
+        );
         assert!(blob_files(dir.path()).is_empty(), "{len}");
     }
 }
@@ -269,8 +281,8 @@ async fn size_limit() {
         .unwrap();
     assert!(put(&engine, "k", &data(3 * MIB, 0)).await.is_ok());
     assert_eq!(
-        code(put(&engine, "k2", &data(3 * MIB + 1, 0)).await),
-        Code::EntityTooLarge
+        kind(put(&engine, "k2", &data(3 * MIB + 1, 0)).await),
+        Kind::Invalid(Invalid::TooLarge)
     );
     let up = engine
         .create_upload("b", "m", ObjectHeaders::default(), None)
@@ -279,7 +291,7 @@ async fn size_limit() {
     let r = engine
         .upload_part("b", "m", &up.upload_id, 1, body(&data(4 * MIB, 0)), ok())
         .await;
-    assert_eq!(code(r), Code::EntityTooLarge);
+    assert_eq!(kind(r), Kind::Invalid(Invalid::TooLarge));
     assert_eq!(blob_files(dir.path()).len(), 1);
 }
 
@@ -308,7 +320,7 @@ async fn conditional_writes_race() {
     for t in tasks {
         match t.await.unwrap() {
             Ok(_) => wins += 1,
-            Err(e) => assert_eq!(e.code, Code::PreconditionFailed),
+            Err(e) => assert_eq!(e.kind(), Kind::Precondition),
         }
     }
     assert_eq!(wins, 1);
@@ -326,11 +338,11 @@ async fn conditional_writes_race() {
     let r = engine
         .put_object("b", "race", if_match("bad"), body(b"x"), ok())
         .await;
-    assert_eq!(code(r), Code::PreconditionFailed);
+    assert_eq!(kind(r), Kind::Precondition);
     let r = engine
         .put_object("b", "none", if_match("*"), body(b"x"), ok())
         .await;
-    assert_eq!(code(r), Code::NoSuchKey);
+    assert_eq!(kind(r), Kind::NotFound(What::Key));
     let r = engine
         .put_object("b", "race", if_match(&current.etag), body(b"x"), ok())
         .await;
@@ -361,16 +373,16 @@ async fn read_version_sees_one_version() {
     );
     put(&engine, "k", b"two").await.unwrap();
     assert_eq!(
-        code(engine.read_version("b", &v1, None).await.map(drop)),
-        Code::NoSuchKey
+        kind(engine.read_version("b", &v1, None).await.map(drop)),
+        Kind::NotFound(What::Key)
     );
     assert_eq!(
-        code(
+        kind(
             engine
                 .replace_headers("b", "nope", ObjectHeaders::default())
                 .await
         ),
-        Code::NoSuchKey
+        Kind::NotFound(What::Key)
     );
 }
 
@@ -409,8 +421,8 @@ async fn delete_objects_in_one_call() {
 async fn buckets() {
     let (dir, engine) = setup().await;
     assert_eq!(
-        code(engine.create_bucket("b", BucketSettings::default()).await),
-        Code::BucketAlreadyOwnedByYou
+        kind(engine.create_bucket("b", BucketSettings::default()).await),
+        Kind::AlreadyExists
     );
     engine
         .create_bucket("a", BucketSettings::default())
@@ -435,8 +447,8 @@ async fn buckets() {
         .unwrap();
     assert_eq!(engine.bucket("a").await.unwrap().settings, settings);
     assert_eq!(
-        code(engine.set_bucket_settings("z", settings).await),
-        Code::NoSuchBucket
+        kind(engine.set_bucket_settings("z", settings).await),
+        Kind::NotFound(What::Bucket)
     );
 
     put(&engine, "k", b"x").await.unwrap();
@@ -448,20 +460,26 @@ async fn buckets() {
         .upload_part("b", "m", &up.upload_id, 1, body(b"part"), ok())
         .await
         .unwrap();
-    assert_eq!(code(engine.delete_bucket("b").await), Code::BucketNotEmpty);
-    assert_eq!(code(engine.delete_bucket("zz").await), Code::NoSuchBucket);
+    assert_eq!(kind(engine.delete_bucket("b").await), Kind::NotEmpty);
+    assert_eq!(
+        kind(engine.delete_bucket("zz").await),
+        Kind::NotFound(What::Bucket)
+    );
     engine
         .delete_object("b", "k", WriteCondition::default())
         .await
         .unwrap();
     engine.delete_bucket("b").await.unwrap();
-    assert_eq!(code(engine.bucket("b").await), Code::NoSuchBucket);
+    assert_eq!(kind(engine.bucket("b").await), Kind::NotFound(What::Bucket));
     assert!(
         blob_files(dir.path()).is_empty(),
         "uploads aborted with the bucket"
     );
     // A write racing the delete fails at commit rather than resurrecting the bucket.
-    assert_eq!(code(put(&engine, "k", b"x").await), Code::NoSuchBucket);
+    assert_eq!(
+        kind(put(&engine, "k", b"x").await),
+        Kind::NotFound(What::Bucket)
+    );
 }
 
 // ----- listing -----
@@ -558,8 +576,8 @@ async fn list_prefix_delimiter_start_after() {
     let page = list(&engine, "", None, None, 0).await;
     assert!(page.objects.is_empty() && !page.is_truncated);
     assert_eq!(
-        code(engine.list_objects("nope", ListQuery::default()).await),
-        Code::NoSuchBucket
+        kind(engine.list_objects("nope", ListQuery::default()).await),
+        Kind::NotFound(What::Bucket)
     );
 }
 
@@ -707,8 +725,8 @@ async fn multipart_range_reads_across_segments() {
         "parts are the segments: no copy"
     );
     assert_eq!(
-        code(engine.upload("b", "m", &up.upload_id).await),
-        Code::NoSuchUpload
+        kind(engine.upload("b", "m", &up.upload_id).await),
+        Kind::NotFound(What::Upload)
     );
 
     let p1 = 5 * MIB as u64;
@@ -756,29 +774,32 @@ async fn complete_errors() {
     };
     let etag = |i: usize| listed[i].etag.clone();
 
-    assert_eq!(code(complete(vec![]).await), Code::MalformedXML);
     assert_eq!(
-        code(complete(vec![p(2, &etag(1)), p(1, &etag(0))]).await),
-        Code::InvalidPartOrder
+        kind(complete(vec![]).await),
+        Kind::Invalid(Invalid::NoParts)
     );
     assert_eq!(
-        code(complete(vec![p(1, &etag(0)), p(1, &etag(0))]).await),
-        Code::InvalidPartOrder
+        kind(complete(vec![p(2, &etag(1)), p(1, &etag(0))]).await),
+        Kind::Invalid(Invalid::PartOrder)
     );
     assert_eq!(
-        code(complete(vec![p(1, &etag(0)), p(4, &etag(0))]).await),
-        Code::InvalidPart
+        kind(complete(vec![p(1, &etag(0)), p(1, &etag(0))]).await),
+        Kind::Invalid(Invalid::PartOrder)
     );
     assert_eq!(
-        code(complete(vec![p(1, &etag(1))]).await),
-        Code::InvalidPart
+        kind(complete(vec![p(1, &etag(0)), p(4, &etag(0))]).await),
+        Kind::Invalid(Invalid::PartMismatch)
     );
     assert_eq!(
-        code(complete(vec![p(2, &etag(1)), p(3, &etag(2))]).await),
-        Code::EntityTooSmall
+        kind(complete(vec![p(1, &etag(1))]).await),
+        Kind::Invalid(Invalid::PartMismatch)
     );
     assert_eq!(
-        code(
+        kind(complete(vec![p(2, &etag(1)), p(3, &etag(2))]).await),
+        Kind::Invalid(Invalid::PartTooSmall)
+    );
+    assert_eq!(
+        kind(
             engine
                 .complete_upload(
                     "b",
@@ -790,35 +811,35 @@ async fn complete_errors() {
                 )
                 .await
         ),
-        Code::NoSuchUpload
+        Kind::NotFound(What::Upload)
     );
     assert_eq!(
-        code(
+        kind(
             engine
                 .upload_part("b", "m", "nope", 1, body(b"x"), ok())
                 .await
         ),
-        Code::NoSuchUpload
+        Kind::NotFound(What::Upload)
     );
     assert_eq!(
-        code(
+        kind(
             engine
                 .upload_part("b", "other", id, 1, body(b"x"), ok())
                 .await
         ),
-        Code::NoSuchUpload
+        Kind::NotFound(What::Upload)
     );
     assert_eq!(
-        code(engine.upload_part("b", "m", id, 0, body(b"x"), ok()).await),
-        Code::InvalidArgument
+        kind(engine.upload_part("b", "m", id, 0, body(b"x"), ok()).await),
+        Kind::Invalid(Invalid::PartNumber)
     );
     assert_eq!(
-        code(
+        kind(
             engine
                 .upload_part("b", "m", id, 10_001, body(b"x"), ok())
                 .await
         ),
-        Code::InvalidArgument
+        Kind::Invalid(Invalid::PartNumber)
     );
 
     put(&engine, "m", b"existing").await.unwrap();
@@ -837,7 +858,7 @@ async fn complete_errors() {
             None,
         )
         .await;
-    assert_eq!(code(r), Code::PreconditionFailed);
+    assert_eq!(kind(r), Kind::Precondition);
     assert_eq!(get(&engine, "m", None).await, b"existing");
 
     // The failures left the upload intact; unlisted part 2 and the replaced object go away.
@@ -961,16 +982,16 @@ async fn part_replacement_and_listing() {
     engine.abort_upload("b", "m", &id).await.unwrap();
     assert!(blob_files(dir.path()).is_empty());
     assert_eq!(
-        code(engine.abort_upload("b", "m", &id).await),
-        Code::NoSuchUpload
+        kind(engine.abort_upload("b", "m", &id).await),
+        Kind::NotFound(What::Upload)
     );
     assert_eq!(
-        code(
+        kind(
             engine
                 .list_parts("b", "m", &id, ListPartsQuery::default())
                 .await
         ),
-        Code::NoSuchUpload
+        Kind::NotFound(What::Upload)
     );
 }
 
@@ -1009,7 +1030,7 @@ async fn multipart_checksums() {
             None,
         )
         .await;
-    assert_eq!(code(r), Code::InvalidPart);
+    assert_eq!(kind(r), Kind::Invalid(Invalid::PartMismatch));
     let mut without = listed.clone();
     without[0].checksum = None; // clients list checksums only if UploadPart echoed them
     let info = engine
@@ -1067,7 +1088,7 @@ async fn multipart_checksums() {
             Some((ChecksumAlgorithm::Sha256, ChecksumType::FullObject)),
         )
         .await;
-    assert_eq!(code(r), Code::InvalidRequest);
+    assert_eq!(kind(r), Kind::Invalid(Invalid::ChecksumAlgorithm));
 }
 
 #[tokio::test]
@@ -1091,8 +1112,8 @@ async fn stale_uploads_are_swept() {
         1
     );
     assert_eq!(
-        code(engine.upload("b", "m", &up.upload_id).await),
-        Code::NoSuchUpload
+        kind(engine.upload("b", "m", &up.upload_id).await),
+        Kind::NotFound(What::Upload)
     );
     assert!(blob_files(dir.path()).is_empty());
 }
@@ -1125,12 +1146,15 @@ async fn sweep_removes_orphans_and_staging_files() {
         .path()
         .join("blobs/ab/ab0123456789abcdef0123456789abcd#1");
     std::fs::write(&staging, b"partial").unwrap();
+    let ours = dir.path().join("blobs/cd/.interrupted.tmp");
+    std::fs::write(&ours, b"partial").unwrap();
     let foreign = dir.path().join("blobs/not-ours.txt");
     std::fs::write(&foreign, b"left alone").unwrap();
 
     let engine = Engine::open(config(dir.path())).await.unwrap();
     assert!(!orphan_path.exists());
     assert!(!staging.exists());
+    assert!(!ours.exists());
     assert!(foreign.exists());
     assert_eq!(get(&engine, "k", None).await, b"kept");
     assert_eq!(blob_files(dir.path()).len(), 3); // object, part, foreign file
@@ -1229,9 +1253,9 @@ async fn conditional_deletes_are_checked_in_the_deleting_transaction() {
         ..WriteCondition::default()
     };
     let failed = engine.delete_object("b", "k", cond("0123", None)).await;
-    assert_eq!(code(failed), Code::PreconditionFailed);
+    assert_eq!(kind(failed), Kind::Precondition);
     let failed = engine.delete_object("b", "k", cond("", Some(3))).await;
-    assert_eq!(code(failed), Code::PreconditionFailed);
+    assert_eq!(kind(failed), Kind::Precondition);
     assert!(engine.head_object("b", "k").await.is_ok(), "kept");
     let keys = vec![
         ("k".to_owned(), cond(&format!("\"{etag}\""), Some(2))),
@@ -1240,10 +1264,16 @@ async fn conditional_deletes_are_checked_in_the_deleting_transaction() {
     ];
     let outcomes = engine.delete_objects("b", keys).await.unwrap();
     assert!(outcomes[0].is_ok());
-    assert_eq!(outcomes[1].as_ref().unwrap_err().code, Code::NoSuchKey);
+    assert_eq!(
+        outcomes[1].as_ref().unwrap_err().kind(),
+        Kind::NotFound(What::Key)
+    );
     assert!(
         outcomes[2].is_ok(),
         "size alone on an absent key: deleted, as S3"
     );
-    assert_eq!(code(engine.head_object("b", "k").await), Code::NoSuchKey);
+    assert_eq!(
+        kind(engine.head_object("b", "k").await),
+        Kind::NotFound(What::Key)
+    );
 }
