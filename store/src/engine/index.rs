@@ -8,6 +8,8 @@
 //!                                                                   initiation time, so this is
 //!                                                                   (key, initiated) order
 //!   parts    (upload_id, part_number)     → PartRecord    (JSON)
+//!   completed_uploads  upload_id          → CompletedRecord (JSON)  what a completed upload
+//!                                                                   answered, for retries
 //! ```
 //!
 //! Values are JSON with `#[serde(default)]` so a field added later reads old rows. All redb work
@@ -37,6 +39,8 @@ pub(super) const OBJECTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition
 pub(super) const UPLOADS: TableDefinition<(&str, &str, &str), &[u8]> =
     TableDefinition::new("uploads");
 pub(super) const PARTS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("parts");
+pub(super) const COMPLETED: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("completed_uploads");
 
 /// A bucket row.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -105,6 +109,22 @@ impl UploadRecord {
             checksum: self.checksum,
         }
     }
+}
+
+/// A completed upload's row, written in the transaction that completed it and kept for
+/// [`super::multipart::COMPLETED_RETENTION`], so a retried CompleteMultipartUpload (a client
+/// whose first answer was lost) gets the same answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CompletedRecord {
+    pub bucket: String,
+    pub key: String,
+    pub size: u64,
+    pub etag: String,
+    #[serde(default)]
+    pub checksum: Option<StoredChecksum>,
+    /// Hex SHA-256 of the parts list the completion named (see `multipart::parts_digest`).
+    pub parts_digest: String,
+    pub completed_ms: u64,
 }
 
 /// An uploaded part row. `blob` is None for an empty part.
@@ -315,6 +335,7 @@ fn open_db(path: &Path) -> Result<Database> {
     txn.open_table(OBJECTS)?;
     txn.open_table(UPLOADS)?;
     txn.open_table(PARTS)?;
+    txn.open_table(COMPLETED)?;
     txn.commit()?;
     Ok(db)
 }

@@ -211,6 +211,18 @@ pub struct PartInfo {
     pub checksum: Option<String>,
 }
 
+/// What a CompleteMultipartUpload answers: the object the upload became, as it was at
+/// completion (a retry answers the same, even if the key was written again since).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompletedUpload {
+    pub key: String,
+    pub size: u64,
+    /// `hex(md5(concat(part md5s)))-N`, without quotes.
+    pub etag: String,
+    pub checksum: Option<StoredChecksum>,
+    pub completed: SystemTime,
+}
+
 /// A part as listed in CompleteMultipartUpload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompletedPart {
@@ -506,6 +518,11 @@ impl Engine {
     /// other than the last under 5 MiB), BadDigest when `expected` (the whole-object checksum
     /// the client declared) differs from the one computed from the parts, then the condition,
     /// all in one transaction. Unlisted parts' blobs are deleted after the commit.
+    ///
+    /// The same transaction records the answer under the upload id, kept for
+    /// [`multipart::COMPLETED_RETENTION`]: a retry (same bucket, key, upload id and parts list)
+    /// gets the same answer, whatever `condition` says (the write it asks about is done);
+    /// another parts list for a completed upload is NoSuchUpload, as for any finished upload.
     pub async fn complete_upload(
         &self,
         bucket: &str,
@@ -514,7 +531,7 @@ impl Engine {
         parts: Vec<CompletedPart>,
         condition: WriteCondition,
         expected: Option<ChecksumValue>,
-    ) -> Result<ObjectInfo> {
+    ) -> Result<CompletedUpload> {
         multipart::complete(
             &self.inner,
             bucket,
@@ -552,7 +569,8 @@ impl Engine {
         multipart::list_uploads(&self.inner, bucket, query).await
     }
 
-    /// Aborts uploads initiated longer ago than `stale_upload_age`; returns how many.
+    /// Aborts uploads initiated longer ago than `stale_upload_age` and forgets completed
+    /// uploads older than [`multipart::COMPLETED_RETENTION`]; returns how many were aborted.
     pub async fn sweep_stale_uploads(&self, now: SystemTime) -> Result<usize> {
         sweep::sweep_stale_uploads(&self.inner, now).await
     }

@@ -9,17 +9,19 @@ use std::ops::Bound;
 use md5::{Digest as _, Md5};
 use rand::Rng as _;
 use redb::ReadableTable;
+use sha2::Sha256;
 
 use super::checksum::{self, ChecksumValue};
 use super::error::{Error, Invalid, Kind, Result, What};
 use super::index::{
-    self, BUCKETS, ObjectRecord, PARTS, PartRecord, Segment, UPLOADS, UploadRecord,
+    self, BUCKETS, COMPLETED, CompletedRecord, ObjectRecord, PARTS, PartRecord, Segment, UPLOADS,
+    UploadRecord,
 };
 use super::objects::{check_key, detached};
 use super::{
-    ByteStream, ChecksumAlgorithm, ChecksumType, CompletedPart, Inner, ListPartsQuery,
-    ListUploadsQuery, ObjectHeaders, ObjectInfo, PartInfo, PartSummary, StoredChecksum, UploadInfo,
-    Verify, WriteCondition,
+    ByteStream, ChecksumAlgorithm, ChecksumType, CompletedPart, CompletedUpload, Inner,
+    ListPartsQuery, ListUploadsQuery, ObjectHeaders, PartInfo, PartSummary, StoredChecksum,
+    UploadInfo, Verify, WriteCondition,
 };
 
 /// Smallest size of every part but the last (S3's limit): EntityTooSmall at completion.
@@ -331,7 +333,7 @@ pub(super) async fn complete(
     parts: Vec<CompletedPart>,
     condition: WriteCondition,
     expected: Option<ChecksumValue>,
-) -> Result<ObjectInfo> {
+) -> Result<CompletedUpload> {
     if parts.is_empty() {
         return Err(Error::msg(
             Kind::Invalid(Invalid::NoParts),
@@ -346,8 +348,9 @@ pub(super) async fn complete(
     }
     let inner = std::sync::Arc::clone(inner);
     let (b, k, id) = (bucket.to_owned(), key.to_owned(), upload_id.to_owned());
+    let digest = parts_digest(&parts);
     detached(async move {
-        let (record, unreachable) = inner
+        let (done, unreachable) = inner
             .index
             .write(move |txn| {
                 index::require_bucket(&txn.open_table(BUCKETS)?, &b)?;
@@ -357,7 +360,11 @@ pub(super) async fn complete(
                         .get((b.as_str(), k.as_str(), id.as_str()))?
                     {
                         Some(v) => index::decode(v.value())?,
-                        None => return Err(no_such_upload()),
+                        None => {
+                            let done = recorded_answer(txn, &b, &k, &id, &digest)?;
+                            check_declared(done.checksum.as_ref(), expected.as_ref())?;
+                            return Ok((done, Vec::new()));
+                        }
                     };
                 let stored: std::collections::BTreeMap<u32, PartRecord> =
                     index::upload_parts(&txn.open_table(PARTS)?, &id)?
@@ -373,14 +380,103 @@ pub(super) async fn complete(
                     .filter(|blob| !kept.contains(blob.as_str()))
                     .collect();
                 unreachable.extend(replaced.iter().flat_map(|r| r.blobs()));
-                Ok((record, unreachable))
+                let done = CompletedRecord {
+                    bucket: b,
+                    key: k,
+                    size: record.size,
+                    etag: record.etag,
+                    checksum: record.checksum,
+                    parts_digest: digest,
+                    completed_ms: record.last_modified_ms,
+                };
+                txn.open_table(COMPLETED)?
+                    .insert(id.as_str(), index::encode(&done)?.as_slice())?;
+                Ok((done, unreachable))
             })
             .await?;
         inner.blobs.delete_all(unreachable).await;
-        Ok(record)
+        Ok(done.answer())
     })
     .await
-    .map(|record| record.info(key))
+}
+
+/// How long a completed upload keeps answering a retried CompleteMultipartUpload. AWS keeps
+/// answering "for a while" without saying how long; a day covers any client's retries (and
+/// a resumed transfer tool), and the rows are small. Rows past it are not answered, and the
+/// stale-upload sweep removes them.
+pub const COMPLETED_RETENTION: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Identifies a parts list: SHA-256 over each listed part's number, ETag (unquoted, lower
+/// case) and checksum as listed, so a retry of the same request matches and any other list
+/// does not.
+fn parts_digest(parts: &[CompletedPart]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        let etag = p.etag.trim().trim_matches('"').to_ascii_lowercase();
+        let checksum = p.checksum.as_deref().map(str::trim).unwrap_or("");
+        h.update(format!("{} {etag} {checksum}\n", p.part_number));
+    }
+    hex::encode(h.finalize())
+}
+
+/// The answer a completed upload gave, if this request repeats it (same bucket, key and parts
+/// list, within [`COMPLETED_RETENTION`]); NoSuchUpload otherwise.
+fn recorded_answer(
+    txn: &redb::WriteTransaction,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+    digest: &str,
+) -> Result<CompletedRecord> {
+    let row: Option<CompletedRecord> = txn
+        .open_table(COMPLETED)?
+        .get(upload_id)?
+        .map(|v| index::decode(v.value()))
+        .transpose()?;
+    let now = index::now_ms();
+    row.filter(|r| {
+        r.bucket == bucket
+            && r.key == key
+            && r.parts_digest == digest
+            && now.saturating_sub(r.completed_ms) <= COMPLETED_RETENTION.as_millis() as u64
+    })
+    .ok_or_else(no_such_upload)
+}
+
+impl CompletedRecord {
+    fn answer(self) -> CompletedUpload {
+        CompletedUpload {
+            key: self.key,
+            size: self.size,
+            etag: self.etag,
+            checksum: self.checksum,
+            completed: index::from_ms(self.completed_ms),
+        }
+    }
+}
+
+/// Removes completed-upload rows older than [`COMPLETED_RETENTION`] (or, with `bucket`, every
+/// row of that bucket: a deleted bucket's uploads answer nothing).
+pub(super) fn forget_completed(
+    txn: &redb::WriteTransaction,
+    now_ms: u64,
+    bucket: Option<&str>,
+) -> Result<()> {
+    let mut table = txn.open_table(COMPLETED)?;
+    let mut gone = Vec::new();
+    for entry in table.iter()? {
+        let (id, v) = entry?;
+        let row: CompletedRecord = index::decode(v.value())?;
+        let expired =
+            now_ms.saturating_sub(row.completed_ms) > COMPLETED_RETENTION.as_millis() as u64;
+        if expired || bucket == Some(row.bucket.as_str()) {
+            gone.push(id.value().to_owned());
+        }
+    }
+    for id in gone {
+        table.remove(id.as_str())?;
+    }
+    Ok(())
 }
 
 pub(super) async fn abort(
@@ -518,5 +614,6 @@ pub(super) fn remove_bucket_uploads(
     for (key, id) in ids {
         blobs.extend(index::remove_upload(txn, bucket, &key, &id)?);
     }
+    forget_completed(txn, index::now_ms(), Some(bucket))?;
     Ok(blobs)
 }

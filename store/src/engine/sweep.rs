@@ -98,7 +98,8 @@ fn remove_staging(root: &Path) -> Result<usize> {
     Ok(removed)
 }
 
-/// Aborts uploads initiated more than `stale_upload_age` before `now`; returns how many.
+/// Aborts uploads initiated more than `stale_upload_age` before `now`, and forgets completed
+/// uploads past their retention; returns how many uploads were aborted.
 pub(super) async fn sweep_stale_uploads(inner: &Inner, now: SystemTime) -> Result<usize> {
     let max_age = inner.cfg.stale_upload_age.as_millis() as u64;
     let now = index::to_ms(now);
@@ -118,6 +119,7 @@ pub(super) async fn sweep_stale_uploads(inner: &Inner, now: SystemTime) -> Resul
             for (bucket, key, id) in &stale {
                 blobs.extend(index::remove_upload(txn, bucket, key, id)?);
             }
+            super::multipart::forget_completed(txn, now, None)?;
             Ok((stale.len(), blobs))
         })
         .await?;
