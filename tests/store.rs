@@ -17,6 +17,8 @@ mod aws_differences;
 mod buckets;
 #[path = "store/checksums.rs"]
 mod checksums;
+#[path = "store/cli.rs"]
+mod cli;
 #[path = "store/complete_retry.rs"]
 mod complete_retry;
 #[path = "store/conditional_writes.rs"]

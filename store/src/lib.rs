@@ -19,5 +19,7 @@ pub mod metrics;
 pub mod s3;
 pub mod server;
 
-pub use app::{Store, root_credentials};
+pub use app::{
+    Store, credentials_path, root_credentials, saved_credentials, shell_exports, shell_quote,
+};
 pub use config::StoreConfig;
