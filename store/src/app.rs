@@ -54,6 +54,7 @@ impl Store {
     pub fn router(&self) -> axum::Router {
         axum::Router::new()
             .route("/_outpost/health", get(health))
+            .route("/_outpost/ready", get(ready))
             .route("/_outpost/metrics", get(metrics))
             .fallback(s3::handle)
             .with_state(Arc::clone(&self.s3))
@@ -90,6 +91,35 @@ async fn health(State(s3): State<Arc<S3>>) -> (http::StatusCode, String) {
             format!("not ready: {why}\n"),
         ),
     }
+}
+
+/// Readiness for a load balancer or an orchestrator: 200 when every check passes, else 503,
+/// with each check's outcome as JSON:
+/// `{"ready":false,"checks":{"index_open":{"ok":true},"data_dir_writable":{"ok":false,"reason":"…"}}}`.
+/// `/_outpost/health` stays the plain-text answer documented for it.
+async fn ready(State(s3): State<Arc<S3>>) -> impl axum::response::IntoResponse {
+    let checks = s3.engine.readiness().await;
+    let check = |r: &std::result::Result<(), String>| match r {
+        Ok(()) => serde_json::json!({ "ok": true }),
+        Err(why) => serde_json::json!({ "ok": false, "reason": why }),
+    };
+    let status = if checks.ready() {
+        http::StatusCode::OK
+    } else {
+        http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({
+        "ready": checks.ready(),
+        "checks": {
+            "index_open": check(&checks.index_open),
+            "data_dir_writable": check(&checks.data_dir_writable),
+        },
+    });
+    (
+        status,
+        [(http::header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
 }
 
 async fn metrics(State(s3): State<Arc<S3>>) -> impl axum::response::IntoResponse {

@@ -248,6 +248,21 @@ pub struct ListPartsQuery {
     pub max_parts: usize,
 }
 
+/// The checks behind [`Engine::readiness`], each Ok or Err(why).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    /// The index takes transactions (not waiting to be reopened after an I/O failure).
+    pub index_open: std::result::Result<(), String>,
+    /// The data directory has room and takes new files.
+    pub data_dir_writable: std::result::Result<(), String>,
+}
+
+impl Readiness {
+    pub fn ready(&self) -> bool {
+        self.index_open.is_ok() && self.data_dir_writable.is_ok()
+    }
+}
+
 /// The storage engine. Cheap to clone (shared handles inside).
 #[derive(Clone)]
 pub struct Engine {
@@ -293,14 +308,41 @@ impl Engine {
     /// Ok when the store can take writes; otherwise why not (for the health endpoint): the
     /// index waits to be reopened after an I/O failure, or the data directory is full.
     pub async fn writable(&self) -> std::result::Result<(), String> {
-        self.inner.index.writable().await?;
-        if !space::has_room(&self.inner.cfg.data_dir, space::MIN_FREE_BYTES) {
-            return Err(format!(
+        let checks = self.readiness().await;
+        checks.index_open.and(checks.data_dir_writable)
+    }
+
+    /// Each check readiness rests on, run now: Err(why) for a failed one.
+    pub async fn readiness(&self) -> Readiness {
+        let index_open = self.inner.index.writable().await;
+        let dir = self.inner.cfg.data_dir.clone();
+        let data_dir_writable = if !space::has_room(&dir, space::MIN_FREE_BYTES) {
+            Err(format!(
                 "less than {} KiB free in the data directory",
                 space::MIN_FREE_BYTES >> 10
-            ));
+            ))
+        } else {
+            // A file created (and removed again) proves the directory takes new files: it is
+            // there, writable, and not on a filesystem remounted read-only.
+            let probe = tokio::task::spawn_blocking(move || {
+                durable::StagedFile::create_in(&dir, 0o600).map(drop)
+            });
+            match probe.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "readiness: the data directory takes no new file");
+                    Err(format!(
+                        "the data directory takes no new file ({})",
+                        e.kind()
+                    ))
+                }
+                Err(e) => Err(format!("data directory check failed ({e})")),
+            }
+        };
+        Readiness {
+            index_open,
+            data_dir_writable,
         }
-        Ok(())
     }
 
     // ----- buckets -----
