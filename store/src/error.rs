@@ -121,24 +121,9 @@ impl Error {
 
     /// An internal failure: the client sees `InternalError` (or `InsufficientStorage` when
     /// the cause is a full disk or quota, wherever in the write path it happened), the log
-    /// sees `cause`.
+    /// sees `cause`. The engine tells the two apart ([`engine::Error::internal`]).
     pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
-        let cause = cause.into();
-        let full = cause.chain().any(|e| {
-            e.downcast_ref::<std::io::Error>().is_some_and(is_disk_full)
-                || matches!(e.downcast_ref::<redb::Error>(), Some(redb::Error::Io(io)) if is_disk_full(io))
-        });
-        Error {
-            code: if full {
-                Code::InsufficientStorage
-            } else {
-                Code::InternalError
-            },
-            message: None,
-            source: Some(cause),
-            headers: Vec::new(),
-            details: Vec::new(),
-        }
+        Error::from(engine::Error::internal(cause))
     }
 
     /// Adds a header to the error response (values that are not valid headers are dropped).
@@ -270,24 +255,7 @@ macro_rules! internal_from {
         }
     )*};
 }
-internal_from!(redb::Error, serde_json::Error, tokio::task::JoinError);
-
-/// redb's error types all fold into `redb::Error`, whose `Io` variant [`Error::internal`]
-/// inspects (they do not expose their I/O cause as a `source`).
-macro_rules! redb_from {
-    ($($t:ty),*) => {$(
-        impl From<$t> for Error {
-            fn from(e: $t) -> Self { Error::internal(redb::Error::from(e)) }
-        }
-    )*};
-}
-redb_from!(
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
+internal_from!(serde_json::Error, tokio::task::JoinError);
 
 #[cfg(test)]
 mod tests {
@@ -307,8 +275,6 @@ mod tests {
     fn a_full_disk_anywhere_in_the_cause_is_insufficient_storage() {
         let enospc = || std::io::Error::from(std::io::ErrorKind::StorageFull);
         assert_eq!(Error::from(enospc()).code, Code::InsufficientStorage);
-        let commit = redb::CommitError::Storage(redb::StorageError::Io(enospc()));
-        assert_eq!(Error::from(commit).code, Code::InsufficientStorage);
         let wrapped = anyhow::Error::new(enospc()).context("writing blob");
         assert_eq!(Error::internal(wrapped).code, Code::InsufficientStorage);
         assert_eq!(Code::InsufficientStorage.status().as_u16(), 507);

@@ -37,6 +37,18 @@ fn check(json: &serde_json::Value, name: &str) -> bool {
         .unwrap_or_else(|| panic!("no check {name} in {json}"))
 }
 
+/// The data directory check failed, saying `why`, without naming where the data lives.
+#[track_caller]
+fn assert_data_dir_fails(json: &serde_json::Value, why: &str, internal: &std::path::Path) {
+    assert!(!check(json, "data_dir_writable"), "{json}");
+    let reason = json["checks"]["data_dir_writable"]["reason"]
+        .as_str()
+        .unwrap();
+    assert!(reason.contains(why), "{reason}");
+    let internal = internal.to_string_lossy();
+    assert!(!reason.contains(&*internal), "no internal path: {reason}");
+}
+
 #[tokio::test]
 async fn a_fresh_store_is_ready_and_health_is_unchanged() {
     let store = TestStore::start();
@@ -67,15 +79,7 @@ async fn a_full_or_missing_data_dir_is_not_ready_until_fixed() {
         check(&json, "index_open"),
         "the index itself is fine: {json}"
     );
-    assert!(!check(&json, "data_dir_writable"), "{json}");
-    let reason = json["checks"]["data_dir_writable"]["reason"]
-        .as_str()
-        .unwrap();
-    assert!(reason.contains("free"), "{reason}");
-    assert!(
-        !reason.contains(&*fs.path().to_string_lossy()),
-        "no internal path: {reason}"
-    );
+    assert_data_dir_fails(&json, "free", fs.path());
     std::fs::remove_file(filler).unwrap();
     await_ready(&store, 200).await;
 
@@ -84,15 +88,7 @@ async fn a_full_or_missing_data_dir_is_not_ready_until_fixed() {
     let moved = fs.path().join("moved");
     std::fs::rename(&data, &moved).unwrap();
     let json = await_ready(&store, 503).await;
-    assert!(!check(&json, "data_dir_writable"), "{json}");
-    let reason = json["checks"]["data_dir_writable"]["reason"]
-        .as_str()
-        .unwrap();
-    assert!(reason.contains("no new file"), "{reason}");
-    assert!(
-        !reason.contains(&*data.to_string_lossy()),
-        "no internal path: {reason}"
-    );
+    assert_data_dir_fails(&json, "no new file", fs.path());
     std::fs::rename(&moved, &data).unwrap();
     await_ready(&store, 200).await;
 }

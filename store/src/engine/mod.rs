@@ -5,13 +5,19 @@
 //!          ├─► multipart.rs  uploads and parts; a completed upload's segments are its part blobs
 //!          ├─► index.rs      redb: buckets, objects (bucket,key), uploads, parts — ordered, ACID
 //!          ├─► blobs.rs      object_store: immutable blobs named by generated ids, never by keys
-//!          ├─► durable.rs    directories and new files that survive a power cut (fsync of parents)
+//!          ├─► durable.rs    StagedFile: staging file → fsync → rename → fsync dir, removed on drop;
+//!          │                 directories that survive a power cut (fsync of parents)
+//!          ├─► error.rs      the engine's error kinds (NotFound, Precondition, Invalid, NoSpace…);
+//!          │                 crate::error maps them to S3 codes, in one place
 //!          ├─► space.rs      free space on the data's filesystem (a full disk is reported, not 500)
 //!          └─► sweep.rs      start-up removal of orphan blobs / staging files; stale uploads
 //!
 //!   <data_dir>/index.redb                 the index
 //!   <data_dir>/blobs/<2 hex>/<32 hex>     one blob per object body or multipart part
+//!   <data_dir>/blobs/<2 hex>/.<rand>.tmp  a blob being written (swept at open after a crash)
 //! ```
+//!
+//! Tests that drive a whole engine live in `tests/<area>.rs`; pure logic is tested inline.
 //!
 //! Contract every write keeps: the body is streamed into a *new* blob (hashing on the way), the
 //! blob is made durable (fsync), then the index entry is committed in one redb transaction, then
