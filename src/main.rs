@@ -40,6 +40,18 @@ enum Command {
     Up(UpArgs),
     /// Upload test objects straight to a store and through an edge; print both side by side.
     Speedtest(speedtest::SpeedtestArgs),
+    /// Print the root credentials as shell `export` lines (`eval "$(outpost credentials)"`).
+    Credentials(CredentialsArgs),
+}
+
+#[derive(Args)]
+struct CredentialsArgs {
+    /// Data directory of the store [default: ./outpost-data, as for `store` and `up`].
+    #[arg(long, env = "OUTPOST_DATA")]
+    data: Option<PathBuf>,
+    /// TOML config file with a `[store]` table (its `data_dir`, credentials and region).
+    #[arg(long, env = "OUTPOST_CONFIG")]
+    config: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -111,12 +123,14 @@ struct FileConfig {
     edge: EdgeConfig,
 }
 
+/// The config file at `path`, or the defaults.
+fn file_config(path: Option<&Path>) -> anyhow::Result<FileConfig> {
+    path.map_or_else(|| Ok(FileConfig::default()), read_config)
+}
+
 impl StoreArgs {
     fn into_config(self) -> anyhow::Result<StoreConfig> {
-        let mut cfg = match &self.config {
-            Some(path) => read_config(path)?.store,
-            None => StoreConfig::default(),
-        };
+        let mut cfg = file_config(self.config.as_deref())?.store;
         macro_rules! set {
             ($($flag:ident => $field:ident),*) => {$(
                 if let Some(v) = self.$flag { cfg.$field = v.into(); }
@@ -137,10 +151,7 @@ impl StoreArgs {
 
 impl EdgeArgs {
     fn into_config(self) -> anyhow::Result<(EdgeConfig, Credentials)> {
-        let mut cfg = match &self.config {
-            Some(path) => read_config(path)?.edge,
-            None => EdgeConfig::default(),
-        };
+        let mut cfg = file_config(self.config.as_deref())?.edge;
         if let Some(v) = self.listen {
             cfg.listen = v;
         }
@@ -169,6 +180,51 @@ impl EdgeArgs {
     }
 }
 
+impl UpArgs {
+    /// The store's config, and the edge's: the file's `[edge]` table (distributions,
+    /// behaviours, cache sizes...), in front of this store (its origins and region are the
+    /// store's), with its cache in the data directory unless the table names one.
+    fn into_configs(self) -> anyhow::Result<(StoreConfig, EdgeConfig)> {
+        let mut edge = file_config(self.store.config.as_deref())?.edge;
+        let store = self.store.into_config()?;
+        if let Some(listen) = self.edge_listen {
+            edge.listen = listen;
+        }
+        if edge.cache_dir == EdgeConfig::default().cache_dir {
+            edge.cache_dir = store.data_dir.join("edge-cache");
+        }
+        edge.region = store.region.clone();
+        // Set once the store is bound (it may listen on port 0).
+        edge.origins = Vec::new();
+        Ok((store, edge))
+    }
+}
+
+impl CredentialsArgs {
+    /// The export lines for the store these flags name: its configured keys, else the ones
+    /// it saved in its data directory.
+    fn exports(self) -> anyhow::Result<String> {
+        let mut cfg = file_config(self.config.as_deref())?.store;
+        if let Some(data) = self.data {
+            cfg.data_dir = data;
+        }
+        let root = match (&cfg.access_key_id, &cfg.secret_access_key) {
+            (Some(id), Some(secret)) => Credentials {
+                access_key_id: id.clone(),
+                secret: SecretKey::new(secret.clone()),
+            },
+            _ => outpost_store::saved_credentials(&cfg.data_dir)?.with_context(|| {
+                format!(
+                    "no credentials in {}: `outpost up` or `outpost store` with this data \
+                     directory generates them on its first start",
+                    cfg.data_dir.display()
+                )
+            })?,
+        };
+        Ok(outpost_store::shell_exports(&root, &cfg.region))
+    }
+}
+
 fn read_config(path: &Path) -> anyhow::Result<FileConfig> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -186,25 +242,20 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Speedtest(args) => speedtest::run(args).await,
+        Command::Credentials(args) => {
+            print!("{}", args.exports()?);
+            Ok(())
+        }
         Command::Store(args) => start_store(args.into_config()?, false).await?.0.await,
         Command::Edge(args) => {
             let (config, credentials) = args.into_config()?;
             start_edge(config, credentials).await?.await
         }
         Command::Up(args) => {
-            let edge_listen = args.edge_listen;
-            let config = args.store.into_config()?;
-            let mut edge = EdgeConfig {
-                origins: Vec::new(),
-                cache_dir: config.data_dir.join("edge-cache"),
-                region: config.region.clone(),
-                ..EdgeConfig::default()
-            };
-            if let Some(listen) = edge_listen {
-                edge.listen = listen;
-            }
+            let (config, mut edge) = args.into_configs()?;
             let (store, root) = start_store(config, true).await?;
             edge.origins = vec![format!("http://{}", store.addr)];
+            edge.validate()?;
             let edge = start_edge(edge, root).await?;
             println!(
                 "Through the edge (cached reads, relayed writes): aws --endpoint-url http://{} s3 ls",
@@ -260,22 +311,29 @@ async fn start_store(config: StoreConfig, laptop: bool) -> anyhow::Result<(Runni
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
     let url = format!("http://{addr}");
-    let credentials_file = config.data_dir.join("credentials.toml");
+    let credentials_file = outpost_store::credentials_path(&config.data_dir);
     let from_file = config.access_key_id.is_none();
+    let exports = outpost_store::shell_exports(&root, &config.region);
+    let data_dir = config.data_dir.clone();
     let store = Store::open(config, root.clone()).await?;
     if generated {
         println!(
-            "Generated root credentials, saved in {}:",
+            "Generated root credentials, saved in {}; paste into your shell:",
             credentials_file.display()
         );
-        println!("  AWS_ACCESS_KEY_ID={}", root.access_key_id);
-        println!("  AWS_SECRET_ACCESS_KEY={}", root.secret.expose());
+        print!("{exports}");
+    } else if laptop && from_file {
+        // A laptop restart: the same keys as before, shown again so a new shell can use them.
+        println!("Root credentials (from {}):", credentials_file.display());
+        print!("{exports}");
+    } else if from_file {
+        println!(
+            "Root credentials: eval \"$(outpost credentials --data {})\"",
+            outpost_store::shell_quote(&data_dir.display().to_string())
+        );
     }
     if laptop {
         println!("Try: aws --endpoint-url {url} s3 mb s3://my-bucket");
-        if from_file {
-            println!("(credentials: {})", credentials_file.display());
-        }
     }
     // Scripts and tests wait for this line; keep its wording.
     println!("outpost store listening on {url}");

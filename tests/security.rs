@@ -28,6 +28,8 @@ mod fuzz_findings;
 mod origin_faults;
 #[path = "security/policy_scope.rs"]
 mod policy_scope;
+#[path = "security/ready.rs"]
+mod ready;
 #[path = "security/slow_clients.rs"]
 mod slow_clients;
 #[path = "security/unsigned_headers.rs"]

@@ -19,6 +19,10 @@ mod aws_differences;
 mod buckets;
 #[path = "store/checksums.rs"]
 mod checksums;
+#[path = "store/cli.rs"]
+mod cli;
+#[path = "store/complete_retry.rs"]
+mod complete_retry;
 #[path = "store/conditional_writes.rs"]
 mod conditional_writes;
 #[path = "store/crash.rs"]

@@ -2,7 +2,7 @@
 //! the root credentials (configured, or generated once and kept in the data directory).
 
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -54,6 +54,7 @@ impl Store {
     pub fn router(&self) -> axum::Router {
         axum::Router::new()
             .route("/_outpost/health", get(health))
+            .route("/_outpost/ready", get(ready))
             .route("/_outpost/metrics", get(metrics))
             .fallback(s3::handle)
             .with_state(Arc::clone(&self.s3))
@@ -90,6 +91,35 @@ async fn health(State(s3): State<Arc<S3>>) -> (http::StatusCode, String) {
             format!("not ready: {why}\n"),
         ),
     }
+}
+
+/// Readiness for a load balancer or an orchestrator: 200 when every check passes, else 503,
+/// with each check's outcome as JSON:
+/// `{"ready":false,"checks":{"index_open":{"ok":true},"data_dir_writable":{"ok":false,"reason":"…"}}}`.
+/// `/_outpost/health` stays the plain-text answer documented for it.
+async fn ready(State(s3): State<Arc<S3>>) -> impl axum::response::IntoResponse {
+    let checks = s3.engine.readiness().await;
+    let check = |r: &std::result::Result<(), String>| match r {
+        Ok(()) => serde_json::json!({ "ok": true }),
+        Err(why) => serde_json::json!({ "ok": false, "reason": why }),
+    };
+    let status = if checks.ready() {
+        http::StatusCode::OK
+    } else {
+        http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({
+        "ready": checks.ready(),
+        "checks": {
+            "index_open": check(&checks.index_open),
+            "data_dir_writable": check(&checks.data_dir_writable),
+        },
+    });
+    (
+        status,
+        [(http::header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
 }
 
 async fn metrics(State(s3): State<Arc<S3>>) -> impl axum::response::IntoResponse {
@@ -133,20 +163,10 @@ pub fn root_credentials(config: &StoreConfig) -> anyhow::Result<(Credentials, bo
             false,
         ));
     }
-    let path = config.data_dir.join(CREDENTIALS_FILE);
-    if path.exists() {
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let file: CredentialsFile =
-            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-        return Ok((
-            Credentials {
-                access_key_id: file.access_key_id,
-                secret: SecretKey::new(file.secret_access_key),
-            },
-            false,
-        ));
+    if let Some(saved) = saved_credentials(&config.data_dir)? {
+        return Ok((saved, false));
     }
+    let path = credentials_path(&config.data_dir);
     let mut rng = rand::rng();
     let file = CredentialsFile {
         access_key_id: format!(
@@ -163,6 +183,44 @@ pub fn root_credentials(config: &StoreConfig) -> anyhow::Result<(Credentials, bo
         },
         true,
     ))
+}
+
+/// Where a store keeps the root credentials it generated.
+pub fn credentials_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(CREDENTIALS_FILE)
+}
+
+/// The root credentials saved in `data_dir`, if a store generated them there.
+pub fn saved_credentials(data_dir: &Path) -> anyhow::Result<Option<Credentials>> {
+    let path = credentials_path(data_dir);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let file: CredentialsFile =
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    Ok(Some(Credentials {
+        access_key_id: file.access_key_id,
+        secret: SecretKey::new(file.secret_access_key),
+    }))
+}
+
+/// `value` as one single-quoted POSIX shell word.
+pub fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+/// `export` lines for a POSIX shell (`eval "$(outpost credentials)"` works too): each value
+/// single-quoted, with any `'` in it written as `'\''`, so a pasted line sets exactly the
+/// value whatever characters a configured key holds.
+pub fn shell_exports(root: &Credentials, region: &str) -> String {
+    format!(
+        "export AWS_ACCESS_KEY_ID={}\nexport AWS_SECRET_ACCESS_KEY={}\nexport AWS_DEFAULT_REGION={}\n",
+        shell_quote(&root.access_key_id),
+        shell_quote(root.secret.expose()),
+        shell_quote(region),
+    )
 }
 
 /// The credentials file, written whole and durably (a power cut right after the first start
@@ -195,5 +253,32 @@ mod tests {
             ..config
         };
         assert_eq!(root_credentials(&configured).unwrap().0.access_key_id, "AK");
+        assert_eq!(saved_credentials(dir.path()).unwrap(), Some(first));
+        assert_eq!(saved_credentials(&dir.path().join("none")).unwrap(), None);
+    }
+
+    /// What `sh` makes of the exports is the value itself, whatever it holds.
+    #[test]
+    fn exports_survive_a_shell() {
+        let root = Credentials {
+            access_key_id: "AK'; exit 3; '".into(),
+            secret: SecretKey::new("s$(id)`x` \\\"q\" \n*"),
+        };
+        let script = format!(
+            "{}printf '%s|%s|%s' \"$AWS_ACCESS_KEY_ID\" \"$AWS_SECRET_ACCESS_KEY\" \"$AWS_DEFAULT_REGION\"",
+            shell_exports(&root, "eu-west-1")
+        );
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let expected = format!("{}|{}|eu-west-1", root.access_key_id, root.secret.expose());
+        assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
     }
 }

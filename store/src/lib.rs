@@ -6,7 +6,8 @@
 //! ```
 //!
 //! Modules: [`app`] (assembly: engine + protocol + admin endpoints), [`config`], [`error`]
-//! (the one error type, mapped to S3 codes), [`engine`] (storage: index + blobs), [`s3`]
+//! (the one S3 error type; engine error kinds become S3 codes there), [`engine`] (storage:
+//! index + blobs, its own error kinds, durable writes for the store and the edge), [`s3`]
 //! (protocol: routing, auth, operations, XML), [`server`] (accept loop and connection caps),
 //! [`metrics`], [`fuzzing`] (entry points of the fuzz targets and their CI smoke run).
 
@@ -19,5 +20,7 @@ pub mod metrics;
 pub mod s3;
 pub mod server;
 
-pub use app::{Store, root_credentials};
+pub use app::{
+    Store, credentials_path, root_credentials, saved_credentials, shell_exports, shell_quote,
+};
 pub use config::StoreConfig;

@@ -195,6 +195,22 @@ check "presign + curl through the edge" bash -c '
 check "sync tree down through the edge and diff" bash -c '"$0" --endpoint-url "$1" s3 sync "s3://$2/tree/" "$3/tree-edge" && diff -r "$3/tree" "$3/tree-edge"' "$AWS" "$URL" "$B3" "$WORK"
 check "ls through the edge" bash -c '"$0" --endpoint-url "$1" s3 ls "s3://$2/" | grep -q "big.bin"' "$AWS" "$URL" "$B3"
 check "rb --force through the edge" aws_s3 s3 rb --force "s3://$B3"
+# The README's invalidation command, taken from README.md as written (so the two cannot drift),
+# with only the edge's address put in: it must work with the curl this machine has.
+readme_invalidation() {
+  local cmd out
+  # The ```sh block of README.md that posts to /_outpost/invalidations, lines joined as written.
+  cmd=$(awk '/^ *```sh$/ {b = ""; on = 1; next}
+             on && /^ *```$/ {on = 0; if (b ~ /_outpost\/invalidations/) print b; next}
+             on {b = b $0 "\n"}' "$REPO/README.md")
+  [[ -n "$cmd" ]] || { echo "no invalidation command in README.md"; return 1; }
+  cmd=${cmd//http:\/\/127.0.0.1:9080/$1}
+  echo "$cmd"
+  out=$(eval "$cmd") || return 1
+  echo "$out"
+  [[ "$out" == *'"status":"Completed"'* ]]
+}
+check "the README's invalidation command works against the edge ($(curl --version | head -n1 | cut -d' ' -f1-2))" readme_invalidation "$URL"
 
 for pid in "$STORE_PID" "$EDGE_PID"; do
   if ! kill -0 "$pid" 2>/dev/null; then

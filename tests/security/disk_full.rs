@@ -19,13 +19,13 @@ use super::common::{
 };
 
 /// A tmpfs of a few MiB mounted on a temp dir, unmounted (lazily) when dropped.
-struct SmallFs {
+pub(super) struct SmallFs {
     dir: tempfile::TempDir,
 }
 
 impl SmallFs {
     /// None (after printing why) where this process may not mount.
-    fn mount(mib: usize, test: &str) -> Option<SmallFs> {
+    pub(super) fn mount(mib: usize, test: &str) -> Option<SmallFs> {
         let dir = tempfile::Builder::new()
             .prefix("outpost-fullfs-")
             .tempdir()
@@ -50,12 +50,12 @@ impl SmallFs {
         }
     }
 
-    fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         self.dir.path()
     }
 
     /// Writes a filler file until the filesystem refuses more (ENOSPC); returns its path.
-    fn fill(&self) -> PathBuf {
+    pub(super) fn fill(&self) -> PathBuf {
         let path = self.path().join("filler");
         let mut f = std::fs::File::create(&path).expect("create filler");
         let chunk = vec![0u8; 64 << 10];

@@ -8,12 +8,14 @@
 //! input ever reaches a file path and no directory grows past ~1/256 of the blobs.
 //!
 //! Writes stream through [`Blobs::write`]: bytes are hashed as they arrive, buffered only up to
-//! one write chunk, and the blob is made durable ([`Blobs::make_durable`]) before the caller
-//! commits the index. Reads ([`Blobs::open`]) stream a byte range in 1 MiB chunks with one chunk
+//! one write chunk, and the blob is durable before the caller commits the index. On local disk
+//! the engine writes blobs itself, through [`StagedFile`] (staging file, fsync, rename, fsync of
+//! the directory; object_store's LocalFileSystem renames but never fsyncs); reads, listing and
+//! deletes, and every operation on a remote store, go through object_store. Reads ([`Blobs::open`]) stream a byte range in 1 MiB chunks with one chunk
 //! of read-ahead.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom, Write as _};
 use std::ops::Range;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
@@ -28,8 +30,9 @@ use object_store::{
 use tokio::task::JoinHandle;
 
 use super::checksum::BodyDigest;
-use super::{ByteStream, ChecksumAlgorithm, Digests, Verify, durable};
-use crate::error::{Code, Error, Result};
+use super::durable::{self, StagedFile};
+use super::error::{Error, Invalid, Result, What};
+use super::{ByteStream, ChecksumAlgorithm, Digests, Verify};
 
 /// Bytes read per chunk when streaming a local blob: large enough that GET is not bound by
 /// per-chunk overhead (object_store's own file stream uses 8 KiB chunks), small enough that a
@@ -124,7 +127,10 @@ impl Blobs {
             blobs: self.clone(),
             id: Some(id.clone()),
         };
-        let mut sink = Sink::Buffer(Vec::new(), 0);
+        let mut sink = match &self.local_root {
+            Some(root) => Sink::Local(LocalSink::new(root.join(&id[..2]).join(&id))),
+            None => Sink::Buffer(Vec::new(), 0),
+        };
         match self
             .write_inner(&id, body, checksum, max_size, verify, &mut sink)
             .await
@@ -155,15 +161,15 @@ impl Blobs {
         let path = Self::path(id);
         let mut digest = BodyDigest::new(checksum);
         let mut size = 0u64;
-        let mut flush = WriteBehind::new(self.local_root.as_deref(), id);
         while let Some(chunk) = body.next().await {
             let chunk = chunk?;
             size += chunk.len() as u64;
             if size > max_size {
-                return Err(Error::new(Code::EntityTooLarge));
+                return Err(Error::invalid(Invalid::TooLarge));
             }
             digest.update(chunk.clone()).await?;
             match sink {
+                Sink::Local(local) => local.put(chunk).await?,
                 Sink::Buffer(buf, len) => {
                     *len += chunk.len();
                     buf.push(chunk);
@@ -179,7 +185,6 @@ impl Blobs {
                 Sink::Multipart(w) => {
                     // At most one chunk in flight plus the one filling: memory stays flat.
                     w.wait_for_capacity(1).await?;
-                    flush.wrote(chunk.len());
                     w.put(chunk);
                 }
             }
@@ -192,6 +197,7 @@ impl Blobs {
         };
         verify(&digests)?;
         let stored = match std::mem::replace(sink, Sink::Buffer(Vec::new(), 0)) {
+            Sink::Local(local) => local.commit().await?,
             Sink::Buffer(buf, 0) => {
                 drop(buf);
                 false
@@ -205,30 +211,7 @@ impl Blobs {
                 true
             }
         };
-        if stored {
-            self.make_durable(id).await?;
-        }
         Ok((digests, stored))
-    }
-
-    /// Makes a completed blob durable before the index points at it. object_store's
-    /// LocalFileSystem writes a staging file and renames it into place but never fsyncs, so
-    /// after a power cut an index entry could name a blob that is missing or truncated. Sync
-    /// the file's data, then its directory (which holds the rename). Shard directories were
-    /// synced into `blobs/` at open. Remote stores are durable on acknowledgement.
-    async fn make_durable(&self, id: &str) -> Result<()> {
-        let Some(root) = &self.local_root else {
-            return Ok(());
-        };
-        let file = root.join(&id[..2]).join(id);
-        tokio::task::spawn_blocking(move || -> Result<()> {
-            File::open(&file)?.sync_all()?;
-            if let Some(dir) = file.parent() {
-                durable::sync_dir(dir)?;
-            }
-            Ok(())
-        })
-        .await?
     }
 
     /// Deletes a blob; a blob already gone is not an error.
@@ -261,13 +244,13 @@ impl Blobs {
         };
         let got = match self.store.get_opts(&Self::path(id), opts).await {
             Ok(got) => got,
-            Err(object_store::Error::NotFound { .. }) => return Err(Error::new(Code::NoSuchKey)),
+            Err(object_store::Error::NotFound { .. }) => return Err(Error::not_found(What::Key)),
             Err(e) => return Err(e.into()),
         };
         let range = got.range.clone();
         Ok(match got.payload {
             GetResultPayload::File(file, _) => file_stream(file, range),
-            GetResultPayload::Stream(s) => s.map_err(Error::from).boxed(),
+            GetResultPayload::Stream(s) => s.map_err(|e| Error::from(e).into()).boxed(),
         })
     }
 
@@ -284,14 +267,107 @@ impl Blobs {
     }
 }
 
-/// Starts flushing a large local blob to disk while it is still being written, so the final
-/// fsync in [`Blobs::make_durable`] finds little left to do instead of a whole object's worth of
-/// dirty pages (a 1 GiB PUT otherwise waits ~1 s more at the end). Best effort: it opens
-/// object_store's staging file (`<blob>#1`, LocalFileSystem's naming for a fresh path); if that
-/// is not there it does nothing, and durability still rests on `make_durable` alone.
+/// Where a new blob's bytes go.
+enum Sink {
+    /// Local disk: a [`StagedFile`] beside the blob's final path, renamed into place durably.
+    Local(LocalSink),
+    /// Remote store: chunks held until the body proves larger than one write chunk, and their
+    /// total length.
+    Buffer(Vec<Bytes>, usize),
+    Multipart(WriteMultipart),
+}
+
+/// A local blob being written: chunks are gathered up to [`LOCAL_WRITE_CHUNK`] and written
+/// on the blocking pool, one write in flight while the next chunk fills (memory stays flat).
+/// Dropped before [`LocalSink::commit`] (an error, a cancelled request), the staged file
+/// removes itself, whether it is here or on the blocking pool at that moment.
+struct LocalSink {
+    target: PathBuf,
+    /// The staged file, once a chunk was written; on the blocking pool while a write runs.
+    inflight: Option<JoinHandle<std::io::Result<StagedFile>>>,
+    pending: Vec<Bytes>,
+    pending_len: usize,
+    flush: WriteBehind,
+}
+
+impl LocalSink {
+    fn new(target: PathBuf) -> Self {
+        LocalSink {
+            target,
+            inflight: None,
+            pending: Vec::new(),
+            pending_len: 0,
+            flush: WriteBehind::default(),
+        }
+    }
+
+    async fn put(&mut self, chunk: Bytes) -> Result<()> {
+        self.pending_len += chunk.len();
+        self.pending.push(chunk);
+        if self.pending_len >= LOCAL_WRITE_CHUNK {
+            let file = self.settle().await?;
+            if let Some(file) = &file {
+                self.flush.wrote(file, self.pending_len);
+            }
+            self.inflight = Some(self.write_pending(file));
+        }
+        Ok(())
+    }
+
+    /// Waits for the write in flight and takes the staged file back (None before the first).
+    async fn settle(&mut self) -> Result<Option<StagedFile>> {
+        match self.inflight.take() {
+            Some(inflight) => Ok(Some(inflight.await??)),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes the gathered chunks on the blocking pool (creating the staged file first if
+    /// `file` is None).
+    fn write_pending(
+        &mut self,
+        file: Option<StagedFile>,
+    ) -> JoinHandle<std::io::Result<StagedFile>> {
+        let chunks = std::mem::take(&mut self.pending);
+        self.pending_len = 0;
+        let dir = self
+            .target
+            .parent()
+            .map(FsPath::to_owned)
+            .unwrap_or_default();
+        tokio::task::spawn_blocking(move || {
+            let mut file = match file {
+                Some(file) => file,
+                None => StagedFile::create_in(&dir, 0o644)?,
+            };
+            for chunk in chunks {
+                file.write_all(&chunk)?;
+            }
+            Ok(file)
+        })
+    }
+
+    /// Writes what is left and makes the blob durable under its final name (fsync, rename,
+    /// fsync of the shard directory, which was itself synced into `blobs/` at open).
+    /// `false` when no byte was written (an empty body has no blob).
+    async fn commit(mut self) -> Result<bool> {
+        let file = self.settle().await?;
+        if file.is_none() && self.pending.is_empty() {
+            return Ok(false);
+        }
+        let file = self.write_pending(file).await??;
+        let target = self.target;
+        tokio::task::spawn_blocking(move || file.commit(&target)).await??;
+        Ok(true)
+    }
+}
+
+/// Starts flushing a large local blob to disk while it is still being written, so the fsync
+/// at commit finds little left to do instead of a whole object's worth of dirty pages (a 1 GiB
+/// PUT otherwise waits ~1 s more at the end). Runs beside the writes, on a clone of the
+/// staged file's descriptor.
+#[derive(Default)]
 struct WriteBehind {
-    staging: Option<PathBuf>,
-    file: Option<Arc<File>>,
     unsynced: usize,
     inflight: Option<JoinHandle<()>>,
 }
@@ -299,40 +375,18 @@ struct WriteBehind {
 impl WriteBehind {
     const EVERY: usize = 32 << 20;
 
-    fn new(local_root: Option<&FsPath>, id: &str) -> Self {
-        WriteBehind {
-            staging: local_root.map(|root| root.join(&id[..2]).join(format!("{id}#1"))),
-            file: None,
-            unsynced: 0,
-            inflight: None,
-        }
-    }
-
-    fn wrote(&mut self, len: usize) {
+    fn wrote(&mut self, staged: &StagedFile, len: usize) {
         self.unsynced += len;
         if self.unsynced < Self::EVERY || self.inflight.as_ref().is_some_and(|h| !h.is_finished()) {
             return;
         }
-        if self.file.is_none() {
-            match self.staging.take().map(File::open) {
-                Some(Ok(f)) => self.file = Some(Arc::new(f)),
-                _ => return,
-            }
-        }
-        if let Some(file) = &self.file {
+        if let Ok(file) = staged.file().try_clone() {
             self.unsynced = 0;
-            let file = Arc::clone(file);
             self.inflight = Some(tokio::task::spawn_blocking(move || {
                 let _ = file.sync_data();
             }));
         }
     }
-}
-
-enum Sink {
-    /// Chunks held until the body proves larger than one write chunk, and their total length.
-    Buffer(Vec<Bytes>, usize),
-    Multipart(WriteMultipart),
 }
 
 /// A written blob and what was computed on the way.
@@ -434,8 +488,8 @@ fn file_stream(file: File, range: Range<u64>) -> ByteStream {
                 start(&mut st, file);
                 Some((Ok(bytes), st))
             }
-            Ok(Err(e)) => Some((Err(Error::internal(e)), st)),
-            Err(e) => Some((Err(Error::from(e)), st)),
+            Ok(Err(e)) => Some((Err(Error::internal(e).into()), st)),
+            Err(e) => Some((Err(Error::from(e).into()), st)),
         }
     })
     .boxed()

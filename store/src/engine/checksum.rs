@@ -256,7 +256,7 @@ impl BodyDigest {
         }
     }
 
-    pub async fn update(&mut self, chunk: bytes::Bytes) -> crate::error::Result<()> {
+    pub async fn update(&mut self, chunk: bytes::Bytes) -> super::error::Result<()> {
         self.queued_len += chunk.len();
         self.queued.push(chunk);
         let busy = self.batch.as_ref().is_some_and(|b| !b.is_finished());
@@ -274,20 +274,20 @@ impl BodyDigest {
     }
 
     /// The MD5 and the checksum of everything passed to [`BodyDigest::update`].
-    pub async fn finish(mut self) -> crate::error::Result<([u8; 16], Option<ChecksumValue>)> {
+    pub async fn finish(mut self) -> super::error::Result<([u8; 16], Option<ChecksumValue>)> {
         let mut hashers = self.home().await?;
         hashers.update(&self.queued);
         Ok(hashers.finish())
     }
 
     /// The hashers, back from the batch in flight if there is one.
-    async fn home(&mut self) -> crate::error::Result<Hashers> {
+    async fn home(&mut self) -> super::error::Result<Hashers> {
         if let Some(batch) = self.batch.take() {
             return Ok(batch.await?);
         }
         self.hashers
             .take()
-            .ok_or_else(|| crate::error::Error::internal(anyhow::anyhow!("body hashers lost")))
+            .ok_or_else(|| super::error::Error::internal(anyhow::anyhow!("body hashers lost")))
     }
 }
 

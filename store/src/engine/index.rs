@@ -8,6 +8,8 @@
 //!                                                                   initiation time, so this is
 //!                                                                   (key, initiated) order
 //!   parts    (upload_id, part_number)     → PartRecord    (JSON)
+//!   completed_uploads  upload_id          → CompletedRecord (JSON)  what a completed upload
+//!                                                                   answered, for retries
 //! ```
 //!
 //! Values are JSON with `#[serde(default)]` so a field added later reads old rows. All redb work
@@ -25,18 +27,20 @@ use redb::{Database, ReadTransaction, ReadableTable, TableDefinition, WriteTrans
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::error::{Error, Kind, Result, What};
 use super::space;
 use super::{
     BucketInfo, BucketSettings, ChecksumAlgorithm, ChecksumType, ListQuery, ObjectHeaders,
     ObjectInfo, PartInfo, PartSummary, StoredChecksum, UploadInfo, WriteCondition,
 };
-use crate::error::{Code, Error, Result};
 
 pub(super) const BUCKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("buckets");
 pub(super) const OBJECTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("objects");
 pub(super) const UPLOADS: TableDefinition<(&str, &str, &str), &[u8]> =
     TableDefinition::new("uploads");
 pub(super) const PARTS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("parts");
+pub(super) const COMPLETED: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("completed_uploads");
 
 /// A bucket row.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -105,6 +109,22 @@ impl UploadRecord {
             checksum: self.checksum,
         }
     }
+}
+
+/// A completed upload's row, written in the transaction that completed it and kept for
+/// [`super::multipart::COMPLETED_RETENTION`], so a retried CompleteMultipartUpload (a client
+/// whose first answer was lost) gets the same answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CompletedRecord {
+    pub bucket: String,
+    pub key: String,
+    pub size: u64,
+    pub etag: String,
+    #[serde(default)]
+    pub checksum: Option<StoredChecksum>,
+    /// Hex SHA-256 of the parts list the completion named (see `multipart::parts_digest`).
+    pub parts_digest: String,
+    pub completed_ms: u64,
 }
 
 /// An uploaded part row. `blob` is None for an empty part.
@@ -269,8 +289,8 @@ impl Shared {
         if !self.failed.swap(true, Ordering::AcqRel) {
             tracing::warn!(error = ?e, "index I/O failure; it is reopened once the disk has room");
         }
-        if e.code == Code::InternalError && !self.has_room() {
-            return Error::new(Code::InsufficientStorage);
+        if e.kind() == Kind::Internal && !self.has_room() {
+            return Error::new(Kind::NoSpace);
         }
         e
     }
@@ -281,7 +301,7 @@ impl Shared {
             return Ok(());
         }
         if !self.has_room() {
-            return Err(Error::new(Code::InsufficientStorage));
+            return Err(Error::new(Kind::NoSpace));
         }
         let mut slot = self.db.write().unwrap_or_else(PoisonError::into_inner);
         if !self.failed.load(Ordering::Acquire) {
@@ -315,6 +335,7 @@ fn open_db(path: &Path) -> Result<Database> {
     txn.open_table(OBJECTS)?;
     txn.open_table(UPLOADS)?;
     txn.open_table(PARTS)?;
+    txn.open_table(COMPLETED)?;
     txn.commit()?;
     Ok(db)
 }
@@ -332,7 +353,7 @@ pub fn require_bucket(
     t: &impl ReadableTable<&'static str, &'static [u8]>,
     name: &str,
 ) -> Result<BucketRecord> {
-    get_bucket(t, name)?.ok_or_else(|| Error::new(Code::NoSuchBucket))
+    get_bucket(t, name)?.ok_or_else(|| Error::not_found(What::Bucket))
 }
 
 pub fn bucket_info(name: &str, r: BucketRecord) -> BucketInfo {
@@ -359,7 +380,7 @@ pub fn lookup_object(txn: &ReadTransaction, bucket: &str, key: &str) -> Result<O
         Some(r) => Ok(r),
         None => {
             require_bucket(&txn.open_table(BUCKETS)?, bucket)?;
-            Err(Error::new(Code::NoSuchKey))
+            Err(Error::not_found(What::Key))
         }
     }
 }
@@ -379,18 +400,18 @@ pub fn bucket_has_objects(
 /// Checks a write precondition against the object currently stored (inside the transaction).
 pub fn check_condition(current: Option<&ObjectRecord>, cond: &WriteCondition) -> Result<()> {
     if cond.if_none_match_any && current.is_some() {
-        return Err(Error::new(Code::PreconditionFailed));
+        return Err(Error::new(Kind::Precondition));
     }
     if let Some(expected) = &cond.if_match {
         let Some(current) = current else {
-            return Err(Error::new(Code::NoSuchKey));
+            return Err(Error::not_found(What::Key));
         };
         let matches = expected.split(',').any(|e| {
             let e = e.trim().trim_matches('"');
             e == "*" || e == current.etag
         });
         if !matches {
-            return Err(Error::new(Code::PreconditionFailed));
+            return Err(Error::new(Kind::Precondition));
         }
     }
     if let Some(current) = current {
@@ -403,7 +424,7 @@ pub fn check_condition(current: Option<&ObjectRecord>, cond: &WriteCondition) ->
             secs != current.last_modified_ms / 1000
         });
         if modified_differs || cond.if_match_size.is_some_and(|s| s != current.size) {
-            return Err(Error::new(Code::PreconditionFailed));
+            return Err(Error::new(Kind::Precondition));
         }
     }
     Ok(())
@@ -588,8 +609,8 @@ mod tests {
         };
         assert!(check_condition(None, &none_match).is_ok());
         assert_eq!(
-            check_condition(Some(&rec), &none_match).unwrap_err().code,
-            Code::PreconditionFailed
+            check_condition(Some(&rec), &none_match).unwrap_err().kind(),
+            Kind::Precondition
         );
         let if_match = |e: &str| WriteCondition {
             if_none_match_any: false,
@@ -597,8 +618,8 @@ mod tests {
             ..WriteCondition::default()
         };
         assert_eq!(
-            check_condition(None, &if_match("abc")).unwrap_err().code,
-            Code::NoSuchKey
+            check_condition(None, &if_match("abc")).unwrap_err().kind(),
+            Kind::NotFound(What::Key)
         );
         assert!(check_condition(Some(&rec), &if_match("abc")).is_ok());
         assert!(check_condition(Some(&rec), &if_match("\"abc\"")).is_ok());
@@ -606,8 +627,8 @@ mod tests {
         assert_eq!(
             check_condition(Some(&rec), &if_match("xyz"))
                 .unwrap_err()
-                .code,
-            Code::PreconditionFailed
+                .kind(),
+            Kind::Precondition
         );
     }
 

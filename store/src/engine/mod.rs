@@ -5,13 +5,19 @@
 //!          ├─► multipart.rs  uploads and parts; a completed upload's segments are its part blobs
 //!          ├─► index.rs      redb: buckets, objects (bucket,key), uploads, parts — ordered, ACID
 //!          ├─► blobs.rs      object_store: immutable blobs named by generated ids, never by keys
-//!          ├─► durable.rs    directories and new files that survive a power cut (fsync of parents)
+//!          ├─► durable.rs    StagedFile: staging file → fsync → rename → fsync dir, removed on drop;
+//!          │                 directories that survive a power cut (fsync of parents)
+//!          ├─► error.rs      the engine's error kinds (NotFound, Precondition, Invalid, NoSpace…);
+//!          │                 crate::error maps them to S3 codes, in one place
 //!          ├─► space.rs      free space on the data's filesystem (a full disk is reported, not 500)
 //!          └─► sweep.rs      start-up removal of orphan blobs / staging files; stale uploads
 //!
 //!   <data_dir>/index.redb                 the index
 //!   <data_dir>/blobs/<2 hex>/<32 hex>     one blob per object body or multipart part
+//!   <data_dir>/blobs/<2 hex>/.<rand>.tmp  a blob being written (swept at open after a crash)
 //! ```
+//!
+//! Tests that drive a whole engine live in `tests/<area>.rs`; pure logic is tested inline.
 //!
 //! Contract every write keeps: the body is streamed into a *new* blob (hashing on the way), the
 //! blob is made durable (fsync), then the index entry is committed in one redb transaction, then
@@ -23,6 +29,7 @@
 pub mod blobs;
 pub mod checksum;
 pub mod durable;
+mod error;
 pub mod index;
 pub mod multipart;
 mod objects;
@@ -43,10 +50,12 @@ pub use checksum::{ChecksumAlgorithm, ChecksumType, ChecksumValue};
 pub use multipart::MIN_PART_SIZE;
 pub use objects::MAX_KEY_LEN;
 
-use crate::error::{Code, Error, Result};
+pub use error::{Error, Invalid, Kind, Result, What};
 
-/// A stream of body bytes. Errors abort whatever consumes it.
-pub type ByteStream = BoxStream<'static, Result<Bytes>>;
+/// A stream of body bytes, shared by the protocol layer and the engine. Its errors are the
+/// protocol's (a client's body fails as the client should hear it); errors abort whatever
+/// consumes it.
+pub type ByteStream = BoxStream<'static, crate::error::Result<Bytes>>;
 
 /// Where and how the engine keeps its data.
 #[derive(Debug, Clone)]
@@ -163,8 +172,9 @@ pub struct PutOptions {
 }
 
 /// Called with the computed digests once the body has been fully read and before the commit.
-/// Returning an error (e.g. BadDigest) aborts the write.
-pub type Verify = Box<dyn FnOnce(&Digests) -> Result<()> + Send>;
+/// Returning an error (e.g. BadDigest) aborts the write, and the
+/// engine passes that error back as [`Kind::Rejected`].
+pub type Verify = Box<dyn FnOnce(&Digests) -> crate::error::Result<()> + Send>;
 
 /// A ListObjects query. `start_after` is exclusive and may be a key or a common prefix.
 #[derive(Debug, Clone, Default)]
@@ -207,6 +217,18 @@ pub struct PartInfo {
     pub checksum: Option<String>,
 }
 
+/// What a CompleteMultipartUpload answers: the object the upload became, as it was at
+/// completion (a retry answers the same, even if the key was written again since).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompletedUpload {
+    pub key: String,
+    pub size: u64,
+    /// `hex(md5(concat(part md5s)))-N`, without quotes.
+    pub etag: String,
+    pub checksum: Option<StoredChecksum>,
+    pub completed: SystemTime,
+}
+
 /// A part as listed in CompleteMultipartUpload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompletedPart {
@@ -230,6 +252,21 @@ pub struct ListPartsQuery {
     /// Exclusive: list parts with a number greater than this.
     pub part_number_marker: u32,
     pub max_parts: usize,
+}
+
+/// The checks behind [`Engine::readiness`], each Ok or Err(why).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    /// The index takes transactions (not waiting to be reopened after an I/O failure).
+    pub index_open: std::result::Result<(), String>,
+    /// The data directory has room and takes new files.
+    pub data_dir_writable: std::result::Result<(), String>,
+}
+
+impl Readiness {
+    pub fn ready(&self) -> bool {
+        self.index_open.is_ok() && self.data_dir_writable.is_ok()
+    }
 }
 
 /// The storage engine. Cheap to clone (shared handles inside).
@@ -269,7 +306,7 @@ impl Engine {
     /// is read. Remote blob stores are not checked.
     pub fn check_room(&self, len: u64) -> Result<()> {
         match self.inner.blobs.local_root() {
-            Some(root) if !space::has_room(root, len) => Err(Error::new(Code::InsufficientStorage)),
+            Some(root) if !space::has_room(root, len) => Err(Error::new(Kind::NoSpace)),
             _ => Ok(()),
         }
     }
@@ -277,14 +314,41 @@ impl Engine {
     /// Ok when the store can take writes; otherwise why not (for the health endpoint): the
     /// index waits to be reopened after an I/O failure, or the data directory is full.
     pub async fn writable(&self) -> std::result::Result<(), String> {
-        self.inner.index.writable().await?;
-        if !space::has_room(&self.inner.cfg.data_dir, space::MIN_FREE_BYTES) {
-            return Err(format!(
+        let checks = self.readiness().await;
+        checks.index_open.and(checks.data_dir_writable)
+    }
+
+    /// Each check readiness rests on, run now: Err(why) for a failed one.
+    pub async fn readiness(&self) -> Readiness {
+        let index_open = self.inner.index.writable().await;
+        let dir = self.inner.cfg.data_dir.clone();
+        let data_dir_writable = if !space::has_room(&dir, space::MIN_FREE_BYTES) {
+            Err(format!(
                 "less than {} KiB free in the data directory",
                 space::MIN_FREE_BYTES >> 10
-            ));
+            ))
+        } else {
+            // A file created (and removed again) proves the directory takes new files: it is
+            // there, writable, and not on a filesystem remounted read-only.
+            let probe = tokio::task::spawn_blocking(move || {
+                durable::StagedFile::create_in(&dir, 0o600).map(drop)
+            });
+            match probe.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "readiness: the data directory takes no new file");
+                    Err(format!(
+                        "the data directory takes no new file ({})",
+                        e.kind()
+                    ))
+                }
+                Err(e) => Err(format!("data directory check failed ({e})")),
+            }
+        };
+        Readiness {
+            index_open,
+            data_dir_writable,
         }
-        Ok(())
     }
 
     // ----- buckets -----
@@ -297,7 +361,7 @@ impl Engine {
             .write(move |txn| {
                 let mut buckets = txn.open_table(index::BUCKETS)?;
                 if index::get_bucket(&buckets, &name)?.is_some() {
-                    return Err(Error::new(Code::BucketAlreadyOwnedByYou));
+                    return Err(Error::new(Kind::AlreadyExists));
                 }
                 let record = index::BucketRecord {
                     created_ms: index::now_ms(),
@@ -320,7 +384,7 @@ impl Engine {
                     let mut buckets = txn.open_table(index::BUCKETS)?;
                     index::require_bucket(&buckets, &name)?;
                     if index::bucket_has_objects(&txn.open_table(index::OBJECTS)?, &name)? {
-                        return Err(Error::new(Code::BucketNotEmpty));
+                        return Err(Error::new(Kind::NotEmpty));
                     }
                     let blobs = multipart::remove_bucket_uploads(txn, &name)?;
                     buckets.remove(name.as_str())?;
@@ -502,6 +566,11 @@ impl Engine {
     /// other than the last under 5 MiB), BadDigest when `expected` (the whole-object checksum
     /// the client declared) differs from the one computed from the parts, then the condition,
     /// all in one transaction. Unlisted parts' blobs are deleted after the commit.
+    ///
+    /// The same transaction records the answer under the upload id, kept for
+    /// [`multipart::COMPLETED_RETENTION`]: a retry (same bucket, key, upload id and parts list)
+    /// gets the same answer, whatever `condition` says (the write it asks about is done);
+    /// another parts list for a completed upload is NoSuchUpload, as for any finished upload.
     pub async fn complete_upload(
         &self,
         bucket: &str,
@@ -510,7 +579,7 @@ impl Engine {
         parts: Vec<CompletedPart>,
         condition: WriteCondition,
         expected: Option<ChecksumValue>,
-    ) -> Result<ObjectInfo> {
+    ) -> Result<CompletedUpload> {
         multipart::complete(
             &self.inner,
             bucket,
@@ -548,7 +617,8 @@ impl Engine {
         multipart::list_uploads(&self.inner, bucket, query).await
     }
 
-    /// Aborts uploads initiated longer ago than `stale_upload_age`; returns how many.
+    /// Aborts uploads initiated longer ago than `stale_upload_age` and forgets completed
+    /// uploads older than [`multipart::COMPLETED_RETENTION`]; returns how many were aborted.
     pub async fn sweep_stale_uploads(&self, now: SystemTime) -> Result<usize> {
         sweep::sweep_stale_uploads(&self.inner, now).await
     }

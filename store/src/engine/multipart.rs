@@ -9,18 +9,20 @@ use std::ops::Bound;
 use md5::{Digest as _, Md5};
 use rand::Rng as _;
 use redb::ReadableTable;
+use sha2::Sha256;
 
 use super::checksum::{self, ChecksumValue};
+use super::error::{Error, Invalid, Kind, Result, What};
 use super::index::{
-    self, BUCKETS, ObjectRecord, PARTS, PartRecord, Segment, UPLOADS, UploadRecord,
+    self, BUCKETS, COMPLETED, CompletedRecord, ObjectRecord, PARTS, PartRecord, Segment, UPLOADS,
+    UploadRecord,
 };
 use super::objects::{check_key, detached};
 use super::{
-    ByteStream, ChecksumAlgorithm, ChecksumType, CompletedPart, Inner, ListPartsQuery,
-    ListUploadsQuery, ObjectHeaders, ObjectInfo, PartInfo, PartSummary, StoredChecksum, UploadInfo,
-    Verify, WriteCondition,
+    ByteStream, ChecksumAlgorithm, ChecksumType, CompletedPart, CompletedUpload, Inner,
+    ListPartsQuery, ListUploadsQuery, ObjectHeaders, PartInfo, PartSummary, StoredChecksum,
+    UploadInfo, Verify, WriteCondition,
 };
-use crate::error::{Code, Error, Result};
 
 /// Smallest size of every part but the last (S3's limit): EntityTooSmall at completion.
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -38,7 +40,7 @@ fn new_upload_id(now_ms: u64) -> String {
 }
 
 fn no_such_upload() -> Error {
-    Error::new(Code::NoSuchUpload)
+    Error::not_found(What::Upload)
 }
 
 /// The upload row, or NoSuchBucket / NoSuchUpload.
@@ -67,7 +69,7 @@ pub(super) async fn create(
     check_key(key)?;
     if matches!(checksum, Some((algorithm, ChecksumType::FullObject)) if !algorithm.is_crc()) {
         return Err(Error::msg(
-            Code::InvalidRequest,
+            Kind::Invalid(Invalid::ChecksumAlgorithm),
             "The FULL_OBJECT checksum type needs a CRC checksum algorithm.",
         ));
     }
@@ -118,7 +120,7 @@ pub(super) async fn upload_part(
 ) -> Result<PartInfo> {
     if !(1..=MAX_PART_NUMBER).contains(&part_number) {
         return Err(Error::msg(
-            Code::InvalidArgument,
+            Kind::Invalid(Invalid::PartNumber),
             "Part number must be an integer between 1 and 10000, inclusive",
         ));
     }
@@ -197,7 +199,7 @@ fn assemble(
             .filter(|row| same_etag(&part.etag, &row.etag))
             .ok_or_else(|| {
                 Error::msg(
-                    Code::InvalidPart,
+                    Kind::Invalid(Invalid::PartMismatch),
                     format!(
                         "Part {} was not uploaded or its ETag does not match.",
                         part.part_number
@@ -211,7 +213,7 @@ fn assemble(
             .filter(|_| upload.checksum.is_some());
         if listed_sum.is_some_and(|c| row.checksum.as_deref().map(str::trim) != Some(c.trim())) {
             return Err(Error::msg(
-                Code::InvalidPart,
+                Kind::Invalid(Invalid::PartMismatch),
                 format!("The checksum of part {} does not match.", part.part_number),
             ));
         }
@@ -219,7 +221,7 @@ fn assemble(
     }
     let all_but_last = &chosen[..chosen.len().saturating_sub(1)];
     if all_but_last.iter().any(|row| row.size < MIN_PART_SIZE) {
-        return Err(Error::new(Code::EntityTooSmall));
+        return Err(Error::invalid(Invalid::PartTooSmall));
     }
 
     let mut md5s = Md5::new();
@@ -238,7 +240,12 @@ fn assemble(
                     row.checksum
                         .as_deref()
                         .and_then(|v| ChecksumValue::from_base64(algorithm, v))
-                        .ok_or_else(|| Error::msg(Code::InvalidPart, "A part has no checksum."))
+                        .ok_or_else(|| {
+                            Error::msg(
+                                Kind::Invalid(Invalid::PartMismatch),
+                                "A part has no checksum.",
+                            )
+                        })
                 })
                 .collect::<Result<Vec<_>>>()?;
             let value = match kind {
@@ -249,7 +256,7 @@ fn assemble(
                         .zip(chosen.iter().map(|r| r.size))
                         .collect();
                     checksum::combine_full_object(algorithm, &with_len)
-                        .ok_or_else(|| Error::new(Code::InvalidRequest))?
+                        .ok_or_else(|| Error::invalid(Invalid::ChecksumAlgorithm))?
                         .to_base64()
                 }
             };
@@ -298,7 +305,7 @@ fn check_declared(
     };
     let Some(computed) = computed.filter(|c| c.algorithm == declared.algorithm) else {
         return Err(Error::msg(
-            Code::InvalidRequest,
+            Kind::Invalid(Invalid::ChecksumAlgorithm),
             format!(
                 "The upload was not created with the {} checksum algorithm.",
                 declared.algorithm.name()
@@ -308,7 +315,7 @@ fn check_declared(
     let value = computed.value.split('-').next().unwrap_or("");
     if value != declared.to_base64() {
         return Err(Error::msg(
-            Code::BadDigest,
+            Kind::Invalid(Invalid::ChecksumMismatch),
             format!(
                 "The {} you specified did not match the calculated checksum.",
                 declared.algorithm.name()
@@ -326,10 +333,10 @@ pub(super) async fn complete(
     parts: Vec<CompletedPart>,
     condition: WriteCondition,
     expected: Option<ChecksumValue>,
-) -> Result<ObjectInfo> {
+) -> Result<CompletedUpload> {
     if parts.is_empty() {
         return Err(Error::msg(
-            Code::MalformedXML,
+            Kind::Invalid(Invalid::NoParts),
             "You must specify at least one part.",
         ));
     }
@@ -337,12 +344,13 @@ pub(super) async fn complete(
         .windows(2)
         .any(|w| w[0].part_number >= w[1].part_number)
     {
-        return Err(Error::new(Code::InvalidPartOrder));
+        return Err(Error::invalid(Invalid::PartOrder));
     }
     let inner = std::sync::Arc::clone(inner);
     let (b, k, id) = (bucket.to_owned(), key.to_owned(), upload_id.to_owned());
+    let digest = parts_digest(&parts);
     detached(async move {
-        let (record, unreachable) = inner
+        let (done, unreachable) = inner
             .index
             .write(move |txn| {
                 index::require_bucket(&txn.open_table(BUCKETS)?, &b)?;
@@ -352,7 +360,11 @@ pub(super) async fn complete(
                         .get((b.as_str(), k.as_str(), id.as_str()))?
                     {
                         Some(v) => index::decode(v.value())?,
-                        None => return Err(no_such_upload()),
+                        None => {
+                            let done = recorded_answer(txn, &b, &k, &id, &digest)?;
+                            check_declared(done.checksum.as_ref(), expected.as_ref())?;
+                            return Ok((done, Vec::new()));
+                        }
                     };
                 let stored: std::collections::BTreeMap<u32, PartRecord> =
                     index::upload_parts(&txn.open_table(PARTS)?, &id)?
@@ -368,14 +380,103 @@ pub(super) async fn complete(
                     .filter(|blob| !kept.contains(blob.as_str()))
                     .collect();
                 unreachable.extend(replaced.iter().flat_map(|r| r.blobs()));
-                Ok((record, unreachable))
+                let done = CompletedRecord {
+                    bucket: b,
+                    key: k,
+                    size: record.size,
+                    etag: record.etag,
+                    checksum: record.checksum,
+                    parts_digest: digest,
+                    completed_ms: record.last_modified_ms,
+                };
+                txn.open_table(COMPLETED)?
+                    .insert(id.as_str(), index::encode(&done)?.as_slice())?;
+                Ok((done, unreachable))
             })
             .await?;
         inner.blobs.delete_all(unreachable).await;
-        Ok(record)
+        Ok(done.answer())
     })
     .await
-    .map(|record| record.info(key))
+}
+
+/// How long a completed upload keeps answering a retried CompleteMultipartUpload. AWS keeps
+/// answering "for a while" without saying how long; a day covers any client's retries (and
+/// a resumed transfer tool), and the rows are small. Rows past it are not answered, and the
+/// stale-upload sweep removes them.
+pub const COMPLETED_RETENTION: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Identifies a parts list: SHA-256 over each listed part's number, ETag (unquoted, lower
+/// case) and checksum as listed, so a retry of the same request matches and any other list
+/// does not.
+fn parts_digest(parts: &[CompletedPart]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        let etag = p.etag.trim().trim_matches('"').to_ascii_lowercase();
+        let checksum = p.checksum.as_deref().map(str::trim).unwrap_or("");
+        h.update(format!("{} {etag} {checksum}\n", p.part_number));
+    }
+    hex::encode(h.finalize())
+}
+
+/// The answer a completed upload gave, if this request repeats it (same bucket, key and parts
+/// list, within [`COMPLETED_RETENTION`]); NoSuchUpload otherwise.
+fn recorded_answer(
+    txn: &redb::WriteTransaction,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+    digest: &str,
+) -> Result<CompletedRecord> {
+    let row: Option<CompletedRecord> = txn
+        .open_table(COMPLETED)?
+        .get(upload_id)?
+        .map(|v| index::decode(v.value()))
+        .transpose()?;
+    let now = index::now_ms();
+    row.filter(|r| {
+        r.bucket == bucket
+            && r.key == key
+            && r.parts_digest == digest
+            && now.saturating_sub(r.completed_ms) <= COMPLETED_RETENTION.as_millis() as u64
+    })
+    .ok_or_else(no_such_upload)
+}
+
+impl CompletedRecord {
+    fn answer(self) -> CompletedUpload {
+        CompletedUpload {
+            key: self.key,
+            size: self.size,
+            etag: self.etag,
+            checksum: self.checksum,
+            completed: index::from_ms(self.completed_ms),
+        }
+    }
+}
+
+/// Removes completed-upload rows older than [`COMPLETED_RETENTION`] (or, with `bucket`, every
+/// row of that bucket: a deleted bucket's uploads answer nothing).
+pub(super) fn forget_completed(
+    txn: &redb::WriteTransaction,
+    now_ms: u64,
+    bucket: Option<&str>,
+) -> Result<()> {
+    let mut table = txn.open_table(COMPLETED)?;
+    let mut gone = Vec::new();
+    for entry in table.iter()? {
+        let (id, v) = entry?;
+        let row: CompletedRecord = index::decode(v.value())?;
+        let expired =
+            now_ms.saturating_sub(row.completed_ms) > COMPLETED_RETENTION.as_millis() as u64;
+        if expired || bucket == Some(row.bucket.as_str()) {
+            gone.push(id.value().to_owned());
+        }
+    }
+    for id in gone {
+        table.remove(id.as_str())?;
+    }
+    Ok(())
 }
 
 pub(super) async fn abort(
@@ -513,5 +614,6 @@ pub(super) fn remove_bucket_uploads(
     for (key, id) in ids {
         blobs.extend(index::remove_upload(txn, bucket, &key, &id)?);
     }
+    forget_completed(txn, index::now_ms(), Some(bucket))?;
     Ok(blobs)
 }

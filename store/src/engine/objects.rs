@@ -13,12 +13,12 @@ use futures::StreamExt;
 use futures::future::try_join_all;
 
 use super::blobs::Blobs;
+use super::error::{Error, Invalid, Kind, Result, What};
 use super::index::{self, BUCKETS, OBJECTS, ObjectRecord, Segment};
 use super::{
     ByteStream, ChecksumType, Inner, ListPage, ListQuery, ObjectHeaders, ObjectInfo, PutOptions,
     StoredChecksum, Verify, WriteCondition,
 };
-use crate::error::{Code, Error, Result};
 
 /// Longest key S3 accepts, in bytes.
 pub const MAX_KEY_LEN: usize = 1024;
@@ -35,12 +35,12 @@ const READ_ATTEMPTS: usize = 3;
 pub(super) fn check_key(key: &str) -> Result<()> {
     if key.is_empty() {
         return Err(Error::msg(
-            Code::InvalidArgument,
+            Kind::Invalid(Invalid::EmptyKey),
             "The object key is empty.",
         ));
     }
     if key.len() > MAX_KEY_LEN {
-        return Err(Error::new(Code::KeyTooLongError));
+        return Err(Error::invalid(Invalid::KeyTooLong));
     }
     Ok(())
 }
@@ -144,7 +144,9 @@ pub(super) async fn read(
         let record = lookup(inner, bucket, key).await?;
         match open_record(&inner.blobs, &record, range.clone()).await {
             Ok(stream) => return Ok((record.info(key), stream)),
-            Err(e) if e.code == Code::NoSuchKey && attempt < READ_ATTEMPTS => attempt += 1,
+            Err(e) if e.kind() == Kind::NotFound(What::Key) && attempt < READ_ATTEMPTS => {
+                attempt += 1
+            }
             Err(e) => return Err(e),
         }
     }
@@ -163,13 +165,15 @@ pub(super) async fn read_version(
         let record = lookup(inner, bucket, &info.key).await?;
         if record.etag != info.etag || record.size != info.size {
             return Err(Error::msg(
-                Code::NoSuchKey,
+                Kind::NotFound(What::Key),
                 "The object was replaced while it was being read.",
             ));
         }
         match open_record(&inner.blobs, &record, range.clone()).await {
             Ok(stream) => return Ok(stream),
-            Err(e) if e.code == Code::NoSuchKey && attempt < READ_ATTEMPTS => attempt += 1,
+            Err(e) if e.kind() == Kind::NotFound(What::Key) && attempt < READ_ATTEMPTS => {
+                attempt += 1
+            }
             Err(e) => return Err(e),
         }
     }
@@ -228,7 +232,7 @@ pub(super) async fn replace_headers(
             index::require_bucket(&txn.open_table(BUCKETS)?, &b)?;
             let mut objects = txn.open_table(OBJECTS)?;
             let mut record =
-                index::get_object(&objects, &b, &k)?.ok_or_else(|| Error::new(Code::NoSuchKey))?;
+                index::get_object(&objects, &b, &k)?.ok_or_else(|| Error::not_found(What::Key))?;
             record.headers = headers;
             record.last_modified_ms = index::now_ms();
             objects.insert((b.as_str(), k.as_str()), index::encode(&record)?.as_slice())?;

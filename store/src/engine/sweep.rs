@@ -3,8 +3,9 @@
 //! A crash can leave two kinds of garbage, never a half-visible object:
 //! - orphan blobs: written (or made unreachable by a commit) but not deleted — any blob that no
 //!   object segment and no upload part references;
-//! - object_store staging files (`<blob>#<n>`): a write interrupted before its rename. The
-//!   store's own listing skips names with `#`, so they are found by walking the directory.
+//! - staging files: a blob write interrupted before its rename ([`durable::StagedFile`]'s
+//!   `.<random>.tmp`, or `<blob>#<n>` from object_store, which wrote local blobs before). The
+//!   blob listing skips both, so they are found by walking the directory.
 //!
 //! [`sweep_orphans`] runs inside [`super::Engine::open`], before any request can write, so the
 //! diff between the blob listing and the index cannot race a PUT in flight.
@@ -16,10 +17,10 @@ use std::time::SystemTime;
 
 use redb::ReadableTable;
 
-use super::Inner;
 use super::blobs::Blobs;
+use super::error::Result;
 use super::index::{self, Index, OBJECTS, PARTS, UPLOADS, UploadRecord};
-use crate::error::Result;
+use super::{Inner, durable};
 
 /// What a start-up sweep removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -67,11 +68,15 @@ pub async fn sweep_orphans(index: &Index, blobs: &Blobs) -> Result<SweepReport> 
     Ok(report)
 }
 
+fn is_staging_leftover(name: &str) -> bool {
+    durable::is_staging(name) || name.contains('#')
+}
+
 fn id_bits(id: &str) -> Option<u128> {
     u128::from_str_radix(id, 16).ok()
 }
 
-/// Removes object_store staging files (`name#suffix`) anywhere under `root`.
+/// Removes staging files (ours, and object_store's `name#suffix`) anywhere under `root`.
 fn remove_staging(root: &Path) -> Result<usize> {
     let mut removed = 0;
     let mut dirs = vec![root.to_owned()];
@@ -81,7 +86,7 @@ fn remove_staging(root: &Path) -> Result<usize> {
             let kind = entry.file_type()?;
             if kind.is_dir() {
                 dirs.push(entry.path());
-            } else if entry.file_name().to_string_lossy().contains('#') {
+            } else if is_staging_leftover(&entry.file_name().to_string_lossy()) {
                 std::fs::remove_file(entry.path())?;
                 removed += 1;
             }
@@ -93,7 +98,8 @@ fn remove_staging(root: &Path) -> Result<usize> {
     Ok(removed)
 }
 
-/// Aborts uploads initiated more than `stale_upload_age` before `now`; returns how many.
+/// Aborts uploads initiated more than `stale_upload_age` before `now`, and forgets completed
+/// uploads past their retention; returns how many uploads were aborted.
 pub(super) async fn sweep_stale_uploads(inner: &Inner, now: SystemTime) -> Result<usize> {
     let max_age = inner.cfg.stale_upload_age.as_millis() as u64;
     let now = index::to_ms(now);
@@ -113,6 +119,7 @@ pub(super) async fn sweep_stale_uploads(inner: &Inner, now: SystemTime) -> Resul
             for (bucket, key, id) in &stale {
                 blobs.extend(index::remove_upload(txn, bucket, key, id)?);
             }
+            super::multipart::forget_completed(txn, now, None)?;
             Ok((stale.len(), blobs))
         })
         .await?;

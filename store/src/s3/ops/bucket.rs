@@ -3,7 +3,7 @@
 
 use http::StatusCode;
 
-use crate::engine::BucketSettings;
+use crate::engine::{BucketSettings, Kind};
 use crate::error::{Code, Error, Result};
 use crate::s3::route::ListBucketsParams;
 use crate::s3::route::params::encode_token;
@@ -67,7 +67,7 @@ pub async fn create_bucket(s3: &S3, mut req: Req) -> Result<Response> {
     match s3.engine.create_bucket(&name, settings).await {
         // us-east-1's legacy answer to creating a bucket you already own: success, and nothing
         // about the bucket changes. Every other region says 409 BucketAlreadyOwnedByYou.
-        Err(e) if e.code == Code::BucketAlreadyOwnedByYou && s3.config.region == "us-east-1" => {}
+        Err(e) if e.kind() == Kind::AlreadyExists && s3.config.region == "us-east-1" => {}
         created => created?,
     }
     Ok(http::Response::builder()

@@ -39,7 +39,11 @@ pub async fn delete_objects(s3: &S3, mut req: Req) -> Result<Response> {
     }
     let keys: Vec<String> = valid.iter().map(|(k, _)| k.clone()).collect();
     let deleted = s3.engine.delete_objects(req.bucket(), valid).await?;
-    outcomes.splice(0..0, keys.into_iter().zip(deleted));
+    outcomes.splice(
+        0..0,
+        keys.into_iter()
+            .zip(deleted.into_iter().map(|r| r.map_err(Error::from))),
+    );
 
     let mut w = XmlWriter::new("DeleteResult");
     for (key, outcome) in &outcomes {

@@ -205,7 +205,7 @@ async fn list_page(
         start_after,
         max_keys: params.max,
     };
-    s3.engine.list_objects(bucket, query).await
+    Ok(s3.engine.list_objects(bucket, query).await?)
 }
 
 /// Where the next page starts, if there is one: the last key or common prefix returned.

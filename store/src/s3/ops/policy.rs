@@ -222,9 +222,10 @@ pub async fn delete_website(s3: &S3, req: Req) -> Result<Response> {
 async fn update(s3: &S3, req: &Req, change: impl FnOnce(&mut BucketSettings)) -> Result<()> {
     let mut bucket = s3.engine.bucket(req.bucket()).await?;
     change(&mut bucket.settings);
-    s3.engine
+    Ok(s3
+        .engine
         .set_bucket_settings(req.bucket(), bucket.settings)
-        .await
+        .await?)
 }
 
 /// The document parses as XML and its root element is `root`.

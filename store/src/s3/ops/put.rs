@@ -41,7 +41,7 @@ pub fn etag_response(etag: &str, checksum: Option<&StoredChecksum>) -> Response 
 pub fn check_declared_size(s3: &S3, req: &Req) -> Result<()> {
     match req.content_length() {
         Some(n) if n > s3.config.max_object_size => Err(Error::new(Code::EntityTooLarge)),
-        Some(n) => s3.engine.check_room(n),
+        Some(n) => Ok(s3.engine.check_room(n)?),
         None => Ok(()),
     }
 }
