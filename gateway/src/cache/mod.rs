@@ -7,6 +7,8 @@
 //! needs only the slices it covers. A refreshed object gets a new version, so slices of two
 //! versions never mix.
 //!
+//! - [`object`]: what a request looks up (cache key + the origin request that fills it).
+//! - [`outcome`]: what the cache did for a request, and why an answer was not stored.
 //! - [`policy`]: pure freshness rules (time is a parameter).
 //! - [`key`]: cache keys.
 //! - [`disk`]: the disk tier. The memory tier is two moka caches right here.
@@ -16,6 +18,8 @@
 pub mod collapse;
 pub mod disk;
 pub mod key;
+pub mod object;
+pub mod outcome;
 pub mod policy;
 pub mod read;
 

@@ -10,7 +10,8 @@ use futures::StreamExt;
 use http_body_util::BodyExt;
 
 use super::collapse::{At, Ended, Failure, Fill, Passed};
-use super::policy::{self, CacheOutcome, State};
+use super::outcome::CacheOutcome;
+use super::policy::{self, State};
 use super::{Cache, Head, SliceId};
 use crate::config::Behavior;
 use crate::origin::{OriginBody, OriginGroup, OriginRequest};

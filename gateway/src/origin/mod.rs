@@ -5,7 +5,7 @@
 //!                         client headers ─► forwardable + Host ─► SigV4 (sign.rs) ─► pool (client.rs)
 //!                         answer (not 5xx)             ─► returned
 //!                         5xx, no connection, timeout  ─► recorded, next origin
-//!  relay (any method,   the first origin its circuit admits; the next one only when the
+//!  send (any method,    the first origin its circuit admits; the next one only when the
 //!   streaming body)       connection failed before any of the body was read; no head within
 //!                         `response_timeout` of the origin's turn ─► Timeout
 //!  every answer's body  fails after `idle_timeout` without a byte (OriginBody)
@@ -38,10 +38,10 @@ use sign::Signer;
 #[derive(Clone)]
 pub struct OriginSettings {
     /// Time allowed for a connection and a GET/HEAD response head before an origin counts as
-    /// unreachable and the next one is tried. Relayed requests are bounded by it while
+    /// unreachable and the next one is tried. Requests with a body are bounded by it while
     /// connecting; their answer by `response_timeout`.
     pub timeout: Duration,
-    /// How long a relayed request waits for the response head while it is the origin's turn:
+    /// How long a request with a body waits for the response head while it is the origin's turn:
     /// once the origin has the whole body, or while it takes none of it (time the client takes
     /// to send does not count). A write's answer may take as long as the write.
     pub response_timeout: Duration,
@@ -79,7 +79,7 @@ pub struct OriginRequest {
     pub path_and_query: String,
     /// The client's end-to-end headers (range, conditionals, content-type, x-amz-meta-*,
     /// x-amz-checksum-*...). Per-hop headers, the client's authentication and `host` are
-    /// dropped here; so is `content-length`, which [`OriginGroup::relay`] takes separately.
+    /// dropped here; so is `content-length`, which [`OriginGroup::send`] takes separately.
     pub headers: HeaderMap,
     /// Sent unsigned, so the origin applies its anonymous-access rules.
     pub anonymous: bool,
@@ -99,10 +99,10 @@ pub enum OriginError {
     /// Every origin tried failed without an answer; the last one tried and why.
     #[error("no origin answered; last tried {origin}: {cause}")]
     Unreachable { origin: String, cause: NoAnswer },
-    /// The client's request body failed while it was being relayed (the client went away, or
+    /// The client's request body failed while it was being sent (the client went away, or
     /// the body failed the edge's checks: the error inside is the body's own). The origin is
     /// not to blame.
-    #[error("the request body failed while being relayed: {0}")]
+    #[error("the request body failed while being sent: {0}")]
     Body(axum::Error),
     /// The request could not be built or signed (a path or header the request cannot carry).
     #[error("could not build the origin request: {0}")]
@@ -128,6 +128,29 @@ impl OriginError {
     }
 }
 
+impl OriginError {
+    /// The error the edge's client gets: the client body's own failure when the body failed
+    /// the edge's checks (chunk signature, payload hash), otherwise [`client_error`] of the
+    /// code, with the origin's address and the cause kept in the log.
+    pub fn into_client_error(self) -> Error {
+        if let OriginError::Body(body) = self {
+            // Body layers wrap it in axum errors, one per layer.
+            let mut cause = body.into_inner();
+            loop {
+                cause = match cause.downcast::<Error>() {
+                    Ok(checked) => return *checked,
+                    Err(other) => match other.downcast::<axum::Error>() {
+                        Ok(layer) => layer.into_inner(),
+                        Err(other) => return Error::msg(Code::IncompleteBody, other.to_string()),
+                    },
+                };
+            }
+        }
+        tracing::warn!(error = %self, "origin request failed");
+        client_error(self.code())
+    }
+}
+
 /// What the edge's client is told about an origin failure of kind `code` (the origin's
 /// address and the cause stay in the edge's log).
 pub fn client_error(code: Code) -> Error {
@@ -139,6 +162,34 @@ pub fn client_error(code: Code) -> Error {
         _ => "The origin is unreachable.",
     };
     Error::msg(code, message)
+}
+
+/// An origin's answer for the edge's client, as it streams, without the origin's per-hop
+/// headers.
+pub fn to_client(response: OriginResponse) -> axum::response::Response {
+    let (mut parts, body) = response.into_parts();
+    for name in ["connection", "keep-alive", "transfer-encoding", "server"] {
+        parts.headers.remove(name);
+    }
+    http::Response::from_parts(parts, Body::new(body))
+}
+
+/// The origin's path for an object: path-style, from the routed bucket and key, each encoded
+/// once (S3's encoding, which the origin signs and checks), so the origin routes the very
+/// resource the edge routed. (A routed bucket holds no byte that needs encoding; encoding it
+/// anyway keeps that true here too.)
+pub fn path(bucket: &str, key: &str, query: &str) -> String {
+    use outpost_store::s3::auth::sigv4::uri_encode;
+    let mut path = format!("/{}", uri_encode(bucket, false));
+    if !key.is_empty() {
+        path.push('/');
+        path.push_str(&uri_encode(key, true));
+    }
+    if !query.is_empty() {
+        path.push('?');
+        path.push_str(query);
+    }
+    path
 }
 
 /// Why one origin gave no answer.
@@ -317,7 +368,7 @@ impl OriginGroup {
     /// of the body, moves the request on to the next origin. `content_length` is sent as
     /// `content-length` and must be the body's exact length; None sends it chunked. Bounded by
     /// the timeout while connecting only (see [`OriginSettings::timeout`]).
-    pub async fn relay(
+    pub async fn send(
         &self,
         req: OriginRequest,
         body: Body,
@@ -325,17 +376,17 @@ impl OriginGroup {
     ) -> Result<OriginResponse, OriginError> {
         let headers = self.forwarded_headers(&req, content_length);
         let mut attempts = self.attempts();
-        let mut body = Some(client::Relayed::new(body));
+        let mut body = Some(client::Resendable::new(body));
         let mut last_cause = None;
-        while let Some(relayed) = body.take() {
+        while let Some(outgoing) = body.take() {
             let Some(attempt) = attempts.next() else {
                 break;
             };
             let origin = attempt.origin;
-            let request = self.build(origin, &req, &headers, relayed.attempt())?;
+            let request = self.build(origin, &req, &headers, outgoing.attempt())?;
             let started = Instant::now();
-            let result = self.relayed_head(request, &relayed).await;
-            if let Some(e) = relayed.take_body_error() {
+            let result = self.sent_head(request, &outgoing).await;
+            if let Some(e) = outgoing.take_body_error() {
                 // Says nothing about the origin: the attempt is dropped unsettled.
                 return Err(OriginError::Body(e));
             }
@@ -357,7 +408,7 @@ impl OriginGroup {
                         attempt.failed(fault, &cause.to_string());
                     }
                     if let NoAnswer::Connect(_) = cause {
-                        body = relayed.take_back();
+                        body = outgoing.take_back();
                     }
                     last_cause = Some((origin.url.clone(), cause));
                 }
@@ -446,22 +497,22 @@ impl OriginGroup {
         }
     }
 
-    /// Sends a relayed `request`, waiting for its response head up to `response_timeout` of
-    /// the origin's turn (see [`client::Relayed::origins_turn_since`]).
-    async fn relayed_head(
+    /// Sends `request` with its body, waiting for its response head up to `response_timeout` of
+    /// the origin's turn (see [`client::Resendable::origins_turn_since`]).
+    async fn sent_head(
         &self,
         request: http::Request<Body>,
-        relayed: &client::Relayed,
+        outgoing: &client::Resendable,
     ) -> Result<OriginResponse, NoAnswer> {
         let answer = self.pool.request(request);
         tokio::pin!(answer);
         loop {
-            let since = relayed.origins_turn_since();
+            let since = outgoing.origins_turn_since();
             let wake = since.unwrap_or_else(tokio::time::Instant::now) + self.response_timeout;
             tokio::select! {
                 answer = &mut answer => return self.answer(answer),
                 () = tokio::time::sleep_until(wake) => {
-                    if relayed.origins_turn_since() == since && since.is_some() {
+                    if outgoing.origins_turn_since() == since && since.is_some() {
                         return Err(NoAnswer::Timeout(self.response_timeout));
                     }
                 }
