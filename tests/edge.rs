@@ -11,6 +11,8 @@ mod common;
 mod cache;
 #[path = "edge/faces.rs"]
 mod faces;
+#[path = "edge/one_fill.rs"]
+mod one_fill;
 #[path = "edge/resilience.rs"]
 mod resilience;
 #[path = "edge/sites.rs"]

@@ -131,7 +131,12 @@ impl Cache {
             )?,
             evictions,
             slice_bytes: config.slice_bytes,
-            fills: collapse::Fills::default(),
+            // A healthy fill goes no longer without news than its origins' timeouts allow.
+            fills: collapse::Fills::new(std::time::Duration::from_secs(
+                (config.origin_timeout_secs + config.origin_response_timeout_secs)
+                    * config.origins.len().max(1) as u64
+                    + config.origin_idle_timeout_secs,
+            )),
         })
     }
 

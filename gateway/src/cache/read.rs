@@ -9,7 +9,7 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use http_body_util::BodyExt;
 
-use super::collapse::{At, Ended, Failure, Fill, Passed};
+use super::collapse::{At, Ended, Failure, Fill, Leader, Passed, Role};
 use super::outcome::CacheOutcome;
 use super::policy::{self, State};
 use super::{Cache, Head, SliceId};
@@ -108,16 +108,16 @@ fn join_or_start(cache: &Arc<Cache>, source: &Arc<Source>, key: &str, kind: Fill
         FillKind::Cold(Some(r)) => r.start / cache.slice_bytes * cache.slice_bytes,
         _ => 0,
     };
-    let (fill, started) = cache.fills.join_or_start(key, start);
-    if !started {
-        return fill;
+    let role = cache.fills.join_or_start(key, start);
+    let fill = role.fill();
+    if let Role::Leader(leader) = role {
+        tokio::spawn(run_fill(
+            Arc::clone(cache),
+            Arc::clone(source),
+            leader,
+            kind,
+        ));
     }
-    tokio::spawn(run_fill(
-        Arc::clone(cache),
-        Arc::clone(source),
-        Arc::clone(&fill),
-        kind,
-    ));
     fill
 }
 
@@ -130,7 +130,8 @@ enum FillKind {
     Slices(Arc<Head>, Range<u64>),
 }
 
-async fn run_fill(cache: Arc<Cache>, source: Arc<Source>, fill: Arc<Fill>, mut kind: FillKind) {
+/// Runs a fill to its end. Should it panic, dropping `fill` ends it in error for its readers.
+async fn run_fill(cache: Arc<Cache>, source: Arc<Source>, fill: Leader, mut kind: FillKind) {
     let ended = loop {
         match fill_once(&cache, &source, &fill, &kind).await {
             // A cold ranged fill past the end (or of an empty object): fetch it whole.
@@ -143,7 +144,7 @@ async fn run_fill(cache: Arc<Cache>, source: Arc<Source>, fill: Arc<Fill>, mut k
         let reason = &failure.reason;
         tracing::warn!(key = %fill.key.replace('\n', " "), %reason, "cache fill failed");
     }
-    fill.end(&cache.fills, ended);
+    fill.end(ended);
 }
 
 enum FillError {
@@ -406,13 +407,8 @@ impl Reader {
             if let Some(data) = self.cache.slice_part(id, self.head.size, offset, len).await {
                 return Ok(self.advance(data));
             }
-            let fill = match self
-                .cache
-                .fills
-                .find(&self.key, Some(self.head.version), self.pos)
-            {
-                Some(fill) => fill,
-                None => self.start_slice_fill(index),
+            let Some(fill) = self.join_or_start_slice_fill(index) else {
+                continue; // stored meanwhile: read it from the cache
             };
             loop {
                 match fill.at(self.pos).await {
@@ -454,30 +450,39 @@ impl Reader {
         data
     }
 
-    /// Fetches the slices from `index` up to the next one already cached or the end of what
-    /// this reader needs.
-    fn start_slice_fill(&self, index: u64) -> Arc<Fill> {
+    /// The fill that brings the slice at `index`: one running, or one started for the slices
+    /// from `index` up to the next one already cached or the end of what this reader needs;
+    /// None when the slice is in the cache after all.
+    fn join_or_start_slice_fill(&self, index: u64) -> Option<Arc<Fill>> {
         let slice = self.cache.slice_bytes;
-        let start = index * slice;
-        let last = self.end.div_ceil(slice);
-        let stop = (index + 1..last)
-            .find(|&i| {
-                let id = SliceId {
-                    version: self.head.version,
-                    index: i,
-                };
-                self.cache.has_slice(id, self.head.size)
-            })
-            .unwrap_or(last);
-        let end = (stop * slice).min(self.head.size);
-        let fill = self.cache.fills.start(&self.key, start);
-        tokio::spawn(run_fill(
-            Arc::clone(&self.cache),
-            Arc::clone(&self.source),
-            Arc::clone(&fill),
-            FillKind::Slices(Arc::clone(&self.head), start..end),
-        ));
-        fill
+        let version = self.head.version;
+        let cached = |i| {
+            self.cache
+                .has_slice(SliceId { version, index: i }, self.head.size)
+        };
+        let range = || {
+            let last = self.end.div_ceil(slice);
+            let stop = (index + 1..last).find(|&i| cached(i)).unwrap_or(last);
+            index * slice..(stop * slice).min(self.head.size)
+        };
+        let role = self.cache.fills.join_or_start_slices(
+            &self.key,
+            &self.head,
+            self.pos,
+            || cached(index),
+            range,
+        )?;
+        let fill = role.fill();
+        if let Role::Leader(leader) = role {
+            let range = leader.planned();
+            tokio::spawn(run_fill(
+                Arc::clone(&self.cache),
+                Arc::clone(&self.source),
+                leader,
+                FillKind::Slices(Arc::clone(&self.head), range),
+            ));
+        }
+        Some(fill)
     }
 }
 
