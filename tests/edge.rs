@@ -11,8 +11,12 @@ mod common;
 mod cache;
 #[path = "edge/faces.rs"]
 mod faces;
+#[path = "edge/no_leak.rs"]
+mod no_leak;
 #[path = "edge/one_fill.rs"]
 mod one_fill;
+#[path = "edge/ready.rs"]
+mod ready;
 #[path = "edge/resilience.rs"]
 mod resilience;
 #[path = "edge/sites.rs"]

@@ -24,6 +24,7 @@ impl Edge {
     pub fn router(self: &Arc<Self>) -> axum::Router {
         axum::Router::new()
             .route("/_outpost/health", get(|| async { "ok\n" }))
+            .route("/_outpost/ready", get(ready))
             .route("/_outpost/metrics", get(metrics))
             .route("/_outpost/invalidations", post(invalidate))
             .route("/_outpost/test/clock", post(advance_clock))
@@ -55,6 +56,25 @@ async fn metrics(State(edge): State<Arc<Edge>>) -> impl axum::response::IntoResp
         )],
         edge.metrics.render(&edge.cache),
     )
+}
+
+/// Readiness (`/_outpost/health` is liveness): 200 when at least one origin of the S3 face
+/// takes connections, 503 when none does; the body lists each origin by index.
+async fn ready(State(edge): State<Arc<Edge>>) -> axum::response::Response {
+    let origins = edge.origins.probe().await;
+    let ready = origins.iter().any(|o| o.reachable);
+    let status = if ready {
+        http::StatusCode::OK
+    } else {
+        http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({ "ready": ready, "origins": origins });
+    (
+        status,
+        [(http::header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 /// `{"paths": ["/bucket/key", "/bucket/images/*"]}`.

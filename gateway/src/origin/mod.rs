@@ -141,7 +141,11 @@ impl OriginError {
                     Ok(checked) => return *checked,
                     Err(other) => match other.downcast::<axum::Error>() {
                         Ok(layer) => layer.into_inner(),
-                        Err(other) => return Error::msg(Code::IncompleteBody, other.to_string()),
+                        Err(other) => {
+                            // Its text is a transport's (it may name addresses): logged only.
+                            tracing::info!(error = %other, "client body failed");
+                            return Error::new(Code::IncompleteBody);
+                        }
                     },
                 };
             }
@@ -229,6 +233,19 @@ impl NoAnswer {
             NoAnswer::Local(_) => None,
         }
     }
+}
+
+/// One origin's state, as `/_outpost/ready` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OriginState {
+    /// Its place in the configured `origins` list (0: the primary).
+    pub index: usize,
+    /// A TCP connection to it succeeded just now.
+    pub reachable: bool,
+    /// Its circuit is open (recent failures; not tried first until it proves healthy).
+    pub circuit_open: bool,
+    /// Why the connection failed: `connection-refused`, `connect-failed`, `connect-timeout`.
+    pub error: Option<&'static str>,
 }
 
 /// Called once per origin attempt with the answer's status (None: no answer) and the time to
@@ -425,6 +442,36 @@ impl OriginGroup {
             .iter()
             .map(|o| (o.url.clone(), o.circuit().is_open()))
             .collect()
+    }
+
+    /// Each origin's state now, primary first: a TCP connection is tried to each (bounded by
+    /// the connect timeout), and its circuit read. Origins are named by their index in the
+    /// configured list, never by address: the answer goes to whoever asks `/_outpost/ready`.
+    pub async fn probe(&self) -> Vec<OriginState> {
+        let probes = self
+            .origins
+            .iter()
+            .enumerate()
+            .map(|(index, o)| async move {
+                let host = o.host.to_str().unwrap_or_default().to_owned();
+                let connected =
+                    tokio::time::timeout(self.timeout, tokio::net::TcpStream::connect(host)).await;
+                let error = match connected {
+                    Ok(Ok(_)) => None,
+                    Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                        Some("connection-refused")
+                    }
+                    Ok(Err(_)) => Some("connect-failed"),
+                    Err(_) => Some("connect-timeout"),
+                };
+                OriginState {
+                    index,
+                    reachable: error.is_none(),
+                    circuit_open: o.circuit().is_open(),
+                    error,
+                }
+            });
+        futures::future::join_all(probes).await
     }
 
     /// The origins to try, in order, each admitted by its circuit only when reached; the
