@@ -52,7 +52,7 @@ async fn metrics(State(edge): State<Arc<Edge>>) -> impl axum::response::IntoResp
     (
         [(
             http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
+            outpost_store::metrics::CONTENT_TYPE,
         )],
         edge.metrics.render(&edge.cache),
     )

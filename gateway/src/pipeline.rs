@@ -111,6 +111,7 @@ pub async fn handle(
         operation,
         status: status.as_u16(),
         cache: outcome.map(|o| o.as_str()).unwrap_or("-"),
+        cache_reason: outcome.and_then(|o| o.reason()).unwrap_or("-"),
         range: header(http::header::RANGE),
         referer: header(http::header::REFERER),
         user_agent: header(http::header::USER_AGENT),
@@ -136,6 +137,8 @@ struct AccessLine {
     operation: &'static str,
     status: u16,
     cache: &'static str,
+    /// Why a Bypass was not stored (`-` otherwise).
+    cache_reason: &'static str,
     range: String,
     referer: String,
     user_agent: String,
@@ -148,7 +151,7 @@ impl AccessLine {
             target: "outpost::access",
             request_id = %self.request_id, host = self.host, method = %self.method,
             path = %self.path, query = %self.query, operation = self.operation,
-            status = self.status, cache = self.cache, bytes_sent,
+            status = self.status, cache = self.cache, cache_reason = self.cache_reason, bytes_sent,
             ms = self.started.elapsed().as_secs_f64() * 1e3,
             range = self.range, referer = self.referer, user_agent = self.user_agent,
         );

@@ -34,8 +34,11 @@ pub(crate) async fn answer(
             let response = from_head(edge, parts, object, head).await?;
             Ok((response, outcome))
         }
-        Found::Passed(passed) => Ok((passed_response(&passed, parts), CacheOutcome::Miss)),
-        Found::Bypass => {
+        Found::Passed(passed) => {
+            let outcome = CacheOutcome::Bypass(passed.reason);
+            Ok((passed_response(&passed, parts), outcome))
+        }
+        Found::Bypass(reason) => {
             let mut request = object.source.request.clone();
             for name in [
                 http::header::RANGE,
@@ -54,7 +57,7 @@ pub(crate) async fn answer(
                 .fetch(&request)
                 .await
                 .map_err(OriginError::into_client_error)?;
-            Ok((origin::to_client(response), CacheOutcome::Bypass))
+            Ok((origin::to_client(response), CacheOutcome::Bypass(reason)))
         }
         // The fill logged why; the reason names the origin's internal address.
         Found::Failed(failure) => Err(crate::origin::client_error(failure.code)),

@@ -94,10 +94,7 @@ async fn health(State(s3): State<Arc<S3>>) -> (http::StatusCode, String) {
 
 async fn metrics(State(s3): State<Arc<S3>>) -> impl axum::response::IntoResponse {
     (
-        [(
-            http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         s3.metrics.render(),
     )
 }

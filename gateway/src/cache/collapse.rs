@@ -22,6 +22,7 @@ use tokio::sync::watch;
 use outpost_store::error::Code;
 
 use super::Head;
+use super::outcome::NotCacheable;
 
 /// How a fill ended, as far as its readers care.
 #[derive(Debug, Clone)]
@@ -33,8 +34,9 @@ pub enum Ended {
     /// An answer that is not stored but small enough to hand to every waiting reader
     /// (errors such as 403 or 500).
     Passed(Arc<Passed>),
-    /// An answer that is not stored and too large to share: each reader asks the origin itself.
-    Bypass,
+    /// An answer that is not stored (for this reason) and too large to share: each reader
+    /// asks the origin itself.
+    Bypass(NotCacheable),
     /// The origin could not be reached or broke off.
     Failed(Failure),
 }
@@ -62,6 +64,8 @@ pub struct Passed {
     pub status: http::StatusCode,
     pub headers: http::HeaderMap,
     pub body: Bytes,
+    /// Why it was not stored.
+    pub reason: NotCacheable,
 }
 
 /// What a reader finds at a position.

@@ -29,6 +29,7 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 
 use crate::compress::Encoding;
 use crate::config::EdgeConfig;
@@ -89,8 +90,8 @@ pub struct Cache {
     disk: disk::DiskTier,
     pub slice_bytes: u64,
     pub fills: collapse::Fills,
-    /// Bodies dropped for room: memory tier, disk tier (for metrics).
-    pub evictions: [Counter; 2],
+    /// Bodies dropped for room, by `tier` (`memory`, `disk`): one metric family.
+    pub evictions: Family<Vec<(String, String)>, Counter>,
 }
 
 impl Cache {
@@ -98,7 +99,13 @@ impl Cache {
         // Heads are small; a sixteenth of the memory budget holds a few hundred thousand.
         // Compressed variants get an eighth, bodies the rest.
         let head_budget = config.memory_cache_bytes / 16;
-        let evictions: [Counter; 2] = Default::default();
+        let evictions = Family::<Vec<(String, String)>, Counter>::default();
+        let tier = |name: &str| {
+            evictions
+                .get_or_create(&vec![("tier".to_owned(), name.to_owned())])
+                .clone()
+        };
+        let (memory_evictions, disk_evictions) = (tier("memory"), tier("disk"));
         let variant_budget = config.memory_cache_bytes / 8;
         Ok(Cache {
             clock: Clock::default(),
@@ -111,10 +118,9 @@ impl Cache {
                 .max_capacity(config.memory_cache_bytes - head_budget - variant_budget)
                 .weigher(|_, b: &Bytes| u32::try_from(b.len()).unwrap_or(u32::MAX))
                 .eviction_listener({
-                    let evictions = evictions[0].clone();
                     move |_, _, cause| {
                         if cause == moka::notification::RemovalCause::Size {
-                            evictions.inc();
+                            memory_evictions.inc();
                         }
                     }
                 })
@@ -127,7 +133,7 @@ impl Cache {
                 &config.cache_dir,
                 config.disk_cache_bytes,
                 config.spool_bytes,
-                evictions[1].clone(),
+                disk_evictions,
             )?,
             evictions,
             slice_bytes: config.slice_bytes,

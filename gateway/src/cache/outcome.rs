@@ -12,8 +12,11 @@ pub enum CacheOutcome {
     RefreshHit,
     /// Served expired: within stale-while-revalidate, or the origin failed (stale-if-error).
     Stale,
-    /// Not cacheable: passed through.
-    Bypass,
+    /// Not cacheable, for this reason: answered from the origin and not stored. (CloudFront
+    /// says `Miss from cloudfront` for these too; we name them apart, so an operator sees at
+    /// once which answers never will be hits, and why: the access log's `cache_reason` and
+    /// the `outpost_edge_cache_bypasses_total{reason}` metric.)
+    Bypass(NotCacheable),
 }
 
 impl CacheOutcome {
@@ -25,7 +28,15 @@ impl CacheOutcome {
             CacheOutcome::Miss => "Miss",
             CacheOutcome::RefreshHit => "RefreshHit",
             CacheOutcome::Stale => "Stale",
-            CacheOutcome::Bypass => "Bypass",
+            CacheOutcome::Bypass(_) => "Bypass",
+        }
+    }
+
+    /// Why the answer was not stored, for a Bypass (log field, metric label).
+    pub fn reason(self) -> Option<&'static str> {
+        match self {
+            CacheOutcome::Bypass(reason) => Some(reason.as_str()),
+            _ => None,
         }
     }
 
@@ -36,7 +47,7 @@ impl CacheOutcome {
             CacheOutcome::Miss => "Miss from outpost",
             CacheOutcome::RefreshHit => "RefreshHit from outpost",
             CacheOutcome::Stale => "Stale from outpost",
-            CacheOutcome::Bypass => "Bypass from outpost",
+            CacheOutcome::Bypass(_) => "Bypass from outpost",
         }
     }
 }
@@ -53,6 +64,8 @@ pub enum NotCacheable {
     VaryAll,
     /// A 206 is one client's range. Fills store ranges they asked for as parts of the 200.
     PartialContent,
+    /// No `Content-Length`: the size a stored body must have is not known.
+    UnknownLength,
     /// A status we never store: 5xx and everything not listed on [`freshness`].
     Status(u16),
     /// Stale on arrival, with no stale grace and no validator to revalidate it with: a stored
@@ -69,6 +82,7 @@ impl NotCacheable {
             NotCacheable::VaryAll => "vary-all",
             NotCacheable::PartialContent => "partial-content",
             NotCacheable::Status(_) => "status",
+            NotCacheable::UnknownLength => "unknown-length",
             NotCacheable::ZeroTtl => "zero-ttl",
         }
     }
@@ -85,7 +99,7 @@ mod tests {
             (CacheOutcome::Miss, "Miss"),
             (CacheOutcome::RefreshHit, "RefreshHit"),
             (CacheOutcome::Stale, "Stale"),
-            (CacheOutcome::Bypass, "Bypass"),
+            (CacheOutcome::Bypass(NotCacheable::NoStore), "Bypass"),
         ];
         for (outcome, name) in outcomes {
             assert_eq!(outcome.as_str(), name);

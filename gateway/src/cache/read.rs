@@ -10,7 +10,7 @@ use futures::StreamExt;
 use http_body_util::BodyExt;
 
 use super::collapse::{At, Ended, Failure, Fill, Leader, Passed, Role};
-use super::outcome::CacheOutcome;
+use super::outcome::{CacheOutcome, NotCacheable};
 use super::policy::{self, State};
 use super::{Cache, Head, SliceId};
 use crate::config::Behavior;
@@ -40,7 +40,7 @@ pub enum Found {
     /// Not cacheable but shared with this reader (small error answers).
     Passed(Arc<Passed>),
     /// Not cacheable: ask the origin directly.
-    Bypass,
+    Bypass(NotCacheable),
     /// No origin answered and nothing usable is stored.
     Failed(Failure),
 }
@@ -98,7 +98,7 @@ fn found_without_head(ended: Ended, stale: Option<Arc<Head>>, now: SystemTime) -
         }
         (Ended::Failed(e), None) => Found::Failed(e),
         (Ended::Passed(p), _) => Found::Passed(p),
-        (Ended::Bypass, _) => Found::Bypass,
+        (Ended::Bypass(reason), _) => Found::Bypass(reason),
         (Ended::Done, _) => Found::Failed(Failure::new("fill ended without a head")),
     }
 }
@@ -245,7 +245,11 @@ async fn fill_once(
                 freshness,
                 version: rand::random(),
             }),
-            _ => return Err(pass(status, headers, delivered, start, body).await.into()),
+            not_stored => {
+                let reason = not_stored.err().unwrap_or(NotCacheable::UnknownLength);
+                let passed = pass(status, headers, delivered, start, body, reason).await;
+                return Err(passed.into());
+            }
         },
     };
     // The fill knows its head before the cache does, so a reader that finds the head in the
@@ -323,15 +327,17 @@ async fn pass(
     length: u64,
     start: u64,
     body: OriginBody,
+    reason: NotCacheable,
 ) -> Ended {
     if length > PASS_LIMIT || start != 0 {
-        return Ended::Bypass;
+        return Ended::Bypass(reason);
     }
     match body.collect().await {
         Ok(collected) => Ended::Passed(Arc::new(Passed {
             status,
             headers,
             body: collected.to_bytes(),
+            reason,
         })),
         _ => Ended::Failed(Failure::new("origin body of an uncacheable answer failed")),
     }
