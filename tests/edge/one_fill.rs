@@ -77,48 +77,31 @@ fn assert_one_fill(sent: f64, what: &str) {
     );
 }
 
-#[tokio::test]
-async fn a_head_then_concurrent_gets_fill_the_object_once() {
+/// A fresh edge and object; a HEAD through the edge first if `head_first`; then `READERS`
+/// concurrent GETs of `ranges`: the origin must send the object's bytes once at most.
+async fn one_fill(head_first: bool, ranges: &[Option<(usize, usize)>], what: &str) {
     let (p, b, data) = pair_with_object("big.bin").await;
     let before = origin_bytes(&p).await;
-    let head = p
-        .edge
-        .client()
-        .head_object()
-        .bucket(&b)
-        .key("big.bin")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(head.content_length(), Some(SIZE as i64));
-    concurrent_gets(&p, &b, "big.bin", &data, &[None; READERS]).await;
-    assert_one_fill(origin_bytes(&p).await - before, "HEAD, then 50 GETs");
+    if head_first {
+        let head = p
+            .edge
+            .client()
+            .head_object()
+            .bucket(&b)
+            .key("big.bin")
+            .send()
+            .await;
+        assert_eq!(head.unwrap().content_length(), Some(SIZE as i64));
+    }
+    concurrent_gets(&p, &b, "big.bin", &data, ranges).await;
+    assert_one_fill(origin_bytes(&p).await - before, what);
 }
 
-#[tokio::test]
-async fn concurrent_cold_gets_fill_the_object_once() {
-    let (p, b, data) = pair_with_object("big.bin").await;
-    let before = origin_bytes(&p).await;
-    concurrent_gets(&p, &b, "big.bin", &data, &[None; READERS]).await;
-    assert_one_fill(origin_bytes(&p).await - before, "50 cold GETs");
-}
-
-#[tokio::test]
-async fn concurrent_ranged_gets_after_a_head_fill_each_slice_once() {
-    let (p, b, data) = pair_with_object("big.bin").await;
-    let before = origin_bytes(&p).await;
-    p.edge
-        .client()
-        .head_object()
-        .bucket(&b)
-        .key("big.bin")
-        .send()
-        .await
-        .unwrap();
-    // Ranges all over the object: open-ended, across slice boundaries, the last bytes.
-    let ranges: Vec<_> = (0..READERS)
+/// Ranges all over the object: open-ended, across slice boundaries, the last bytes.
+fn scattered_ranges(step: usize) -> Vec<Option<(usize, usize)>> {
+    (0..READERS)
         .map(|i| {
-            let start = (i * 163_841) % (SIZE - 1);
+            let start = (i * step) % (SIZE - 1);
             let end = match i % 3 {
                 0 => SIZE - 1,
                 1 => (start + SLICE + 17).min(SIZE - 1),
@@ -126,21 +109,30 @@ async fn concurrent_ranged_gets_after_a_head_fill_each_slice_once() {
             };
             Some((start, end))
         })
-        .collect();
-    concurrent_gets(&p, &b, "big.bin", &data, &ranges).await;
-    assert_one_fill(origin_bytes(&p).await - before, "HEAD, then 50 ranged GETs");
+        .collect()
+}
+
+#[tokio::test]
+async fn a_head_then_concurrent_gets_fill_the_object_once() {
+    one_fill(true, &[None; READERS], "HEAD, then 50 GETs").await;
+}
+
+#[tokio::test]
+async fn concurrent_cold_gets_fill_the_object_once() {
+    one_fill(false, &[None; READERS], "50 cold GETs").await;
+}
+
+#[tokio::test]
+async fn concurrent_ranged_gets_after_a_head_fill_each_slice_once() {
+    one_fill(
+        true,
+        &scattered_ranges(163_841),
+        "HEAD, then 50 ranged GETs",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn concurrent_ranged_cold_gets_fill_each_slice_once() {
-    let (p, b, data) = pair_with_object("big.bin").await;
-    let before = origin_bytes(&p).await;
-    let ranges: Vec<_> = (0..READERS)
-        .map(|i| {
-            let start = (i * 179_999) % (SIZE - 1);
-            Some((start, SIZE - 1))
-        })
-        .collect();
-    concurrent_gets(&p, &b, "big.bin", &data, &ranges).await;
-    assert_one_fill(origin_bytes(&p).await - before, "50 cold ranged GETs");
+    one_fill(false, &scattered_ranges(179_999), "50 cold ranged GETs").await;
 }
