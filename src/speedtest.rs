@@ -141,7 +141,7 @@ impl Target {
         };
         let response = self
             .client
-            .relay(request, body, Some(length))
+            .send(request, body, Some(length))
             .await
             .map_err(|e| anyhow::anyhow!("{}: {e}", self.name))?;
         let (parts, body) = response.into_parts();

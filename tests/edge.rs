@@ -7,10 +7,20 @@
 #[path = "common/mod.rs"]
 mod common;
 
+#[path = "edge/bypass.rs"]
+mod bypass;
 #[path = "edge/cache.rs"]
 mod cache;
 #[path = "edge/faces.rs"]
 mod faces;
+#[path = "edge/metrics_page.rs"]
+mod metrics_page;
+#[path = "edge/no_leak.rs"]
+mod no_leak;
+#[path = "edge/one_fill.rs"]
+mod one_fill;
+#[path = "edge/ready.rs"]
+mod ready;
 #[path = "edge/resilience.rs"]
 mod resilience;
 #[path = "edge/sites.rs"]

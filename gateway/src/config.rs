@@ -43,7 +43,7 @@ pub struct EdgeConfig {
     /// Seconds to wait for an origin's connection and response head before failing over.
     /// Default 10.
     pub origin_timeout_secs: u64,
-    /// Seconds a relayed request (a write, a listing: anything the cache does not answer)
+    /// Seconds a forwarded request (a write, a listing: anything the cache does not answer)
     /// waits for the origin's response head once the origin has all of the request body, or
     /// has stopped taking it while the client was sending; then 504 GatewayTimeout.
     /// Default 30.
@@ -74,10 +74,11 @@ pub struct EdgeConfig {
     /// Disk budget for spooled upload parts, bytes; a part that would exceed it gets
     /// `503 SlowDown`. Default 10 GiB.
     pub spool_bytes: u64,
-    /// Parts relayed to the store at once, each on its own pooled connection. Default 4.
+    /// Spooled parts pushed to the store at once (the spool's workers), each on its own
+    /// pooled connection. Default 4.
     pub relay_workers: usize,
     /// How long CompleteMultipartUpload waits for spooled parts to reach the store before it
-    /// fails with ServiceUnavailable (the relay goes on; the client retries). Past 5 s the
+    /// fails with ServiceUnavailable (the workers go on; the client retries). Past 5 s the
     /// edge answers 200 at once and keeps the connection alive with spaces, as S3 does for a
     /// long Complete; the outcome, error or not, is then the XML document. Seconds, default 300.
     pub relay_wait_secs: u64,

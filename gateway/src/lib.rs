@@ -1,36 +1,50 @@
-//! Outpost edge gateway: caches reads like a CDN edge and relays writes to the store.
+//! Outpost edge gateway: caches reads like a CDN edge, holds upload parts near the client and
+//! forwards everything else to the store.
 //!
 //! ```text
-//!  client ─► server (the store's accept loop) ─► pipeline: limits ─► Host: a site? ─► site
-//!                                                  │ (S3 face) route ─► auth (store rules)
-//!     GET/HEAD object ─► cache: key ─► head (fresh? revalidate? stale?) ─► slices ◄─ fills
-//!     UploadPart      ─► spool (fsync) ─► relay workers ───────────────────┐      │
-//!     anything else   ─► relay ────────────────────────────────────────────┤      │
-//!                                                                          ▼      ▼
-//!                                                  origin group (pooled, SigV4, failover)
+//!  client ─► admin (router, accept loop) ─► /_outpost/*            (health, ready, metrics, ...)
+//!               │
+//!               ▼
+//!            pipeline: limits ─► Host: a site? ─► site ─────────────┐
+//!               │ (S3 face) route ─► auth (store rules) ─► dispatch  │
+//!     GET/HEAD object ─► respond ◄───────────────────────────────────┘
+//!                          │ cache: object ─► head (fresh? revalidate? stale?) ─► slices ◄─ fills
+//!     UploadPart, ListParts, Complete, Abort ─► ops::multipart ─► spool (fsync) ─► workers ─┐
+//!     anything else ─► ops::forward ─────────────────────────────────────────────────────┤
+//!                                                                                        ▼
+//!                                          origin group (pooled, SigV4, failover) ◄── fills
 //! ```
 //!
-//! Modules: [`app`] (assembly + admin endpoints), [`config`], [`pipeline`] (the S3 face's
-//! request path), [`respond`] (answers from the cache), [`relay`] (everything else, to the
-//! origin) with [`upload`] (parts spooled at the edge, relayed in the background),
-//! [`distribution`] (Host → site, path → behaviour), [`site`] (serving sites to browsers) with
-//! [`website`] (static-website rules), [`cache`] (policy, keys, tiers, collapsing, reading),
-//! [`origin`] (client toward the stores), [`compress`], [`metrics`].
+//! Imports point down only: `admin` → `pipeline` → `site` / `respond` / `ops` → `edge` (the
+//! shared context) → `cache` / `spool` / `distribution` / `metrics` → `origin` → `config`.
+//!
+//! Modules: [`admin`] (router, `/_outpost/*` endpoints, serve), [`pipeline`] (the S3 face's
+//! request path and its one dispatch), [`respond`] (answers from cached heads and slices),
+//! [`site`] (serving sites to browsers) with [`website`] (static-website rules), [`ops`]
+//! ([`ops::multipart`]: the client side of uploads; [`ops::forward`]: everything passed to the
+//! origin unchanged), [`edge`] (the shared context), [`spool`] (parts held on disk, pushed to
+//! the store by its workers), [`cache`] (objects, outcomes, policy, keys, tiers, collapsing,
+//! reading), [`distribution`] (Host → site, path → behaviour), [`origin`] (client toward the
+//! stores), [`compress`], [`metrics`], [`config`].
+//!
+//! Words: *forward* = pass a client's request to the origin as it is (re-signed); *spool* = the
+//! upload parts held at the edge; the spool's workers *push* spooled parts to the store.
 //! Errors are the store's S3 error type: the edge speaks the same API.
 
-pub mod app;
+pub mod admin;
 pub mod cache;
 pub mod compress;
 pub mod config;
 pub mod distribution;
+pub mod edge;
 pub mod metrics;
+pub mod ops;
 pub mod origin;
 pub mod pipeline;
-pub mod relay;
 pub mod respond;
 pub mod site;
-pub mod upload;
+pub mod spool;
 pub mod website;
 
-pub use app::Edge;
 pub use config::EdgeConfig;
+pub use edge::Edge;

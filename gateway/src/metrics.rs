@@ -12,11 +12,16 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 
 use crate::cache::Cache;
-use crate::cache::policy::CacheOutcome;
+use crate::cache::outcome::CacheOutcome;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabel {
     outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -32,6 +37,7 @@ struct StatusLabel {
 pub struct EdgeMetrics {
     pub requests: Metrics,
     outcomes: Family<OutcomeLabel, Counter>,
+    bypasses: Family<ReasonLabel, Counter>,
     origin_requests: Family<StatusLabel, Counter>,
     origin_latency: Histogram,
     cache_bytes: Family<TierLabel, Gauge>,
@@ -43,6 +49,7 @@ impl EdgeMetrics {
     pub fn new(cache: &Cache) -> EdgeMetrics {
         let mut requests = Metrics::new("outpost_edge");
         let outcomes = Family::<OutcomeLabel, Counter>::default();
+        let bypasses = Family::<ReasonLabel, Counter>::default();
         let origin_requests = Family::<StatusLabel, Counter>::default();
         let origin_latency = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
         let cache_bytes = Family::<TierLabel, Gauge>::default();
@@ -53,6 +60,11 @@ impl EdgeMetrics {
             "cache_requests",
             "GET/HEAD requests by cache outcome (Hit, Miss, RefreshHit, Stale, Bypass)",
             outcomes.clone(),
+        );
+        r.register(
+            "cache_bypasses",
+            "Bypass outcomes by why the answer was not stored (no-store, private, status, ...)",
+            bypasses.clone(),
         );
         r.register(
             "origin_requests",
@@ -75,18 +87,15 @@ impl EdgeMetrics {
             cache_entries.clone(),
         );
         r.register("fills_in_flight", "Origin fills running", fills.clone());
-        for (tier, counter) in ["memory", "disk"].into_iter().zip(&cache.evictions) {
-            // The tier's own counter, bumped by its eviction hook, under a `tier` label.
-            r.sub_registry_with_label(("tier".into(), tier.into()))
-                .register(
-                    "cache_evictions",
-                    "Bodies dropped from a cache tier to make room",
-                    counter.clone(),
-                );
-        }
+        r.register(
+            "cache_evictions",
+            "Bodies dropped from a cache tier to make room",
+            cache.evictions.clone(),
+        );
         EdgeMetrics {
             requests,
             outcomes,
+            bypasses,
             origin_requests,
             origin_latency,
             cache_bytes,
@@ -101,6 +110,9 @@ impl EdgeMetrics {
                 outcome: outcome.as_str(),
             })
             .inc();
+        if let Some(reason) = outcome.reason() {
+            self.bypasses.get_or_create(&ReasonLabel { reason }).inc();
+        }
     }
 
     pub fn origin(&self, status: Option<u16>, elapsed: Duration) {

@@ -2,21 +2,95 @@
 //! the client's conditions (304/412), ranges (206/416), compression, checksum headers only for
 //! clients that ask, and the body from slices and fills.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::body::Body;
+use axum::response::Response;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use outpost_store::error::{Code, Error, Result};
 use outpost_store::s3::headers::parse_range;
 
-use crate::app::Edge;
 use crate::cache::Head;
 use crate::cache::collapse::Passed;
+use crate::cache::object::Object;
+use crate::cache::outcome::CacheOutcome;
 use crate::cache::policy;
-use crate::cache::read::{self, Source};
+use crate::cache::read::{Found, Source};
 use crate::compress;
-use crate::pipeline::{Object, Response, range_value};
+use crate::edge::Edge;
+use crate::origin::{self, OriginError};
+
+/// The client's answer for what a lookup found.
+pub(crate) async fn answer(
+    edge: &Arc<Edge>,
+    parts: &http::request::Parts,
+    object: &Object,
+    found: Found,
+) -> Result<(Response, CacheOutcome)> {
+    match found {
+        Found::Head(head, outcome) => {
+            let response = from_head(edge, parts, object, head).await?;
+            Ok((response, outcome))
+        }
+        Found::Passed(passed) => {
+            let outcome = CacheOutcome::Bypass(passed.reason);
+            Ok((passed_response(&passed, parts), outcome))
+        }
+        Found::Bypass(reason) => {
+            let mut request = object.source.request.clone();
+            for name in [
+                http::header::RANGE,
+                http::header::IF_MATCH,
+                http::header::IF_NONE_MATCH,
+                http::header::IF_MODIFIED_SINCE,
+                http::header::IF_UNMODIFIED_SINCE,
+            ] {
+                if let Some(v) = parts.headers.get(&name) {
+                    request.headers.insert(name, v.clone());
+                }
+            }
+            request.method = parts.method.clone();
+            let origin = &object.source.origin;
+            let response = origin
+                .fetch(&request)
+                .await
+                .map_err(OriginError::into_client_error)?;
+            Ok((origin::to_client(response), CacheOutcome::Bypass(reason)))
+        }
+        // The fill logged why; the reason names the origin's internal address.
+        Found::Failed(failure) => Err(crate::origin::client_error(failure.code)),
+    }
+}
+
+/// A cold HEAD or ranged GET fetches only the first slices it needs.
+pub(crate) fn hint(parts: &http::request::Parts) -> Option<Range<u64>> {
+    if parts.method == Method::HEAD {
+        Some(0..1)
+    } else {
+        range_hint(range_value(parts))
+    }
+}
+
+pub(crate) fn range_value(parts: &http::request::Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(http::header::RANGE)
+        .and_then(|v| v.to_str().ok())
+}
+
+/// `bytes=a-b` / `bytes=a-` → the slices worth fetching first; suffix ranges need the size.
+fn range_hint(value: Option<&str>) -> Option<Range<u64>> {
+    let spec = value?.trim().strip_prefix("bytes=")?;
+    let (a, b) = spec.split_once('-')?;
+    let start: u64 = a.parse().ok()?;
+    let end = match b {
+        "" => start + 1,
+        b => b.parse::<u64>().ok()?.max(start) + 1,
+    };
+    Some(start..end)
+}
 
 pub(crate) async fn from_head(
     edge: &Arc<Edge>,
@@ -115,13 +189,7 @@ pub(crate) async fn from_head(
         // The common hit of a small object: one buffer, no stream to poll.
         Body::from(data.slice(range.start as usize..range.end as usize))
     } else {
-        Body::from_stream(read::body(
-            Arc::clone(&edge.cache),
-            Arc::clone(&object.source),
-            object.cache_key.clone(),
-            head,
-            range,
-        ))
+        Body::from_stream(object.body(&edge.cache, &head, range))
     };
     Ok(builder.status(status).body(body).expect("valid response"))
 }
@@ -161,14 +229,8 @@ async fn compressed(
     if let Some(data) = edge.cache.variant(head.version, encoding).await {
         return Ok(data);
     }
-    let identity: Vec<bytes::Bytes> = futures::TryStreamExt::try_collect(read::body(
-        Arc::clone(&edge.cache),
-        Arc::clone(&object.source),
-        object.cache_key.clone(),
-        Arc::clone(head),
-        0..head.size,
-    ))
-    .await?;
+    let identity: Vec<bytes::Bytes> =
+        futures::TryStreamExt::try_collect(object.body(&edge.cache, head, 0..head.size)).await?;
     let data = compress::compress(&identity.concat(), encoding)
         .await
         .map_err(|e| Error::internal(anyhow::anyhow!("compressing: {e}")))?;
@@ -230,11 +292,15 @@ pub(crate) fn passed_response(passed: &Passed, parts: &http::request::Parts) -> 
     builder.body(body).expect("valid response")
 }
 
-/// An origin answer passed to the client as it streams.
-pub(crate) fn streamed(response: crate::origin::OriginResponse) -> Response {
-    let (mut parts, body) = response.into_parts();
-    for name in ["connection", "keep-alive", "transfer-encoding", "server"] {
-        parts.headers.remove(name);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_hints() {
+        assert_eq!(range_hint(Some("bytes=10-19")), Some(10..20));
+        assert_eq!(range_hint(Some("bytes=10-")), Some(10..11));
+        assert_eq!(range_hint(Some("bytes=-10")), None);
+        assert_eq!(range_hint(None), None);
     }
-    http::Response::from_parts(parts, Body::new(body))
 }

@@ -6,17 +6,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::response::Response;
 use http::{HeaderValue, Method, StatusCode};
 use outpost_store::error::{Code, Error, Result};
 use percent_encoding::percent_decode_str;
 
-use crate::app::Edge;
-use crate::cache::policy::CacheOutcome;
-use crate::cache::read::{self, Found};
+use crate::cache::object::Object;
+use crate::cache::outcome::CacheOutcome;
+use crate::cache::read::Found;
 use crate::config::Behavior;
 use crate::distribution::Site;
-use crate::pipeline::{Object, Response, answer, hint};
-use crate::respond::from_head;
+use crate::edge::Edge;
+use crate::respond::{answer, from_head, hint};
 use crate::website::{self, ErrorRoute, Route, WebsiteConfig};
 
 /// A bucket's website configuration is re-read this often.
@@ -59,7 +60,7 @@ pub async fn handle(
     };
     if !site.website {
         let o = object(path.trim_start_matches('/'));
-        let found = o.lookup(edge, hint(parts)).await;
+        let found = o.lookup(&edge.cache, hint(parts)).await;
         let (response, outcome) = answer(edge, parts, &o, found).await?;
         return Ok((response, Some(outcome)));
     }
@@ -74,7 +75,7 @@ pub async fn handle(
         Route::Object(key) => key,
     };
     let o = object(&key);
-    let found = o.lookup(edge, hint(parts)).await;
+    let found = o.lookup(&edge.cache, hint(parts)).await;
     let status = match &found {
         Found::Head(head, _) => head.status,
         Found::Passed(p) => p.status,
@@ -110,7 +111,7 @@ async fn not_found(
     object: &impl Fn(&str) -> Object,
 ) -> Result<Response> {
     if let Some(index) = config.directory_index(key) {
-        let found = object(&index).lookup(edge, None).await;
+        let found = object(&index).lookup(&edge.cache, None).await;
         if matches!(found, Found::Head(h, _) if h.status == StatusCode::OK) {
             return Ok(redirect(302, &format!("/{key}/")));
         }
@@ -119,7 +120,7 @@ async fn not_found(
         ErrorRoute::Redirect(code, location) => return Ok(redirect(code, &location)),
         ErrorRoute::Document(document) => {
             let o = object(&document);
-            match o.lookup(edge, None).await {
+            match o.lookup(&edge.cache, None).await {
                 Found::Head(head, _) if head.status == StatusCode::OK && head.size <= MAX_SMALL => {
                     let body = small_body(edge, &o, &head).await?;
                     let content_type = head.headers.get(http::header::CONTENT_TYPE).cloned();
@@ -169,7 +170,7 @@ async fn website_config(edge: &Arc<Edge>, site: &Site) -> Result<WebsiteConfig> 
         &behavior,
         false,
     );
-    match o.lookup(edge, None).await {
+    match o.lookup(&edge.cache, None).await {
         Found::Head(head, _) if head.status == StatusCode::OK && head.size <= MAX_SMALL => {
             let body = small_body(edge, &o, &head).await?;
             WebsiteConfig::parse(&body).ok_or_else(|| {
@@ -194,13 +195,7 @@ async fn small_body(
     o: &Object,
     head: &Arc<crate::cache::Head>,
 ) -> Result<bytes::Bytes> {
-    let stream = read::body(
-        Arc::clone(&edge.cache),
-        Arc::clone(&o.source),
-        o.cache_key.clone(),
-        Arc::clone(head),
-        0..head.size,
-    );
+    let stream = o.body(&edge.cache, head, 0..head.size);
     let pieces: Vec<bytes::Bytes> = futures::TryStreamExt::try_collect(stream).await?;
     Ok(pieces.concat().into())
 }

@@ -124,10 +124,7 @@ async fn ready(State(s3): State<Arc<S3>>) -> impl axum::response::IntoResponse {
 
 async fn metrics(State(s3): State<Arc<S3>>) -> impl axum::response::IntoResponse {
     (
-        [(
-            http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         s3.metrics.render(),
     )
 }

@@ -85,6 +85,7 @@ impl Metrics {
     }
 
     /// Prometheus text exposition format.
+    /// The page in OpenMetrics text (it ends in `# EOF`), served as [`CONTENT_TYPE`].
     pub fn render(&self) -> String {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
@@ -92,3 +93,7 @@ impl Metrics {
         out
     }
 }
+
+/// The content type of every `/_outpost/metrics` page (store and edge): what the encoder
+/// writes is OpenMetrics text, and Prometheus reads it as such.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";

@@ -10,7 +10,8 @@
 # small and 40 MiB multipart, sync of a nested tree, ls, presign + curl, download and compare,
 # rm --recursive, rb, the 40 MiB upload again with AWS_REQUEST_CHECKSUM_CALCULATION=
 # when_required, and tests/compat/boto3_session.py. Edge session: uploads relayed (single and
-# multipart), downloads cached (miss then hit, checked in the edge's metrics), presign, sync.
+# multipart), downloads cached (miss then hit, checked in the edge's metrics), presign, sync;
+# then both metrics pages through prometheus_client's OpenMetrics parser.
 # Prints "N passed, M failed" and exits non-zero on any failure.
 set -euo pipefail
 
@@ -29,7 +30,7 @@ echo "== python venv with current awscli + boto3 ($VENV)"
 if [[ ! -x "$VENV/bin/python" ]]; then
   python3 -m venv "$VENV"
 fi
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade awscli 'boto3[crt]'
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade awscli 'boto3[crt]' prometheus_client
 AWS="$VENV/bin/aws"
 "$AWS" --version
 
@@ -211,6 +212,8 @@ readme_invalidation() {
   [[ "$out" == *'"status":"Completed"'* ]]
 }
 check "the README's invalidation command works against the edge ($(curl --version | head -n1 | cut -d' ' -f1-2))" readme_invalidation "$URL"
+check "both metrics pages parse with prometheus_client's OpenMetrics parser" \
+  "$VENV/bin/python" "$REPO/tests/compat/metrics_page.py" "$STORE_URL" "$URL"
 
 for pid in "$STORE_PID" "$EDGE_PID"; do
   if ! kill -0 "$pid" 2>/dev/null; then

@@ -7,6 +7,8 @@
 //! needs only the slices it covers. A refreshed object gets a new version, so slices of two
 //! versions never mix.
 //!
+//! - [`object`]: what a request looks up (cache key + the origin request that fills it).
+//! - [`outcome`]: what the cache did for a request, and why an answer was not stored.
 //! - [`policy`]: pure freshness rules (time is a parameter).
 //! - [`key`]: cache keys.
 //! - [`disk`]: the disk tier. The memory tier is two moka caches right here.
@@ -16,6 +18,8 @@
 pub mod collapse;
 pub mod disk;
 pub mod key;
+pub mod object;
+pub mod outcome;
 pub mod policy;
 pub mod read;
 
@@ -25,6 +29,7 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 
 use crate::compress::Encoding;
 use crate::config::EdgeConfig;
@@ -85,8 +90,8 @@ pub struct Cache {
     disk: disk::DiskTier,
     pub slice_bytes: u64,
     pub fills: collapse::Fills,
-    /// Bodies dropped for room: memory tier, disk tier (for metrics).
-    pub evictions: [Counter; 2],
+    /// Bodies dropped for room, by `tier` (`memory`, `disk`): one metric family.
+    pub evictions: Family<Vec<(String, String)>, Counter>,
 }
 
 impl Cache {
@@ -94,7 +99,13 @@ impl Cache {
         // Heads are small; a sixteenth of the memory budget holds a few hundred thousand.
         // Compressed variants get an eighth, bodies the rest.
         let head_budget = config.memory_cache_bytes / 16;
-        let evictions: [Counter; 2] = Default::default();
+        let evictions = Family::<Vec<(String, String)>, Counter>::default();
+        let tier = |name: &str| {
+            evictions
+                .get_or_create(&vec![("tier".to_owned(), name.to_owned())])
+                .clone()
+        };
+        let (memory_evictions, disk_evictions) = (tier("memory"), tier("disk"));
         let variant_budget = config.memory_cache_bytes / 8;
         Ok(Cache {
             clock: Clock::default(),
@@ -107,10 +118,9 @@ impl Cache {
                 .max_capacity(config.memory_cache_bytes - head_budget - variant_budget)
                 .weigher(|_, b: &Bytes| u32::try_from(b.len()).unwrap_or(u32::MAX))
                 .eviction_listener({
-                    let evictions = evictions[0].clone();
                     move |_, _, cause| {
                         if cause == moka::notification::RemovalCause::Size {
-                            evictions.inc();
+                            memory_evictions.inc();
                         }
                     }
                 })
@@ -123,11 +133,16 @@ impl Cache {
                 &config.cache_dir,
                 config.disk_cache_bytes,
                 config.spool_bytes,
-                evictions[1].clone(),
+                disk_evictions,
             )?,
             evictions,
             slice_bytes: config.slice_bytes,
-            fills: collapse::Fills::default(),
+            // A healthy fill goes no longer without news than its origins' timeouts allow.
+            fills: collapse::Fills::new(std::time::Duration::from_secs(
+                (config.origin_timeout_secs + config.origin_response_timeout_secs)
+                    * config.origins.len().max(1) as u64
+                    + config.origin_idle_timeout_secs,
+            )),
         })
     }
 

@@ -13,40 +13,8 @@ use std::time::{Duration, SystemTime};
 
 use http::header::{self, HeaderMap, HeaderName};
 
+use super::outcome::NotCacheable;
 use crate::config::Behavior;
-
-/// Why a response is not stored. Shown in logs and used as a metric label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NotCacheable {
-    /// `Cache-Control: no-store` (RFC 9111 5.2.2.5).
-    NoStore,
-    /// `Cache-Control: private`, with or without field names: we do not strip single fields,
-    /// so the safe reading is the whole response (RFC 9111 5.2.2.7).
-    Private,
-    /// `Vary: *`: no later request could ever match it (RFC 9111 4.1).
-    VaryAll,
-    /// A 206 is one client's range. Fills store ranges they asked for as parts of the 200.
-    PartialContent,
-    /// A status we never store: 5xx and everything not listed on [`freshness`].
-    Status(u16),
-    /// Stale on arrival, with no stale grace and no validator to revalidate it with: a stored
-    /// copy could never answer a request.
-    ZeroTtl,
-}
-
-impl NotCacheable {
-    /// A fixed label for logs and metrics (the status code is left out to bound cardinality).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NotCacheable::NoStore => "no-store",
-            NotCacheable::Private => "private",
-            NotCacheable::VaryAll => "vary-all",
-            NotCacheable::PartialContent => "partial-content",
-            NotCacheable::Status(_) => "status",
-            NotCacheable::ZeroTtl => "zero-ttl",
-        }
-    }
-}
 
 /// When a stored response was received and how long it stays usable.
 ///
@@ -77,46 +45,6 @@ pub enum State {
     StaleIfError,
     /// Expired beyond every grace: revalidate, never serve it as it is.
     Expired,
-}
-
-/// What happened to a request: the `X-Cache` header, a log field and a metric label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CacheOutcome {
-    /// Served fresh from the cache.
-    Hit,
-    /// Answered from the origin: not stored, or the stored copy had changed.
-    Miss,
-    /// Expired, revalidated with the origin (304), served from the cache.
-    RefreshHit,
-    /// Served expired: within stale-while-revalidate, or the origin failed (stale-if-error).
-    Stale,
-    /// Not cacheable: passed through.
-    Bypass,
-}
-
-impl CacheOutcome {
-    /// The bare name, for logs and metric labels: `Hit`, `Miss`, `RefreshHit`, `Stale`,
-    /// `Bypass`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CacheOutcome::Hit => "Hit",
-            CacheOutcome::Miss => "Miss",
-            CacheOutcome::RefreshHit => "RefreshHit",
-            CacheOutcome::Stale => "Stale",
-            CacheOutcome::Bypass => "Bypass",
-        }
-    }
-
-    /// The `X-Cache` header value, as CloudFront words it: `Hit from outpost`.
-    pub fn x_cache(self) -> &'static str {
-        match self {
-            CacheOutcome::Hit => "Hit from outpost",
-            CacheOutcome::Miss => "Miss from outpost",
-            CacheOutcome::RefreshHit => "RefreshHit from outpost",
-            CacheOutcome::Stale => "Stale from outpost",
-            CacheOutcome::Bypass => "Bypass from outpost",
-        }
-    }
 }
 
 /// Decides whether an origin response (status and end-to-end headers) may be stored, and for

@@ -587,20 +587,3 @@ fn garbage_headers_are_read_safely() {
     req.remove(header::IF_NONE_MATCH);
     assert!(!not_modified(&req, Some("\"a\""), Some(at(0))));
 }
-
-#[test]
-fn outcome_and_reason_names() {
-    let outcomes = [
-        (CacheOutcome::Hit, "Hit"),
-        (CacheOutcome::Miss, "Miss"),
-        (CacheOutcome::RefreshHit, "RefreshHit"),
-        (CacheOutcome::Stale, "Stale"),
-        (CacheOutcome::Bypass, "Bypass"),
-    ];
-    for (outcome, name) in outcomes {
-        assert_eq!(outcome.as_str(), name);
-        assert_eq!(outcome.x_cache(), format!("{name} from outpost"));
-    }
-    assert_eq!(NotCacheable::Status(500).as_str(), "status");
-    assert_eq!(NotCacheable::NoStore.as_str(), "no-store");
-}

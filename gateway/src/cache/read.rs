@@ -9,8 +9,9 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use http_body_util::BodyExt;
 
-use super::collapse::{At, Ended, Failure, Fill, Passed};
-use super::policy::{self, CacheOutcome, State};
+use super::collapse::{At, Ended, Failure, Fill, Leader, Passed, Role};
+use super::outcome::{CacheOutcome, NotCacheable};
+use super::policy::{self, State};
 use super::{Cache, Head, SliceId};
 use crate::config::Behavior;
 use crate::origin::{OriginBody, OriginGroup, OriginRequest};
@@ -39,7 +40,7 @@ pub enum Found {
     /// Not cacheable but shared with this reader (small error answers).
     Passed(Arc<Passed>),
     /// Not cacheable: ask the origin directly.
-    Bypass,
+    Bypass(NotCacheable),
     /// No origin answered and nothing usable is stored.
     Failed(Failure),
 }
@@ -97,7 +98,7 @@ fn found_without_head(ended: Ended, stale: Option<Arc<Head>>, now: SystemTime) -
         }
         (Ended::Failed(e), None) => Found::Failed(e),
         (Ended::Passed(p), _) => Found::Passed(p),
-        (Ended::Bypass, _) => Found::Bypass,
+        (Ended::Bypass(reason), _) => Found::Bypass(reason),
         (Ended::Done, _) => Found::Failed(Failure::new("fill ended without a head")),
     }
 }
@@ -107,16 +108,16 @@ fn join_or_start(cache: &Arc<Cache>, source: &Arc<Source>, key: &str, kind: Fill
         FillKind::Cold(Some(r)) => r.start / cache.slice_bytes * cache.slice_bytes,
         _ => 0,
     };
-    let (fill, started) = cache.fills.join_or_start(key, start);
-    if !started {
-        return fill;
+    let role = cache.fills.join_or_start(key, start);
+    let fill = role.fill();
+    if let Role::Leader(leader) = role {
+        tokio::spawn(run_fill(
+            Arc::clone(cache),
+            Arc::clone(source),
+            leader,
+            kind,
+        ));
     }
-    tokio::spawn(run_fill(
-        Arc::clone(cache),
-        Arc::clone(source),
-        Arc::clone(&fill),
-        kind,
-    ));
     fill
 }
 
@@ -129,7 +130,8 @@ enum FillKind {
     Slices(Arc<Head>, Range<u64>),
 }
 
-async fn run_fill(cache: Arc<Cache>, source: Arc<Source>, fill: Arc<Fill>, mut kind: FillKind) {
+/// Runs a fill to its end. Should it panic, dropping `fill` ends it in error for its readers.
+async fn run_fill(cache: Arc<Cache>, source: Arc<Source>, fill: Leader, mut kind: FillKind) {
     let ended = loop {
         match fill_once(&cache, &source, &fill, &kind).await {
             // A cold ranged fill past the end (or of an empty object): fetch it whole.
@@ -142,7 +144,7 @@ async fn run_fill(cache: Arc<Cache>, source: Arc<Source>, fill: Arc<Fill>, mut k
         let reason = &failure.reason;
         tracing::warn!(key = %fill.key.replace('\n', " "), %reason, "cache fill failed");
     }
-    fill.end(&cache.fills, ended);
+    fill.end(ended);
 }
 
 enum FillError {
@@ -243,7 +245,11 @@ async fn fill_once(
                 freshness,
                 version: rand::random(),
             }),
-            _ => return Err(pass(status, headers, delivered, start, body).await.into()),
+            not_stored => {
+                let reason = not_stored.err().unwrap_or(NotCacheable::UnknownLength);
+                let passed = pass(status, headers, delivered, start, body, reason).await;
+                return Err(passed.into());
+            }
         },
     };
     // The fill knows its head before the cache does, so a reader that finds the head in the
@@ -321,15 +327,17 @@ async fn pass(
     length: u64,
     start: u64,
     body: OriginBody,
+    reason: NotCacheable,
 ) -> Ended {
     if length > PASS_LIMIT || start != 0 {
-        return Ended::Bypass;
+        return Ended::Bypass(reason);
     }
     match body.collect().await {
         Ok(collected) => Ended::Passed(Arc::new(Passed {
             status,
             headers,
             body: collected.to_bytes(),
+            reason,
         })),
         _ => Ended::Failed(Failure::new("origin body of an uncacheable answer failed")),
     }
@@ -405,13 +413,8 @@ impl Reader {
             if let Some(data) = self.cache.slice_part(id, self.head.size, offset, len).await {
                 return Ok(self.advance(data));
             }
-            let fill = match self
-                .cache
-                .fills
-                .find(&self.key, Some(self.head.version), self.pos)
-            {
-                Some(fill) => fill,
-                None => self.start_slice_fill(index),
+            let Some(fill) = self.join_or_start_slice_fill(index) else {
+                continue; // stored meanwhile: read it from the cache
             };
             loop {
                 match fill.at(self.pos).await {
@@ -453,30 +456,39 @@ impl Reader {
         data
     }
 
-    /// Fetches the slices from `index` up to the next one already cached or the end of what
-    /// this reader needs.
-    fn start_slice_fill(&self, index: u64) -> Arc<Fill> {
+    /// The fill that brings the slice at `index`: one running, or one started for the slices
+    /// from `index` up to the next one already cached or the end of what this reader needs;
+    /// None when the slice is in the cache after all.
+    fn join_or_start_slice_fill(&self, index: u64) -> Option<Arc<Fill>> {
         let slice = self.cache.slice_bytes;
-        let start = index * slice;
-        let last = self.end.div_ceil(slice);
-        let stop = (index + 1..last)
-            .find(|&i| {
-                let id = SliceId {
-                    version: self.head.version,
-                    index: i,
-                };
-                self.cache.has_slice(id, self.head.size)
-            })
-            .unwrap_or(last);
-        let end = (stop * slice).min(self.head.size);
-        let fill = self.cache.fills.start(&self.key, start);
-        tokio::spawn(run_fill(
-            Arc::clone(&self.cache),
-            Arc::clone(&self.source),
-            Arc::clone(&fill),
-            FillKind::Slices(Arc::clone(&self.head), start..end),
-        ));
-        fill
+        let version = self.head.version;
+        let cached = |i| {
+            self.cache
+                .has_slice(SliceId { version, index: i }, self.head.size)
+        };
+        let range = || {
+            let last = self.end.div_ceil(slice);
+            let stop = (index + 1..last).find(|&i| cached(i)).unwrap_or(last);
+            index * slice..(stop * slice).min(self.head.size)
+        };
+        let role = self.cache.fills.join_or_start_slices(
+            &self.key,
+            &self.head,
+            self.pos,
+            || cached(index),
+            range,
+        )?;
+        let fill = role.fill();
+        if let Role::Leader(leader) = role {
+            let range = leader.planned();
+            tokio::spawn(run_fill(
+                Arc::clone(&self.cache),
+                Arc::clone(&self.source),
+                leader,
+                FillKind::Slices(Arc::clone(&self.head), range),
+            ));
+        }
+        Some(fill)
     }
 }
 

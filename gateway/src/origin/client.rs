@@ -1,4 +1,4 @@
-//! The pooled HTTP/1.1 client every origin shares, and the relayed body it can hand back.
+//! The pooled HTTP/1.1 client every origin shares, and the outgoing body it can hand back.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -139,10 +139,10 @@ impl http_body::Body for OriginBody {
     }
 }
 
-/// A relayed request body that can be taken back while none of it has been read: a refused
+/// An outgoing request body that can be taken back while none of it has been read: a refused
 /// connection never touches the body, so the request may still go to the next origin. Once
 /// hyper starts reading it, it belongs to that attempt.
-pub struct Relayed {
+pub struct Resendable {
     slot: Arc<Mutex<Slot>>,
 }
 
@@ -158,9 +158,9 @@ struct Slot {
     clients_turn: bool,
 }
 
-impl Relayed {
-    pub fn new(body: Body) -> Relayed {
-        Relayed {
+impl Resendable {
+    pub fn new(body: Body) -> Resendable {
+        Resendable {
             slot: Arc::new(Mutex::new(Slot {
                 unread: Some(body),
                 error: None,
@@ -173,7 +173,7 @@ impl Relayed {
     /// Since when the origin has owed the next step (taking more of the body, or its answer
     /// once it has all of it); None while the edge waits for the client's next bytes.
     pub fn origins_turn_since(&self) -> Option<Instant> {
-        let slot = self.slot.lock().expect("relay slot");
+        let slot = self.slot.lock().expect("body slot");
         (!slot.clients_turn).then_some(slot.since)
     }
 
@@ -187,15 +187,15 @@ impl Relayed {
 
     /// After a failed attempt: the body for another one, if that attempt read none of it.
     /// Withdrawn from the old attempt either way, so it could never send it too.
-    pub fn take_back(self) -> Option<Relayed> {
-        let unread = self.slot.lock().expect("relay slot").unread.take()?;
-        Some(Relayed::new(unread))
+    pub fn take_back(self) -> Option<Resendable> {
+        let unread = self.slot.lock().expect("body slot").unread.take()?;
+        Some(Resendable::new(unread))
     }
 
     /// The client's body failed while it was being sent (the client went away, or the body
     /// failed the edge's checks): the origin is not to blame.
     pub fn take_body_error(&self) -> Option<axum::Error> {
-        self.slot.lock().expect("relay slot").error.take()
+        self.slot.lock().expect("body slot").error.take()
     }
 }
 
@@ -218,7 +218,7 @@ impl Outgoing {
     fn peek<T>(&self, f: impl FnOnce(Option<&Body>) -> T) -> T {
         match &self.body {
             Some(body) => f(Some(body)),
-            None => f(self.slot.lock().expect("relay slot").unread.as_ref()),
+            None => f(self.slot.lock().expect("body slot").unread.as_ref()),
         }
     }
 }
@@ -234,14 +234,14 @@ impl http_body::Body for Outgoing {
         let this = &mut *self;
         let body = match &mut this.body {
             Some(body) => body,
-            None => match this.slot.lock().expect("relay slot").unread.take() {
+            None => match this.slot.lock().expect("body slot").unread.take() {
                 Some(body) => this.body.insert(body),
                 // Never a clean end: a server could commit a truncated object.
                 None => return Poll::Ready(Some(Err(BodyFailed::Withdrawn))),
             },
         };
         let polled = Pin::new(body).poll_frame(cx);
-        let mut slot = this.slot.lock().expect("relay slot");
+        let mut slot = this.slot.lock().expect("body slot");
         slot.since = Instant::now();
         slot.clients_turn = polled.is_pending();
         match ready!(polled) {
@@ -270,18 +270,18 @@ mod tests {
 
     #[tokio::test]
     async fn an_unread_body_can_be_taken_back_and_the_old_attempt_cannot_send_it() {
-        let relayed = Relayed::new(Body::from("hello"));
-        let stale = relayed.attempt();
+        let outgoing = Resendable::new(Body::from("hello"));
+        let stale = outgoing.attempt();
         assert_eq!(http_body::Body::size_hint(&stale).exact(), Some(5));
-        let relayed = relayed.take_back().expect("nothing was read");
+        let outgoing = outgoing.take_back().expect("nothing was read");
         assert!(
             stale.collect().await.is_err(),
             "withdrawn, not an empty body"
         );
-        let sent = relayed.attempt().collect().await.unwrap().to_bytes();
+        let sent = outgoing.attempt().collect().await.unwrap().to_bytes();
         assert_eq!(sent, "hello");
         assert!(
-            relayed.take_back().is_none(),
+            outgoing.take_back().is_none(),
             "read bodies stay with their attempt"
         );
     }
@@ -292,9 +292,9 @@ mod tests {
             Ok(Bytes::from_static(b"part")),
             Err(std::io::Error::other("client went away")),
         ]);
-        let relayed = Relayed::new(Body::from_stream(failing));
-        assert!(relayed.attempt().collect().await.is_err());
-        let e = relayed.take_body_error().expect("kept");
+        let outgoing = Resendable::new(Body::from_stream(failing));
+        assert!(outgoing.attempt().collect().await.is_err());
+        let e = outgoing.take_body_error().expect("kept");
         assert!(describe(&e).contains("client went away"), "{e}");
     }
 }

@@ -67,7 +67,7 @@ enum State {
     Open {
         until: Instant,
     },
-    /// One probe is in flight. Should it never report (a relayed upload can take long), another
+    /// One probe is in flight. Should it never report (an upload sent through can take long), another
     /// may go after `expires`, so a circuit cannot stay shut on a lost probe.
     Probing {
         expires: Instant,

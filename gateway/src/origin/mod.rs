@@ -5,7 +5,7 @@
 //!                         client headers ─► forwardable + Host ─► SigV4 (sign.rs) ─► pool (client.rs)
 //!                         answer (not 5xx)             ─► returned
 //!                         5xx, no connection, timeout  ─► recorded, next origin
-//!  relay (any method,   the first origin its circuit admits; the next one only when the
+//!  send (any method,    the first origin its circuit admits; the next one only when the
 //!   streaming body)       connection failed before any of the body was read; no head within
 //!                         `response_timeout` of the origin's turn ─► Timeout
 //!  every answer's body  fails after `idle_timeout` without a byte (OriginBody)
@@ -16,8 +16,12 @@
 //! `TCP_NODELAY`). Every request is signed anew with the edge's own key; the client's
 //! credentials never travel. When every circuit is open the primary is tried anyway: refusing
 //! outright helps no one.
+//!
+//! Files: `client.rs` (the pool, bodies), `sign.rs`, `failover.rs` (circuits), `error.rs` (why
+//! no answer came, and what a client is told of it).
 
 mod client;
+mod error;
 mod failover;
 mod sign;
 #[cfg(test)]
@@ -29,7 +33,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Body;
 use http::{HeaderMap, HeaderValue, Method};
-use outpost_store::error::{Code, Error};
 
 use failover::{Admission, Circuit, Fault, Transition};
 use sign::Signer;
@@ -38,10 +41,10 @@ use sign::Signer;
 #[derive(Clone)]
 pub struct OriginSettings {
     /// Time allowed for a connection and a GET/HEAD response head before an origin counts as
-    /// unreachable and the next one is tried. Relayed requests are bounded by it while
+    /// unreachable and the next one is tried. Requests with a body are bounded by it while
     /// connecting; their answer by `response_timeout`.
     pub timeout: Duration,
-    /// How long a relayed request waits for the response head while it is the origin's turn:
+    /// How long a request with a body waits for the response head while it is the origin's turn:
     /// once the origin has the whole body, or while it takes none of it (time the client takes
     /// to send does not count). A write's answer may take as long as the write.
     pub response_timeout: Duration,
@@ -79,7 +82,7 @@ pub struct OriginRequest {
     pub path_and_query: String,
     /// The client's end-to-end headers (range, conditionals, content-type, x-amz-meta-*,
     /// x-amz-checksum-*...). Per-hop headers, the client's authentication and `host` are
-    /// dropped here; so is `content-length`, which [`OriginGroup::relay`] takes separately.
+    /// dropped here; so is `content-length`, which [`OriginGroup::send`] takes separately.
     pub headers: HeaderMap,
     /// Sent unsigned, so the origin applies its anonymous-access rules.
     pub anonymous: bool,
@@ -92,92 +95,47 @@ pub struct OriginRequest {
 /// origin stalls).
 pub type OriginResponse = http::Response<OriginBody>;
 pub use client::{OriginBody, OriginBodyError};
+pub use error::{NoAnswer, OriginError, client_error};
 
-/// Why a request got no answer from any origin.
-#[derive(thiserror::Error, Debug)]
-pub enum OriginError {
-    /// Every origin tried failed without an answer; the last one tried and why.
-    #[error("no origin answered; last tried {origin}: {cause}")]
-    Unreachable { origin: String, cause: NoAnswer },
-    /// The client's request body failed while it was being relayed (the client went away, or
-    /// the body failed the edge's checks: the error inside is the body's own). The origin is
-    /// not to blame.
-    #[error("the request body failed while being relayed: {0}")]
-    Body(axum::Error),
-    /// The request could not be built or signed (a path or header the request cannot carry).
-    #[error("could not build the origin request: {0}")]
-    Invalid(String),
-    /// The edge itself ran short (no file descriptor left for a connection): nothing is known
-    /// about the origin, whose circuit is left as it was.
-    #[error("the edge is short of local resources: {0}")]
-    Local(String),
-}
-
-impl OriginError {
-    /// The S3 error code the edge's client gets for this failure.
-    pub fn code(&self) -> Code {
-        match self {
-            OriginError::Unreachable {
-                cause: NoAnswer::Timeout(_),
-                ..
-            } => Code::GatewayTimeout,
-            // The edge's own shortage: a client retrying shortly may well succeed.
-            OriginError::Local(_) => Code::SlowDown,
-            _ => Code::ServiceUnavailable,
-        }
+/// An origin's answer for the edge's client, as it streams, without the origin's per-hop
+/// headers.
+pub fn to_client(response: OriginResponse) -> axum::response::Response {
+    let (mut parts, body) = response.into_parts();
+    for name in ["connection", "keep-alive", "transfer-encoding", "server"] {
+        parts.headers.remove(name);
     }
+    http::Response::from_parts(parts, Body::new(body))
 }
 
-/// What the edge's client is told about an origin failure of kind `code` (the origin's
-/// address and the cause stay in the edge's log).
-pub fn client_error(code: Code) -> Error {
-    let message = match code {
-        Code::GatewayTimeout => "The origin did not answer in time.",
-        Code::SlowDown => {
-            "The edge is short of resources (open connections); please retry shortly."
-        }
-        _ => "The origin is unreachable.",
-    };
-    Error::msg(code, message)
-}
-
-/// Why one origin gave no answer.
-#[derive(thiserror::Error, Debug)]
-pub enum NoAnswer {
-    #[error("cannot connect: {0}")]
-    Connect(String),
-    #[error("no response head within {0:?}")]
-    Timeout(Duration),
-    /// The connection failed after the request started going out.
-    #[error("the connection failed mid-request: {0}")]
-    Broken(String),
-    /// Not the origin's doing: see [`OriginError::Local`].
-    #[error("no local resources: {0}")]
-    Local(String),
-}
-
-impl NoAnswer {
-    fn of(e: &hyper_util::client::legacy::Error) -> NoAnswer {
-        let described = client::describe(e);
-        if client::is_local_shortage(e) {
-            NoAnswer::Local(described)
-        } else if e.is_connect() {
-            NoAnswer::Connect(described)
-        } else {
-            NoAnswer::Broken(described)
-        }
+/// The origin's path for an object: path-style, from the routed bucket and key, each encoded
+/// once (S3's encoding, which the origin signs and checks), so the origin routes the very
+/// resource the edge routed. (A routed bucket holds no byte that needs encoding; encoding it
+/// anyway keeps that true here too.)
+pub fn path(bucket: &str, key: &str, query: &str) -> String {
+    use outpost_store::s3::auth::sigv4::uri_encode;
+    let mut path = format!("/{}", uri_encode(bucket, false));
+    if !key.is_empty() {
+        path.push('/');
+        path.push_str(&uri_encode(key, true));
     }
-
-    /// What this tells about the origin; None for the edge's own shortage.
-    fn fault(&self) -> Option<Fault> {
-        match self {
-            NoAnswer::Connect(_) | NoAnswer::Timeout(_) => Some(Fault::Unreachable),
-            // It connected, so the host is there; often a pooled connection the origin closed
-            // as the request went out.
-            NoAnswer::Broken(_) => Some(Fault::Failing),
-            NoAnswer::Local(_) => None,
-        }
+    if !query.is_empty() {
+        path.push('?');
+        path.push_str(query);
     }
+    path
+}
+
+/// One origin's state, as `/_outpost/ready` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OriginState {
+    /// Its place in the configured `origins` list (0: the primary).
+    pub index: usize,
+    /// A TCP connection to it succeeded just now.
+    pub reachable: bool,
+    /// Its circuit is open (recent failures; not tried first until it proves healthy).
+    pub circuit_open: bool,
+    /// Why the connection failed: `connection-refused`, `connect-failed`, `connect-timeout`.
+    pub error: Option<&'static str>,
 }
 
 /// Called once per origin attempt with the answer's status (None: no answer) and the time to
@@ -317,7 +275,7 @@ impl OriginGroup {
     /// of the body, moves the request on to the next origin. `content_length` is sent as
     /// `content-length` and must be the body's exact length; None sends it chunked. Bounded by
     /// the timeout while connecting only (see [`OriginSettings::timeout`]).
-    pub async fn relay(
+    pub async fn send(
         &self,
         req: OriginRequest,
         body: Body,
@@ -325,17 +283,17 @@ impl OriginGroup {
     ) -> Result<OriginResponse, OriginError> {
         let headers = self.forwarded_headers(&req, content_length);
         let mut attempts = self.attempts();
-        let mut body = Some(client::Relayed::new(body));
+        let mut body = Some(client::Resendable::new(body));
         let mut last_cause = None;
-        while let Some(relayed) = body.take() {
+        while let Some(outgoing) = body.take() {
             let Some(attempt) = attempts.next() else {
                 break;
             };
             let origin = attempt.origin;
-            let request = self.build(origin, &req, &headers, relayed.attempt())?;
+            let request = self.build(origin, &req, &headers, outgoing.attempt())?;
             let started = Instant::now();
-            let result = self.relayed_head(request, &relayed).await;
-            if let Some(e) = relayed.take_body_error() {
+            let result = self.sent_head(request, &outgoing).await;
+            if let Some(e) = outgoing.take_body_error() {
                 // Says nothing about the origin: the attempt is dropped unsettled.
                 return Err(OriginError::Body(e));
             }
@@ -357,7 +315,7 @@ impl OriginGroup {
                         attempt.failed(fault, &cause.to_string());
                     }
                     if let NoAnswer::Connect(_) = cause {
-                        body = relayed.take_back();
+                        body = outgoing.take_back();
                     }
                     last_cause = Some((origin.url.clone(), cause));
                 }
@@ -374,6 +332,36 @@ impl OriginGroup {
             .iter()
             .map(|o| (o.url.clone(), o.circuit().is_open()))
             .collect()
+    }
+
+    /// Each origin's state now, primary first: a TCP connection is tried to each (bounded by
+    /// the connect timeout), and its circuit read. Origins are named by their index in the
+    /// configured list, never by address: the answer goes to whoever asks `/_outpost/ready`.
+    pub async fn probe(&self) -> Vec<OriginState> {
+        let probes = self
+            .origins
+            .iter()
+            .enumerate()
+            .map(|(index, o)| async move {
+                let host = o.host.to_str().unwrap_or_default().to_owned();
+                let connected =
+                    tokio::time::timeout(self.timeout, tokio::net::TcpStream::connect(host)).await;
+                let error = match connected {
+                    Ok(Ok(_)) => None,
+                    Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                        Some("connection-refused")
+                    }
+                    Ok(Err(_)) => Some("connect-failed"),
+                    Err(_) => Some("connect-timeout"),
+                };
+                OriginState {
+                    index,
+                    reachable: error.is_none(),
+                    circuit_open: o.circuit().is_open(),
+                    error,
+                }
+            });
+        futures::future::join_all(probes).await
     }
 
     /// The origins to try, in order, each admitted by its circuit only when reached; the
@@ -446,22 +434,22 @@ impl OriginGroup {
         }
     }
 
-    /// Sends a relayed `request`, waiting for its response head up to `response_timeout` of
-    /// the origin's turn (see [`client::Relayed::origins_turn_since`]).
-    async fn relayed_head(
+    /// Sends `request` with its body, waiting for its response head up to `response_timeout` of
+    /// the origin's turn (see [`client::Resendable::origins_turn_since`]).
+    async fn sent_head(
         &self,
         request: http::Request<Body>,
-        relayed: &client::Relayed,
+        outgoing: &client::Resendable,
     ) -> Result<OriginResponse, NoAnswer> {
         let answer = self.pool.request(request);
         tokio::pin!(answer);
         loop {
-            let since = relayed.origins_turn_since();
+            let since = outgoing.origins_turn_since();
             let wake = since.unwrap_or_else(tokio::time::Instant::now) + self.response_timeout;
             tokio::select! {
                 answer = &mut answer => return self.answer(answer),
                 () = tokio::time::sleep_until(wake) => {
-                    if relayed.origins_turn_since() == since && since.is_some() {
+                    if outgoing.origins_turn_since() == since && since.is_some() {
                         return Err(NoAnswer::Timeout(self.response_timeout));
                     }
                 }

@@ -151,7 +151,7 @@ fn is_signable(value: &http::HeaderValue) -> bool {
 
 /// Rewrites user metadata whose value aws-sigv4 cannot sign (UTF-8, tabs) as an RFC 2047
 /// encoded word, which the store decodes back to the same value; any other `x-amz-*` header
-/// with such a value cannot be relayed (the store would refuse it unsigned).
+/// with such a value cannot be passed on (the store would refuse it unsigned).
 fn signable_amz_values(headers: &mut HeaderMap) -> Result<(), String> {
     let unsignable: Vec<HeaderName> = headers
         .iter()
@@ -325,7 +325,7 @@ mod tests {
             .unwrap();
         *request.headers_mut() = headers.clone();
         verify(&request.into_parts().0, "b", SystemTime::now()).unwrap();
-        // Other x-amz-* headers with such values are not relayed unsigned.
+        // Other x-amz-* headers with such values are not passed on unsigned.
         headers.insert("x-amz-tagging", "a\tb".parse().unwrap());
         let refused = Signer::new(AKID, SECRET, "us-east-1").sign(
             &http::Method::PUT,

@@ -1,5 +1,5 @@
 //! The origin group against tiny local origins on 127.0.0.1:0: failover order, circuits,
-//! relaying, and signatures checked by the store's own verifier on what arrived on the wire.
+//! requests with bodies, and signatures checked by the store's own verifier on what arrived on the wire.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -385,12 +385,12 @@ fn streamed(chunks: &[&'static str]) -> Body {
 }
 
 #[tokio::test]
-async fn relay_streams_a_signed_body_and_takes_it_to_the_next_origin_when_refused() {
+async fn send_streams_a_signed_body_and_takes_it_to_the_next_origin_when_refused() {
     let primary = closed_port().await;
     let secondary = echo().await;
     let g = group(&[&primary, &secondary.url], LONG);
     let r = g
-        .relay(
+        .send(
             put("/b/up%20load+1"),
             streamed(&["hello ", "world"]),
             Some(11),
@@ -415,7 +415,7 @@ async fn relay_streams_a_signed_body_and_takes_it_to_the_next_origin_when_refuse
 
     // Unknown length: sent chunked.
     let r = g
-        .relay(put("/b/chunked"), streamed(&["a", "bc"]), None)
+        .send(put("/b/chunked"), streamed(&["a", "bc"]), None)
         .await
         .unwrap();
     let echoed = text(r).await;
@@ -429,12 +429,12 @@ async fn relay_streams_a_signed_body_and_takes_it_to_the_next_origin_when_refuse
 }
 
 #[tokio::test]
-async fn relay_returns_any_answer_without_failing_over() {
+async fn send_returns_any_answer_without_failing_over() {
     let primary = failing(StatusCode::SERVICE_UNAVAILABLE, "primary").await;
     let secondary = echo().await;
     let g = group(&[&primary.url, &secondary.url], LONG);
     let r = g
-        .relay(put("/b/k"), streamed(&["data"]), Some(4))
+        .send(put("/b/k"), streamed(&["data"]), Some(4))
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -449,7 +449,7 @@ async fn a_failing_client_body_is_the_clients_fault_not_the_origins() {
         Ok(Bytes::from_static(b"part")),
         Err(std::io::Error::other("client went away")),
     ]));
-    match g.relay(put("/b/k"), body, None).await {
+    match g.send(put("/b/k"), body, None).await {
         Err(OriginError::Body(e)) => assert!(e.to_string().contains("client went away"), "{e}"),
         other => panic!("{other:?}"),
     }
@@ -510,7 +510,7 @@ fn settings_do_not_print_the_secret() {
 }
 
 #[tokio::test]
-async fn a_relayed_request_waits_for_the_origin_within_its_limit_but_never_on_the_client() {
+async fn a_request_with_a_body_waits_for_the_origin_within_its_limit_but_never_on_the_client() {
     let limit = Duration::from_millis(300);
     let patient = |url: &str| {
         let settings = OriginSettings {
@@ -523,7 +523,7 @@ async fn a_relayed_request_waits_for_the_origin_within_its_limit_but_never_on_th
     let g = patient(&silent().await);
     let started = std::time::Instant::now();
     let e = g
-        .relay(put("/b/k"), streamed(&["data"]), Some(4))
+        .send(put("/b/k"), streamed(&["data"]), Some(4))
         .await
         .unwrap_err();
     assert!(
@@ -553,7 +553,7 @@ async fn a_relayed_request_waits_for_the_origin_within_its_limit_but_never_on_th
         }
     });
     let r = g
-        .relay(put("/b/k"), Body::from_stream(pieces), Some(11))
+        .send(put("/b/k"), Body::from_stream(pieces), Some(11))
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);

@@ -1,103 +1,30 @@
-//! Assembles a running edge: cache + origin group + the request pipeline + admin endpoints
-//! (`/_outpost/health`, `/_outpost/metrics`, `POST /_outpost/invalidations`).
+//! The admin endpoints (`/_outpost/health`, `/_outpost/metrics`, `POST /_outpost/invalidations`)
+//! and the edge's router and accept loop: everything else goes to the request pipeline.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use anyhow::Context;
 use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use outpost_store::error::{Code, Error};
-use outpost_store::s3::auth::{self, AuthParams, Credentials, Identity, Keyring};
+use outpost_store::s3::auth::{self, AuthParams, Identity};
 use outpost_store::server::{self, ConnLimits};
 use serde::Deserialize;
 use tokio::net::TcpListener;
 
-use crate::cache::Cache;
-use crate::config::{Behavior, EdgeConfig};
-use crate::distribution::Distributions;
-use crate::metrics::EdgeMetrics;
-use crate::origin::{OriginGroup, OriginSettings};
+use crate::edge::Edge;
 use crate::pipeline;
-use crate::upload::Spool;
 
 /// Largest admin request body.
 const MAX_ADMIN_BODY: usize = 1 << 20;
 
-/// Everything a request needs, shared by all requests.
-pub struct Edge {
-    pub config: EdgeConfig,
-    /// The identity clients sign with (the store's root key): the edge checks signatures
-    /// with the same rules as the store, and signs toward the origin with the same key.
-    pub keyring: Keyring,
-    pub cache: Arc<Cache>,
-    /// The S3 face's behaviour: the default one, keyed on every query parameter (partNumber,
-    /// versionId, response-* all change the answer).
-    pub s3_behavior: Arc<Behavior>,
-    /// For site paths no behaviour matches.
-    pub default_behavior: Arc<Behavior>,
-    pub origins: Arc<OriginGroup>,
-    /// UploadPart bodies on their way to the store.
-    pub spool: Arc<Spool>,
-    /// Sites selected by Host header (distributions, website domain).
-    pub sites: Distributions,
-    pub metrics: Arc<EdgeMetrics>,
-}
-
 impl Edge {
-    pub fn open(config: EdgeConfig, credentials: Credentials) -> anyhow::Result<Arc<Edge>> {
-        config.validate()?;
-        std::fs::create_dir_all(&config.cache_dir)
-            .with_context(|| format!("creating {}", config.cache_dir.display()))?;
-        let cache = Cache::open(&config)
-            .with_context(|| format!("opening the cache in {}", config.cache_dir.display()))?;
-        let metrics = Arc::new(EdgeMetrics::new(&cache));
-        let settings = || OriginSettings {
-            timeout: Duration::from_secs(config.origin_timeout_secs),
-            response_timeout: Duration::from_secs(config.origin_response_timeout_secs),
-            idle_timeout: Duration::from_secs(config.origin_idle_timeout_secs),
-            retry_after: Duration::from_secs(config.origin_retry_secs),
-            access_key_id: credentials.access_key_id.clone(),
-            secret_access_key: credentials.secret.expose().to_owned(),
-            region: config.region.clone(),
-        };
-        let group = |urls: &[String]| -> anyhow::Result<Arc<OriginGroup>> {
-            let observed = Arc::clone(&metrics);
-            let group = OriginGroup::new(urls, settings())?.with_observer(Arc::new(
-                move |status, elapsed| observed.origin(status, elapsed),
-            ));
-            Ok(Arc::new(group))
-        };
-        let origins = group(&config.origins)?;
-        let sites = Distributions::new(&config, Arc::clone(&origins), group)?;
-        let spool = Spool::open(
-            &config.cache_dir,
-            config.spool_bytes,
-            config.relay_workers,
-            Arc::clone(&origins),
-        )
-        .with_context(|| format!("opening the upload spool in {}", config.cache_dir.display()))?;
-        Ok(Arc::new(Edge {
-            keyring: Keyring::new([credentials]),
-            cache: Arc::new(cache),
-            s3_behavior: Arc::new(Behavior {
-                query_keys: vec!["*".into()],
-                ..config.default_behavior.clone()
-            }),
-            default_behavior: Arc::new(config.default_behavior.clone()),
-            origins,
-            spool,
-            sites,
-            metrics,
-            config,
-        }))
-    }
-
     pub fn router(self: &Arc<Self>) -> axum::Router {
         axum::Router::new()
             .route("/_outpost/health", get(|| async { "ok\n" }))
+            .route("/_outpost/ready", get(ready))
             .route("/_outpost/metrics", get(metrics))
             .route("/_outpost/invalidations", post(invalidate))
             .route("/_outpost/test/clock", post(advance_clock))
@@ -125,10 +52,29 @@ async fn metrics(State(edge): State<Arc<Edge>>) -> impl axum::response::IntoResp
     (
         [(
             http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
+            outpost_store::metrics::CONTENT_TYPE,
         )],
         edge.metrics.render(&edge.cache),
     )
+}
+
+/// Readiness (`/_outpost/health` is liveness): 200 when at least one origin of the S3 face
+/// takes connections, 503 when none does; the body lists each origin by index.
+async fn ready(State(edge): State<Arc<Edge>>) -> axum::response::Response {
+    let origins = edge.origins.probe().await;
+    let ready = origins.iter().any(|o| o.reachable);
+    let status = if ready {
+        http::StatusCode::OK
+    } else {
+        http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({ "ready": ready, "origins": origins });
+    (
+        status,
+        [(http::header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 /// `{"paths": ["/bucket/key", "/bucket/images/*"]}`.

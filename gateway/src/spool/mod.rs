@@ -1,9 +1,9 @@
-//! Transfer acceleration, first step: an UploadPart through the edge is checked, spooled
-//! durably to the edge's disk (fsync) and answered at once; relay workers push spooled parts to
-//! the store over the pooled connections, retrying while it is away. CompleteMultipartUpload
-//! waits until every spooled part of the upload is at the store, then completes there, so a
-//! client never sees success for data the store does not hold. A restarted edge relays what
-//! its spool still holds.
+//! The upload spool (transfer acceleration, first step): UploadPart bodies held durably on the
+//! edge's disk (fsync), answered at once; the workers ([`worker`]) push spooled parts to the
+//! store over the pooled connections, retrying while it is away. CompleteMultipartUpload waits
+//! ([`Spool::settled`]) until every spooled part of the upload is at the store, so a client
+//! never sees success for data the store does not hold. A restarted edge pushes what its spool
+//! still holds. The client side of uploads is `ops/multipart.rs`.
 //!
 //! Spool layout: `<cache_dir>/spool/<hash of upload id>/<part>.json` (what the part is) and
 //! `<part>.data` (its bytes, removed once the store has them).
@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use base64::Engine as _;
 use futures::StreamExt;
 use md5::{Digest, Md5};
 use outpost_store::engine::{ByteStream, durable, space};
@@ -25,12 +24,9 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tokio::sync::{mpsc, watch};
 
-use crate::origin::{OriginGroup, OriginRequest};
-use crate::pipeline::origin_path;
+use crate::origin::OriginGroup;
 
-/// Backoff between attempts at a store that is away, doubling up to the cap.
-const RETRY_FIRST: Duration = Duration::from_millis(250);
-const RETRY_CAP: Duration = Duration::from_secs(5);
+mod worker;
 
 /// What a spooled part is; written next to its bytes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -49,7 +45,7 @@ struct PartMeta {
 enum PartState {
     Spooled,
     AtStore,
-    /// The store refused it (4xx): relaying again would not help.
+    /// The store refused it (4xx): pushing it again would not help.
     Refused(String),
 }
 
@@ -89,8 +85,8 @@ pub struct Spooled {
 }
 
 impl Spool {
-    /// Opens the spool under `cache_dir`, queues what a previous run left unrelayed, and
-    /// starts the relay workers.
+    /// Opens the spool under `cache_dir`, queues what a previous run left unpushed, and
+    /// starts the workers.
     pub fn open(
         cache_dir: &Path,
         budget: u64,
@@ -113,7 +109,7 @@ impl Spool {
         spool.recover()?;
         let queue = Arc::new(tokio::sync::Mutex::new(queue));
         for _ in 0..workers {
-            tokio::spawn(worker(
+            tokio::spawn(worker::push(
                 Arc::clone(&spool),
                 Arc::clone(&queue),
                 Arc::clone(&origins),
@@ -219,7 +215,7 @@ impl Spool {
 
     /// Waits up to `wait` until every spooled part of the upload is at the store. Errors:
     /// InvalidPart when the store refused one, ServiceUnavailable when some are still on
-    /// their way (the relay goes on; the client may retry Complete).
+    /// their way (the workers go on; the client may retry Complete).
     pub async fn settled(&self, upload_id: &str, wait: Duration) -> Result<()> {
         let mut rx = self.changed.subscribe();
         let deadline = tokio::time::Instant::now() + wait;
@@ -250,7 +246,7 @@ impl Spool {
             {
                 return Err(Error::msg(
                     Code::ServiceUnavailable,
-                    "Some parts are not at the store yet (it may be unreachable); the edge keeps relaying them: retry CompleteMultipartUpload.",
+                    "Some parts are not at the store yet (it may be unreachable); the edge keeps pushing them: retry CompleteMultipartUpload.",
                 ));
             }
         }
@@ -422,103 +418,4 @@ async fn commit_part(
     .await
     .map_err(Error::internal)?
     .map_err(Error::internal)
-}
-
-/// Takes spooled parts off the queue and pushes each to the store until it is there or the
-/// store refuses it.
-async fn worker(
-    spool: Arc<Spool>,
-    queue: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<PathBuf>>>,
-    origins: Arc<OriginGroup>,
-) {
-    loop {
-        let Some(meta_path) = queue.lock().await.recv().await else {
-            return;
-        };
-        let Ok(meta) = read_meta(&meta_path) else {
-            continue; // forgotten (completed or aborted) meanwhile
-        };
-        let mut backoff = RETRY_FIRST;
-        let state = loop {
-            match relay_part(&origins, &meta, &meta_path.with_extension("data")).await {
-                Ok(state) => break state,
-                Err(why) if !meta_path.exists() => {
-                    tracing::debug!(%why, "spooled part forgotten while relaying");
-                    break PartState::AtStore;
-                }
-                Err(why) => {
-                    tracing::warn!(upload = %meta.upload_id, part = meta.part_number, %why, "relay failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(RETRY_CAP);
-                }
-            }
-        };
-        // A forgotten upload (completed or aborted meanwhile) keeps no state, and `forget`
-        // has returned its bytes to the budget.
-        if !meta_path.exists() {
-            continue;
-        }
-        if state == PartState::AtStore {
-            let _ = std::fs::remove_file(meta_path.with_extension("data"));
-            spool.account(|used| *used = used.saturating_sub(meta.size));
-        }
-        spool.set(&meta, state);
-    }
-}
-
-/// One attempt: Ok(state) when the store answered for good, Err when it should be retried.
-async fn relay_part(
-    origins: &OriginGroup,
-    meta: &PartMeta,
-    data: &Path,
-) -> std::result::Result<PartState, String> {
-    let file = tokio::fs::File::open(data)
-        .await
-        .map_err(|e| e.to_string())?;
-    let body =
-        axum::body::Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
-    let mut headers = http::HeaderMap::new();
-    let md5 = hex::decode(&meta.md5_hex).map_err(|e| e.to_string())?;
-    let content_md5 = base64::engine::general_purpose::STANDARD.encode(md5);
-    headers.insert(
-        "content-md5",
-        content_md5.parse().map_err(|_| "content-md5")?,
-    );
-    if let Some((name, value)) = &meta.checksum {
-        let name = http::HeaderName::from_bytes(name.as_bytes()).map_err(|e| e.to_string())?;
-        headers.insert(name, value.parse().map_err(|_| "checksum value")?);
-    }
-    let query = format!(
-        "partNumber={}&uploadId={}",
-        meta.part_number,
-        encode(&meta.upload_id)
-    );
-    let request = OriginRequest {
-        method: http::Method::PUT,
-        path_and_query: origin_path(&meta.bucket, &meta.key, &query),
-        headers,
-        anonymous: false,
-        aws_chunked: false,
-    };
-    let response = origins
-        .relay(request, body, Some(meta.size))
-        .await
-        .map_err(|e| e.to_string())?;
-    let status = response.status();
-    let etag = response
-        .headers()
-        .get(http::header::ETAG)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim_matches('"').to_owned());
-    if status.is_success() && etag.as_deref() == Some(meta.md5_hex.as_str()) {
-        Ok(PartState::AtStore)
-    } else if status.is_client_error() {
-        Ok(PartState::Refused(format!("the store answered {status}")))
-    } else {
-        Err(format!("the store answered {status}"))
-    }
-}
-
-fn encode(s: &str) -> String {
-    outpost_store::s3::auth::sigv4::uri_encode(s, false)
 }

@@ -1,0 +1,5 @@
+//! The S3 operations the edge does not answer from its cache: [`multipart`] (the client side
+//! of uploads, held in the spool) and [`forward`] (everything else, passed to the origin).
+
+pub mod forward;
+pub mod multipart;

@@ -1,0 +1,247 @@
+//! The client side of multipart uploads at the edge. UploadPart is checked and answered from
+//! the edge's spool (`spool/`); ListParts answers from what the spool holds; Complete only once
+//! the store holds every part (kept alive as S3 does when that takes long), Abort at once, both
+//! forwarded to the store and ending the upload's spool.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::Bytes;
+use http::{HeaderMap, Method};
+use outpost_store::error::{Code, Error, Result};
+use outpost_store::s3::auth::{self, Identity};
+use outpost_store::s3::kept_alive;
+use outpost_store::s3::ops::multipart::object_location;
+use outpost_store::s3::route::{ListPartsParams, PartParams, Route};
+use outpost_store::s3::xml::{XmlWriter, iso8601, read_small_body};
+
+use super::forward::{client_body, forward, write_through};
+use crate::edge::Edge;
+use crate::origin::{self, OriginRequest};
+use crate::spool::PartOf;
+
+/// UploadPart: checked and spooled durably at the edge, answered at once with the part's ETag
+/// (and checksum); the spool's workers push it to the store.
+pub(crate) async fn upload_part(
+    edge: &Arc<Edge>,
+    parts: &http::request::Parts,
+    body: Body,
+    route: &Route,
+    part: &PartParams,
+    authenticated: auth::Authenticated,
+) -> Result<Response> {
+    if authenticated.identity == Identity::Anonymous {
+        return Err(Error::new(Code::AccessDenied));
+    }
+    let (upload_id, part_number) = (part.upload_id.as_str(), part.part_number);
+    if !edge.spool.is_known(upload_id) {
+        check_upload(edge, route, upload_id).await?;
+        edge.spool.mark_known(upload_id);
+    }
+    let declared = ["x-amz-decoded-content-length", "content-length"]
+        .iter()
+        .find_map(|h| parts.headers.get(*h)?.to_str().ok()?.parse().ok());
+    let (body, trailers) = auth::verified_body(client_body(edge, body), authenticated.payload);
+    let spooled = edge
+        .spool
+        .put_part(
+            PartOf {
+                bucket: &route.bucket,
+                key: &route.key,
+                upload_id,
+                number: part_number,
+            },
+            &parts.headers,
+            declared,
+            body,
+            trailers,
+        )
+        .await?;
+    let mut response = http::Response::builder()
+        .header(http::header::ETAG, format!("\"{}\"", spooled.md5_hex))
+        .header(http::header::CONTENT_LENGTH, 0);
+    if let Some((name, value)) = spooled.checksum {
+        response = response.header(name, value);
+    }
+    Ok(response.body(Body::empty()).expect("valid response"))
+}
+
+/// ListParts answers from what the edge holds when parts went through it (some may not be at
+/// the store yet: a client resuming an upload sees them), otherwise from the store.
+pub(crate) async fn list_parts(
+    edge: &Arc<Edge>,
+    parts: http::request::Parts,
+    body: Body,
+    route: &Route,
+    list: &ListPartsParams,
+    authenticated: auth::Authenticated,
+) -> Result<Response> {
+    let upload_id = &list.upload_id;
+    let held = (authenticated.identity != Identity::Anonymous)
+        .then(|| edge.spool.parts(upload_id))
+        .flatten();
+    let Some(held) = held else {
+        return forward(edge, parts, body, route, authenticated).await;
+    };
+    let (marker, max) = (list.part_number_marker, list.max_parts);
+    let after: Vec<_> = held.into_iter().filter(|p| p.number > marker).collect();
+    let truncated = after.len() > max;
+    let shown = &after[..after.len().min(max)];
+    let owner = edge.config.access_key_id.as_deref().unwrap_or_default();
+    let mut w = XmlWriter::new("ListPartsResult");
+    w.elem("Bucket", &route.bucket)
+        .elem("Key", &route.key)
+        .elem("UploadId", upload_id)
+        .elem("PartNumberMarker", marker)
+        .elem(
+            "NextPartNumberMarker",
+            shown.last().map_or(marker, |p| p.number),
+        )
+        .elem("MaxParts", max)
+        .elem("IsTruncated", truncated);
+    for part in shown {
+        w.open("Part")
+            .elem("PartNumber", part.number)
+            .elem("LastModified", iso8601(part.modified))
+            .elem("ETag", format!("\"{}\"", part.md5_hex))
+            .elem("Size", part.size);
+        if let Some((name, value)) = &part.checksum {
+            let algorithm = name
+                .trim_start_matches("x-amz-checksum-")
+                .to_ascii_uppercase();
+            w.elem(&format!("Checksum{algorithm}"), value);
+        }
+        w.close();
+    }
+    w.owner("Initiator", owner)
+        .owner("Owner", owner)
+        .elem("StorageClass", "STANDARD");
+    Ok(outpost_store::s3::xml_response(w.finish()))
+}
+
+/// The first part of an upload new to this edge: does the store know the upload? A part for
+/// an unknown one is NoSuchUpload at once, as from the store. When the store cannot be asked
+/// the part is spooled anyway (that is what the spool is for) and Complete will tell.
+async fn check_upload(edge: &Arc<Edge>, route: &Route, upload_id: &str) -> Result<()> {
+    let query = format!(
+        "max-parts=1&uploadId={}",
+        auth::sigv4::uri_encode(upload_id, false)
+    );
+    let request = OriginRequest {
+        method: Method::GET,
+        path_and_query: origin::path(&route.bucket, &route.key, &query),
+        headers: HeaderMap::new(),
+        anonymous: false,
+        aws_chunked: false,
+    };
+    match edge.origins.fetch(&request).await {
+        Ok(response) if response.status() == http::StatusCode::NOT_FOUND => {
+            Err(Error::new(Code::NoSuchUpload))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Complete waits until every part spooled for the upload is at the store (the client never
+/// sees success for data the store does not hold), then goes to the store like Abort; either
+/// ends the upload's spool. A wait that outlasts a few seconds is answered as S3 answers a long
+/// Complete ([`kept_alive`]), so a large upload whose parts reach the store minutes after the
+/// client sent them still completes in one call.
+pub(crate) async fn finish_upload(
+    edge: &Arc<Edge>,
+    parts: http::request::Parts,
+    body: Body,
+    route: &Route,
+    upload_id: String,
+    authenticated: auth::Authenticated,
+    request_id: &str,
+) -> Result<Response> {
+    if parts.method != Method::POST || authenticated.identity == Identity::Anonymous {
+        // Abort, or a Complete the store will refuse: nothing to wait for.
+        let response = forward(edge, parts, body, route, authenticated).await?;
+        if response.status().is_success() {
+            edge.spool.forget(&upload_id);
+        }
+        return Ok(response);
+    }
+    let body = read_small_body(client_body(edge, body), MAX_COMPLETE_BODY).await?;
+    let location = client_location(edge, &parts, route);
+    let resource = parts.uri.path().to_owned();
+    let (edge, route) = (Arc::clone(edge), route.clone());
+    let work = async move {
+        let wait = Duration::from_secs(edge.config.relay_wait_secs);
+        edge.spool.settled(&upload_id, wait).await?;
+        let response = forward(&edge, parts, Body::from(body), &route, authenticated).await?;
+        if !response.status().is_success() {
+            return Ok(response);
+        }
+        edge.spool.forget(&upload_id);
+        write_through(&edge, &route.bucket, &route.key);
+        let (mut head, body) = response.into_parts();
+        let document = located(complete_document(body).await?, &location);
+        head.headers.remove(http::header::CONTENT_LENGTH);
+        Ok(Response::from_parts(head, Body::from(document)))
+    };
+    kept_alive::answer(work, resource, request_id.to_owned()).await
+}
+
+/// Complete's `<Location>` for the edge's client: the edge as that client addressed it.
+fn client_location(edge: &Edge, parts: &http::request::Parts, route: &Route) -> String {
+    let host = parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok());
+    object_location(
+        host,
+        edge.config.base_domain.as_deref(),
+        &route.bucket,
+        &route.key,
+    )
+}
+
+/// The store's Complete answer, read whole (it is small).
+async fn complete_document(body: Body) -> Result<Bytes> {
+    axum::body::to_bytes(body, MAX_COMPLETE_BODY)
+        .await
+        .map_err(|e| {
+            Error::msg(
+                Code::ServiceUnavailable,
+                format!("The store's answer to CompleteMultipartUpload broke off: {e}"),
+            )
+        })
+}
+
+/// `document` with its `<Location>` (the store's own address) replaced by `location`.
+fn located(document: Bytes, location: &str) -> Bytes {
+    let text = String::from_utf8_lossy(&document);
+    let (Some(start), Some(end)) = (text.find("<Location>"), text.find("</Location>")) else {
+        return document;
+    };
+    let start = start + "<Location>".len();
+    if end < start {
+        return document;
+    }
+    let escaped = quick_xml::escape::escape(location);
+    Bytes::from(format!("{}{escaped}{}", &text[..start], &text[end..]))
+}
+
+/// A CompleteMultipartUpload body of 10,000 parts with checksums is well under this.
+const MAX_COMPLETE_BODY: usize = 4 << 20;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_location_of_a_completed_upload_is_replaced() {
+        let doc = Bytes::from("<R><Location>http://10.0.0.5:9000/b/k</Location><Key>k</Key></R>");
+        assert_eq!(
+            &located(doc, "http://edge/b/k&x")[..],
+            b"<R><Location>http://edge/b/k&amp;x</Location><Key>k</Key></R>"
+        );
+        let error = Bytes::from("<Error><Code>X</Code></Error>");
+        assert_eq!(located(error.clone(), "http://edge/b/k"), error);
+    }
+}
