@@ -9,8 +9,6 @@ use std::fmt;
 
 use http::StatusCode;
 
-use crate::engine;
-
 macro_rules! codes {
     ($($name:ident => $status:ident, $msg:literal;)*) => {
         /// S3 error codes we answer with (names as AWS spells them).
@@ -120,10 +118,35 @@ impl Error {
     }
 
     /// An internal failure: the client sees `InternalError` (or `InsufficientStorage` when
-    /// the cause is a full disk or quota, wherever in the write path it happened), the log
-    /// sees `cause`. The engine tells the two apart ([`engine::Error::internal`]).
+    /// the cause, anywhere in its chain, is a full disk or quota: wherever in the write path
+    /// it happened), the log sees `cause`.
     pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
-        Error::from(engine::Error::internal(cause))
+        let cause = cause.into();
+        let full = cause
+            .chain()
+            .any(|e| e.downcast_ref::<std::io::Error>().is_some_and(is_disk_full));
+        Error {
+            source: Some(cause),
+            ..Error::new(if full {
+                Code::InsufficientStorage
+            } else {
+                Code::InternalError
+            })
+        }
+    }
+
+    /// An error with its message and cause given whole: for the one mapping of another
+    /// layer's failures (`s3::engine_errors`).
+    pub(crate) fn from_parts(
+        code: Code,
+        message: Option<Cow<'static, str>>,
+        source: Option<anyhow::Error>,
+    ) -> Self {
+        Error {
+            message,
+            source,
+            ..Error::new(code)
+        }
     }
 
     /// Adds a header to the error response (values that are not valid headers are dropped).
@@ -205,47 +228,12 @@ impl From<object_store::Error> for Error {
     }
 }
 
-pub use crate::engine::space::is_disk_full;
-
-/// The one place engine failures become S3 errors. The engine's message, if any, replaces the
-/// code's default; its cause goes to the log only. A rejection is the caller's own error
-/// (from the body stream or the verify callback), passed back unchanged.
-impl From<engine::Error> for Error {
-    fn from(e: engine::Error) -> Self {
-        use engine::{Invalid, Kind, What};
-        if let Some(rejection) = e.rejection {
-            return *rejection;
-        }
-        let code = match e.kind {
-            Kind::NotFound(What::Bucket) => Code::NoSuchBucket,
-            Kind::NotFound(What::Key) => Code::NoSuchKey,
-            Kind::NotFound(What::Upload) => Code::NoSuchUpload,
-            // Only CreateBucket reports an existing bucket, and the caller owns it (one tenant).
-            Kind::AlreadyExists => Code::BucketAlreadyOwnedByYou,
-            Kind::NotEmpty => Code::BucketNotEmpty,
-            Kind::Precondition => Code::PreconditionFailed,
-            Kind::Invalid(rule) => match rule {
-                Invalid::EmptyKey | Invalid::PartNumber => Code::InvalidArgument,
-                Invalid::KeyTooLong => Code::KeyTooLongError,
-                Invalid::TooLarge => Code::EntityTooLarge,
-                Invalid::PartTooSmall => Code::EntityTooSmall,
-                Invalid::NoParts => Code::MalformedXML,
-                Invalid::PartOrder => Code::InvalidPartOrder,
-                Invalid::PartMismatch => Code::InvalidPart,
-                Invalid::ChecksumMismatch => Code::BadDigest,
-                Invalid::ChecksumAlgorithm => Code::InvalidRequest,
-            },
-            Kind::NoSpace => Code::InsufficientStorage,
-            Kind::Internal | Kind::Rejected => Code::InternalError,
-        };
-        Error {
-            code,
-            message: e.message,
-            source: e.source,
-            headers: Vec::new(),
-            details: Vec::new(),
-        }
-    }
+/// ENOSPC or EDQUOT: the filesystem (or the user's quota) has no room left.
+pub fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 macro_rules! internal_from {
@@ -280,35 +268,6 @@ mod tests {
         assert_eq!(Code::InsufficientStorage.status().as_u16(), 507);
         let other = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
         assert_eq!(Error::from(other).code, Code::InternalError);
-    }
-
-    #[test]
-    fn engine_kinds_map_to_s3_codes_and_keep_messages() {
-        use crate::engine::{self, Invalid, Kind, What};
-        let code = |kind| Error::from(engine::Error::new(kind)).code;
-        assert_eq!(code(Kind::NotFound(What::Bucket)), Code::NoSuchBucket);
-        assert_eq!(code(Kind::NotFound(What::Key)), Code::NoSuchKey);
-        assert_eq!(code(Kind::NotFound(What::Upload)), Code::NoSuchUpload);
-        assert_eq!(code(Kind::AlreadyExists), Code::BucketAlreadyOwnedByYou);
-        assert_eq!(code(Kind::Precondition), Code::PreconditionFailed);
-        assert_eq!(
-            code(Kind::Invalid(Invalid::PartMismatch)),
-            Code::InvalidPart
-        );
-        assert_eq!(code(Kind::NoSpace), Code::InsufficientStorage);
-        let specific =
-            engine::Error::msg(Kind::Invalid(Invalid::EmptyKey), "The object key is empty.");
-        let mapped = Error::from(specific);
-        assert_eq!(mapped.code, Code::InvalidArgument);
-        assert_eq!(mapped.message(), "The object key is empty.");
-        // The caller's own error (a body stream's, a verify callback's) comes back unchanged.
-        let refused = Error::msg(Code::BadDigest, "mismatch").with_header(http::header::ETAG, "x");
-        let back = Error::from(engine::Error::from(refused));
-        assert_eq!((back.code, back.message()), (Code::BadDigest, "mismatch"));
-        assert_eq!(back.headers.len(), 1);
-        // An engine cause stays in the log.
-        let io = engine::Error::internal(anyhow::anyhow!("/secret/index.redb"));
-        assert!(!Error::from(io).to_xml("/b", "r").contains("secret"));
     }
 
     #[test]

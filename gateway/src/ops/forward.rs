@@ -88,7 +88,10 @@ pub(crate) async fn forward(
     if parts.method != Method::GET && parts.method != Method::HEAD && !route.key.is_empty() {
         edge.cache
             .invalidate(&[format!("/{}/{}", route.bucket, route.key)]);
-        let stored = matches!(route.endpoint, Endpoint::PutObject | Endpoint::CopyObject(_));
+        let stored = matches!(
+            route.endpoint,
+            Endpoint::PutObject | Endpoint::CopyObject(_)
+        );
         if stored && response.status().is_success() {
             write_through(edge, &route.bucket, &route.key);
         }

@@ -2,7 +2,7 @@
 //! storage request, an optional message for humans, and an internal cause for the log.
 //!
 //! The engine never names S3 error codes. The protocol layer maps each kind to its S3 code
-//! in one place (`From<engine::Error> for crate::error::Error`, in `crate::error`), and a
+//! in one place (`From<engine::Error> for crate::error::Error`, in `crate::s3::engine_errors`), and a
 //! client sees the message only if the engine gave one (causes never leave the log).
 
 use std::borrow::Cow;
@@ -65,7 +65,7 @@ pub enum Kind {
 }
 
 /// An engine failure. See the module documentation.
-/// Fields are crate-visible for the one mapping to S3 errors in `crate::error`.
+/// Fields are crate-visible for the one mapping to S3 errors in `crate::s3::engine_errors`.
 pub struct Error {
     pub(crate) kind: Kind,
     pub(crate) message: Option<Cow<'static, str>>,
@@ -107,8 +107,8 @@ impl Error {
     pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
         let cause = cause.into();
         let full = cause.chain().any(|e| {
-            e.downcast_ref::<std::io::Error>().is_some_and(super::space::is_disk_full)
-                || matches!(e.downcast_ref::<redb::Error>(), Some(redb::Error::Io(io)) if super::space::is_disk_full(io))
+            e.downcast_ref::<std::io::Error>().is_some_and(crate::error::is_disk_full)
+                || matches!(e.downcast_ref::<redb::Error>(), Some(redb::Error::Io(io)) if crate::error::is_disk_full(io))
         });
         Error {
             source: Some(cause),

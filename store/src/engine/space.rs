@@ -1,6 +1,6 @@
 //! Free space on the filesystem that holds the data. A full disk is a condition the store
 //! reports (507 InsufficientStorage, health 503), not an internal error: see
-//! [`is_disk_full`] for how failures are told apart.
+//! [`crate::error::is_disk_full`] for how failures are told apart.
 
 use std::path::Path;
 
@@ -19,12 +19,4 @@ pub fn available(path: &Path) -> std::io::Result<u64> {
 /// be asked counts as having room: the write itself will tell.
 pub fn has_room(path: &Path, bytes: u64) -> bool {
     available(path).ok().is_none_or(|free| free >= bytes)
-}
-
-/// ENOSPC or EDQUOT: the filesystem (or the user's quota) has no room left.
-pub fn is_disk_full(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
-    )
 }

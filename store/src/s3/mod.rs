@@ -11,6 +11,7 @@
 
 pub mod auth;
 pub mod body;
+mod engine_errors;
 pub mod headers;
 pub mod kept_alive;
 pub mod linger;
