@@ -6,9 +6,10 @@
 //! ```
 //!
 //! Modules: [`app`] (assembly: engine + protocol + admin endpoints), [`config`], [`error`]
-//! (the one S3 error type; engine error kinds become S3 codes there), [`engine`] (storage:
-//! index + blobs, its own error kinds, durable writes for the store and the edge), [`s3`]
-//! (protocol: routing, auth, operations, XML), [`server`] (accept loop and connection caps),
+//! (the one S3 error type), [`engine`] (storage: index + blobs, its own error kinds, durable
+//! writes for the store and the edge), [`s3`] (protocol: routing, auth, operations, XML; the
+//! engine's error kinds become S3 codes in `s3/engine_errors.rs`), [`server`] (accept loop
+//! and connection caps),
 //! [`metrics`], [`fuzzing`] (entry points of the fuzz targets and their CI smoke run).
 
 pub mod app;
