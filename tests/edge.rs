@@ -11,6 +11,8 @@ mod common;
 mod bypass;
 #[path = "edge/cache.rs"]
 mod cache;
+#[path = "edge/conditionals.rs"]
+mod conditionals;
 #[path = "edge/faces.rs"]
 mod faces;
 #[path = "edge/metrics_page.rs"]
@@ -25,5 +27,7 @@ mod ready;
 mod resilience;
 #[path = "edge/sites.rs"]
 mod sites;
+#[path = "edge/uncacheable.rs"]
+mod uncacheable;
 #[path = "edge/uploads.rs"]
 mod uploads;

@@ -1,0 +1,28 @@
+"""The check runner the compatibility scripts share: `@check(name)` runs a function at once and
+prints `ok - <name>` or `FAIL - <name>: <why>`; `finish()` prints the final
+`RESULT passed=N failed=M` line that run.sh reads and exits non-zero on any failure."""
+
+import sys
+import traceback
+
+_counts = {"passed": 0, "failed": 0}
+
+
+def check(name):
+    def wrap(fn):
+        try:
+            fn()
+            _counts["passed"] += 1
+            print(f"ok - {name}", flush=True)
+        except Exception as e:  # noqa: BLE001 - report every failure and go on
+            _counts["failed"] += 1
+            print(f"FAIL - {name}: {e!r}", flush=True)
+            traceback.print_exc(limit=3)
+        return fn
+
+    return wrap
+
+
+def finish():
+    print(f"RESULT passed={_counts['passed']} failed={_counts['failed']}", flush=True)
+    sys.exit(1 if _counts["failed"] else 0)
