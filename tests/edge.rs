@@ -15,6 +15,8 @@ mod cache;
 mod conditionals;
 #[path = "edge/faces.rs"]
 mod faces;
+#[path = "edge/list_parts.rs"]
+mod list_parts;
 #[path = "edge/metrics_page.rs"]
 mod metrics_page;
 #[path = "edge/no_leak.rs"]

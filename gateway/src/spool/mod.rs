@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use md5::{Digest, Md5};
-use outpost_store::engine::{ByteStream, durable, space};
+use outpost_store::engine::{ByteStream, ChecksumAlgorithm, ChecksumType, durable, space};
 use outpost_store::error::{Code, Error, Result};
 use outpost_store::s3::auth::Trailers;
 use outpost_store::s3::headers;
@@ -54,12 +54,16 @@ pub struct Spool {
     budget: u64,
     /// upload id → part number → state.
     uploads: Mutex<HashMap<String, BTreeMap<u32, PartState>>>,
-    /// Upload ids the store confirmed (or that have parts here).
-    known: Mutex<std::collections::HashSet<String>>,
+    /// Upload ids the store confirmed, with the checksum settings its answers named when the
+    /// edge saw one (`None`: not learned, e.g. the store was away).
+    known: Mutex<HashMap<String, Option<UploadChecksum>>>,
     spooled_bytes: Mutex<u64>,
     changed: watch::Sender<()>,
     jobs: mpsc::UnboundedSender<PathBuf>,
 }
+
+/// An upload's checksum algorithm and type (from its CreateMultipartUpload), or none.
+pub type UploadChecksum = Option<(ChecksumAlgorithm, ChecksumType)>;
 
 /// Which part of which upload.
 pub struct PartOf<'a> {
@@ -280,7 +284,10 @@ impl Spool {
 
     /// Whether the upload is known to exist at the store (so a part for it may be spooled).
     pub fn is_known(&self, upload_id: &str) -> bool {
-        self.known.lock().expect("spool lock").contains(upload_id)
+        self.known
+            .lock()
+            .expect("spool lock")
+            .contains_key(upload_id)
             || self
                 .uploads
                 .lock()
@@ -288,11 +295,20 @@ impl Spool {
                 .contains_key(upload_id)
     }
 
-    pub fn mark_known(&self, upload_id: &str) {
-        self.known
-            .lock()
-            .expect("spool lock")
-            .insert(upload_id.to_owned());
+    /// The upload exists at the store; `checksum` when an answer of the store named its
+    /// checksum settings (a learned value is kept when a later mark has none).
+    pub fn mark_known(&self, upload_id: &str, checksum: Option<UploadChecksum>) {
+        let mut known = self.known.lock().expect("spool lock");
+        let entry = known.entry(upload_id.to_owned()).or_default();
+        if checksum.is_some() {
+            *entry = checksum;
+        }
+    }
+
+    /// The upload's checksum settings, if the edge has learned them (memory only: after a
+    /// restart the store is asked again).
+    pub fn checksum(&self, upload_id: &str) -> Option<UploadChecksum> {
+        *self.known.lock().expect("spool lock").get(upload_id)?
     }
 
     /// The upload is complete or aborted: its spool goes, and the bytes of parts still
