@@ -29,8 +29,6 @@ mod ready;
 mod resilience;
 #[path = "edge/sites.rs"]
 mod sites;
-#[path = "edge/spool_files.rs"]
-mod spool_files;
 #[path = "edge/uncacheable.rs"]
 mod uncacheable;
 #[path = "edge/uploads.rs"]
