@@ -37,12 +37,7 @@ def crc32_b64(data):
     return b64((zlib.crc32(data) & 0xFFFFFFFF).to_bytes(4, "big"))
 
 
-s3 = boto3.client(
-    "s3",
-    endpoint_url=URL,
-    region_name="us-east-1",
-    config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1, "mode": "standard"}),
-)
+s3 = checks.client(URL)
 bucket = "boto3-" + uuid.uuid4().hex[:12]
 small = os.urandom(100_000)
 big = os.urandom(12 * MIB + 123)

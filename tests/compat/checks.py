@@ -1,11 +1,25 @@
-"""The check runner the compatibility scripts share: `@check(name)` runs a function at once and
-prints `ok - <name>` or `FAIL - <name>: <why>`; `finish()` prints the final
-`RESULT passed=N failed=M` line that run.sh reads and exits non-zero on any failure."""
+"""What the compatibility scripts share: `client(url)`, a boto3 S3 client with the current
+defaults (path-style, one attempt, credentials from the AWS_* environment); `@check(name)`,
+which runs a function at once and prints `ok - <name>` or `FAIL - <name>: <why>`; and
+`finish()`, which prints the final `RESULT passed=N failed=M` line that run.sh reads and exits
+non-zero on any failure."""
 
 import sys
 import traceback
 
+import boto3
+from botocore.config import Config
+
 _counts = {"passed": 0, "failed": 0}
+
+
+def client(url):
+    return boto3.client(
+        "s3",
+        endpoint_url=url,
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1, "mode": "standard"}),
+    )
 
 
 def check(name):

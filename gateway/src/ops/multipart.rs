@@ -1,9 +1,8 @@
 //! The client side of multipart uploads at the edge. UploadPart is checked and answered from
-//! the edge's spool (`spool/`); ListParts answers from what the spool holds (written by the
-//! store's own ListParts writer, with the upload's checksum settings noted from the
-//! CreateMultipartUpload answer the edge relayed); Complete only once
-//! the store holds every part (kept alive as S3 does when that takes long), Abort at once, both
-//! forwarded to the store and ending the upload's spool.
+//! the edge's spool (`spool/`); ListParts answers from what the spool holds, by the store's own
+//! writer, with the upload's checksum settings noted from the CreateMultipartUpload answer the
+//! edge relayed; Complete only once the store holds every part (kept alive as S3 does when that
+//! takes long), Abort at once, both forwarded to the store and ending the upload's spool.
 
 use std::sync::Arc;
 use std::time::Duration;
