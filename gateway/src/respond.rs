@@ -250,6 +250,9 @@ fn conditional_answer(
     parts: &http::request::Parts,
     stored: &HeaderMap,
 ) -> Result<Option<Response>> {
+    if !ConditionFields::READ.any_in(&parts.headers) {
+        return Ok(None);
+    }
     match headers::evaluate(
         &parts.headers,
         &ConditionFields::READ,
