@@ -11,8 +11,12 @@ mod common;
 mod bypass;
 #[path = "edge/cache.rs"]
 mod cache;
+#[path = "edge/conditionals.rs"]
+mod conditionals;
 #[path = "edge/faces.rs"]
 mod faces;
+#[path = "edge/list_parts.rs"]
+mod list_parts;
 #[path = "edge/metrics_page.rs"]
 mod metrics_page;
 #[path = "edge/no_leak.rs"]
@@ -25,5 +29,7 @@ mod ready;
 mod resilience;
 #[path = "edge/sites.rs"]
 mod sites;
+#[path = "edge/uncacheable.rs"]
+mod uncacheable;
 #[path = "edge/uploads.rs"]
 mod uploads;

@@ -64,6 +64,9 @@ pub async fn handle(
                 outcome = Some(o);
                 Ok(response)
             }
+            Endpoint::CreateMultipartUpload => {
+                multipart::create_upload(&edge, parts.clone(), body, &route, authenticated).await
+            }
             Endpoint::UploadPart(part) => {
                 multipart::upload_part(&edge, &parts, body, &route, part, authenticated).await
             }

@@ -4,19 +4,17 @@
 
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use axum::body::Body;
 use axum::response::Response;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use outpost_store::error::{Code, Error, Result};
-use outpost_store::s3::headers::parse_range;
+use outpost_store::s3::headers::{self, ConditionFields, Precondition, Validators, parse_range};
 
 use crate::cache::Head;
 use crate::cache::collapse::Passed;
 use crate::cache::object::Object;
-use crate::cache::outcome::CacheOutcome;
-use crate::cache::policy;
+use crate::cache::outcome::{CacheOutcome, NotCacheable};
 use crate::cache::read::{Found, Source};
 use crate::compress;
 use crate::edge::Edge;
@@ -34,34 +32,48 @@ pub(crate) async fn answer(
             let response = from_head(edge, parts, object, head).await?;
             Ok((response, outcome))
         }
+        // A range of an answer not stored: the origin cuts it, as for any bypass.
+        Found::Passed(passed)
+            if passed.status == StatusCode::OK && range_value(parts).is_some() =>
+        {
+            bypass(parts, object, passed.reason).await
+        }
         Found::Passed(passed) => {
             let outcome = CacheOutcome::Bypass(passed.reason);
-            Ok((passed_response(&passed, parts), outcome))
+            Ok((passed_response(&passed, parts)?, outcome))
         }
-        Found::Bypass(reason) => {
-            let mut request = object.source.request.clone();
-            for name in [
-                http::header::RANGE,
-                http::header::IF_MATCH,
-                http::header::IF_NONE_MATCH,
-                http::header::IF_MODIFIED_SINCE,
-                http::header::IF_UNMODIFIED_SINCE,
-            ] {
-                if let Some(v) = parts.headers.get(&name) {
-                    request.headers.insert(name, v.clone());
-                }
-            }
-            request.method = parts.method.clone();
-            let origin = &object.source.origin;
-            let response = origin
-                .fetch(&request)
-                .await
-                .map_err(OriginError::into_client_error)?;
-            Ok((origin::to_client(response), CacheOutcome::Bypass(reason)))
-        }
+        Found::Bypass(reason) => bypass(parts, object, reason).await,
         // The fill logged why; the reason names the origin's internal address.
         Found::Failed(failure) => Err(crate::origin::client_error(failure.code)),
     }
+}
+
+/// The client's own request (its method, Range and conditions) sent to the origin, and the
+/// origin's answer passed on.
+async fn bypass(
+    parts: &http::request::Parts,
+    object: &Object,
+    reason: NotCacheable,
+) -> Result<(Response, CacheOutcome)> {
+    let mut request = object.source.request.clone();
+    for name in [
+        http::header::RANGE,
+        http::header::IF_MATCH,
+        http::header::IF_NONE_MATCH,
+        http::header::IF_MODIFIED_SINCE,
+        http::header::IF_UNMODIFIED_SINCE,
+    ] {
+        if let Some(v) = parts.headers.get(&name) {
+            request.headers.insert(name, v.clone());
+        }
+    }
+    request.method = parts.method.clone();
+    let origin = &object.source.origin;
+    let response = origin
+        .fetch(&request)
+        .await
+        .map_err(OriginError::into_client_error)?;
+    Ok((origin::to_client(response), CacheOutcome::Bypass(reason)))
 }
 
 /// A cold HEAD or ranged GET fetches only the first slices it needs.
@@ -114,20 +126,11 @@ pub(crate) async fn from_head(
     let mut status = head.status;
     let mut range = 0..head.size;
     if status == StatusCode::OK {
-        check_client_conditions(parts, &head)?;
-        if policy::not_modified(&parts.headers, head.etag(), last_modified(&head)) {
-            for name in [
-                "content-type",
-                "content-encoding",
-                "content-language",
-                "content-disposition",
-            ] {
-                h.remove(name);
-            }
-            return Ok(builder
-                .status(StatusCode::NOT_MODIFIED)
-                .body(Body::empty())
-                .expect("valid response"));
+        if let Some(mut answer) = conditional_answer(parts, &head.headers)? {
+            answer
+                .headers_mut()
+                .insert(http::header::AGE, h[http::header::AGE].clone());
+            return Ok(answer);
         }
         h.insert(
             http::header::ACCEPT_RANGES,
@@ -240,43 +243,35 @@ async fn compressed(
     Ok(data)
 }
 
-fn last_modified(head: &Head) -> Option<SystemTime> {
-    let v = head
-        .headers
-        .get(http::header::LAST_MODIFIED)?
-        .to_str()
-        .ok()?;
-    httpdate::parse_http_date(v).ok()
-}
-
-/// If-Match / If-Unmodified-Since against what we hold (RFC 9110 13.2.2: these come first).
-fn check_client_conditions(parts: &http::request::Parts, head: &Head) -> Result<()> {
-    let header = |name| {
-        parts
-            .headers
-            .get(name)
-            .and_then(|v: &HeaderValue| v.to_str().ok())
-    };
-    if let Some(want) = header(http::header::IF_MATCH) {
-        let etag = head.etag().unwrap_or("");
-        let matched = want
-            .split(',')
-            .map(str::trim)
-            .any(|t| t == "*" || t.trim_start_matches("W/") == etag);
-        if !matched {
-            return Err(Error::new(Code::PreconditionFailed));
-        }
-    } else if let (Some(since), Some(modified)) = (
-        header(http::header::IF_UNMODIFIED_SINCE).and_then(|v| httpdate::parse_http_date(v).ok()),
-        last_modified(head),
-    ) && modified > since
-    {
-        return Err(Error::new(Code::PreconditionFailed));
+/// The client's conditions against a stored 200's headers, by the kit's rules: the kit's
+/// 304 (exactly the store's fields; the edge adds only its own `Age` and `X-Cache`), a 412
+/// error, or `None` to serve the body.
+fn conditional_answer(
+    parts: &http::request::Parts,
+    stored: &HeaderMap,
+) -> Result<Option<Response>> {
+    if !ConditionFields::READ.any_in(&parts.headers) {
+        return Ok(None);
     }
-    Ok(())
+    match headers::evaluate(
+        &parts.headers,
+        &ConditionFields::READ,
+        Validators::from_headers(stored),
+    ) {
+        Precondition::Proceed => Ok(None),
+        Precondition::NotModified => Ok(Some(headers::not_modified(stored))),
+        Precondition::Failed => Err(Error::new(Code::PreconditionFailed)),
+    }
 }
 
-pub(crate) fn passed_response(passed: &Passed, parts: &http::request::Parts) -> Response {
+/// An answer that was not stored, to each client that waited for it; a 200 still honours the
+/// client's conditions, as the store would have.
+pub(crate) fn passed_response(passed: &Passed, parts: &http::request::Parts) -> Result<Response> {
+    if passed.status == StatusCode::OK
+        && let Some(answer) = conditional_answer(parts, &passed.headers)?
+    {
+        return Ok(answer);
+    }
     let mut builder = http::Response::builder().status(passed.status);
     let h = builder.headers_mut().expect("fresh builder");
     h.extend(passed.headers.clone());
@@ -289,7 +284,7 @@ pub(crate) fn passed_response(passed: &Passed, parts: &http::request::Parts) -> 
     } else {
         Body::from(passed.body.clone())
     };
-    builder.body(body).expect("valid response")
+    Ok(builder.body(body).expect("valid response"))
 }
 
 #[cfg(test)]

@@ -230,13 +230,21 @@ pub fn range_conditionals(data: &[u8]) -> bool {
         checksum: None,
         parts: vec![],
     };
-    for (prefix, copy) in [("", false), ("x-amz-copy-source-", true)] {
+    let read_and_copy = [
+        ("", false, &headers::ConditionFields::READ),
+        (
+            "x-amz-copy-source-",
+            true,
+            &headers::ConditionFields::COPY_SOURCE,
+        ),
+    ];
+    for (prefix, copy, fields) in read_and_copy {
         let conditional = req.keys().any(|k| {
             k.as_str()
                 .strip_prefix(prefix)
                 .is_some_and(|n| n.starts_with("if-"))
         });
-        match headers::check_preconditions(req, prefix, copy, &info) {
+        match headers::check_preconditions(req, fields, &info) {
             Ok(()) => {}
             Err(e) => {
                 assert!(conditional, "failed without a conditional header");

@@ -10,7 +10,6 @@ import hashlib
 import io
 import os
 import sys
-import traceback
 import urllib.request
 import uuid
 import zlib
@@ -20,26 +19,14 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+import checks
+
 URL = sys.argv[1]
 MIB = 1024 * 1024
-passed = 0
-failed = 0
 
 
 def check(name):
-    def wrap(fn):
-        global passed, failed
-        try:
-            fn()
-            passed += 1
-            print(f"ok - boto3: {name}", flush=True)
-        except Exception as e:  # noqa: BLE001 - report every failure and go on
-            failed += 1
-            print(f"FAIL - boto3: {name}: {e!r}", flush=True)
-            traceback.print_exc(limit=3)
-        return fn
-
-    return wrap
+    return checks.check(f"boto3: {name}")
 
 
 def b64(raw):
@@ -50,12 +37,7 @@ def crc32_b64(data):
     return b64((zlib.crc32(data) & 0xFFFFFFFF).to_bytes(4, "big"))
 
 
-s3 = boto3.client(
-    "s3",
-    endpoint_url=URL,
-    region_name="us-east-1",
-    config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1, "mode": "standard"}),
-)
+s3 = checks.client(URL)
 bucket = "boto3-" + uuid.uuid4().hex[:12]
 small = os.urandom(100_000)
 big = os.urandom(12 * MIB + 123)
@@ -226,5 +208,4 @@ def _():
     assert bucket not in names
 
 
-print(f"RESULT passed={passed} failed={failed}", flush=True)
-sys.exit(1 if failed else 0)
+checks.finish()

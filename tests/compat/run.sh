@@ -9,9 +9,10 @@
 # $REPO/.venv-compat and builds the binary if OUTPOST_BIN does not exist. Store session: mb, cp
 # small and 40 MiB multipart, sync of a nested tree, ls, presign + curl, download and compare,
 # rm --recursive, rb, the 40 MiB upload again with AWS_REQUEST_CHECKSUM_CALCULATION=
-# when_required, and tests/compat/boto3_session.py. Edge session: uploads relayed (single and
-# multipart), downloads cached (miss then hit, checked in the edge's metrics), presign, sync;
-# then both metrics pages through prometheus_client's OpenMetrics parser.
+# when_required, tests/compat/boto3_session.py and boto3_conditionals.py. Edge session: uploads
+# relayed (single and multipart), downloads cached (miss then hit, checked in the edge's
+# metrics), presign, sync, boto3_conditionals.py again through the edge; then both metrics
+# pages through prometheus_client's OpenMetrics parser.
 # Prints "N passed, M failed" and exits non-zero on any failure.
 set -euo pipefail
 
@@ -160,16 +161,24 @@ check "download and compare (when_required)" bash -c '"$0" --endpoint-url "$1" s
 check "rb --force (when_required)" aws_s3 s3 rb --force "s3://$B2"
 unset AWS_REQUEST_CHECKSUM_CALCULATION
 
+# python_checks SCRIPT URL: runs tests/compat/SCRIPT against URL and adds its RESULT line.
+python_checks() {
+  local script="$1" url="$2" log="$WORK/${1%.py}.log" bp bf
+  if "$VENV/bin/python" "$REPO/tests/compat/$script" "$url" >"$log" 2>&1; then :; fi
+  cat "$log"
+  read -r bp bf < <(sed -n 's/^RESULT passed=\([0-9]*\) failed=\([0-9]*\)$/\1 \2/p' "$log" | tail -n1; echo)
+  if [[ -z "${bp:-}" ]]; then
+    FAILED=$((FAILED + 1)); FAILURES+=("$script against $url did not finish")
+  else
+    PASSED=$((PASSED + bp)); FAILED=$((FAILED + bf))
+    if (( bf > 0 )); then FAILURES+=("$script against $url: $bf check(s)"); fi
+  fi
+}
+
 echo "== boto3 session"
-if "$VENV/bin/python" "$REPO/tests/compat/boto3_session.py" "$STORE_URL" >"$WORK/boto3.log" 2>&1; then :; fi
-cat "$WORK/boto3.log"
-read -r BP BF < <(sed -n 's/^RESULT passed=\([0-9]*\) failed=\([0-9]*\)$/\1 \2/p' "$WORK/boto3.log" | tail -n1; echo)
-if [[ -z "${BP:-}" ]]; then
-  FAILED=$((FAILED + 1)); FAILURES+=("boto3 session did not finish")
-else
-  PASSED=$((PASSED + BP)); FAILED=$((FAILED + BF))
-  if (( BF > 0 )); then FAILURES+=("boto3: $BF check(s)"); fi
-fi
+python_checks boto3_session.py "$STORE_URL"
+echo "== boto3 conditional reads against the store"
+python_checks boto3_conditionals.py "$STORE_URL"
 
 echo "== aws-cli through an edge in front of the store (reads cached, writes relayed)"
 start edge --origin "$STORE_URL" --cache-dir "$WORK/edge-cache"
@@ -212,6 +221,8 @@ readme_invalidation() {
   [[ "$out" == *'"status":"Completed"'* ]]
 }
 check "the README's invalidation command works against the edge ($(curl --version | head -n1 | cut -d' ' -f1-2))" readme_invalidation "$URL"
+echo "== boto3 conditional reads through the edge (the store's 304/412, cold and warm cache)"
+python_checks boto3_conditionals.py "$URL"
 check "both metrics pages parse with prometheus_client's OpenMetrics parser" \
   "$VENV/bin/python" "$REPO/tests/compat/metrics_page.py" "$STORE_URL" "$URL"
 

@@ -3,7 +3,8 @@
 //! Whether and how long a response is kept follows CloudFront's documented behaviour (the
 //! origin's lifetime bounded by the behaviour's min/max TTL, the default TTL when the origin is
 //! silent, a short error TTL for 404/410) over the HTTP caching rules of RFC 9111, with the
-//! stale extensions of RFC 5861 and the conditional requests of RFC 9110. Pingora's
+//! stale extensions of RFC 5861. A client's conditional requests are the kit's
+//! (`outpost_store::s3::headers::evaluate`), the same as the store's. Pingora's
 //! `pingora-cache` is the model for the shape: named outcomes, named reasons not to store.
 //!
 //! Where we differ from CloudFront, we are stricter: `no-store` and `private` are never stored
@@ -12,6 +13,7 @@
 use std::time::{Duration, SystemTime};
 
 use http::header::{self, HeaderMap, HeaderName};
+use outpost_store::s3::headers::list_members;
 
 use super::outcome::NotCacheable;
 use crate::config::Behavior;
@@ -82,7 +84,10 @@ pub fn freshness(
     if d.private {
         return Err(NotCacheable::Private);
     }
-    if members(headers, &header::VARY).iter().any(|m| m == "*") {
+    if list_members(headers, &header::VARY)
+        .iter()
+        .any(|m| m == "*")
+    {
         return Err(NotCacheable::VaryAll);
     }
 
@@ -247,38 +252,6 @@ pub fn updated_headers(stored: &HeaderMap, not_modified: &HeaderMap) -> HeaderMa
     merged
 }
 
-/// A client's conditional GET/HEAD against the representation we hold: true when the answer
-/// is 304 Not Modified.
-///
-/// RFC 9110 13.2.2: when `If-None-Match` is present it alone decides (If-Modified-Since is
-/// then ignored, 13.1.3): weak comparison (8.8.3.2), any member of any line may match, and
-/// `*` matches whatever we hold. Otherwise a single, valid `If-Modified-Since` at or after
-/// `last_modified` (compared in whole seconds, an HTTP-date's resolution) gives 304.
-pub fn not_modified(
-    request: &HeaderMap,
-    etag: Option<&str>,
-    last_modified: Option<SystemTime>,
-) -> bool {
-    if request.contains_key(header::IF_NONE_MATCH) {
-        return members(request, &header::IF_NONE_MATCH)
-            .iter()
-            .any(|tag| tag == "*" || etag.is_some_and(|etag| weak_eq(tag, etag)));
-    }
-    // 13.1.3: ignored unless exactly one valid HTTP-date.
-    let mut lines = request.get_all(header::IF_MODIFIED_SINCE).iter();
-    let (Some(line), None) = (lines.next(), lines.next()) else {
-        return false;
-    };
-    let since = line
-        .to_str()
-        .ok()
-        .and_then(|v| httpdate::parse_http_date(v).ok());
-    match (since, last_modified) {
-        (Some(since), Some(modified)) => whole_seconds(modified) <= whole_seconds(since),
-        _ => false,
-    }
-}
-
 /// The validators to revalidate a stored response with (RFC 9111 4.3.1): `If-None-Match`
 /// from its `ETag`, `If-Modified-Since` from its `Last-Modified`; both when it has both (the
 /// origin gives the first precedence). Empty when it has neither.
@@ -313,7 +286,7 @@ struct Directives {
 impl Directives {
     fn parse(headers: &HeaderMap) -> Directives {
         let mut d = Directives::default();
-        for member in members(headers, &header::CACHE_CONTROL) {
+        for member in list_members(headers, &header::CACHE_CONTROL) {
             let (name, arg) = member.split_once('=').unwrap_or((member.as_str(), ""));
             // An invalid number reads as 0, the restrictive reading (4.2.1); the first of
             // repeated directives wins (4.2.1).
@@ -345,47 +318,6 @@ fn delta_seconds(value: &str) -> Option<u64> {
         return None;
     }
     Some(digits.parse::<u64>().map_or(MAX, |secs| secs.min(MAX)))
-}
-
-/// Every non-empty member of a list-valued field over all its lines (RFC 9110 5.3, 5.6.1),
-/// trimmed. Commas inside double quotes do not split (entity-tags and quoted directive
-/// arguments may hold them). Bytes that are not UTF-8 are replaced rather than dropping the
-/// line, so a `no-store` next to junk still counts.
-fn members(headers: &HeaderMap, name: &HeaderName) -> Vec<String> {
-    let mut out = Vec::new();
-    for line in headers.get_all(name) {
-        let line = String::from_utf8_lossy(line.as_bytes());
-        let mut quoted = false;
-        let mut start = 0;
-        for (i, c) in line.char_indices() {
-            match c {
-                '"' => quoted = !quoted,
-                ',' if !quoted => {
-                    out.push(line[start..i].trim().to_owned());
-                    start = i + 1;
-                }
-                _ => {}
-            }
-        }
-        out.push(line[start..].trim().to_owned());
-    }
-    out.retain(|m| !m.is_empty());
-    out
-}
-
-/// Weak comparison of entity-tags (RFC 9110 8.8.3.2): the opaque tags match, whatever
-/// their `W/` prefixes.
-fn weak_eq(a: &str, b: &str) -> bool {
-    fn opaque(tag: &str) -> &str {
-        let tag = tag.trim();
-        tag.strip_prefix("W/").unwrap_or(tag)
-    }
-    opaque(a) == opaque(b)
-}
-
-fn whole_seconds(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

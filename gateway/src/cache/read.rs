@@ -320,7 +320,9 @@ async fn pump(
     Ok(())
 }
 
-/// An answer that is not stored: small ones are shared with every waiting reader.
+/// An answer that is not stored: small ones are shared with every waiting reader. A 206 is
+/// the slices the fill asked for, not what any reader asked: each reader asks the origin
+/// itself (Bypass), with its own Range and conditions.
 async fn pass(
     status: http::StatusCode,
     headers: http::HeaderMap,
@@ -329,7 +331,7 @@ async fn pass(
     body: OriginBody,
     reason: NotCacheable,
 ) -> Ended {
-    if length > PASS_LIMIT || start != 0 {
+    if length > PASS_LIMIT || start != 0 || status == http::StatusCode::PARTIAL_CONTENT {
         return Ended::Bypass(reason);
     }
     match body.collect().await {

@@ -1,7 +1,8 @@
 //! The client side of multipart uploads at the edge. UploadPart is checked and answered from
-//! the edge's spool (`spool/`); ListParts answers from what the spool holds; Complete only once
-//! the store holds every part (kept alive as S3 does when that takes long), Abort at once, both
-//! forwarded to the store and ending the upload's spool.
+//! the edge's spool (`spool/`); ListParts answers from what the spool holds, by the store's own
+//! writer, with the upload's checksum settings noted from the CreateMultipartUpload answer the
+//! edge relayed; Complete only once the store holds every part (kept alive as S3 does when that
+//! takes long), Abort at once, both forwarded to the store and ending the upload's spool.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,18 +10,59 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
-use http::{HeaderMap, Method};
+use http::{HeaderMap, HeaderValue, Method};
+use http_body_util::BodyExt;
+use outpost_store::engine::{ChecksumAlgorithm, ChecksumType, PartInfo};
 use outpost_store::error::{Code, Error, Result};
 use outpost_store::s3::auth::{self, Identity};
 use outpost_store::s3::kept_alive;
-use outpost_store::s3::ops::multipart::object_location;
+use outpost_store::s3::ops::multipart::{PartsPage, list_parts_answer, object_location};
 use outpost_store::s3::route::{ListPartsParams, PartParams, Route};
-use outpost_store::s3::xml::{XmlWriter, iso8601, read_small_body};
+use outpost_store::s3::xml::{self, read_small_body};
+use serde::Deserialize;
 
 use super::forward::{client_body, forward, write_through};
 use crate::edge::Edge;
 use crate::origin::{self, OriginRequest};
 use crate::spool::PartOf;
+
+/// CreateMultipartUpload goes to the store; the edge notes the upload's checksum settings from
+/// the answer, so ListParts of parts it holds names them even while the store is away.
+pub(crate) async fn create_upload(
+    edge: &Arc<Edge>,
+    parts: http::request::Parts,
+    body: Body,
+    route: &Route,
+    authenticated: auth::Authenticated,
+) -> Result<Response> {
+    let response = forward(edge, parts, body, route, authenticated).await?;
+    if !response.status().is_success() {
+        return Ok(response);
+    }
+    let (head, body) = response.into_parts();
+    let document = store_answer(body, "CreateMultipartUpload").await?;
+    if let Ok(created) = xml::parse::<Created>(&document) {
+        let text = |name| {
+            head.headers
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+        };
+        let checksum = StoreUpload {
+            checksum_algorithm: text("x-amz-checksum-algorithm").map(str::to_owned),
+            checksum_type: text("x-amz-checksum-type").map(str::to_owned),
+        };
+        edge.spool
+            .mark_known(&created.upload_id, Some(checksum.checksum()));
+    }
+    Ok(Response::from_parts(head, Body::from(document)))
+}
+
+/// The store's InitiateMultipartUploadResult, as far as the edge reads it.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Created {
+    upload_id: String,
+}
 
 /// UploadPart: checked and spooled durably at the edge, answered at once with the part's ETag
 /// (and checksum); the spool's workers push it to the store.
@@ -37,8 +79,9 @@ pub(crate) async fn upload_part(
     }
     let (upload_id, part_number) = (part.upload_id.as_str(), part.part_number);
     if !edge.spool.is_known(upload_id) {
-        check_upload(edge, route, upload_id).await?;
-        edge.spool.mark_known(upload_id);
+        let learned = store_upload(edge, route, upload_id).await?;
+        edge.spool
+            .mark_known(upload_id, learned.map(|u| u.checksum()));
     }
     let declared = ["x-amz-decoded-content-length", "content-length"]
         .iter()
@@ -85,46 +128,70 @@ pub(crate) async fn list_parts(
     let Some(held) = held else {
         return forward(edge, parts, body, route, authenticated).await;
     };
-    let (marker, max) = (list.part_number_marker, list.max_parts);
-    let after: Vec<_> = held.into_iter().filter(|p| p.number > marker).collect();
-    let truncated = after.len() > max;
-    let shown = &after[..after.len().min(max)];
-    let owner = edge.config.access_key_id.as_deref().unwrap_or_default();
-    let mut w = XmlWriter::new("ListPartsResult");
-    w.elem("Bucket", &route.bucket)
-        .elem("Key", &route.key)
-        .elem("UploadId", upload_id)
-        .elem("PartNumberMarker", marker)
-        .elem(
-            "NextPartNumberMarker",
-            shown.last().map_or(marker, |p| p.number),
-        )
-        .elem("MaxParts", max)
-        .elem("IsTruncated", truncated);
-    for part in shown {
-        w.open("Part")
-            .elem("PartNumber", part.number)
-            .elem("LastModified", iso8601(part.modified))
-            .elem("ETag", format!("\"{}\"", part.md5_hex))
-            .elem("Size", part.size);
-        if let Some((name, value)) = &part.checksum {
-            let algorithm = name
-                .trim_start_matches("x-amz-checksum-")
-                .to_ascii_uppercase();
-            w.elem(&format!("Checksum{algorithm}"), value);
+    // The upload's checksum settings: learned from the store's answers, or asked now.
+    let checksum = match edge.spool.checksum(upload_id) {
+        Some(learned) => learned,
+        None => {
+            let learned = store_upload(edge, route, upload_id)
+                .await?
+                .map(|u| u.checksum());
+            edge.spool.mark_known(upload_id, learned);
+            learned.flatten()
         }
-        w.close();
-    }
-    w.owner("Initiator", owner)
-        .owner("Owner", owner)
-        .elem("StorageClass", "STANDARD");
-    Ok(outpost_store::s3::xml_response(w.finish()))
+    };
+    let (marker, max) = (list.part_number_marker, list.max_parts);
+    let after: Vec<PartInfo> = held
+        .into_iter()
+        .filter(|p| p.number > marker)
+        .map(|p| PartInfo {
+            part_number: p.number,
+            size: p.size,
+            etag: p.md5_hex,
+            last_modified: p.modified,
+            checksum: p.checksum.map(|(_, value)| value),
+        })
+        .collect();
+    let page = PartsPage {
+        bucket: &route.bucket,
+        key: &route.key,
+        upload_id,
+        marker,
+        max_parts: max,
+        truncated: after.len() > max,
+        owner: edge.config.access_key_id.as_deref().unwrap_or_default(),
+        checksum,
+    };
+    Ok(list_parts_answer(&page, &after[..after.len().min(max)]))
 }
 
-/// The first part of an upload new to this edge: does the store know the upload? A part for
-/// an unknown one is NoSuchUpload at once, as from the store. When the store cannot be asked
-/// the part is spooled anyway (that is what the spool is for) and Complete will tell.
-async fn check_upload(edge: &Arc<Edge>, route: &Route, upload_id: &str) -> Result<()> {
+/// What the store's ListParts says of an upload (the edge reads only its checksum settings).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct StoreUpload {
+    checksum_algorithm: Option<String>,
+    checksum_type: Option<String>,
+}
+
+impl StoreUpload {
+    fn checksum(&self) -> Option<(ChecksumAlgorithm, ChecksumType)> {
+        let algorithm = ChecksumAlgorithm::from_name(self.checksum_algorithm.as_deref()?)?;
+        let kind = self
+            .checksum_type
+            .as_deref()
+            .and_then(ChecksumType::from_name);
+        Some((algorithm, kind.unwrap_or(algorithm.default_type())))
+    }
+}
+
+/// The upload as the store knows it (a ListParts of one part), asked for the first part of an
+/// upload new to this edge: a part for an unknown one is NoSuchUpload at once, as from the
+/// store. `None` when the store cannot be asked or its answer cannot be read: the part is
+/// spooled anyway (that is what the spool is for) and Complete will tell.
+async fn store_upload(
+    edge: &Arc<Edge>,
+    route: &Route,
+    upload_id: &str,
+) -> Result<Option<StoreUpload>> {
     let query = format!(
         "max-parts=1&uploadId={}",
         auth::sigv4::uri_encode(upload_id, false)
@@ -136,12 +203,19 @@ async fn check_upload(edge: &Arc<Edge>, route: &Route, upload_id: &str) -> Resul
         anonymous: false,
         aws_chunked: false,
     };
-    match edge.origins.fetch(&request).await {
-        Ok(response) if response.status() == http::StatusCode::NOT_FOUND => {
-            Err(Error::new(Code::NoSuchUpload))
-        }
-        _ => Ok(()),
+    let Ok(response) = edge.origins.fetch(&request).await else {
+        return Ok(None);
+    };
+    if response.status() == http::StatusCode::NOT_FOUND {
+        return Err(Error::new(Code::NoSuchUpload));
     }
+    if !response.status().is_success() {
+        return Ok(None);
+    }
+    let Ok(body) = response.into_body().collect().await else {
+        return Ok(None);
+    };
+    Ok(xml::parse(&body.to_bytes()).ok())
 }
 
 /// Complete waits until every part spooled for the upload is at the store (the client never
@@ -180,7 +254,10 @@ pub(crate) async fn finish_upload(
         edge.spool.forget(&upload_id);
         write_through(&edge, &route.bucket, &route.key);
         let (mut head, body) = response.into_parts();
-        let document = located(complete_document(body).await?, &location);
+        let document = located(
+            store_answer(body, "CompleteMultipartUpload").await?,
+            &location,
+        );
         head.headers.remove(http::header::CONTENT_LENGTH);
         Ok(Response::from_parts(head, Body::from(document)))
     };
@@ -201,14 +278,14 @@ fn client_location(edge: &Edge, parts: &http::request::Parts, route: &Route) -> 
     )
 }
 
-/// The store's Complete answer, read whole (it is small).
-async fn complete_document(body: Body) -> Result<Bytes> {
+/// The store's answer to `operation` (Create or Complete), read whole: it is small.
+async fn store_answer(body: Body, operation: &str) -> Result<Bytes> {
     axum::body::to_bytes(body, MAX_COMPLETE_BODY)
         .await
         .map_err(|e| {
             Error::msg(
                 Code::ServiceUnavailable,
-                format!("The store's answer to CompleteMultipartUpload broke off: {e}"),
+                format!("The store's answer to {operation} broke off: {e}"),
             )
         })
 }

@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use md5::{Digest, Md5};
-use outpost_store::engine::{ByteStream, durable, space};
+use outpost_store::engine::durable::{self, StagedFile};
+use outpost_store::engine::{ByteStream, ChecksumAlgorithm, ChecksumType, space};
 use outpost_store::error::{Code, Error, Result};
 use outpost_store::s3::auth::Trailers;
 use outpost_store::s3::headers;
@@ -54,12 +55,16 @@ pub struct Spool {
     budget: u64,
     /// upload id → part number → state.
     uploads: Mutex<HashMap<String, BTreeMap<u32, PartState>>>,
-    /// Upload ids the store confirmed (or that have parts here).
-    known: Mutex<std::collections::HashSet<String>>,
+    /// Upload ids the store confirmed, with the checksum settings its answers named when the
+    /// edge saw one (`None`: not learned, e.g. the store was away).
+    known: Mutex<HashMap<String, Option<UploadChecksum>>>,
     spooled_bytes: Mutex<u64>,
     changed: watch::Sender<()>,
     jobs: mpsc::UnboundedSender<PathBuf>,
 }
+
+/// An upload's checksum algorithm and type (from its CreateMultipartUpload), or none.
+pub type UploadChecksum = Option<(ChecksumAlgorithm, ChecksumType)>;
 
 /// Which part of which upload.
 pub struct PartOf<'a> {
@@ -139,7 +144,13 @@ impl Spool {
                             let _ = self.jobs.send(path);
                         }
                     }
-                    // A part that was being written when the edge stopped was never answered.
+                    // Bytes whose description was never written: never answered either.
+                    Some("data") if !path.with_extension("json").exists() => {
+                        std::fs::remove_file(&path)?;
+                    }
+                    // A part that was being written when the edge stopped was never answered:
+                    // staging files (`durable::is_staging`, and older versions' temp files)
+                    // all end in `.tmp`.
                     Some("tmp") => std::fs::remove_file(&path)?,
                     _ => {}
                 }
@@ -177,7 +188,7 @@ impl Spool {
         }
         let body = integrity.verify_stream(body, trailers.clone());
         let upload_dir = self.dir.join(upload_dir_name(part.upload_id));
-        let written = write_part(&upload_dir, part.number, body).await;
+        let written = write_part(&upload_dir, body).await;
         self.account(|used| *used -= reserve);
         let (tmp, size, md5) = written.map_err(full_is_slow_down)?;
         if integrity.content_md5.is_some_and(|want| want != md5) {
@@ -280,7 +291,10 @@ impl Spool {
 
     /// Whether the upload is known to exist at the store (so a part for it may be spooled).
     pub fn is_known(&self, upload_id: &str) -> bool {
-        self.known.lock().expect("spool lock").contains(upload_id)
+        self.known
+            .lock()
+            .expect("spool lock")
+            .contains_key(upload_id)
             || self
                 .uploads
                 .lock()
@@ -288,11 +302,20 @@ impl Spool {
                 .contains_key(upload_id)
     }
 
-    pub fn mark_known(&self, upload_id: &str) {
-        self.known
-            .lock()
-            .expect("spool lock")
-            .insert(upload_id.to_owned());
+    /// The upload exists at the store; `checksum` when an answer of the store named its
+    /// checksum settings (a learned value is kept when a later mark has none).
+    pub fn mark_known(&self, upload_id: &str, checksum: Option<UploadChecksum>) {
+        let mut known = self.known.lock().expect("spool lock");
+        let entry = known.entry(upload_id.to_owned()).or_default();
+        if checksum.is_some() {
+            *entry = checksum;
+        }
+    }
+
+    /// The upload's checksum settings, if the edge has learned them (memory only: after a
+    /// restart the store is asked again).
+    pub fn checksum(&self, upload_id: &str) -> Option<UploadChecksum> {
+        *self.known.lock().expect("spool lock").get(upload_id)?
     }
 
     /// The upload is complete or aborted: its spool goes, and the bytes of parts still
@@ -358,64 +381,48 @@ fn read_meta(path: &Path) -> std::io::Result<PartMeta> {
     serde_json::from_slice(&std::fs::read(path)?).map_err(std::io::Error::other)
 }
 
-/// Streams `body` into a temporary file in `dir`, fsync'd: (file, size, MD5).
-async fn write_part(
-    dir: &Path,
-    part_number: u32,
-    mut body: ByteStream,
-) -> Result<(tempfile::NamedTempFile, u64, [u8; 16])> {
+/// Spool files are the edge's alone.
+const SPOOL_FILE_MODE: u32 = 0o600;
+
+/// Streams `body` into a staging file in `dir` ([`durable::StagedFile`]): (file, size, MD5).
+/// Dropped on any error, the staging file goes with it.
+async fn write_part(dir: &Path, mut body: ByteStream) -> Result<(StagedFile, u64, [u8; 16])> {
     let dir = dir.to_owned();
-    let mut file = tokio::task::spawn_blocking(move || {
+    let mut file = blocking(move || {
         durable::create_dir_all(&dir)?;
-        tempfile::Builder::new()
-            .prefix(&format!("{part_number}."))
-            .suffix(".tmp")
-            .tempfile_in(&dir)
+        StagedFile::create_in(&dir, SPOOL_FILE_MODE)
     })
-    .await
-    .map_err(Error::internal)?
-    .map_err(Error::internal)?;
+    .await?;
     let mut md5 = Md5::new();
     let mut size = 0u64;
     while let Some(piece) = body.next().await {
         let piece = piece?;
         md5.update(&piece);
         size += piece.len() as u64;
-        file = tokio::task::spawn_blocking(move || file.write_all(&piece).map(|_| file))
-            .await
-            .map_err(Error::internal)?
-            .map_err(Error::internal)?;
+        file = blocking(move || file.write_all(&piece).map(|_| file)).await?;
     }
-    let file = tokio::task::spawn_blocking(move || file.as_file().sync_all().map(|_| file))
-        .await
-        .map_err(Error::internal)?
-        .map_err(Error::internal)?;
     Ok((file, size, md5.finalize().into()))
 }
 
-/// The part's bytes and then its description take their final names, and the directory is
-/// synced: after a crash a part is either whole and described, or absent.
-async fn commit_part(
-    tmp: tempfile::NamedTempFile,
-    meta_path: &Path,
-    meta: &PartMeta,
-) -> Result<()> {
+/// The part's bytes and then its description take their final names, each durably (fsync,
+/// rename, fsync of the directory): after a crash a part is either whole and described, or
+/// its description is missing and the bytes are never relayed (the client was not answered).
+async fn commit_part(data: StagedFile, meta_path: &Path, meta: &PartMeta) -> Result<()> {
     let meta_path = meta_path.to_owned();
     let json = serde_json::to_vec(meta).map_err(Error::internal)?;
-    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        let dir = meta_path
-            .parent()
-            .expect("part files live in a directory")
-            .to_owned();
-        tmp.persist(meta_path.with_extension("data"))
-            .map_err(|e| e.error)?;
-        let mut meta_tmp = tempfile::Builder::new().suffix(".tmp").tempfile_in(&dir)?;
-        meta_tmp.write_all(&json)?;
-        meta_tmp.as_file().sync_all()?;
-        meta_tmp.persist(&meta_path).map_err(|e| e.error)?;
-        std::fs::File::open(&dir)?.sync_all()
+    blocking(move || {
+        data.commit(&meta_path.with_extension("data"))?;
+        durable::write_replace(&meta_path, &json, SPOOL_FILE_MODE)
     })
     .await
-    .map_err(Error::internal)?
-    .map_err(Error::internal)
+}
+
+/// Blocking file work on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(Error::internal)?
+        .map_err(Error::internal)
 }

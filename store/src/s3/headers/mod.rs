@@ -9,7 +9,10 @@ mod range;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-pub use conditions::{check_preconditions, delete_condition, write_condition};
+pub use conditions::{
+    ConditionFields, Precondition, Validators, check_preconditions, delete_condition, evaluate,
+    not_modified, write_condition,
+};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 pub use integrity::{Integrity, integrity};
 pub use range::{parse_range, unsatisfiable};
@@ -23,6 +26,32 @@ const META_PREFIX: &str = "x-amz-meta-";
 
 pub fn get<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Every non-empty member of a list-valued field over all its lines (RFC 9110 §5.3, §5.6.1),
+/// trimmed. Commas inside double quotes do not split (entity-tags and quoted directive
+/// arguments may hold them). Bytes that are not UTF-8 are replaced rather than dropping the
+/// line, so a `no-store` next to junk still counts.
+pub fn list_members(headers: &HeaderMap, name: &HeaderName) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in headers.get_all(name) {
+        let line = String::from_utf8_lossy(line.as_bytes());
+        let mut quoted = false;
+        let mut start = 0;
+        for (i, c) in line.char_indices() {
+            match c {
+                '"' => quoted = !quoted,
+                ',' if !quoted => {
+                    out.push(line[start..i].trim().to_owned());
+                    start = i + 1;
+                }
+                _ => {}
+            }
+        }
+        out.push(line[start..].trim().to_owned());
+    }
+    out.retain(|m| !m.is_empty());
+    out
 }
 
 /// Header value as UTF-8 even when the client sent raw non-ASCII bytes (metadata values).

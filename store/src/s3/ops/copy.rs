@@ -10,7 +10,7 @@ use super::multipart::{checksum_algorithm, write_checksum};
 use super::put;
 use crate::engine::{Digests, ObjectHeaders, ObjectInfo, PutOptions, Verify};
 use crate::error::{Code, Error, Result};
-use crate::s3::headers::{self, quote_etag};
+use crate::s3::headers::{self, ConditionFields, quote_etag};
 use crate::s3::route::{CopySource, PartParams};
 use crate::s3::xml::{XmlWriter, iso8601};
 use crate::s3::{Req, Response, S3, xml_response};
@@ -98,7 +98,7 @@ pub async fn upload_part_copy(
 /// The object named by `x-amz-copy-source`, once its copy preconditions hold.
 async fn source_object(s3: &S3, req: &Req, source: &CopySource) -> Result<ObjectInfo> {
     let info = s3.engine.head_object(&source.bucket, &source.key).await?;
-    headers::check_preconditions(&req.headers, "x-amz-copy-source-", true, &info)?;
+    headers::check_preconditions(&req.headers, &ConditionFields::COPY_SOURCE, &info)?;
     Ok(info)
 }
 

@@ -8,7 +8,7 @@ use http::{HeaderMap, StatusCode};
 
 use crate::engine::{ObjectInfo, StoredChecksum};
 use crate::error::{Code, Error, Result};
-use crate::s3::headers::{self, write_object_headers};
+use crate::s3::headers::{self, ConditionFields, Precondition, Validators, write_object_headers};
 use crate::s3::route::ReadParams;
 use crate::s3::xml::XmlWriter;
 use crate::s3::{Req, Response, S3, xml_response};
@@ -23,9 +23,14 @@ pub enum Answer {
 /// GetObject and HeadObject.
 pub async fn get_object(s3: &S3, req: Req, params: ReadParams, answer: Answer) -> Result<Response> {
     let info = s3.engine.head_object(req.bucket(), req.key()).await?;
-    match headers::check_preconditions(&req.headers, "", false, &info) {
-        Err(e) if e.code == Code::NotModified => return Ok(not_modified(&info)),
-        other => other?,
+    match headers::evaluate(&req.headers, &ConditionFields::READ, Validators::of(&info)) {
+        Precondition::Proceed => {}
+        Precondition::NotModified => {
+            let mut full = HeaderMap::new();
+            write_object_headers(&mut full, &info);
+            return Ok(headers::not_modified(&full));
+        }
+        Precondition::Failed => return Err(Error::new(Code::PreconditionFailed)),
     }
     let part = part_range(&req, params.part_number, &info)?;
     let range = match &part {
@@ -92,21 +97,6 @@ fn checksum_mode(req: &Req) -> bool {
         .is_some_and(|m| m.eq_ignore_ascii_case("ENABLED"))
 }
 
-/// A 304 still names the representation it refers to (RFC 9110 §15.4.5).
-fn not_modified(info: &ObjectInfo) -> Response {
-    let mut response = crate::s3::empty_response(StatusCode::NOT_MODIFIED);
-    let h = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&headers::quote_etag(&info.etag)) {
-        h.insert(header::ETAG, v);
-    }
-    let lm = httpdate::fmt_http_date(info.last_modified);
-    h.insert(
-        header::LAST_MODIFIED,
-        HeaderValue::from_str(&lm).expect("ascii"),
-    );
-    response
-}
-
 /// `?partNumber=N`: the byte range of part N (a single-part object has just part 1).
 /// A part the object does not have is InvalidPart (400), as AWS answers.
 fn part_range(
@@ -160,7 +150,7 @@ fn write_part_checksum(h: &mut HeaderMap, info: &ObjectInfo, number: u32) {
 /// GetObjectAttributes: the attributes named in `x-amz-object-attributes`.
 pub async fn get_object_attributes(s3: &S3, req: Req) -> Result<Response> {
     let info = s3.engine.head_object(req.bucket(), req.key()).await?;
-    headers::check_preconditions(&req.headers, "", false, &info)?;
+    headers::check_preconditions(&req.headers, &ConditionFields::READ, &info)?;
     let wanted: Vec<String> = req
         .headers
         .get_all("x-amz-object-attributes")

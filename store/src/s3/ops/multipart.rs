@@ -135,27 +135,57 @@ pub async fn list_parts(s3: &S3, req: Req, params: ListPartsParams) -> Result<Re
         .list_parts(req.bucket(), req.key(), &upload_id, query)
         .await?;
 
-    let algorithm = upload.checksum.map(|(a, _)| a);
-    let next_marker = parts.last().map_or(marker, |p| p.part_number);
+    let page = PartsPage {
+        bucket: req.bucket(),
+        key: req.key(),
+        upload_id: &upload.upload_id,
+        marker,
+        max_parts,
+        truncated,
+        owner: &s3.owner_id,
+        checksum: upload.checksum,
+    };
+    Ok(list_parts_answer(&page, &parts))
+}
+
+/// What a ListParts answer says around its parts: the upload and the page.
+pub struct PartsPage<'a> {
+    pub bucket: &'a str,
+    pub key: &'a str,
+    pub upload_id: &'a str,
+    pub marker: u32,
+    pub max_parts: usize,
+    pub truncated: bool,
+    /// The Initiator and Owner (we have one owner).
+    pub owner: &'a str,
+    /// The upload's checksum algorithm and type, from CreateMultipartUpload.
+    pub checksum: Option<(ChecksumAlgorithm, ChecksumType)>,
+}
+
+/// The ListPartsResult document for one page of parts: the store's answer and the edge's (for
+/// parts it still holds) are written here alike.
+pub fn list_parts_answer(page: &PartsPage, parts: &[PartInfo]) -> Response {
+    let algorithm = page.checksum.map(|(a, _)| a);
+    let next_marker = parts.last().map_or(page.marker, |p| p.part_number);
     let mut w = XmlWriter::new("ListPartsResult");
-    w.elem("Bucket", req.bucket())
-        .elem("Key", req.key())
-        .elem("UploadId", &upload.upload_id)
-        .elem("PartNumberMarker", marker)
+    w.elem("Bucket", page.bucket)
+        .elem("Key", page.key)
+        .elem("UploadId", page.upload_id)
+        .elem("PartNumberMarker", page.marker)
         .elem("NextPartNumberMarker", next_marker)
-        .elem("MaxParts", max_parts)
-        .elem("IsTruncated", truncated);
-    for part in &parts {
+        .elem("MaxParts", page.max_parts)
+        .elem("IsTruncated", page.truncated);
+    for part in parts {
         write_part(&mut w, part, algorithm);
     }
-    w.owner("Initiator", &s3.owner_id)
-        .owner("Owner", &s3.owner_id)
+    w.owner("Initiator", page.owner)
+        .owner("Owner", page.owner)
         .elem("StorageClass", "STANDARD");
-    if let Some((algorithm, kind)) = upload.checksum {
+    if let Some((algorithm, kind)) = page.checksum {
         w.elem("ChecksumAlgorithm", algorithm.name())
             .elem("ChecksumType", kind.name());
     }
-    Ok(xml_response(w.finish()))
+    xml_response(w.finish())
 }
 
 /// `<ChecksumCRC32>value</ChecksumCRC32>` and its siblings.
