@@ -99,8 +99,7 @@ pub async fn get_from(
 }
 
 /// The access line that contains `needle` (e.g. `path=/b/k `; waits until the server wrote
-/// it), as its fields. (At the edge, an answer relayed from the store carries the store's
-/// request id, the line the edge's own.)
+/// it), as its fields.
 pub async fn access_line(server: &TestStore, needle: &str) -> HashMap<String, String> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -129,7 +128,12 @@ pub async fn assert_client_fields(server: &TestStore) {
         let target = format!("/no-such-bucket/k{n}?x=1");
         let r = get_from(server, source, &target, &headers, None).await;
         assert_eq!(r.status, 403, "{}", r.head);
-        access_line(server, &format!("path=/no-such-bucket/k{n} ")).await
+        let line = access_line(server, &format!("path=/no-such-bucket/k{n} ")).await;
+        assert_eq!(
+            Some(line["request_id"].as_str()),
+            r.header("x-amz-request-id")
+        );
+        line
     };
     // From the trusted proxy: the address it forwarded for (the rightmost untrusted hop; what
     // the client wrote itself further left proves nothing).

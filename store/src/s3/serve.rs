@@ -77,7 +77,13 @@ pub async fn serve<F: FrontEnd>(
     front
         .metrics()
         .observe(note.operation, status, head, declared);
-    line.request_id = note.request_id;
+    // The id the client got: an answer relayed from an origin keeps the origin's, so one id
+    // finds the request in the client's report, this log and the origin's.
+    line.request_id = response
+        .headers()
+        .get("x-amz-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map_or(note.request_id, str::to_owned);
     line.operation = note.operation;
     line.status = status;
     line.cache = note.cache;
