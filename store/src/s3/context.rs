@@ -81,12 +81,6 @@ pub struct Context {
     pub body: VerifiedBody,
 }
 
-impl Context {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        super::headers::get(&self.parts.headers, name)
-    }
-}
-
 /// Routes, authenticates and authorises a request; its body comes back wrapped to be read
 /// under the slow-client limits, de-chunked and checked (payload hash, chunk signature chain,
 /// trailing checksums: see [`auth::verified_body`]). Names the operation in `note` as soon
