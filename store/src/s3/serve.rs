@@ -56,7 +56,11 @@ pub async fn serve<F: FrontEnd>(
         operation: "Unknown",
         cache: None,
     };
-    let mut line = AccessLine::of(&parts, settings.trusted_proxies, started);
+    // Nothing of the line is gathered when the access log is off (the default): a cache hit
+    // should not pay for copying six header values it will never write.
+    let line = tracing::enabled!(target: "outpost::access", tracing::Level::INFO)
+        .then(|| AccessLine::of(&parts, settings.trusted_proxies, started));
+    let uri = parts.uri.clone();
     let max_header_bytes = settings.max_header_bytes;
     let result = async {
         super::check_header_size(&parts.headers, max_header_bytes)?;
@@ -69,7 +73,7 @@ pub async fn serve<F: FrontEnd>(
         .unwrap_or_else(|_| Err(Error::internal(anyhow::anyhow!("request handler panicked"))));
     let mut response = match result {
         Ok(response) => response,
-        Err(e) => error_response(&e, &line.path, &note.request_id, asked.is_head),
+        Err(e) => error_response(&e, uri.path(), &note.request_id, asked.is_head),
     };
     let declared = finish_response(&mut response, &note.request_id, asked);
     let status = response.status().as_u16();
@@ -77,6 +81,9 @@ pub async fn serve<F: FrontEnd>(
     front
         .metrics()
         .observe(note.operation, status, head, declared);
+    let Some(mut line) = line else {
+        return response;
+    };
     // The id the client got: an answer relayed from an origin keeps the origin's, so one id
     // finds the request in the client's report, this log and the origin's.
     line.request_id = response
