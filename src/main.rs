@@ -231,6 +231,11 @@ fn read_config(path: &Path) -> anyhow::Result<FileConfig> {
     toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
+fn colour_logs() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -239,6 +244,9 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info,outpost::access=warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal: a log file or journald would keep
+        // them as `\x1b[...` garbage (https://no-color.org opts out at a terminal too).
+        .with_ansi(colour_logs())
         .init();
     match Cli::parse().command {
         Command::Speedtest(args) => speedtest::run(args).await,

@@ -7,6 +7,10 @@
 #[path = "common/mod.rs"]
 mod common;
 
+#[path = "edge/access_log.rs"]
+mod access_log;
+#[path = "edge/anonymous_uploads.rs"]
+mod anonymous_uploads;
 #[path = "edge/bypass.rs"]
 mod bypass;
 #[path = "edge/cache.rs"]

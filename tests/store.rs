@@ -9,6 +9,8 @@
 #[path = "common/mod.rs"]
 mod common;
 
+#[path = "store/access_log.rs"]
+mod access_log;
 #[path = "store/auth.rs"]
 mod auth;
 #[path = "store/aws_behaviours.rs"]

@@ -167,6 +167,7 @@ async fn admin(
         }
         Err(e) => outpost_store::s3::error_response(&e, parts.uri.path(), &id, false),
     };
-    outpost_store::s3::finish_response(&mut response, &id, &parts);
+    let asked = outpost_store::s3::serve::Asked::of(&parts);
+    outpost_store::s3::finish_response(&mut response, &id, asked);
     response
 }

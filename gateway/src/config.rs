@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use outpost_store::s3::client_ip::IpNet;
 use serde::Deserialize;
 
 const MIB: u64 = 1024 * 1024;
@@ -71,6 +72,10 @@ pub struct EdgeConfig {
     /// Most connections open at once from one client address (behind a load balancer, its
     /// address). Default 1024.
     pub max_connections_per_ip: usize,
+    /// Proxies (addresses or CIDR blocks, e.g. `["10.0.0.0/8"]`, a load balancer in front)
+    /// whose `X-Forwarded-For` names the client in the access log. Default none: the log
+    /// shows the TCP peer.
+    pub trusted_proxies: Vec<IpNet>,
     /// Disk budget for spooled upload parts, bytes; a part that would exceed it gets
     /// `503 SlowDown`. Default 10 GiB.
     pub spool_bytes: u64,
@@ -117,6 +122,7 @@ impl Default for EdgeConfig {
             body_min_rate_window_secs: 10,
             max_connections: None,
             max_connections_per_ip: 1024,
+            trusted_proxies: Vec::new(),
             spool_bytes: 10 * 1024 * MIB,
             relay_workers: 4,
             relay_wait_secs: 300,

@@ -5,8 +5,9 @@
 //!  client ─► admin (router, accept loop) ─► /_outpost/*            (health, ready, metrics, ...)
 //!               │
 //!               ▼
-//!            pipeline: limits ─► Host: a site? ─► site ─────────────┐
-//!               │ (S3 face) route ─► auth (store rules) ─► dispatch  │
+//!            pipeline: kit's serve ─► Host: a site? ─► site ────────┐
+//!               │ (S3 face) kit's context (route, auth, access) ─►   │
+//!               │           dispatch                                 │
 //!     GET/HEAD object ─► respond ◄───────────────────────────────────┘
 //!                          │ cache: object ─► head (fresh? revalidate? stale?) ─► slices ◄─ fills
 //!     UploadPart, ListParts, Complete, Abort ─► ops::multipart ─► spool (fsync) ─► workers ─┐

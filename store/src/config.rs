@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::s3::client_ip::IpNet;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
@@ -45,6 +47,9 @@ pub struct StoreConfig {
     pub max_connections: Option<usize>,
     /// Most connections open at once from one client address. Default 1024.
     pub max_connections_per_ip: usize,
+    /// Proxies (addresses or CIDR blocks, e.g. `["10.0.0.0/8"]`) whose `X-Forwarded-For`
+    /// names the client in the access log. Default none: the log shows the TCP peer.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl Default for StoreConfig {
@@ -65,6 +70,7 @@ impl Default for StoreConfig {
             body_min_rate_window_secs: 10,
             max_connections: None,
             max_connections_per_ip: 1024,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -100,5 +106,10 @@ mod tests {
         assert_eq!(cfg.region, "us-east-1");
         cfg.validate().unwrap();
         assert!(toml::from_str::<StoreConfig>("bogus = 1").is_err());
+        let cfg: StoreConfig =
+            toml::from_str(r#"trusted_proxies = ["10.0.0.0/8", "::1"]"#).unwrap();
+        assert_eq!(cfg.trusted_proxies.len(), 2);
+        let bad = toml::from_str::<StoreConfig>(r#"trusted_proxies = ["10.0.0.0/40"]"#);
+        assert!(bad.unwrap_err().to_string().contains("CIDR"));
     }
 }

@@ -1,9 +1,13 @@
 //! Outpost store: an S3-compatible object store on local disk.
 //!
 //! ```text
-//!  TCP ─► server.rs (hyper, limits, timeouts) ─► s3/ (route ─► auth ─► ops) ─► engine/
-//!                                                 protocol, never touches disk   index + blobs
+//!  TCP ─► server.rs (hyper, limits, timeouts) ─► s3/ (serve ─► context ─► ops) ─► engine/
+//!                                                 protocol, never touches disk     index + blobs
 //! ```
+//!
+//! `s3::serve` (request id, errors, metrics, access log, panic guard) and `s3::context` (route
+//! ─► authenticate ─► authorise ─► verified body) are the protocol kit: the edge answers
+//! through the same two steps, with its own `s3::context::FrontEnd`.
 //!
 //! Modules: [`app`] (assembly: engine + protocol + admin endpoints), [`config`], [`error`]
 //! (the one S3 error type), [`engine`] (storage: index + blobs, its own error kinds, durable

@@ -79,6 +79,11 @@ impl Metrics {
         self.bytes_in.inc_by(n);
     }
 
+    /// The received-bytes counter itself, for a body stream that outlives a borrow.
+    pub fn bytes_in(&self) -> Counter {
+        self.bytes_in.clone()
+    }
+
     /// The registry for components that add their own metrics.
     pub fn registry_mut(&mut self) -> &mut Registry {
         &mut self.registry

@@ -9,6 +9,7 @@
 
 pub mod faulty;
 pub mod hash;
+pub mod logs;
 pub mod raw;
 
 use std::io::{BufRead, BufReader, Read};

@@ -1,29 +1,6 @@
 //! Cache keys: what makes two requests the same cached response.
 
-/// Query parameters that authenticate a request rather than select a response: they never
-/// reach the cache key (every presigned URL for one object shares its entry).
-const AUTH_PARAMS: &[&str] = &[
-    "X-Amz-Algorithm",
-    "X-Amz-Credential",
-    "X-Amz-Date",
-    "X-Amz-Expires",
-    "X-Amz-SignedHeaders",
-    "X-Amz-Signature",
-    "X-Amz-Security-Token",
-    "AWSAccessKeyId",
-    "Signature",
-    "Expires",
-    "x-id",
-];
-
-pub fn is_auth_param(name: &str) -> bool {
-    AUTH_PARAMS.contains(&name)
-}
-
-/// The raw query string without authentication parameters (kept in the order sent).
-pub fn strip_auth_params(query: Option<&str>) -> String {
-    selected_query(query, &["*".to_string()])
-}
+pub use outpost_store::s3::auth::{is_auth_param, without_auth_params as strip_auth_params};
 
 /// The query pairs named in `keys` (`*` = all), authentication parameters never, in the order
 /// sent.

@@ -10,9 +10,9 @@ use axum::body::Body;
 use axum::response::Response;
 use http::{HeaderMap, HeaderValue, Method};
 use outpost_store::error::Result;
-use outpost_store::s3::auth::{self, Identity};
-use outpost_store::s3::body::BodyLimits;
-use outpost_store::s3::route::{Endpoint, Route};
+use outpost_store::s3::auth;
+use outpost_store::s3::context::Context;
+use outpost_store::s3::route::Endpoint;
 use outpost_store::s3::xml::read_small_body;
 
 use crate::cache::key;
@@ -22,21 +22,20 @@ use crate::origin::{self, OriginError, OriginRequest};
 
 /// Every other operation: forwarded to the origin, re-signed, its answer returned unchanged.
 /// A write through the edge drops the edge's copies of that object at once.
-pub(crate) async fn forward(
-    edge: &Arc<Edge>,
-    parts: http::request::Parts,
-    body: Body,
-    route: &Route,
-    authenticated: auth::Authenticated,
-) -> Result<Response> {
-    let anonymous = authenticated.identity == Identity::Anonymous;
-    let mut headers = parts.headers.clone();
-    let (body, trailers) =
-        auth::verified_body(client_body(edge, body), authenticated.payload.clone());
+pub(crate) async fn forward(edge: &Arc<Edge>, context: Context) -> Result<Response> {
+    let Context {
+        parts,
+        route,
+        access,
+        body,
+        ..
+    } = context;
+    let mut headers = parts.headers;
+    let chunked = matches!(body.payload(), auth::Payload::Chunked { .. });
+    let (body, trailers) = body.into_stream();
     let mut content_length = headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse().ok());
-    let chunked = matches!(authenticated.payload, auth::Payload::Chunked { .. });
     let with_trailer = chunked && headers.contains_key("x-amz-trailer");
     let body = if with_trailer {
         // The edge checked the chunk signatures; the origin gets the data re-framed unsigned,
@@ -72,7 +71,7 @@ pub(crate) async fn forward(
             &key::strip_auth_params(parts.uri.query()),
         ),
         headers,
-        anonymous,
+        anonymous: access.is_public(),
         aws_chunked: with_trailer,
     };
     let response = edge
@@ -120,20 +119,6 @@ fn strip_aws_chunked(headers: &mut HeaderMap) {
     } else if let Ok(v) = HeaderValue::from_str(&rest.join(",")) {
         headers.insert(http::header::CONTENT_ENCODING, v);
     }
-}
-
-/// The client's request body under the edge's limits for slow clients (the store's rules).
-pub(crate) fn client_body(edge: &Edge, body: Body) -> outpost_store::engine::ByteStream {
-    let config = &edge.config;
-    let limits = BodyLimits::new(
-        config.body_idle_timeout_secs,
-        config.body_min_rate_bytes_per_sec,
-        config.body_min_rate_window_secs,
-    );
-    let metrics = Arc::clone(&edge.metrics);
-    outpost_store::s3::body::client_body(body, limits, move |n| {
-        metrics.requests.add_bytes_in(n as u64)
-    })
 }
 
 /// Fills, in the background, the cache entries of a just-uploaded object whose behaviour asks

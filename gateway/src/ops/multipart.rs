@@ -14,28 +14,23 @@ use http::{HeaderMap, HeaderValue, Method};
 use http_body_util::BodyExt;
 use outpost_store::engine::{ChecksumAlgorithm, ChecksumType, PartInfo};
 use outpost_store::error::{Code, Error, Result};
-use outpost_store::s3::auth::{self, Identity};
+use outpost_store::s3::auth;
+use outpost_store::s3::context::{Access, Context};
 use outpost_store::s3::kept_alive;
 use outpost_store::s3::ops::multipart::{PartsPage, list_parts_answer, object_location};
 use outpost_store::s3::route::{ListPartsParams, PartParams, Route};
-use outpost_store::s3::xml::{self, read_small_body};
+use outpost_store::s3::xml;
 use serde::Deserialize;
 
-use super::forward::{client_body, forward, write_through};
+use super::forward::{forward, write_through};
 use crate::edge::Edge;
 use crate::origin::{self, OriginRequest};
 use crate::spool::PartOf;
 
 /// CreateMultipartUpload goes to the store; the edge notes the upload's checksum settings from
 /// the answer, so ListParts of parts it holds names them even while the store is away.
-pub(crate) async fn create_upload(
-    edge: &Arc<Edge>,
-    parts: http::request::Parts,
-    body: Body,
-    route: &Route,
-    authenticated: auth::Authenticated,
-) -> Result<Response> {
-    let response = forward(edge, parts, body, route, authenticated).await?;
+pub(crate) async fn create_upload(edge: &Arc<Edge>, context: Context) -> Result<Response> {
+    let response = forward(edge, context).await?;
     if !response.status().is_success() {
         return Ok(response);
     }
@@ -68,15 +63,13 @@ struct Created {
 /// (and checksum); the spool's workers push it to the store.
 pub(crate) async fn upload_part(
     edge: &Arc<Edge>,
-    parts: &http::request::Parts,
-    body: Body,
-    route: &Route,
+    context: Context,
     part: &PartParams,
-    authenticated: auth::Authenticated,
 ) -> Result<Response> {
-    if authenticated.identity == Identity::Anonymous {
-        return Err(Error::new(Code::AccessDenied));
-    }
+    let Context {
+        parts, route, body, ..
+    } = context;
+    let route = &route;
     let (upload_id, part_number) = (part.upload_id.as_str(), part.part_number);
     if !edge.spool.is_known(upload_id) {
         let learned = store_upload(edge, route, upload_id).await?;
@@ -86,7 +79,7 @@ pub(crate) async fn upload_part(
     let declared = ["x-amz-decoded-content-length", "content-length"]
         .iter()
         .find_map(|h| parts.headers.get(*h)?.to_str().ok()?.parse().ok());
-    let (body, trailers) = auth::verified_body(client_body(edge, body), authenticated.payload);
+    let (body, trailers) = body.into_stream();
     let spooled = edge
         .spool
         .put_part(
@@ -115,19 +108,18 @@ pub(crate) async fn upload_part(
 /// the store yet: a client resuming an upload sees them), otherwise from the store.
 pub(crate) async fn list_parts(
     edge: &Arc<Edge>,
-    parts: http::request::Parts,
-    body: Body,
-    route: &Route,
+    context: Context,
     list: &ListPartsParams,
-    authenticated: auth::Authenticated,
 ) -> Result<Response> {
     let upload_id = &list.upload_id;
-    let held = (authenticated.identity != Identity::Anonymous)
-        .then(|| edge.spool.parts(upload_id))
-        .flatten();
-    let Some(held) = held else {
-        return forward(edge, parts, body, route, authenticated).await;
+    let held = match context.access {
+        Access::Signed(_) => edge.spool.parts(upload_id),
+        Access::Public(_) => None,
     };
+    let Some(held) = held else {
+        return forward(edge, context).await;
+    };
+    let route = &context.route;
     // The upload's checksum settings: learned from the store's answers, or asked now.
     let checksum = match edge.spool.checksum(upload_id) {
         Some(learned) => learned,
@@ -225,29 +217,27 @@ async fn store_upload(
 /// client sent them still completes in one call.
 pub(crate) async fn finish_upload(
     edge: &Arc<Edge>,
-    parts: http::request::Parts,
-    body: Body,
-    route: &Route,
+    mut context: Context,
     upload_id: String,
-    authenticated: auth::Authenticated,
-    request_id: &str,
 ) -> Result<Response> {
-    if parts.method != Method::POST || authenticated.identity == Identity::Anonymous {
+    if context.parts.method != Method::POST || context.access.is_public() {
         // Abort, or a Complete the store will refuse: nothing to wait for.
-        let response = forward(edge, parts, body, route, authenticated).await?;
+        let response = forward(edge, context).await?;
         if response.status().is_success() {
             edge.spool.forget(&upload_id);
         }
         return Ok(response);
     }
-    let body = read_small_body(client_body(edge, body), MAX_COMPLETE_BODY).await?;
-    let location = client_location(edge, &parts, route);
-    let resource = parts.uri.path().to_owned();
-    let (edge, route) = (Arc::clone(edge), route.clone());
+    context.body = context.body.read_whole(MAX_COMPLETE_BODY).await?;
+    let location = client_location(edge, &context.parts, &context.route);
+    let resource = context.parts.uri.path().to_owned();
+    let request_id = context.id.clone();
+    let route = context.route.clone();
+    let edge = Arc::clone(edge);
     let work = async move {
         let wait = Duration::from_secs(edge.config.relay_wait_secs);
         edge.spool.settled(&upload_id, wait).await?;
-        let response = forward(&edge, parts, Body::from(body), &route, authenticated).await?;
+        let response = forward(&edge, context).await?;
         if !response.status().is_success() {
             return Ok(response);
         }
@@ -261,7 +251,7 @@ pub(crate) async fn finish_upload(
         head.headers.remove(http::header::CONTENT_LENGTH);
         Ok(Response::from_parts(head, Body::from(document)))
     };
-    kept_alive::answer(work, resource, request_id.to_owned()).await
+    kept_alive::answer(work, resource, request_id).await
 }
 
 /// Complete's `<Location>` for the edge's client: the edge as that client addressed it.

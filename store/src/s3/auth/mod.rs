@@ -20,6 +20,37 @@ use subtle::ConstantTimeEq;
 
 use crate::error::{Code, Error, Result};
 
+/// Query parameters that authenticate a request rather than select a response: they never
+/// reach a cache key (every presigned URL for one object shares its entry) nor a log line (a
+/// presigned URL is a bearer token until it expires).
+const AUTH_PARAMS: &[&str] = &[
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-Date",
+    "X-Amz-Expires",
+    "X-Amz-SignedHeaders",
+    "X-Amz-Signature",
+    "X-Amz-Security-Token",
+    "AWSAccessKeyId",
+    "Signature",
+    "Expires",
+    "x-id",
+];
+
+pub fn is_auth_param(name: &str) -> bool {
+    AUTH_PARAMS.contains(&name)
+}
+
+/// The raw query string without authentication parameters (kept in the order sent).
+pub fn without_auth_params(query: Option<&str>) -> String {
+    let kept: Vec<&str> = query
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty() && !is_auth_param(p.split('=').next().unwrap_or("")))
+        .collect();
+    kept.join("&")
+}
+
 /// Who sent the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Identity {

@@ -1,0 +1,195 @@
+//! One step from an HTTP request to what an operation works with, the same for both front
+//! ends (the store, and the edge as a second S3 front end): route → authenticate → authorise
+//! → verified body ([`context`]). What only a front end knows, it answers through
+//! [`FrontEnd`]: its settings, its metrics, and whether an identity may do what a route asks.
+
+use std::future::Future;
+use std::net::IpAddr;
+
+use axum::body::Body;
+use bytes::Bytes;
+use prometheus_client::metrics::counter::Counter;
+
+use super::auth::{self, AuthParams, Identity, Keyring, Payload, Trailers};
+use super::body::{self, BodyLimits};
+use super::client_ip::IpNet;
+use super::route::Route;
+use super::serve::Note;
+use super::xml::read_small_body;
+use crate::engine::ByteStream;
+use crate::error::Result;
+use crate::metrics::Metrics;
+
+/// What the kit's steps read from a front end's configuration.
+pub struct Settings<'a> {
+    pub keyring: &'a Keyring,
+    pub region: &'a str,
+    pub base_domain: Option<&'a str>,
+    pub max_header_bytes: usize,
+    pub body_limits: BodyLimits,
+    /// Peers whose `X-Forwarded-For` names the client in the access log.
+    pub trusted_proxies: &'a [IpNet],
+}
+
+/// A front end of the S3 protocol: the store or the edge.
+pub trait FrontEnd: Send + Sync {
+    fn settings(&self) -> Settings<'_>;
+    /// Request metrics (`<prefix>_requests_total` and friends).
+    fn metrics(&self) -> &Metrics;
+    /// The authorisation decision: may `identity` do what `route` asks? `Err` (AccessDenied)
+    /// refuses the request before its body is read. The store reads bucket policies from its
+    /// engine; the edge lets the origin decide for anonymous requests. (One policy evaluator
+    /// goes behind this seam, for both, when access keys get grants.)
+    fn authorize(
+        &self,
+        route: &Route,
+        identity: &Identity,
+    ) -> impl Future<Output = Result<Access>> + Send;
+}
+
+/// Why a request may proceed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    /// Signed with this access key (signature verified).
+    Signed(String),
+    /// Anonymous, and let through for this reason.
+    Public(Public),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Public {
+    /// The bucket's policy or ACL opens the operation to anyone.
+    BucketPolicy,
+    /// Relayed unsigned to an origin whose own policy decides (the edge).
+    OriginDecides,
+}
+
+impl Access {
+    pub fn is_public(&self) -> bool {
+        matches!(self, Access::Public(_))
+    }
+}
+
+/// A request after the kit's step: routed, authenticated, authorised, its body verified as
+/// it is read.
+pub struct Context {
+    /// The request id (`x-amz-request-id`).
+    pub id: String,
+    pub parts: http::request::Parts,
+    pub route: Route,
+    pub access: Access,
+    pub body: VerifiedBody,
+}
+
+/// Routes, authenticates and authorises a request; its body comes back wrapped to be read
+/// under the slow-client limits, de-chunked and checked (payload hash, chunk signature chain,
+/// trailing checksums: see [`auth::verified_body`]). Names the operation in `note` as soon
+/// as it is known, so the access line has it whatever fails after.
+pub async fn context<F: FrontEnd>(
+    front: &F,
+    parts: http::request::Parts,
+    body: Body,
+    note: &mut Note,
+) -> Result<Context> {
+    let settings = front.settings();
+    let route = super::route_request(&parts, settings.base_domain)?;
+    note.operation(route.endpoint.name());
+    let authenticated = auth::authenticate(
+        &parts,
+        &AuthParams {
+            keyring: settings.keyring,
+            region: settings.region,
+            bucket: &route.bucket,
+            now: std::time::SystemTime::now(),
+            max_skew: super::MAX_CLOCK_SKEW,
+        },
+    )?;
+    let access = front.authorize(&route, &authenticated.identity).await?;
+    Ok(Context {
+        id: note.request_id().to_owned(),
+        parts,
+        route,
+        access,
+        body: VerifiedBody {
+            source: Source::Client {
+                body: std::sync::Mutex::new(body),
+                limits: settings.body_limits,
+                received: front.metrics().bytes_in(),
+            },
+            payload: authenticated.payload,
+        },
+    })
+}
+
+/// A request body that is checked as it is read (nothing is read until an operation asks).
+pub struct VerifiedBody {
+    source: Source,
+    payload: Payload,
+}
+
+enum Source {
+    /// Still with the client. (In a Mutex only to make a [`Context`] Sync, so handlers may
+    /// hold `&Context` across awaits.)
+    Client {
+        body: std::sync::Mutex<Body>,
+        limits: BodyLimits,
+        received: Counter,
+    },
+    /// Read and checked whole ([`VerifiedBody::read_whole`]).
+    Checked(Bytes, Trailers),
+}
+
+impl VerifiedBody {
+    /// How the client framed and signed the body (the edge re-frames aws-chunked bodies for
+    /// its origin).
+    pub fn payload(&self) -> &Payload {
+        &self.payload
+    }
+
+    /// The body as an operation reads it: de-chunked, ending in an error instead of its last
+    /// piece when a check fails; the trailers are filled once it has ended.
+    pub fn into_stream(self) -> (ByteStream, Trailers) {
+        match self.source {
+            Source::Client {
+                body,
+                limits,
+                received,
+            } => {
+                let body = body.into_inner().unwrap_or_else(|p| p.into_inner());
+                let raw = body::client_body(body, limits, move |n| {
+                    received.inc_by(n as u64);
+                });
+                auth::verified_body(raw, self.payload)
+            }
+            Source::Checked(bytes, trailers) => {
+                let once = futures::stream::iter([Ok(bytes)]);
+                (Box::pin(once), trailers)
+            }
+        }
+    }
+
+    /// Reads the body whole (at most `limit` bytes: InvalidRequest past it), running every
+    /// check now; what is returned streams the checked bytes.
+    pub async fn read_whole(self, limit: usize) -> Result<VerifiedBody> {
+        let payload = self.payload.clone();
+        let (stream, trailers) = self.into_stream();
+        let bytes = read_small_body(stream, limit).await?;
+        Ok(VerifiedBody {
+            source: Source::Checked(bytes, trailers),
+            payload,
+        })
+    }
+}
+
+/// The peer address of a request, when the accept loop recorded it.
+pub fn peer(parts: &http::request::Parts) -> Option<std::net::SocketAddr> {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0)
+}
+
+/// The client's address for the log (see [`super::client_ip`]).
+pub fn client(parts: &http::request::Parts, trusted: &[IpNet]) -> Option<IpAddr> {
+    peer(parts).map(|p| super::client_ip::client_ip(p.ip(), &parts.headers, trusted))
+}
