@@ -58,40 +58,6 @@ impl Faulty {
             .await;
         (response, started.elapsed())
     }
-
-    /// The edge's first access-log line for `path`, colours stripped (polled: it is written
-    /// when the response body is done with).
-    async fn access_line(&self, path: &str) -> String {
-        let deadline = Instant::now() + SLACK;
-        let wanted = format!("path={path} ");
-        loop {
-            let stderr = strip_ansi(&self.edge.stderr());
-            if let Some(line) = stderr
-                .lines()
-                .find(|l| l.contains("outpost::access") && l.contains(&wanted))
-            {
-                return line.to_owned();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no access line for {path}:\n{stderr}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            chars.by_ref().find(|c| c.is_ascii_alphabetic());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 fn prompt(elapsed: Duration, what: &str) {
@@ -210,16 +176,15 @@ async fn an_origin_that_stalls_mid_body_is_cut_promptly_and_nothing_partial_is_c
         data[..r.body.len()],
         "what was sent is the object"
     );
-    let line = f.access_line(&path).await;
-    let logged: usize = line
-        .split_once("bytes_sent=")
-        .and_then(|(_, rest)| rest.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no bytes_sent in {line}"));
+    let line = crate::common::logs::access_line(&f.edge, &format!("path={path} ")).await;
+    let logged: usize = line["bytes_sent"]
+        .parse()
+        .unwrap_or_else(|_| panic!("no bytes_sent in {line:?}"));
     // What the edge handed to the connection; the client got all of it, or all but what the
     // cut connection had not flushed yet.
     assert!(
         logged >= r.body.len() && logged < data.len(),
-        "the access log counts the bytes really sent ({} received): {line}",
+        "the access log counts the bytes really sent ({} received): {line:?}",
         r.body.len()
     );
 

@@ -321,5 +321,4 @@ fn delta_seconds(value: &str) -> Option<u64> {
 }
 
 #[cfg(test)]
-#[path = "policy_tests.rs"]
 mod tests;
