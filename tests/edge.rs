@@ -35,5 +35,7 @@ mod resilience;
 mod sites;
 #[path = "edge/uncacheable.rs"]
 mod uncacheable;
+#[path = "edge/unsupported.rs"]
+mod unsupported;
 #[path = "edge/uploads.rs"]
 mod uploads;
