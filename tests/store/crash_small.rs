@@ -113,7 +113,7 @@ async fn crash_sigkill_during_a_storm_of_small_puts_keeps_every_acknowledged_one
 
     let store = TestStore::start_with(opts);
     let s3 = store.client();
-    let log = log.lock().unwrap();
+    let log = std::mem::take(&mut *log.lock().unwrap());
     let read = |key: String| {
         let s3 = s3.clone();
         let b = b.clone();

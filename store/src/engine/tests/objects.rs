@@ -253,7 +253,10 @@ async fn conditional_writes_race() {
         .put_object("b", "race", if_match(&current.etag), body(b"x"), ok())
         .await;
     assert!(r.is_ok());
-    assert!(blob_files(dir.path()).is_empty(), "replaced by an inline body");
+    assert!(
+        blob_files(dir.path()).is_empty(),
+        "replaced by an inline body"
+    );
 }
 
 #[tokio::test]
