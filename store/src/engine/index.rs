@@ -492,10 +492,18 @@ impl Shared {
     }
 }
 
+/// redb's page cache, in the store's own memory. Its default (1 GiB) would let the process
+/// grow with the index, and with the small bodies kept inline (a GET 4 KiB storm of 5,000
+/// objects already took the server to 89 MiB): bounded here so memory stays flat; pages
+/// beyond it are read back through the kernel's page cache.
+const CACHE_BYTES: usize = 32 << 20;
+
 /// Opens (repairing after a crash or an I/O failure) or creates the database, and makes sure
 /// every table exists.
 fn open_db(path: &Path) -> Result<Database> {
-    let db = Database::create(path)?;
+    let db = Database::builder()
+        .set_cache_size(CACHE_BYTES)
+        .create(path)?;
     // redb syncs the file's contents at each commit, never its name: a new index.redb needs
     // its directory synced, or a power cut can leave a data dir without its index.
     if let Some(dir) = path.parent() {
