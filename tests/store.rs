@@ -29,6 +29,8 @@ mod complete_retry;
 mod conditional_writes;
 #[path = "store/crash.rs"]
 mod crash;
+#[path = "store/crash_small.rs"]
+mod crash_small;
 #[path = "store/errors.rs"]
 mod errors;
 #[path = "store/listing.rs"]

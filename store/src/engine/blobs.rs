@@ -114,12 +114,17 @@ impl Blobs {
     /// EntityTooLarge as soon as more than `max_size` bytes arrive. After the last byte `verify`
     /// sees the digests; only if it accepts is the blob completed and made durable. On any error
     /// nothing is left behind. An empty body writes no blob (`blob` is None).
+    ///
+    /// A body of 1 to `inline_max` bytes writes no blob either: it comes back in
+    /// [`Written::inline`] for the caller to make durable with its index entry (nothing was
+    /// written anywhere; such a body is held in memory anyway, below one write chunk).
     pub async fn write(
         &self,
         body: ByteStream,
         checksum: Option<ChecksumAlgorithm>,
         max_size: u64,
         verify: Verify,
+        inline_max: usize,
     ) -> Result<Written> {
         let id = Self::new_id();
         // Armed until the caller commits: covers cancellation after the blob exists.
@@ -132,11 +137,20 @@ impl Blobs {
             None => Sink::Buffer(Vec::new(), 0),
         };
         match self
-            .write_inner(&id, body, checksum, max_size, verify, &mut sink)
+            .write_inner(&id, body, checksum, max_size, verify, inline_max, &mut sink)
             .await
         {
+            Ok((digests, Stored::Blob)) => Ok(Written {
+                blob: Some(guard),
+                inline: None,
+                digests,
+            }),
             Ok((digests, stored)) => Ok(Written {
-                blob: if stored { Some(guard) } else { guard.forget() },
+                blob: guard.forget(),
+                inline: match stored {
+                    Stored::Inline(body) => Some(body),
+                    _ => None,
+                },
                 digests,
             }),
             Err(e) => {
@@ -149,6 +163,7 @@ impl Blobs {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn write_inner(
         &self,
         id: &str,
@@ -156,8 +171,9 @@ impl Blobs {
         checksum: Option<ChecksumAlgorithm>,
         max_size: u64,
         verify: Verify,
+        inline_max: usize,
         sink: &mut Sink,
-    ) -> Result<(Digests, bool)> {
+    ) -> Result<(Digests, Stored)> {
         let path = Self::path(id);
         let mut digest = BodyDigest::new(checksum);
         let mut size = 0u64;
@@ -196,19 +212,22 @@ impl Blobs {
             checksum,
         };
         verify(&digests)?;
+        let inline = 0 < size && size <= inline_max as u64;
         let stored = match std::mem::replace(sink, Sink::Buffer(Vec::new(), 0)) {
-            Sink::Local(local) => local.commit().await?,
-            Sink::Buffer(buf, 0) => {
-                drop(buf);
-                false
+            // Nothing reached the disk yet: a body this small is still all in `pending`.
+            Sink::Local(local) if inline && local.inflight.is_none() => {
+                Stored::Inline(concat(local.pending))
             }
+            Sink::Local(local) => local.commit().await?,
+            Sink::Buffer(_, 0) => Stored::Nothing,
+            Sink::Buffer(buf, _) if inline => Stored::Inline(concat(buf)),
             Sink::Buffer(buf, _) => {
                 self.store.put(&path, PutPayload::from_iter(buf)).await?;
-                true
+                Stored::Blob
             }
             Sink::Multipart(w) => {
                 w.finish().await?;
-                true
+                Stored::Blob
             }
         };
         Ok((digests, stored))
@@ -265,6 +284,23 @@ impl Blobs {
         }
         Ok(ids)
     }
+}
+
+/// What became of a written body.
+enum Stored {
+    /// Empty: no blob.
+    Nothing,
+    Blob,
+    /// Small enough to go into the index with its entry (see [`Blobs::write`]).
+    Inline(Bytes),
+}
+
+/// The chunks of a small body as one buffer (no copy when it came in one chunk).
+fn concat(chunks: Vec<Bytes>) -> Bytes {
+    if chunks.len() == 1 {
+        return chunks.into_iter().next().unwrap_or_default();
+    }
+    chunks.concat().into()
 }
 
 /// Where a new blob's bytes go.
@@ -349,16 +385,16 @@ impl LocalSink {
 
     /// Writes what is left and makes the blob durable under its final name (fsync, rename,
     /// fsync of the shard directory, which was itself synced into `blobs/` at open).
-    /// `false` when no byte was written (an empty body has no blob).
-    async fn commit(mut self) -> Result<bool> {
+    /// Nothing when no byte was written (an empty body has no blob).
+    async fn commit(mut self) -> Result<Stored> {
         let file = self.settle().await?;
         if file.is_none() && self.pending.is_empty() {
-            return Ok(false);
+            return Ok(Stored::Nothing);
         }
         let file = self.write_pending(file).await??;
         let target = self.target;
         tokio::task::spawn_blocking(move || file.commit(&target)).await??;
-        Ok(true)
+        Ok(Stored::Blob)
     }
 }
 
@@ -391,8 +427,10 @@ impl WriteBehind {
 
 /// A written blob and what was computed on the way.
 pub struct Written {
-    /// None for an empty body.
+    /// None for an empty body or an inline one.
     pub blob: Option<BlobGuard>,
+    /// The body, when it was small enough to be kept in the index (see [`Blobs::write`]).
+    pub inline: Option<Bytes>,
     pub digests: Digests,
 }
 

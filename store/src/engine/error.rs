@@ -116,6 +116,17 @@ impl Error {
         }
     }
 
+    /// The same kind, message and cause (as text), for telling several waiters about one
+    /// failure (a group commit that failed). A rejection is the caller's own and never shared.
+    pub(super) fn duplicate(&self) -> Error {
+        Error {
+            kind: self.kind,
+            message: self.message.clone(),
+            source: self.source.as_ref().map(|c| anyhow::anyhow!("{c:#}")),
+            rejection: None,
+        }
+    }
+
     pub fn kind(&self) -> Kind {
         self.kind
     }

@@ -3,7 +3,8 @@
 //! ```text
 //!   Engine ──► objects.rs    PUT / GET / DELETE / LIST: blob first, then index, then cleanup
 //!          ├─► multipart.rs  uploads and parts; a completed upload's segments are its part blobs
-//!          ├─► index.rs      redb: buckets, objects (bucket,key), uploads, parts — ordered, ACID
+//!          ├─► index.rs      redb: buckets, objects (bucket,key), uploads, parts — ordered, ACID;
+//!          │                 small bodies inline; group commit of concurrent writes
 //!          ├─► blobs.rs      object_store: immutable blobs named by generated ids, never by keys
 //!          ├─► durable.rs    StagedFile: staging file → fsync → rename → fsync dir, removed on drop;
 //!          │                 directories that survive a power cut (fsync of parents)
@@ -12,7 +13,7 @@
 //!          ├─► space.rs      free space on the data's filesystem (a full disk is reported, not 500)
 //!          └─► sweep.rs      start-up removal of orphan blobs / staging files; stale uploads
 //!
-//!   <data_dir>/index.redb                 the index
+//!   <data_dir>/index.redb                 the index (and bodies ≤ objects::INLINE_MAX)
 //!   <data_dir>/blobs/<2 hex>/<32 hex>     one blob per object body or multipart part
 //!   <data_dir>/blobs/<2 hex>/.<rand>.tmp  a blob being written (swept at open after a crash)
 //! ```
@@ -21,7 +22,11 @@
 //!
 //! Contract every write keeps: the body is streamed into a *new* blob (hashing on the way), the
 //! blob is made durable (fsync), then the index entry is committed in one redb transaction, then
-//! any blob the commit made unreachable is deleted. A crash at any point leaves the old object or
+//! any blob the commit made unreachable is deleted. A PUT body of at most
+//! `objects::INLINE_MAX` bytes skips the blob: it is written with its entry, in the same
+//! transaction. Object and part commits are group-committed ([`index::Index::write_grouped`]):
+//! one transaction and one fsync for the writes that queued meanwhile, each checked and
+//! answered on its own, none answered before that commit returned. A crash at any point leaves the old object or
 //! the new one, and at worst an orphan blob that [`Engine::open`] sweeps away. A body stream that
 //! yields an error, or a `verify` callback that refuses the digests, aborts the write before the
 //! commit: nothing becomes visible.

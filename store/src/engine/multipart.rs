@@ -129,7 +129,7 @@ pub(super) async fn upload_part(
     let algorithm = info.checksum.map(|(a, _)| a);
     let written = inner
         .blobs
-        .write(body, algorithm, inner.cfg.max_object_size, verify)
+        .write(body, algorithm, inner.cfg.max_object_size, verify, 0)
         .await?;
     let record = PartRecord {
         size: written.digests.size,
@@ -145,7 +145,7 @@ pub(super) async fn upload_part(
     detached(async move {
         let committed = inner
             .index
-            .write(move |txn| {
+            .write_grouped(move |txn| {
                 if txn
                     .open_table(UPLOADS)?
                     .get((b.as_str(), k.as_str(), id.as_str()))?
@@ -291,6 +291,7 @@ fn assemble(
                 })
             })
             .collect(),
+        inline: false,
     })
 }
 
@@ -372,7 +373,7 @@ pub(super) async fn complete(
                         .collect();
                 let record = assemble(&upload, &parts, &stored)?;
                 check_declared(record.checksum.as_ref(), expected.as_ref())?;
-                let replaced = index::commit_object(txn, &b, &k, &record, &condition)?;
+                let replaced = index::commit_object(txn, &b, &k, &record, None, &condition)?;
                 let kept: std::collections::HashSet<&str> =
                     record.segments.iter().map(|s| s.blob.as_str()).collect();
                 let mut unreachable: Vec<String> = index::remove_upload(txn, &b, &k, &id)?

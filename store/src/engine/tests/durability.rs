@@ -39,7 +39,7 @@ async fn sweep_removes_orphans_and_staging_files() {
     assert!(!ours.exists());
     assert!(foreign.exists());
     assert_eq!(get(&engine, "k", None).await, b"kept");
-    assert_eq!(blob_files(dir.path()).len(), 3); // object, part, foreign file
+    assert_eq!(blob_files(dir.path()).len(), 2); // part, foreign file (the object is inline)
 }
 
 #[tokio::test]
@@ -121,5 +121,37 @@ async fn throughput() {
         "PUT 1 GiB: {put:?} ({:.2} GiB/s)  GET: {get:?} ({:.2} GiB/s)",
         gib(put),
         gib(get)
+    );
+}
+
+/// Small PUTs from 16 writers at once: bound by per-object durability (the index commit, the
+/// blob's fsyncs), not by bytes. `cargo test -p outpost-store --lib
+/// engine::tests::durability::small_put_rate -- --ignored --nocapture` (redb and the hashes
+/// are optimised even in test builds).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "throughput measurement, not a check"]
+async fn small_put_rate() {
+    let (_dir, engine) = setup().await;
+    let (writers, each) = (16, 150);
+    let body4k = data(4096, 3);
+    let start = std::time::Instant::now();
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let (engine, body4k) = (engine.clone(), body4k.clone());
+            tokio::spawn(async move {
+                for i in 0..each {
+                    put(&engine, &format!("w{w}/{i}"), &body4k).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let took = start.elapsed();
+    println!(
+        "{} PUTs of 4 KiB from {writers} writers: {took:?} ({:.0} objects/s)",
+        writers * each,
+        (writers * each) as f64 / took.as_secs_f64()
     );
 }

@@ -105,6 +105,22 @@ fn blob_files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Keys whose body is kept in the index (`inline_bodies`), in order.
+async fn inline_bodies(engine: &Engine) -> Vec<String> {
+    engine
+        .inner
+        .index
+        .read(|txn| {
+            let mut keys = Vec::new();
+            for entry in txn.open_table(index::INLINE)?.iter()? {
+                keys.push(entry?.0.value().1.to_owned());
+            }
+            Ok(keys)
+        })
+        .await
+        .unwrap()
+}
+
 fn md5_hex(data: &[u8]) -> String {
     hex::encode(Md5::digest(data))
 }

@@ -35,7 +35,9 @@ async fn put_get_roundtrip() {
     let (_, stream) = engine.read_object("b", "large", None).await.unwrap();
     let sizes: Vec<usize> = stream.map(|c| c.unwrap().len()).collect().await;
     assert!(sizes[..sizes.len() - 1].iter().all(|&s| s >= 256 * 1024));
-    assert_eq!(blob_files(dir.path()).len(), 2);
+    // The small body is kept in the index, the large one in a blob.
+    assert_eq!(blob_files(dir.path()).len(), 1);
+    assert_eq!(inline_bodies(&engine).await, ["small"]);
     assert_eq!(
         kind(engine.head_object("b", "nope").await),
         Kind::NotFound(What::Key)
@@ -102,7 +104,15 @@ async fn overwrite_deletes_the_old_blob() {
     put(&engine, "k", &data(3 * MIB, 1)).await.unwrap();
     put(&engine, "k", &data(1000, 2)).await.unwrap();
     assert_eq!(get(&engine, "k", None).await, data(1000, 2));
+    // The new body is inline: the old one's blob is gone.
+    assert_eq!(blob_files(dir.path()).len(), 0);
+    put(&engine, "k", &data(3 * MIB, 3)).await.unwrap();
+    assert_eq!(get(&engine, "k", None).await, data(3 * MIB, 3));
     assert_eq!(blob_files(dir.path()).len(), 1);
+    assert!(
+        inline_bodies(&engine).await.is_empty(),
+        "a blob replaced the inline body"
+    );
     engine
         .delete_object("b", "k", WriteCondition::default())
         .await
@@ -138,7 +148,7 @@ async fn failing_verify_keeps_the_old_object() {
             .await;
         assert_eq!(kind(r), Kind::Rejected);
         assert_eq!(get(&engine, "k", None).await, b"old");
-        assert_eq!(blob_files(dir.path()).len(), 1, "no orphan after {len}");
+        assert_eq!(blob_files(dir.path()).len(), 0, "no orphan after {len}");
     }
 }
 
@@ -206,7 +216,8 @@ async fn conditional_writes_race() {
                     ..Default::default()
                 };
                 engine
-                    .put_object("b", "race", opts, body(&data(10_000, i)), ok())
+                    // Larger than INLINE_MAX: the losers' blobs must go too.
+                    .put_object("b", "race", opts, body(&data(100_000, i)), ok())
                     .await
             })
         })
@@ -242,7 +253,10 @@ async fn conditional_writes_race() {
         .put_object("b", "race", if_match(&current.etag), body(b"x"), ok())
         .await;
     assert!(r.is_ok());
-    assert_eq!(blob_files(dir.path()).len(), 1);
+    assert!(
+        blob_files(dir.path()).is_empty(),
+        "replaced by an inline body"
+    );
 }
 
 #[tokio::test]
@@ -307,7 +321,12 @@ async fn delete_objects_in_one_call() {
             .collect::<Vec<_>>(),
         ["b"]
     );
-    assert_eq!(blob_files(dir.path()).len(), 1);
+    assert!(blob_files(dir.path()).is_empty());
+    assert_eq!(
+        inline_bodies(&engine).await,
+        ["b"],
+        "deleted with their rows"
+    );
 }
 
 #[tokio::test]
@@ -342,6 +361,81 @@ async fn conditional_deletes_are_checked_in_the_deleting_transaction() {
     );
     assert_eq!(
         kind(engine.head_object("b", "k").await),
+        Kind::NotFound(What::Key)
+    );
+}
+
+/// Bodies up to INLINE_MAX live in the index with their row: no blob file, readable whole and
+/// by range, and their row goes when the object is replaced (by a blob, by a multipart
+/// upload) or deleted.
+#[tokio::test]
+async fn small_bodies_are_kept_in_the_index_with_their_entry() {
+    let (dir, engine) = setup().await;
+    let max = crate::engine::objects::INLINE_MAX;
+    put(&engine, "edge", &data(max, 1)).await.unwrap();
+    put(&engine, "over", &data(max + 1, 2)).await.unwrap();
+    assert_eq!(inline_bodies(&engine).await, ["edge"]);
+    assert_eq!(
+        blob_files(dir.path()).len(),
+        1,
+        "only the larger body has a blob"
+    );
+    assert_eq!(get(&engine, "edge", None).await, data(max, 1));
+    assert_eq!(
+        get(&engine, "edge", Some(10..20)).await,
+        &data(max, 1)[10..20]
+    );
+    assert_eq!(get(&engine, "over", None).await, data(max + 1, 2));
+
+    // A read of a version replaced meanwhile is refused, as for blobs.
+    let v1 = engine.head_object("b", "edge").await.unwrap();
+    put(&engine, "edge", b"second").await.unwrap();
+    assert_eq!(
+        kind(engine.read_version("b", &v1, None).await.map(drop)),
+        Kind::NotFound(What::Key)
+    );
+    let v2 = engine.head_object("b", "edge").await.unwrap();
+    assert_eq!(
+        read_all(engine.read_version("b", &v2, None).await.unwrap()).await,
+        b"second"
+    );
+
+    // Replaced by a multipart object: the inline body goes in the same transaction.
+    let up = engine
+        .create_upload("b", "edge", ObjectHeaders::default(), None)
+        .await
+        .unwrap();
+    let part = engine
+        .upload_part("b", "edge", &up.upload_id, 1, body(b"part"), ok())
+        .await
+        .unwrap();
+    let listed = vec![CompletedPart {
+        part_number: 1,
+        etag: part.etag,
+        checksum: None,
+    }];
+    engine
+        .complete_upload(
+            "b",
+            "edge",
+            &up.upload_id,
+            listed,
+            WriteCondition::default(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(inline_bodies(&engine).await.is_empty());
+    assert_eq!(get(&engine, "edge", None).await, b"part");
+
+    put(&engine, "gone", b"soon deleted").await.unwrap();
+    engine
+        .delete_object("b", "gone", WriteCondition::default())
+        .await
+        .unwrap();
+    assert!(inline_bodies(&engine).await.is_empty());
+    assert_eq!(
+        kind(engine.head_object("b", "gone").await),
         Kind::NotFound(What::Key)
     );
 }
