@@ -88,7 +88,10 @@ pub(crate) async fn forward(
     if parts.method != Method::GET && parts.method != Method::HEAD && !route.key.is_empty() {
         edge.cache
             .invalidate(&[format!("/{}/{}", route.bucket, route.key)]);
-        let stored = matches!(route.endpoint, Endpoint::PutObject | Endpoint::CopyObject(_));
+        let stored = matches!(
+            route.endpoint,
+            Endpoint::PutObject | Endpoint::CopyObject(_)
+        );
         if stored && response.status().is_success() {
             write_through(edge, &route.bucket, &route.key);
         }
@@ -141,21 +144,16 @@ pub(crate) fn client_body(edge: &Edge, body: Body) -> outpost_store::engine::Byt
 pub(crate) fn write_through(edge: &Arc<Edge>, bucket: &str, key: &str) {
     let mut objects = Vec::new();
     if edge.s3_behavior.write_through {
-        objects.push(edge.s3_object(bucket, key, None, false));
+        objects.push(edge.s3_object(bucket, key, None, false).into_owned());
     }
     for site in edge.sites.for_bucket(bucket) {
         let behavior = site.behavior(&format!("/{key}"), &edge.default_behavior);
         // An entry keyed on request headers has no one value to fill.
         if behavior.write_through && behavior.header_keys.is_empty() {
-            objects.push(Object::new(
-                &site.origins,
-                &site.id,
-                bucket,
-                key,
-                None,
-                behavior,
-                false,
-            ));
+            objects.push(
+                Object::new(&site.origins, &site.id, bucket, key, None, behavior, false)
+                    .into_owned(),
+            );
         }
     }
     for object in objects {
