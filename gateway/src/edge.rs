@@ -87,13 +87,13 @@ impl Edge {
     /// An object on the S3 face. Anonymous readers get their own entries, fetched without the
     /// edge's signature, so the origin's policy (public bucket or not) decides what they may
     /// see.
-    pub(crate) fn s3_object(
+    pub(crate) fn s3_object<'a>(
         &self,
-        bucket: &str,
-        key: &str,
-        query: Option<&str>,
+        bucket: &'a str,
+        key: &'a str,
+        query: Option<&'a str>,
         anonymous: bool,
-    ) -> Object {
+    ) -> Object<'a> {
         let namespace = if anonymous { "anon" } else { "s3" };
         Object::new(
             &self.origins,

@@ -15,8 +15,9 @@ use crate::cache::Head;
 use crate::cache::collapse::Passed;
 use crate::cache::object::Object;
 use crate::cache::outcome::{CacheOutcome, NotCacheable};
-use crate::cache::read::{Found, Source};
+use crate::cache::read::Found;
 use crate::compress;
+use crate::config::Behavior;
 use crate::edge::Edge;
 use crate::origin::{self, OriginError};
 
@@ -24,7 +25,7 @@ use crate::origin::{self, OriginError};
 pub(crate) async fn answer(
     edge: &Arc<Edge>,
     parts: &http::request::Parts,
-    object: &Object,
+    object: &Object<'_>,
     found: Found,
 ) -> Result<(Response, CacheOutcome)> {
     match found {
@@ -52,10 +53,10 @@ pub(crate) async fn answer(
 /// origin's answer passed on.
 async fn bypass(
     parts: &http::request::Parts,
-    object: &Object,
+    object: &Object<'_>,
     reason: NotCacheable,
 ) -> Result<(Response, CacheOutcome)> {
-    let mut request = object.source.request.clone();
+    let mut request = object.source().request.clone();
     for name in [
         http::header::RANGE,
         http::header::IF_MATCH,
@@ -68,7 +69,7 @@ async fn bypass(
         }
     }
     request.method = parts.method.clone();
-    let origin = &object.source.origin;
+    let origin = &object.source().origin;
     let response = origin
         .fetch(&request)
         .await
@@ -107,14 +108,19 @@ fn range_hint(value: Option<&str>) -> Option<Range<u64>> {
 pub(crate) async fn from_head(
     edge: &Arc<Edge>,
     parts: &http::request::Parts,
-    object: &Object,
+    object: &Object<'_>,
     head: Arc<Head>,
 ) -> Result<Response> {
     let range_value = range_value(parts);
     let now = edge.cache.clock.now();
     let mut builder = http::Response::builder();
     let h = builder.headers_mut().expect("fresh builder");
-    h.extend(head.headers.clone());
+    // Room for what this answer and `finish_response` add (age, accept-ranges, length,
+    // request id, server, x-cache...), so the map is allocated once.
+    h.reserve(head.headers.len() + 8);
+    for (name, value) in &head.headers {
+        h.append(name, value.clone());
+    }
     h.insert(
         http::header::AGE,
         HeaderValue::from(head.freshness.age(now).as_secs()),
@@ -146,7 +152,7 @@ pub(crate) async fn from_head(
             range = r;
         }
     }
-    if status == StatusCode::OK && compressible(&head, &object.source) {
+    if status == StatusCode::OK && compressible(&head, &object.behavior) {
         h.insert(
             http::header::VARY,
             HeaderValue::from_static("Accept-Encoding"),
@@ -198,23 +204,24 @@ pub(crate) async fn from_head(
 }
 
 fn strip_checksums(headers: &mut HeaderMap) {
-    let names: Vec<_> = headers
-        .keys()
-        .filter(|k| k.as_str().starts_with("x-amz-checksum-"))
-        .cloned()
-        .collect();
+    let is_checksum = |k: &http::HeaderName| k.as_str().starts_with("x-amz-checksum-");
+    // Most answers have none: no list to build then.
+    if !headers.keys().any(is_checksum) {
+        return;
+    }
+    let names: Vec<_> = headers.keys().filter(|k| is_checksum(k)).cloned().collect();
     for name in names {
         headers.remove(name);
     }
 }
 
-fn compressible(head: &Head, source: &Source) -> bool {
+fn compressible(head: &Head, behavior: &Behavior) -> bool {
     let header = |name| {
         head.headers
             .get(name)
             .and_then(|v: &HeaderValue| v.to_str().ok())
     };
-    source.behavior.compress
+    behavior.compress
         && compress::compressible(
             header(http::header::CONTENT_TYPE),
             header(http::header::CONTENT_ENCODING),
@@ -225,7 +232,7 @@ fn compressible(head: &Head, source: &Source) -> bool {
 /// The compressed variant of a body, from the cache or made now from the cached slices.
 async fn compressed(
     edge: &Arc<Edge>,
-    object: &Object,
+    object: &Object<'_>,
     head: &Arc<Head>,
     encoding: compress::Encoding,
 ) -> Result<bytes::Bytes> {

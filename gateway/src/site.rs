@@ -46,24 +46,16 @@ pub async fn handle(
             .and_then(|v| v.to_str().ok());
         namespace.push_str(&format!("\t{name}={}", value.unwrap_or("")));
     }
-    let object = |key: &str| {
-        let query = parts.uri.query();
-        Object::new(
-            &site.origins,
-            &namespace,
-            &site.bucket,
-            key,
-            query,
-            behavior,
-            false,
-        )
-    };
     if !site.website {
-        let o = object(path.trim_start_matches('/'));
+        let key = path.trim_start_matches('/');
+        let o = site_object(site, &namespace, behavior, parts, key);
         let found = o.lookup(&edge.cache, hint(parts)).await;
         let (response, outcome) = answer(edge, parts, &o, found).await?;
         return Ok((response, Some(outcome)));
     }
+    // Website keys are worked out per request (index documents, error pages): each object
+    // owns its key.
+    let object = |key: &str| site_object(site, &namespace, behavior, parts, key).into_owned();
     let config = website_config(edge, site).await?;
     let host = parts
         .headers
@@ -108,7 +100,7 @@ async fn not_found(
     key: &str,
     status: StatusCode,
     host: &str,
-    object: &impl Fn(&str) -> Object,
+    object: &impl Fn(&str) -> Object<'static>,
 ) -> Result<Response> {
     if let Some(index) = config.directory_index(key) {
         let found = object(&index).lookup(&edge.cache, None).await;
@@ -152,6 +144,26 @@ async fn not_found(
     Ok(builder.body(body).expect("valid response"))
 }
 
+/// `key` of the site's bucket, with the request's query.
+fn site_object<'a>(
+    site: &'a Site,
+    namespace: &str,
+    behavior: &Arc<Behavior>,
+    parts: &'a http::request::Parts,
+    key: &'a str,
+) -> Object<'a> {
+    let query = parts.uri.query();
+    Object::new(
+        &site.origins,
+        namespace,
+        &site.bucket,
+        key,
+        query,
+        behavior,
+        false,
+    )
+}
+
 /// The bucket's website configuration, through the cache (re-read every minute).
 async fn website_config(edge: &Arc<Edge>, site: &Site) -> Result<WebsiteConfig> {
     let behavior = Arc::new(Behavior {
@@ -192,7 +204,7 @@ async fn website_config(edge: &Arc<Edge>, site: &Site) -> Result<WebsiteConfig> 
 
 async fn small_body(
     edge: &Arc<Edge>,
-    o: &Object,
+    o: &Object<'_>,
     head: &Arc<crate::cache::Head>,
 ) -> Result<bytes::Bytes> {
     let stream = o.body(&edge.cache, head, 0..head.size);

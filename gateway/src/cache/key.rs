@@ -31,9 +31,23 @@ pub fn cache_key(
     query: Option<&str>,
     query_keys: &[String],
 ) -> String {
-    let mut pairs = selected(query, query_keys);
-    pairs.sort_unstable();
-    format!("{namespace}\n{bucket}\n{key}\n{}", pairs.join("&"))
+    let mut out = String::with_capacity(namespace.len() + bucket.len() + key.len() + 3);
+    for part in [namespace, bucket, key] {
+        out.push_str(part);
+        out.push('\n');
+    }
+    // Most requests have no query: no list to sort then.
+    if query.is_some_and(|q| !q.is_empty()) {
+        let mut pairs = selected(query, query_keys);
+        pairs.sort_unstable();
+        for (i, pair) in pairs.iter().enumerate() {
+            if i > 0 {
+                out.push('&');
+            }
+            out.push_str(pair);
+        }
+    }
+    out
 }
 
 /// The object part of a key (`bucket/key`), what invalidation paths match against.

@@ -47,16 +47,17 @@ pub enum Found {
 
 /// Finds the head for `key`: fresh from the cache, revalidated, served stale, or fetched.
 /// `range` (the client's byte range, when it asks for one) lets a cold fill of a large
-/// object fetch only the slices that range needs.
-pub async fn lookup(
+/// object fetch only the slices that range needs. `source` is only asked for when the origin
+/// is (a hit needs none).
+pub async fn lookup<'s>(
     cache: &Arc<Cache>,
-    source: &Arc<Source>,
+    source: impl Fn() -> &'s Arc<Source>,
     key: &str,
     range: Option<Range<u64>>,
 ) -> Found {
     let now = cache.clock.now();
     let Some(stored) = cache.head(key).await else {
-        let fill = join_or_start(cache, source, key, FillKind::Cold(range));
+        let fill = join_or_start(cache, source(), key, FillKind::Cold(range));
         return match fill.head().await {
             Ok(head) => Found::Head(head, CacheOutcome::Miss),
             Err(ended) => found_without_head(ended, None, now),
@@ -67,7 +68,7 @@ pub async fn lookup(
         State::StaleWhileRevalidate => {
             join_or_start(
                 cache,
-                source,
+                source(),
                 key,
                 FillKind::Revalidate(Arc::clone(&stored)),
             );
@@ -76,7 +77,7 @@ pub async fn lookup(
         State::StaleIfError | State::Expired => {
             let fill = join_or_start(
                 cache,
-                source,
+                source(),
                 key,
                 FillKind::Revalidate(Arc::clone(&stored)),
             );

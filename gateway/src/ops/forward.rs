@@ -129,21 +129,16 @@ fn strip_aws_chunked(headers: &mut HeaderMap) {
 pub(crate) fn write_through(edge: &Arc<Edge>, bucket: &str, key: &str) {
     let mut objects = Vec::new();
     if edge.s3_behavior.write_through {
-        objects.push(edge.s3_object(bucket, key, None, false));
+        objects.push(edge.s3_object(bucket, key, None, false).into_owned());
     }
     for site in edge.sites.for_bucket(bucket) {
         let behavior = site.behavior(&format!("/{key}"), &edge.default_behavior);
         // An entry keyed on request headers has no one value to fill.
         if behavior.write_through && behavior.header_keys.is_empty() {
-            objects.push(Object::new(
-                &site.origins,
-                &site.id,
-                bucket,
-                key,
-                None,
-                behavior,
-                false,
-            ));
+            objects.push(
+                Object::new(&site.origins, &site.id, bucket, key, None, behavior, false)
+                    .into_owned(),
+            );
         }
     }
     for object in objects {
