@@ -15,6 +15,8 @@ mod anonymous_uploads;
 mod bypass;
 #[path = "edge/cache.rs"]
 mod cache;
+#[path = "edge/complete_retry.rs"]
+mod complete_retry;
 #[path = "edge/conditionals.rs"]
 mod conditionals;
 #[path = "edge/faces.rs"]
