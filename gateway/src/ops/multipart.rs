@@ -11,7 +11,6 @@ use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method};
-use http_body_util::BodyExt;
 use outpost_store::engine::{ChecksumAlgorithm, ChecksumType, PartInfo};
 use outpost_store::error::{Code, Error, Result};
 use outpost_store::s3::auth;
@@ -204,10 +203,12 @@ async fn store_upload(
     if !response.status().is_success() {
         return Ok(None);
     }
-    let Ok(body) = response.into_body().collect().await else {
+    // Read under the same bound as the store's other small answers.
+    let body = origin::to_client(response).into_body();
+    let Ok(document) = store_answer(body, "ListParts").await else {
         return Ok(None);
     };
-    Ok(xml::parse(&body.to_bytes()).ok())
+    Ok(xml::parse(&document).ok())
 }
 
 /// Complete waits until every part spooled for the upload is at the store (the client never
@@ -268,7 +269,8 @@ fn client_location(edge: &Edge, parts: &http::request::Parts, route: &Route) -> 
     )
 }
 
-/// The store's answer to `operation` (Create or Complete), read whole: it is small.
+/// The store's answer to `operation` (Create, Complete, a one-part ListParts), read whole under
+/// [`MAX_COMPLETE_BODY`]: it is small.
 async fn store_answer(body: Body, operation: &str) -> Result<Bytes> {
     axum::body::to_bytes(body, MAX_COMPLETE_BODY)
         .await
