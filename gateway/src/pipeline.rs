@@ -94,7 +94,12 @@ impl FrontEnd for Edge {
         &self.metrics.requests
     }
 
-    async fn authorize(&self, route: &Route, identity: &Identity) -> Result<Access> {
+    async fn authorize(
+        &self,
+        _parts: &http::request::Parts,
+        route: &Route,
+        identity: &Identity,
+    ) -> Result<Access> {
         match identity {
             Identity::Key(key) => Ok(Access::Signed(key.clone())),
             Identity::Anonymous if matches!(route.endpoint, Endpoint::UploadPart(_)) => {

@@ -9,13 +9,14 @@
 //! ─► authenticate ─► authorise ─► verified body) are the protocol kit: the edge answers
 //! through the same two steps, with its own `s3::context::FrontEnd`.
 //!
-//! Modules: [`app`] (assembly: engine + protocol + admin endpoints), [`config`], [`error`]
+//! Modules: [`access`] (who may do what: the one access decision), [`app`] (assembly: engine + protocol + admin endpoints), [`config`], [`error`]
 //! (the one S3 error type), [`engine`] (storage: index + blobs, its own error kinds, durable
 //! writes for the store and the edge), [`s3`] (protocol: routing, auth, operations, XML; the
 //! engine's error kinds become S3 codes in `s3/engine_errors.rs`), [`server`] (accept loop
 //! and connection caps),
 //! [`metrics`], [`fuzzing`] (entry points of the fuzz targets and their CI smoke run).
 
+pub mod access;
 pub mod app;
 pub mod config;
 pub mod engine;

@@ -36,12 +36,13 @@ pub trait FrontEnd: Send + Sync {
     fn settings(&self) -> Settings<'_>;
     /// Request metrics (`<prefix>_requests_total` and friends).
     fn metrics(&self) -> &Metrics;
-    /// The authorisation decision: may `identity` do what `route` asks? `Err` (AccessDenied)
-    /// refuses the request before its body is read. The store reads bucket policies from its
-    /// engine; the edge lets the origin decide for anonymous requests. (One policy evaluator
-    /// goes behind this seam, for both, when access keys get grants.)
+    /// The authorisation decision: may `identity` do what `route` asks (`parts` carries the
+    /// facts policy conditions read: source address, Referer, User-Agent)? `Err`
+    /// (AccessDenied) refuses the request before its body is read. Both front ends decide
+    /// with [`crate::access`]; the edge lets the origin decide for anonymous requests.
     fn authorize(
         &self,
+        parts: &http::request::Parts,
         route: &Route,
         identity: &Identity,
     ) -> impl Future<Output = Result<Access>> + Send;
@@ -104,7 +105,9 @@ pub async fn context<F: FrontEnd>(
             max_skew: super::MAX_CLOCK_SKEW,
         },
     )?;
-    let access = front.authorize(&route, &authenticated.identity).await?;
+    let access = front
+        .authorize(&parts, &route, &authenticated.identity)
+        .await?;
     Ok(Context {
         id: note.request_id().to_owned(),
         parts,

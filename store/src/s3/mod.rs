@@ -162,7 +162,12 @@ impl FrontEnd for S3 {
 
     /// Signed requests may do anything (one root identity); anonymous ones only what a public
     /// bucket's policy or ACL opens.
-    async fn authorize(&self, route: &Route, identity: &Identity) -> Result<Access> {
+    async fn authorize(
+        &self,
+        _parts: &http::request::Parts,
+        route: &Route,
+        identity: &Identity,
+    ) -> Result<Access> {
         if let Identity::Key(key) = identity {
             return Ok(Access::Signed(key.clone()));
         }

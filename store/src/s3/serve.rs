@@ -332,7 +332,12 @@ mod tests {
             &self.metrics
         }
 
-        async fn authorize(&self, _: &Route, _: &Identity) -> Result<Access> {
+        async fn authorize(
+            &self,
+            _: &http::request::Parts,
+            _: &Route,
+            _: &Identity,
+        ) -> Result<Access> {
             Err(Error::new(Code::AccessDenied))
         }
     }

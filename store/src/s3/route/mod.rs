@@ -3,6 +3,7 @@
 //! Operations we know but do not serve route to [`Endpoint::Unsupported`] under their AWS name
 //! ([`unsupported`]); unknown combinations are refused as NotImplemented.
 
+mod action;
 pub mod params;
 #[cfg(test)]
 mod tests;
