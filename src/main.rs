@@ -14,6 +14,8 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use outpost_gateway::{Edge, EdgeConfig};
 use outpost_store::s3::auth::{Credentials, SecretKey};
+use outpost_store::server::Listener;
+use outpost_store::tls::{self, Certificates, TlsFiles};
 use outpost_store::{Store, StoreConfig};
 use serde::Deserialize;
 use tokio::net::TcpListener;
@@ -59,6 +61,15 @@ struct EdgeArgs {
     /// Address to listen on [default: 127.0.0.1:9080].
     #[arg(long, env = "OUTPOST_EDGE_LISTEN")]
     listen: Option<SocketAddr>,
+    /// PEM certificate chain: with --tls-key, --listen serves HTTPS (HTTP/2 and HTTP/1.1).
+    #[arg(long, env = "OUTPOST_EDGE_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "OUTPOST_EDGE_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// A plain-HTTP listener beside the TLS one.
+    #[arg(long, env = "OUTPOST_EDGE_HTTP_LISTEN")]
+    http_listen: Option<SocketAddr>,
     /// Origin store URL; repeat for failover stores (primary first)
     /// [default: http://127.0.0.1:9000].
     #[arg(long = "origin", env = "OUTPOST_ORIGIN", value_delimiter = ',')]
@@ -91,6 +102,15 @@ struct StoreArgs {
     /// Address to listen on [default: 127.0.0.1:9000].
     #[arg(long, env = "OUTPOST_LISTEN")]
     listen: Option<SocketAddr>,
+    /// PEM certificate chain: with --tls-key, --listen serves HTTPS (HTTP/2 and HTTP/1.1).
+    #[arg(long, env = "OUTPOST_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "OUTPOST_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// A plain-HTTP listener beside the TLS one.
+    #[arg(long, env = "OUTPOST_HTTP_LISTEN")]
+    http_listen: Option<SocketAddr>,
     /// Data directory [default: ./outpost-data].
     #[arg(long, env = "OUTPOST_DATA")]
     data: Option<PathBuf>,
@@ -128,6 +148,19 @@ fn file_config(path: Option<&Path>) -> anyhow::Result<FileConfig> {
     path.map_or_else(|| Ok(FileConfig::default()), read_config)
 }
 
+/// Flags name the certificate pair together: one given on the command line replaces the
+/// file's pair whole (a key from the file never pairs with a certificate from a flag).
+fn set_tls(
+    cert: &mut Option<PathBuf>,
+    key: &mut Option<PathBuf>,
+    flag_cert: Option<PathBuf>,
+    flag_key: Option<PathBuf>,
+) {
+    if flag_cert.is_some() || flag_key.is_some() {
+        (*cert, *key) = (flag_cert, flag_key);
+    }
+}
+
 impl StoreArgs {
     fn into_config(self) -> anyhow::Result<StoreConfig> {
         let mut cfg = file_config(self.config.as_deref())?.store;
@@ -137,6 +170,15 @@ impl StoreArgs {
             )*};
         }
         set!(listen => listen, data => data_dir, region => region, max_object_size => max_object_size);
+        set_tls(
+            &mut cfg.tls_cert,
+            &mut cfg.tls_key,
+            self.tls_cert,
+            self.tls_key,
+        );
+        if self.http_listen.is_some() {
+            cfg.http_listen = self.http_listen;
+        }
         if self.base_domain.is_some() {
             cfg.base_domain = self.base_domain;
         }
@@ -160,6 +202,15 @@ impl EdgeArgs {
         }
         if let Some(v) = self.cache_dir {
             cfg.cache_dir = v;
+        }
+        set_tls(
+            &mut cfg.tls_cert,
+            &mut cfg.tls_key,
+            self.tls_cert,
+            self.tls_key,
+        );
+        if self.http_listen.is_some() {
+            cfg.http_listen = self.http_listen;
         }
         if self.access_key_id.is_some() || self.secret_access_key.is_some() {
             cfg.access_key_id = self.access_key_id;
@@ -296,29 +347,24 @@ impl std::future::Future for Running {
 }
 
 async fn start_edge(config: EdgeConfig, credentials: Credentials) -> anyhow::Result<Running> {
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
-    let addr = listener.local_addr()?;
+    let tls = TlsFiles::from_config(&config.tls_cert, &config.tls_key);
+    let bound = bind(config.listen, config.http_listen, tls.as_ref()).await?;
     let origins = config.origins.join(", ");
     let edge = Edge::open(config, credentials)?;
     println!("outpost edge in front of {origins}");
-    // Scripts and tests wait for this line; keep its wording.
-    println!("outpost edge listening on http://{addr}");
+    bound.announce("edge");
     Ok(Running {
-        addr,
-        task: tokio::spawn(edge.serve(listener, shutdown_signal())),
+        addr: bound.addr,
+        task: tokio::spawn(edge.serve(bound.listeners, shutdown_signal())),
     })
 }
 
 /// Also returns the root credentials (an edge started alongside signs with them).
 async fn start_store(config: StoreConfig, laptop: bool) -> anyhow::Result<(Running, Credentials)> {
     let (root, generated) = outpost_store::root_credentials(&config)?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
-    let addr = listener.local_addr()?;
-    let url = format!("http://{addr}");
+    let tls = TlsFiles::from_config(&config.tls_cert, &config.tls_key);
+    let bound = bind(config.listen, config.http_listen, tls.as_ref()).await?;
+    let (addr, url) = (bound.addr, bound.url.clone());
     let credentials_file = outpost_store::credentials_path(&config.data_dir);
     let from_file = config.access_key_id.is_none();
     let exports = outpost_store::shell_exports(&root, &config.region);
@@ -343,13 +389,73 @@ async fn start_store(config: StoreConfig, laptop: bool) -> anyhow::Result<(Runni
     if laptop {
         println!("Try: aws --endpoint-url {url} s3 mb s3://my-bucket");
     }
-    // Scripts and tests wait for this line; keep its wording.
-    println!("outpost store listening on {url}");
+    bound.announce("store");
     let running = Running {
         addr,
-        task: tokio::spawn(store.serve(listener, shutdown_signal())),
+        task: tokio::spawn(store.serve(bound.listeners, shutdown_signal())),
     };
     Ok((running, root))
+}
+
+/// The listeners of a server: `listen` (TLS when a certificate pair is configured) and the
+/// plain `http_listen` beside it.
+struct Bound {
+    listeners: Vec<Listener>,
+    /// The address and URL of `listen`.
+    addr: SocketAddr,
+    url: String,
+    /// The URL of `http_listen`.
+    plain: Option<String>,
+}
+
+impl Bound {
+    fn announce(&self, kind: &str) {
+        if let Some(plain) = &self.plain {
+            println!("outpost {kind} also listening on {plain}");
+        }
+        // Scripts and tests wait for this line; keep its wording.
+        println!("outpost {kind} listening on {}", self.url);
+    }
+}
+
+async fn bind(
+    listen: SocketAddr,
+    http_listen: Option<SocketAddr>,
+    tls: Option<&TlsFiles>,
+) -> anyhow::Result<Bound> {
+    let tcp = |addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))
+    };
+    let main = tcp(listen).await?;
+    let addr = main.local_addr()?;
+    let Some(files) = tls else {
+        return Ok(Bound {
+            listeners: vec![Listener::plain(main)],
+            addr,
+            url: format!("http://{addr}"),
+            plain: None,
+        });
+    };
+    let certificates = Certificates::load(files, &[])?;
+    certificates.watch();
+    let mut listeners = vec![Listener {
+        tcp: main,
+        tls: Some(tls::server_config(certificates)?),
+    }];
+    let mut plain = None;
+    if let Some(http_listen) = http_listen {
+        let extra = tcp(http_listen).await?;
+        plain = Some(format!("http://{}", extra.local_addr()?));
+        listeners.push(Listener::plain(extra));
+    }
+    Ok(Bound {
+        listeners,
+        addr,
+        url: format!("https://{addr}"),
+        plain,
+    })
 }
 
 async fn shutdown_signal() {

@@ -12,7 +12,6 @@ use outpost_store::error::{Code, Error};
 use outpost_store::s3::auth::{self, AuthParams, Identity};
 use outpost_store::server::{self, ConnLimits};
 use serde::Deserialize;
-use tokio::net::TcpListener;
 
 use crate::edge::Edge;
 use crate::pipeline;
@@ -34,7 +33,7 @@ impl Edge {
 
     pub async fn serve(
         self: Arc<Self>,
-        listener: TcpListener,
+        listeners: Vec<server::Listener>,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
         let config = &self.config;
@@ -44,7 +43,7 @@ impl Edge {
             config.max_connections,
             config.max_connections_per_ip,
         );
-        server::serve(listener, self.router(), limits, shutdown).await
+        server::serve(listeners, self.router(), limits, shutdown).await
     }
 }
 

@@ -15,6 +15,14 @@ const MIB: u64 = 1024 * 1024;
 pub struct EdgeConfig {
     /// Address to listen on. Default `127.0.0.1:9080`.
     pub listen: SocketAddr,
+    /// PEM certificate chain (leaf first) for `listen`: with `tls_key`, `listen` serves HTTPS
+    /// (TLS 1.3 and 1.2; HTTP/2 and HTTP/1.1) for the S3 face and the sites. Reloaded on
+    /// SIGHUP and when the file changes. Default none: plain HTTP.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// A plain-HTTP listener beside the TLS one. Default none.
+    pub http_listen: Option<SocketAddr>,
     /// Origin stores of the default distribution, primary first, failovers after.
     /// Default `["http://127.0.0.1:9000"]`.
     pub origins: Vec<String>,
@@ -101,6 +109,9 @@ impl Default for EdgeConfig {
     fn default() -> Self {
         EdgeConfig {
             listen: "127.0.0.1:9080".parse().expect("valid address"),
+            tls_cert: None,
+            tls_key: None,
+            http_listen: None,
             origins: vec!["http://127.0.0.1:9000".into()],
             cache_dir: "./outpost-edge-cache".into(),
             memory_cache_bytes: 256 * MIB,
@@ -139,6 +150,11 @@ impl EdgeConfig {
             !self.origins.is_empty(),
             "edge.origins must name at least one store"
         );
+        outpost_store::tls::TlsFiles::check_config(
+            &self.tls_cert,
+            &self.tls_key,
+            self.http_listen,
+        )?;
         anyhow::ensure!(
             self.slice_bytes >= 64 * 1024,
             "edge.slice_bytes must be >= 64 KiB"

@@ -11,7 +11,6 @@ use axum::extract::State;
 use axum::routing::get;
 use rand::distr::{Alphanumeric, SampleString};
 use serde::{Deserialize, Serialize};
-use tokio::net::TcpListener;
 
 use crate::config::StoreConfig;
 use crate::engine::{Engine, EngineConfig, durable};
@@ -63,7 +62,7 @@ impl Store {
     /// Serves on `listener` until `shutdown` resolves; sweeps stale uploads meanwhile.
     pub async fn serve(
         self,
-        listener: TcpListener,
+        listeners: Vec<server::Listener>,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
         let sweeper = tokio::spawn(sweep_uploads(self.s3.engine.clone()));
@@ -74,7 +73,7 @@ impl Store {
             config.max_connections,
             config.max_connections_per_ip,
         );
-        let result = server::serve(listener, self.router(), limits, shutdown).await;
+        let result = server::serve(listeners, self.router(), limits, shutdown).await;
         sweeper.abort();
         result
     }

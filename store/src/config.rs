@@ -15,6 +15,15 @@ use crate::s3::client_ip::IpNet;
 pub struct StoreConfig {
     /// Address to listen on. Default `127.0.0.1:9000`.
     pub listen: SocketAddr,
+    /// PEM certificate chain (leaf first) for `listen`: with `tls_key`, `listen` serves HTTPS
+    /// (TLS 1.3 and 1.2; HTTP/2 and HTTP/1.1). Reloaded on SIGHUP and when the file changes.
+    /// Default none: plain HTTP.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// A plain-HTTP listener beside the TLS one (e.g. for clients inside the host). Default
+    /// none.
+    pub http_listen: Option<SocketAddr>,
     /// Data directory (index and blobs). Default `./outpost-data`.
     pub data_dir: PathBuf,
     /// Region reported by GetBucketLocation and expected in signatures. Default `us-east-1`.
@@ -56,6 +65,9 @@ impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9000)),
+            tls_cert: None,
+            tls_key: None,
+            http_listen: None,
             data_dir: PathBuf::from("outpost-data"),
             region: "us-east-1".into(),
             base_domain: None,
@@ -88,6 +100,7 @@ impl StoreConfig {
             self.access_key_id.is_some() == self.secret_access_key.is_some(),
             "access_key_id and secret_access_key go together"
         );
+        crate::tls::TlsFiles::check_config(&self.tls_cert, &self.tls_key, self.http_listen)?;
         Ok(())
     }
 

@@ -25,6 +25,7 @@ pub mod fuzzing;
 pub mod metrics;
 pub mod s3;
 pub mod server;
+pub mod tls;
 
 pub use app::{
     Store, credentials_path, root_credentials, saved_credentials, shell_exports, shell_quote,

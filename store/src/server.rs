@@ -1,6 +1,8 @@
-//! The HTTP/1.1 accept loop shared by the store and the edge: a bound listener in, a shutdown
-//! future to stop (so tests bind port 0 and stop cleanly). It caps connections, in all and per
-//! client address, so that idle or slow connections cannot use up the process's descriptors.
+//! The accept loop shared by the store and the edge: a bound listener in, a shutdown future
+//! to stop (so tests bind port 0 and stop cleanly). Plain listeners speak HTTP/1.1; TLS
+//! listeners ([`crate::tls`]) HTTP/2 or HTTP/1.1 as ALPN decides. It caps connections, in all
+//! and per client address, and bounds TLS handshakes in time and in number, so that idle,
+//! slow or stalled clients cannot use up the process's descriptors or hold others back.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -8,16 +10,34 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 
 /// Headers of an origin's answer the edge's client parses (an object's answer carries its
 /// metadata headers). Requests are parsed with hyper's default of 100 instead: hyper sets up
 /// its parse buffers for the whole count on every request head (1000 cost ~8 % of the edge's
 /// CPU on a small cache hit, BENCHMARKS.md), and under 100 they live on the stack.
 pub const MAX_HEADERS: usize = 1000;
+
+/// A client must finish its TLS handshake within this time.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Most TLS handshakes in progress at once: each costs CPU, and a flood of them must not
+/// starve the requests of connections already open. Past it a connection waits (within
+/// its handshake time) for a place.
+const MAX_HANDSHAKES: usize = 256;
+
+/// The first byte of a TLS connection (a handshake record).
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// Marks a request that arrived over TLS (a request extension: `aws:SecureTransport`, and the
+/// scheme of the URLs a response names).
+#[derive(Debug, Clone, Copy)]
+pub struct Encrypted;
 
 /// Connection-level protections against slow or abusive clients.
 #[derive(Debug, Clone, Copy)]
@@ -101,18 +121,52 @@ fn admit(open: &Arc<Mutex<Open>>, ip: IpAddr, limits: &ConnLimits) -> Option<Adm
     })
 }
 
-/// What a refused connection reads before it is closed: S3's answer to too many requests.
-fn refusal() -> String {
-    let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code><Message>Too many connections; please reduce your request rate.</Message></Error>";
+/// An S3 error answer written straight to a connection that is then closed (before any HTTP
+/// is served on it).
+fn bare_error(status: &str, code: &str, message: &str, extra: &str) -> String {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    );
     format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/xml\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status}\r\ncontent-type: application/xml\r\ncontent-length: {}\r\n{extra}connection: close\r\n\r\n{body}",
         body.len()
     )
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then lets in-flight requests finish.
+/// What a refused connection reads before it is closed: S3's answer to too many requests.
+fn refusal() -> String {
+    bare_error(
+        "503 Service Unavailable",
+        "SlowDown",
+        "Too many connections; please reduce your request rate.",
+        "retry-after: 1\r\n",
+    )
+}
+
+/// Writes `answer` to `stream` (within a second) and closes it.
+async fn answer_and_close(mut stream: TcpStream, answer: String) {
+    let write = stream.write_all(answer.as_bytes());
+    let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+}
+
+/// A bound listener, plain or TLS.
+pub struct Listener {
+    pub tcp: TcpListener,
+    /// Every connection is TLS (a plain HTTP request is answered with an error naming the
+    /// problem, then closed).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl Listener {
+    pub fn plain(tcp: TcpListener) -> Listener {
+        Listener { tcp, tls: None }
+    }
+}
+
+/// Serves `router` on every listener until `shutdown` resolves, then lets in-flight requests
+/// finish. The connection caps count the listeners' connections together.
 pub async fn serve(
-    listener: TcpListener,
+    listeners: Vec<Listener>,
     router: axum::Router,
     limits: ConnLimits,
     shutdown: impl Future<Output = ()>,
@@ -125,12 +179,33 @@ pub async fn serve(
         // hyper's default of 100 request headers (no `max_headers`): past it, its bare 431.
         // A head too large within 100 headers is `check_header_size`'s S3 error.
         .keep_alive(true);
+    let mut auto = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    auto.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_buf_size)
+        .keep_alive(true);
+    auto.http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(limits.max_buf_size as u32)
+        // Idle h2 connections are found out by pings, as idle h1 ones by the head timeout.
+        .keep_alive_interval(Some(limits.header_read_timeout))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let (http, auto) = (Arc::new(http), Arc::new(auto));
+    let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
     tokio::pin!(shutdown);
     let open = Arc::new(Mutex::new(Open::default()));
+    let mut accepts = futures::stream::select_all(listeners.into_iter().map(|listener| {
+        let tls = listener.tls.map(tokio_rustls::TlsAcceptor::from);
+        let tcp = incoming(listener.tcp);
+        Box::pin(futures::StreamExt::map(tcp, move |accepted| {
+            (accepted, tls.clone())
+        }))
+    }));
     loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
+        let ((stream, peer), tls) = tokio::select! {
+            Some((accepted, tls)) = futures::StreamExt::next(&mut accepts) => match accepted {
+                Ok(pair) => (pair, tls),
                 Err(e) => {
                     // EMFILE and friends are transient: back off instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
@@ -144,29 +219,91 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let Some(admitted) = admit(&open, peer.ip(), &limits) else {
             tracing::warn!(%peer, "connection refused: too many connections");
-            tokio::spawn(async move {
-                use tokio::io::AsyncWriteExt;
-                let mut stream = stream;
-                let refusal = refusal();
-                let write = stream.write_all(refusal.as_bytes());
-                let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
-            });
+            tokio::spawn(answer_and_close(stream, refusal()));
             continue;
         };
         // Handlers read the peer address (the access log's client) as axum's ConnectInfo.
         let connected = router
             .clone()
             .layer(axum::Extension(axum::extract::ConnectInfo(peer)));
-        let service = TowerToHyperService::new(connected);
-        let conn = http.serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
+        let Some(acceptor) = tls else {
+            let service = TowerToHyperService::new(connected);
+            let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+            tokio::spawn(async move {
+                let _admitted = admitted;
+                if let Err(e) = conn.await {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+            });
+            continue;
+        };
+        let service = TowerToHyperService::new(connected.layer(axum::Extension(Encrypted)));
+        let (auto, handshakes) = (Arc::clone(&auto), Arc::clone(&handshakes));
+        // The shutdown watcher is taken now: a connection still in its handshake when the
+        // server stops is simply dropped.
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _admitted = admitted;
-            if let Err(e) = conn.await {
+            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+                let _place = handshakes.acquire().await;
+                handshake(&acceptor, stream).await
+            });
+            let stream = match handshake.await {
+                Ok(Some(stream)) => stream,
+                Ok(None) => return,
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let conn = auto.serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
     }
     graceful.shutdown().await;
     Ok(())
+}
+
+/// The connections a listener accepts, as a stream (the loop takes them from every listener).
+fn incoming(
+    tcp: TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<(TcpStream, std::net::SocketAddr)>> {
+    futures::stream::unfold(tcp, |tcp| async move {
+        let accepted = tcp.accept().await;
+        Some((accepted, tcp))
+    })
+}
+
+/// The TLS handshake of one connection; None when it failed (logged). A client speaking plain
+/// HTTP to this port gets an answer saying so instead of a silent close.
+async fn handshake(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    stream: TcpStream,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let mut first = [0u8; 1];
+    match stream.peek(&mut first).await {
+        Ok(1) if first[0] != TLS_HANDSHAKE_RECORD => {
+            if first[0].is_ascii_alphabetic() {
+                let answer = bare_error(
+                    "400 Bad Request",
+                    "InvalidRequest",
+                    "This port speaks TLS: use https://.",
+                    "",
+                );
+                answer_and_close(stream, answer).await;
+            }
+            return None;
+        }
+        Ok(1) => {}
+        _ => return None,
+    }
+    match acceptor.accept(stream).await {
+        Ok(stream) => Some(stream),
+        Err(e) => {
+            tracing::debug!(error = %e, "TLS handshake failed");
+            None
+        }
+    }
 }

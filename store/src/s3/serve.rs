@@ -398,9 +398,14 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let limits = crate::server::ConnLimits::new(30, 16 << 10, Some(64), 64);
-        let server = tokio::spawn(crate::server::serve(listener, router, limits, async {
-            let _ = stopped.await;
-        }));
+        let server = tokio::spawn(crate::server::serve(
+            vec![crate::server::Listener::plain(listener)],
+            router,
+            limits,
+            async {
+                let _ = stopped.await;
+            },
+        ));
         let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         stream
             .write_all(b"GET /boom HTTP/1.1\r\nhost: x\r\n\r\n")
