@@ -43,3 +43,5 @@ mod objects;
 mod reads;
 #[path = "store/streaming_memory.rs"]
 mod streaming_memory;
+#[path = "store/tls.rs"]
+mod tls;

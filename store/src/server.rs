@@ -244,10 +244,8 @@ pub async fn serve(
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _admitted = admitted;
-            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
-                let _place = handshakes.acquire().await;
-                handshake(&acceptor, stream).await
-            });
+            let handshake = handshake(&acceptor, &handshakes, stream);
+            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake);
             let stream = match handshake.await {
                 Ok(Some(stream)) => stream,
                 Ok(None) => return,
@@ -276,29 +274,49 @@ fn incoming(
     })
 }
 
+/// Answers a plain HTTP request sent to a TLS port, then closes. The request is read first
+/// (as far as it came within a second) and the close waits for the client's: closing with
+/// unread bytes would reset the connection and lose the answer.
+async fn tell_plain_client(mut stream: TcpStream) {
+    use tokio::io::AsyncReadExt;
+    let mut scratch = vec![0u8; 16 << 10];
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.read(&mut scratch)).await;
+    let answer = bare_error(
+        "400 Bad Request",
+        "InvalidRequest",
+        "This port speaks TLS: use https://.",
+        "",
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        stream.write_all(answer.as_bytes()).await?;
+        stream.shutdown().await?;
+        while stream.read(&mut scratch).await? > 0 {}
+        std::io::Result::Ok(())
+    })
+    .await;
+}
+
 /// The TLS handshake of one connection; None when it failed (logged). A client speaking plain
-/// HTTP to this port gets an answer saying so instead of a silent close.
+/// HTTP to this port gets an answer saying so instead of a silent close. A connection takes
+/// one of the `handshakes` places only once its client has begun: clients that connect and
+/// send nothing (they are dropped at the handshake timeout) never keep others waiting.
 async fn handshake(
     acceptor: &tokio_rustls::TlsAcceptor,
+    handshakes: &Semaphore,
     stream: TcpStream,
 ) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
     let mut first = [0u8; 1];
     match stream.peek(&mut first).await {
         Ok(1) if first[0] != TLS_HANDSHAKE_RECORD => {
             if first[0].is_ascii_alphabetic() {
-                let answer = bare_error(
-                    "400 Bad Request",
-                    "InvalidRequest",
-                    "This port speaks TLS: use https://.",
-                    "",
-                );
-                answer_and_close(stream, answer).await;
+                tell_plain_client(stream).await;
             }
             return None;
         }
         Ok(1) => {}
         _ => return None,
     }
+    let _place = handshakes.acquire().await;
     match acceptor.accept(stream).await {
         Ok(stream) => Some(stream),
         Err(e) => {

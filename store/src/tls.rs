@@ -236,3 +236,59 @@ pub fn server_config(certificates: Arc<Certificates>) -> anyhow::Result<Arc<Serv
     config.ticketer = rustls::crypto::ring::Ticketer::new()?;
     Ok(Arc::new(config))
 }
+
+/// A certificate authority of this machine and a certificate it signed for `localhost`,
+/// `127.0.0.1` and `::1` (`outpost up --tls`, and the tests): clients trust `ca` once
+/// (`aws --ca-bundle`, `curl --cacert`), and the pair is reused at every start.
+#[derive(Debug, Clone)]
+pub struct LocalCa {
+    /// The CA certificate clients are told to trust.
+    pub ca: PathBuf,
+    /// The server's certificate and key.
+    pub files: TlsFiles,
+}
+
+impl LocalCa {
+    /// The CA and certificate kept in `dir`, made there first if they are not. The keys are
+    /// written readable by their owner only.
+    pub fn in_dir(dir: &Path) -> anyhow::Result<LocalCa> {
+        let local = LocalCa {
+            ca: dir.join("ca.pem"),
+            files: TlsFiles {
+                cert: dir.join("cert.pem"),
+                key: dir.join("key.pem"),
+            },
+        };
+        if [&local.ca, &local.files.cert, &local.files.key]
+            .iter()
+            .all(|p| p.exists())
+        {
+            return Ok(local);
+        }
+        crate::engine::durable::create_dir_all(dir)?;
+        let (ca_pem, cert_pem, key_pem) = make_local_certificates()?;
+        crate::engine::durable::write_replace(&local.files.key, key_pem.as_bytes(), 0o600)?;
+        crate::engine::durable::write_replace(&local.files.cert, cert_pem.as_bytes(), 0o644)?;
+        crate::engine::durable::write_replace(&local.ca, ca_pem.as_bytes(), 0o644)?;
+        Ok(local)
+    }
+}
+
+/// (CA certificate, leaf chain, leaf key) as PEM: ECDSA P-256, the leaf for the loopback
+/// names. The CA's key is not kept: nothing else is ever signed with it.
+fn make_local_certificates() -> anyhow::Result<(String, String, String)> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca_key = KeyPair::generate()?;
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.distinguished_name
+        .push(DnType::CommonName, "Outpost local CA");
+    let ca = ca.self_signed(&ca_key)?;
+    let leaf_key = KeyPair::generate()?;
+    let names = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
+    let mut leaf = CertificateParams::new(names)?;
+    leaf.distinguished_name
+        .push(DnType::CommonName, "localhost");
+    let leaf = leaf.signed_by(&leaf_key, &ca, &ca_key)?;
+    Ok((ca.pem(), leaf.pem(), leaf_key.serialize_pem()))
+}

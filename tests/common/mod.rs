@@ -11,6 +11,7 @@ pub mod faulty;
 pub mod hash;
 pub mod logs;
 pub mod raw;
+pub mod tls;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -154,6 +155,12 @@ impl TestStore {
             .env_remove("OUTPOST_ORIGIN")
             .env_remove("OUTPOST_CACHE_DIR")
             .env_remove("OUTPOST_EDGE_LISTEN")
+            .env_remove("OUTPOST_TLS_CERT")
+            .env_remove("OUTPOST_TLS_KEY")
+            .env_remove("OUTPOST_HTTP_LISTEN")
+            .env_remove("OUTPOST_EDGE_TLS_CERT")
+            .env_remove("OUTPOST_EDGE_TLS_KEY")
+            .env_remove("OUTPOST_EDGE_HTTP_LISTEN")
             .env(
                 "RUST_LOG",
                 std::env::var("OUTPOST_TEST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -229,11 +236,12 @@ impl TestStore {
         };
         let addr = url
             .strip_prefix("http://")
-            .expect("http url")
+            .or_else(|| url.strip_prefix("https://"))
+            .expect("http(s) url")
             .trim_end_matches('/')
             .to_string();
         store.port = addr.rsplit(':').next().unwrap().parse().expect("port");
-        store.url = format!("http://{addr}");
+        store.url = url.trim_end_matches('/').to_string();
         store.addr = addr;
         store
     }
@@ -241,6 +249,15 @@ impl TestStore {
     /// What the child wrote to stderr (last 64 KiB).
     pub fn stderr(&self) -> String {
         String::from_utf8_lossy(&self.stderr_tail.lock().unwrap()).into_owned()
+    }
+
+    /// Sends SIGHUP (the servers reload their TLS certificates on it).
+    pub fn signal_hangup(&self) {
+        let sent = Command::new("kill")
+            .args(["-HUP", &self.pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -HUP {}", self.pid);
     }
 
     /// SIGKILL (`Child::kill` sends SIGKILL on Unix) and reap.
@@ -345,7 +362,11 @@ fn proc_status_kib(pid: u32, field: &str) -> u64 {
         .expect("kB value")
 }
 
-fn base_config(url: &str, access_key: &str, secret: &str) -> aws_sdk_s3::config::Builder {
+pub(crate) fn base_config(
+    url: &str,
+    access_key: &str,
+    secret: &str,
+) -> aws_sdk_s3::config::Builder {
     aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .endpoint_url(url)

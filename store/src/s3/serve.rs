@@ -41,13 +41,27 @@ impl Note {
 
 /// Answers `request` with `handler`'s response or error. The handler gets the request's head
 /// and body (lingering: a body left unread is drained before the connection closes).
+/// HTTP/2 names the host in the URI's authority (`:authority`), not in a Host header (RFC 9113
+/// §8.3.1); signatures, routing and the edge read the Host header, as HTTP/1.1 sends it, so
+/// it is filled from the authority when absent. Clients sign `host` with that same value.
+fn host_from_authority(parts: &mut http::request::Parts) {
+    if parts.headers.contains_key(http::header::HOST) {
+        return;
+    }
+    let host = parts.uri.authority().map(|a| a.as_str());
+    if let Some(value) = host.and_then(|h| http::HeaderValue::from_str(h).ok()) {
+        parts.headers.insert(http::header::HOST, value);
+    }
+}
+
 pub async fn serve<F: FrontEnd>(
     front: &F,
     request: axum::extract::Request,
     handler: impl AsyncFnOnce(http::request::Parts, Body, &mut Note) -> Result<Response>,
 ) -> Response {
     let started = Instant::now();
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    host_from_authority(&mut parts);
     let body = super::linger::lingering(body);
     let settings = front.settings();
     let asked = Asked::of(&parts);

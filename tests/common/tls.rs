@@ -1,0 +1,57 @@
+//! HTTPS for the end-to-end tests: a local CA and certificate made by the store crate itself
+//! (`outpost_store::tls::LocalCa`, what `outpost up --tls` uses), servers started with them, and
+//! clients that trust that CA: aws-sdk-s3 (rustls), reqwest (HTTP/2 by ALPN) and curl.
+
+use std::path::Path;
+
+use aws_sdk_s3::Client;
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
+use outpost_store::tls::LocalCa;
+
+use super::{ACCESS_KEY, SECRET_KEY, StoreOptions, TestStore};
+
+/// A CA and a certificate for the loopback names, in `dir`.
+pub fn local_ca(dir: &Path) -> LocalCa {
+    LocalCa::in_dir(dir).expect("make a local CA")
+}
+
+/// Options that make a store serve `ca`'s certificate on its listener.
+pub fn store_options(ca: &LocalCa) -> StoreOptions {
+    StoreOptions::default()
+        .env("OUTPOST_TLS_CERT", &ca.files.cert.display().to_string())
+        .env("OUTPOST_TLS_KEY", &ca.files.key.display().to_string())
+}
+
+/// The CA certificate, PEM.
+pub fn ca_pem(ca: &LocalCa) -> Vec<u8> {
+    std::fs::read(&ca.ca).expect("read the CA")
+}
+
+/// aws-sdk-s3 over HTTPS, trusting `ca` only.
+pub fn sdk_client(server: &TestStore, ca: &LocalCa) -> Client {
+    let context = TlsContext::builder()
+        .with_trust_store(TrustStore::empty().with_pem_certificate(ca_pem(ca)))
+        .build()
+        .expect("a TLS context");
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .tls_context(context)
+        .build_https();
+    let conf = super::base_config(&server.url, ACCESS_KEY, SECRET_KEY)
+        .http_client(http)
+        .build();
+    Client::from_conf(conf)
+}
+
+/// reqwest over HTTPS trusting `ca` only (HTTP/2 when the server offers it by ALPN).
+pub fn reqwest_client(ca: &LocalCa) -> reqwest::Client {
+    let root = reqwest::Certificate::from_pem(&ca_pem(ca)).expect("the CA as a root");
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(root)
+        .build()
+        .expect("a reqwest client")
+}
