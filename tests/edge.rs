@@ -35,6 +35,8 @@ mod ready;
 mod resilience;
 #[path = "edge/sites.rs"]
 mod sites;
+#[path = "edge/tls.rs"]
+mod tls;
 #[path = "edge/uncacheable.rs"]
 mod uncacheable;
 #[path = "edge/unsupported.rs"]

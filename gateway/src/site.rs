@@ -9,6 +9,7 @@ use axum::body::Body;
 use axum::response::Response;
 use http::{HeaderValue, Method, StatusCode};
 use outpost_store::error::{Code, Error, Result};
+use outpost_store::s3::context;
 use percent_encoding::percent_decode_str;
 
 use crate::cache::object::Object;
@@ -18,7 +19,7 @@ use crate::config::Behavior;
 use crate::distribution::Site;
 use crate::edge::Edge;
 use crate::respond::{answer, from_head, hint};
-use crate::website::{self, ErrorRoute, Route, WebsiteConfig};
+use crate::website::{self, Addressed, ErrorRoute, Route, WebsiteConfig};
 
 /// A bucket's website configuration is re-read this often.
 const CONFIG_TTL: Duration = Duration::from_secs(60);
@@ -57,12 +58,15 @@ pub async fn handle(
     // owns its key.
     let object = |key: &str| site_object(site, &namespace, behavior, parts, key).into_owned();
     let config = website_config(edge, site).await?;
-    let host = parts
-        .headers
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
-    let key = match config.route(&path, host) {
+    let here = Addressed {
+        scheme: context::scheme(parts),
+        host: parts
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or(""),
+    };
+    let key = match config.route(&path, here) {
         Route::Redirect(code, location) => return Ok((redirect(code, &location), None)),
         Route::Object(key) => key,
     };
@@ -82,7 +86,7 @@ pub async fn handle(
             Ok((from_head(edge, parts, &o, head).await?, Some(outcome)))
         }
         _ if matches!(status.as_u16(), 403 | 404) => {
-            let response = not_found(edge, parts, &config, &key, status, host, &object).await?;
+            let response = not_found(edge, parts, &config, &key, status, here, &object).await?;
             Ok((response, None))
         }
         found => {
@@ -99,7 +103,7 @@ async fn not_found(
     config: &WebsiteConfig,
     key: &str,
     status: StatusCode,
-    host: &str,
+    here: Addressed<'_>,
     object: &impl Fn(&str) -> Object<'static>,
 ) -> Result<Response> {
     if let Some(index) = config.directory_index(key) {
@@ -108,7 +112,7 @@ async fn not_found(
             return Ok(redirect(302, &format!("/{key}/")));
         }
     }
-    let page = match config.on_error(key, status.as_u16(), host) {
+    let page = match config.on_error(key, status.as_u16(), here) {
         ErrorRoute::Redirect(code, location) => return Ok(redirect(code, &location)),
         ErrorRoute::Document(document) => {
             let o = object(&document);

@@ -75,15 +75,15 @@ impl WebsiteConfig {
 
     /// What to do with a request for `path` (URL-decoded, with its leading `/`), before
     /// looking at the bucket.
-    pub fn route(&self, path: &str, host: &str) -> Route {
+    pub fn route(&self, path: &str, here: Addressed) -> Route {
         if let Some(all) = &self.redirect_all_requests_to {
-            let scheme = all.protocol.as_deref().unwrap_or("http");
+            let scheme = all.protocol.as_deref().unwrap_or(here.scheme);
             return Route::Redirect(301, format!("{scheme}://{}{path}", all.host_name));
         }
         let key = path.trim_start_matches('/');
         if let Some(rule) = self.rule_for(key, None) {
             let code = rule.redirect.http_redirect_code.unwrap_or(301);
-            return Route::Redirect(code, self.redirect(rule, key, host));
+            return Route::Redirect(code, self.redirect(rule, key, here));
         }
         Route::Object(self.with_index(key))
     }
@@ -97,10 +97,10 @@ impl WebsiteConfig {
     }
 
     /// After `key` answered `status` (an error): a redirect rule, or the error document.
-    pub fn on_error(&self, key: &str, status: u16, host: &str) -> ErrorRoute {
+    pub fn on_error(&self, key: &str, status: u16, here: Addressed) -> ErrorRoute {
         if let Some(rule) = self.rule_for(key, Some(status)) {
             let code = rule.redirect.http_redirect_code.unwrap_or(301);
-            return ErrorRoute::Redirect(code, self.redirect(rule, key, host));
+            return ErrorRoute::Redirect(code, self.redirect(rule, key, here));
         }
         match &self.error_document {
             Some(doc) => ErrorRoute::Document(doc.key.clone()),
@@ -132,7 +132,7 @@ impl WebsiteConfig {
         })
     }
 
-    fn redirect(&self, rule: &RoutingRule, key: &str, host: &str) -> String {
+    fn redirect(&self, rule: &RoutingRule, key: &str, here: Addressed) -> String {
         let r = &rule.redirect;
         let prefix = rule
             .condition
@@ -144,10 +144,18 @@ impl WebsiteConfig {
             (None, Some(p)) => format!("{p}{}", key.strip_prefix(prefix).unwrap_or(key)),
             (None, None) => key.to_owned(),
         };
-        let scheme = r.protocol.as_deref().unwrap_or("http");
-        let host = r.host_name.as_deref().unwrap_or(host);
+        let scheme = r.protocol.as_deref().unwrap_or(here.scheme);
+        let host = r.host_name.as_deref().unwrap_or(here.host);
         format!("{scheme}://{host}/{new_key}")
     }
+}
+
+/// How the client addressed the site: redirects keep its scheme (a redirect rule without a
+/// `Protocol` uses the request's, as S3 does) and, without a `HostName`, its host.
+#[derive(Debug, Clone, Copy)]
+pub struct Addressed<'a> {
+    pub scheme: &'a str,
+    pub host: &'a str,
 }
 
 #[derive(Debug, PartialEq)]
@@ -185,6 +193,13 @@ pub fn plain_error_page(status: u16, key: &str) -> String {
 mod tests {
     use super::*;
 
+    fn at(host: &str) -> Addressed<'_> {
+        Addressed {
+            scheme: "http",
+            host,
+        }
+    }
+
     const CONFIG: &str = r#"<WebsiteConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
         <IndexDocument><Suffix>index.html</Suffix></IndexDocument>
         <ErrorDocument><Key>404.html</Key></ErrorDocument>
@@ -199,14 +214,14 @@ mod tests {
     #[test]
     fn index_documents_and_prefix_rules() {
         let c = WebsiteConfig::parse(CONFIG.as_bytes()).unwrap();
-        assert_eq!(c.route("/", "h"), Route::Object("index.html".into()));
+        assert_eq!(c.route("/", at("h")), Route::Object("index.html".into()));
         assert_eq!(
-            c.route("/docs/", "h"),
+            c.route("/docs/", at("h")),
             Route::Object("docs/index.html".into())
         );
-        assert_eq!(c.route("/a.css", "h"), Route::Object("a.css".into()));
+        assert_eq!(c.route("/a.css", at("h")), Route::Object("a.css".into()));
         assert_eq!(
-            c.route("/old/page.html", "site.test"),
+            c.route("/old/page.html", at("site.test")),
             Route::Redirect(302, "http://site.test/new/page.html".into())
         );
         assert_eq!(c.directory_index("docs"), Some("docs/index.html".into()));
@@ -217,15 +232,15 @@ mod tests {
     fn errors_redirect_or_serve_the_error_document() {
         let c = WebsiteConfig::parse(CONFIG.as_bytes()).unwrap();
         assert_eq!(
-            c.on_error("img/a.png", 404, "h"),
+            c.on_error("img/a.png", 404, at("h")),
             ErrorRoute::Redirect(301, "https://images.example.com/img/a.png".into())
         );
         assert_eq!(
-            c.on_error("nope", 404, "h"),
+            c.on_error("nope", 404, at("h")),
             ErrorRoute::Document("404.html".into())
         );
         assert_eq!(
-            WebsiteConfig::default().on_error("x", 404, "h"),
+            WebsiteConfig::default().on_error("x", 404, at("h")),
             ErrorRoute::Plain
         );
     }
@@ -238,7 +253,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            c.route("/x/y", "h"),
+            c.route("/x/y", at("h")),
             Route::Redirect(301, "https://example.com/x/y".into())
         );
         assert!(WebsiteConfig::parse(b"<not xml").is_none());

@@ -262,6 +262,7 @@ fn client_location(edge: &Edge, parts: &http::request::Parts, route: &Route) -> 
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok());
     object_location(
+        outpost_store::s3::context::scheme(parts),
         host,
         edge.config.base_domain.as_deref(),
         &route.bucket,

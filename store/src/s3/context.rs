@@ -192,6 +192,16 @@ pub fn peer(parts: &http::request::Parts) -> Option<std::net::SocketAddr> {
         .map(|info| info.0)
 }
 
+/// `https` for a request that came over TLS, else `http`: the scheme of the URLs an answer
+/// names (a response over TLS never points the client at plain HTTP).
+pub fn scheme(parts: &http::request::Parts) -> &'static str {
+    if parts.extensions.get::<crate::server::Encrypted>().is_some() {
+        "https"
+    } else {
+        "http"
+    }
+}
+
 /// The client's address for the log (see [`super::client_ip`]).
 pub fn client(parts: &http::request::Parts, trusted: &[IpNet]) -> Option<IpAddr> {
     peer(parts).map(|p| super::client_ip::client_ip(p.ip(), &parts.headers, trusted))

@@ -64,6 +64,8 @@ pub struct Req {
     pub id: String,
     pub method: Method,
     pub headers: http::HeaderMap,
+    /// `https` when the request came over TLS ([`context::scheme`]).
+    pub scheme: &'static str,
     bucket: String,
     key: String,
     /// The authorisation decision.
@@ -85,6 +87,7 @@ impl Req {
         } = context.route;
         let req = Req {
             id: context.id,
+            scheme: context::scheme(&context.parts),
             method: context.parts.method,
             headers: context.parts.headers,
             bucket,

@@ -280,6 +280,7 @@ fn completed_part(part: &CompletePart) -> CompletedPart {
 
 fn location(s3: &S3, req: &Req) -> String {
     object_location(
+        req.scheme,
         req.header("host"),
         s3.config.base_domain.as_deref(),
         req.bucket(),
@@ -291,6 +292,7 @@ fn location(s3: &S3, req: &Req) -> String {
 /// Complete's `<Location>`. An edge builds it for its own clients too, never passing on the
 /// address it reached the store at.
 pub fn object_location(
+    scheme: &str,
     host: Option<&str>,
     base_domain: Option<&str>,
     bucket: &str,
@@ -300,9 +302,9 @@ pub fn object_location(
     let key = url_encode(key);
     let virtual_hosted = base_domain.is_some() && host.starts_with(&format!("{bucket}."));
     if virtual_hosted {
-        format!("http://{host}/{key}")
+        format!("{scheme}://{host}/{key}")
     } else {
-        format!("http://{host}/{bucket}/{key}")
+        format!("{scheme}://{host}/{bucket}/{key}")
     }
 }
 
