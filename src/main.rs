@@ -94,6 +94,11 @@ struct UpArgs {
     /// Address of the edge [default: 127.0.0.1:9080].
     #[arg(long, env = "OUTPOST_EDGE_LISTEN")]
     edge_listen: Option<SocketAddr>,
+    /// Serve HTTPS (store and edge) with a certificate from a local CA made in the data
+    /// directory (`tls/ca.pem`, kept across restarts): trust it with `aws --ca-bundle` or
+    /// `curl --cacert`.
+    #[arg(long)]
+    tls: bool,
 }
 
 /// Flags (and their environment variables) that override the config file.
@@ -235,9 +240,18 @@ impl UpArgs {
     /// The store's config, and the edge's: the file's `[edge]` table (distributions,
     /// behaviours, cache sizes...), in front of this store (its origins and region are the
     /// store's), with its cache in the data directory unless the table names one.
-    fn into_configs(self) -> anyhow::Result<(StoreConfig, EdgeConfig)> {
+    fn into_configs(self) -> anyhow::Result<(StoreConfig, EdgeConfig, Option<PathBuf>)> {
         let mut edge = file_config(self.store.config.as_deref())?.edge;
-        let store = self.store.into_config()?;
+        let mut store = self.store.into_config()?;
+        let mut ca = None;
+        if self.tls {
+            let local = tls::LocalCa::in_dir(&store.data_dir.join("tls"))?;
+            let (cert, key) = (Some(local.files.cert), Some(local.files.key));
+            (store.tls_cert, store.tls_key) = (cert.clone(), key.clone());
+            (edge.tls_cert, edge.tls_key) = (cert, key);
+            edge.origin_ca_file = Some(local.ca.clone());
+            ca = Some(local.ca);
+        }
         if let Some(listen) = self.edge_listen {
             edge.listen = listen;
         }
@@ -247,7 +261,7 @@ impl UpArgs {
         edge.region = store.region.clone();
         // Set once the store is bound (it may listen on port 0).
         edge.origins = Vec::new();
-        Ok((store, edge))
+        Ok((store, edge, ca))
     }
 }
 
@@ -305,21 +319,28 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", args.exports()?);
             Ok(())
         }
-        Command::Store(args) => start_store(args.into_config()?, false).await?.0.await,
+        Command::Store(args) => start_store(args.into_config()?, None).await?.0.await,
         Command::Edge(args) => {
             let (config, credentials) = args.into_config()?;
             start_edge(config, credentials).await?.await
         }
         Command::Up(args) => {
-            let (config, mut edge) = args.into_configs()?;
-            let (store, root) = start_store(config, true).await?;
-            edge.origins = vec![format!("http://{}", store.addr)];
+            let (config, mut edge, ca) = args.into_configs()?;
+            let (store, root) = start_store(config, Some(ca.as_deref())).await?;
+            edge.origins = vec![store.url.clone()];
             edge.validate()?;
             let edge = start_edge(edge, root).await?;
             println!(
-                "Through the edge (cached reads, relayed writes): aws --endpoint-url http://{} s3 ls",
-                edge.addr
+                "Through the edge (cached reads, relayed writes): aws{} --endpoint-url {} s3 ls",
+                ca_bundle(ca.as_deref()),
+                edge.url
             );
+            if let Some(ca) = &ca {
+                println!(
+                    "HTTPS with the local CA {}: aws --ca-bundle {0} ..., curl --cacert {0} ...",
+                    ca.display()
+                );
+            }
             tokio::select! {
                 r = store => r,
                 r = edge => r,
@@ -330,7 +351,7 @@ async fn main() -> anyhow::Result<()> {
 
 /// A server that has bound its address and runs until SIGINT/SIGTERM.
 struct Running {
-    addr: SocketAddr,
+    url: String,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -354,17 +375,22 @@ async fn start_edge(config: EdgeConfig, credentials: Credentials) -> anyhow::Res
     println!("outpost edge in front of {origins}");
     bound.announce("edge");
     Ok(Running {
-        addr: bound.addr,
+        url: bound.url.clone(),
         task: tokio::spawn(edge.serve(bound.listeners, shutdown_signal())),
     })
 }
 
-/// Also returns the root credentials (an edge started alongside signs with them).
-async fn start_store(config: StoreConfig, laptop: bool) -> anyhow::Result<(Running, Credentials)> {
+/// Also returns the root credentials (an edge started alongside signs with them). `laptop`:
+/// started by `outpost up` (with the local CA's path under `--tls`), which shows the
+/// credentials and an example command.
+async fn start_store(
+    config: StoreConfig,
+    laptop: Option<Option<&Path>>,
+) -> anyhow::Result<(Running, Credentials)> {
     let (root, generated) = outpost_store::root_credentials(&config)?;
     let tls = TlsFiles::from_config(&config.tls_cert, &config.tls_key);
     let bound = bind(config.listen, config.http_listen, tls.as_ref()).await?;
-    let (addr, url) = (bound.addr, bound.url.clone());
+    let url = bound.url.clone();
     let credentials_file = outpost_store::credentials_path(&config.data_dir);
     let from_file = config.access_key_id.is_none();
     let exports = outpost_store::shell_exports(&root, &config.region);
@@ -376,7 +402,7 @@ async fn start_store(config: StoreConfig, laptop: bool) -> anyhow::Result<(Runni
             credentials_file.display()
         );
         print!("{exports}");
-    } else if laptop && from_file {
+    } else if laptop.is_some() && from_file {
         // A laptop restart: the same keys as before, shown again so a new shell can use them.
         println!("Root credentials (from {}):", credentials_file.display());
         print!("{exports}");
@@ -386,23 +412,34 @@ async fn start_store(config: StoreConfig, laptop: bool) -> anyhow::Result<(Runni
             outpost_store::shell_quote(&data_dir.display().to_string())
         );
     }
-    if laptop {
-        println!("Try: aws --endpoint-url {url} s3 mb s3://my-bucket");
+    if let Some(ca) = laptop {
+        let ca = ca_bundle(ca);
+        println!("Try: aws{ca} --endpoint-url {url} s3 mb s3://my-bucket");
     }
     bound.announce("store");
     let running = Running {
-        addr,
+        url,
         task: tokio::spawn(store.serve(bound.listeners, shutdown_signal())),
     };
     Ok((running, root))
+}
+
+/// ` --ca-bundle PATH` for the example commands when the servers use a local CA.
+fn ca_bundle(ca: Option<&Path>) -> String {
+    ca.map(|ca| {
+        format!(
+            " --ca-bundle {}",
+            outpost_store::shell_quote(&ca.display().to_string())
+        )
+    })
+    .unwrap_or_default()
 }
 
 /// The listeners of a server: `listen` (TLS when a certificate pair is configured) and the
 /// plain `http_listen` beside it.
 struct Bound {
     listeners: Vec<Listener>,
-    /// The address and URL of `listen`.
-    addr: SocketAddr,
+    /// The URL of `listen`.
     url: String,
     /// The URL of `http_listen`.
     plain: Option<String>,
@@ -433,7 +470,6 @@ async fn bind(
     let Some(files) = tls else {
         return Ok(Bound {
             listeners: vec![Listener::plain(main)],
-            addr,
             url: format!("http://{addr}"),
             plain: None,
         });
@@ -452,7 +488,6 @@ async fn bind(
     }
     Ok(Bound {
         listeners,
-        addr,
         url: format!("https://{addr}"),
         plain,
     })

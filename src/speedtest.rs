@@ -57,8 +57,11 @@ struct Target {
 }
 
 pub async fn run(args: SpeedtestArgs) -> anyhow::Result<()> {
+    // https:// endpoints are verified against the system's roots.
+    let tls = outpost_gateway::origin::tls::client_config(None, false)?;
     let target = |name, url: &str| -> anyhow::Result<Target> {
         let settings = OriginSettings {
+            tls: std::sync::Arc::clone(&tls),
             timeout: Duration::from_secs(30),
             response_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(30),

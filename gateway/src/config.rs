@@ -23,6 +23,12 @@ pub struct EdgeConfig {
     pub tls_key: Option<PathBuf>,
     /// A plain-HTTP listener beside the TLS one. Default none.
     pub http_listen: Option<SocketAddr>,
+    /// PEM CA certificates trusted for `https://` origins, besides the system's roots (a
+    /// private CA, or `outpost up --tls`'s). Default none.
+    pub origin_ca_file: Option<PathBuf>,
+    /// Take any certificate from `https://` origins (the connection is encrypted but the
+    /// origin unproven; logged loudly at start). For labs only. Default false.
+    pub origin_tls_insecure: bool,
     /// Origin stores of the default distribution, primary first, failovers after.
     /// Default `["http://127.0.0.1:9000"]`.
     pub origins: Vec<String>,
@@ -112,6 +118,8 @@ impl Default for EdgeConfig {
             tls_cert: None,
             tls_key: None,
             http_listen: None,
+            origin_ca_file: None,
+            origin_tls_insecure: false,
             origins: vec!["http://127.0.0.1:9000".into()],
             cache_dir: "./outpost-edge-cache".into(),
             memory_cache_bytes: 256 * MIB,

@@ -12,7 +12,7 @@ use crate::cache::object::Object;
 use crate::config::{Behavior, EdgeConfig};
 use crate::distribution::Distributions;
 use crate::metrics::EdgeMetrics;
-use crate::origin::{OriginGroup, OriginSettings};
+use crate::origin::{self, OriginGroup, OriginSettings};
 use crate::spool::Spool;
 
 /// Everything a request needs, shared by all requests.
@@ -43,7 +43,12 @@ impl Edge {
         let cache = Cache::open(&config)
             .with_context(|| format!("opening the cache in {}", config.cache_dir.display()))?;
         let metrics = Arc::new(EdgeMetrics::new(&cache));
+        let tls = origin::tls::client_config(
+            config.origin_ca_file.as_deref(),
+            config.origin_tls_insecure,
+        )?;
         let settings = || OriginSettings {
+            tls: Arc::clone(&tls),
             timeout: Duration::from_secs(config.origin_timeout_secs),
             response_timeout: Duration::from_secs(config.origin_response_timeout_secs),
             idle_timeout: Duration::from_secs(config.origin_idle_timeout_secs),

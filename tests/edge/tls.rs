@@ -123,3 +123,29 @@ async fn a_site_over_h2_keeps_https_in_its_redirects() {
     assert_eq!(moved.status(), 301);
     assert_eq!(moved.headers()["location"], format!("{site}/new/x.html"));
 }
+
+#[tokio::test]
+async fn https_origins_are_verified_and_a_bad_certificate_fails_over() {
+    let (good_dir, bad_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (trusted, untrusted) = (local_ca(good_dir.path()), local_ca(bad_dir.path()));
+    let bad = TestStore::start_with(crate::common::tls::store_options(&untrusted));
+    let good = TestStore::start_with(crate::common::tls::store_options(&trusted));
+    let s3 = sdk_client(&good, &trusted);
+    let b = good.bucket(&s3, "origin-tls").await;
+    put_bytes(&s3, &b, "k", b"over tls".to_vec()).await;
+
+    let edge = TestStore::start_edge(
+        &[&bad, &good],
+        StoreOptions::default().config(&format!(
+            "[edge]\norigin_ca_file = \"{}\"\n",
+            trusted.ca.display()
+        )),
+    );
+    let through = edge.client();
+    assert_eq!(object_bytes(&through, &b, "k").await, b"over tls");
+    let log = edge.stderr();
+    assert!(
+        log.contains(&bad.url) && log.contains("certificate"),
+        "no clear line about the primary's certificate:\n{log}"
+    );
+}

@@ -1,4 +1,5 @@
-//! The pooled HTTP/1.1 client every origin shares, and the outgoing body it can hand back.
+//! The pooled HTTP/1.1 client every origin shares (plain or TLS, by the origin's scheme), and
+//! the outgoing body it can hand back.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -9,6 +10,7 @@ use axum::body::Body;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -25,13 +27,15 @@ const POOL_IDLE: Duration = Duration::from_secs(25);
 /// rebooted host, a dropped NAT entry) is noticed before a request is put on its connection.
 const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 
-pub type Pool = Client<HttpConnector, Body>;
+pub type Pool = Client<HttpsConnector<HttpConnector>, Body>;
 
 /// One client for all origins of a group: HTTP/1.1 with keep-alive, idle connections evicted
-/// after [`POOL_IDLE`], `TCP_NODELAY` on every connection, connects bounded by
-/// `connect_timeout`.
-pub fn pool(connect_timeout: Duration) -> Pool {
+/// after [`POOL_IDLE`], `TCP_NODELAY` on every connection, connects (TLS handshakes
+/// included) bounded by `connect_timeout`; `https://` origins over `tls`.
+pub fn pool(connect_timeout: Duration, tls: &rustls::ClientConfig) -> Pool {
     let mut connector = HttpConnector::new();
+    // https:// URIs go through this connector too (wrapped below).
+    connector.enforce_http(false);
     // Delayed-ACK interplay stalls small requests by ~40 ms without this (DESIGN.md).
     connector.set_nodelay(true);
     connector.set_keepalive(Some(TCP_KEEPALIVE));
@@ -42,7 +46,13 @@ pub fn pool(connect_timeout: Duration) -> Pool {
         .pool_idle_timeout(POOL_IDLE)
         // Without a timer idle connections are only checked when next checked out.
         .pool_timer(TokioTimer::new())
-        .build(connector)
+        .build(
+            HttpsConnectorBuilder::new()
+                .with_tls_config(tls.clone())
+                .https_or_http()
+                .enable_http1()
+                .wrap_connector(connector),
+        )
 }
 
 /// Whether a request failed for want of the edge's own resources: no file descriptor left for

@@ -26,6 +26,7 @@ mod failover;
 mod sign;
 #[cfg(test)]
 mod tests;
+pub mod tls;
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -40,6 +41,9 @@ use sign::Signer;
 /// How an origin group reaches and signs for its stores.
 #[derive(Clone)]
 pub struct OriginSettings {
+    /// TLS toward `https://` origins ([`tls::client_config`]), shared by every group so that
+    /// sessions are resumed across them.
+    pub tls: Arc<rustls::ClientConfig>,
     /// Time allowed for a connection and a GET/HEAD response head before an origin counts as
     /// unreachable and the next one is tried. Requests with a body are bounded by it while
     /// connecting; their answer by `response_timeout`.
@@ -155,7 +159,7 @@ pub struct OriginGroup {
 }
 
 struct Origin {
-    /// `http://host:port`, as in the configuration less any trailing `/`.
+    /// `http(s)://host:port`, as in the configuration less any trailing `/`.
     url: String,
     /// `host:port`, the Host header sent and signed.
     host: HeaderValue,
@@ -169,9 +173,9 @@ impl Origin {
 }
 
 impl OriginGroup {
-    /// A group over `urls` (`http://host:port`, primary first). Errors on an empty list, a
-    /// duplicate, a URL that is not plain `http://authority` (no TLS yet, no path, query or
-    /// user info), or a zero timeout.
+    /// A group over `urls` (`http(s)://host:port`, primary first). Errors on an empty list, a
+    /// duplicate, a URL that is not `http(s)://authority` (no path, query or user info), or a
+    /// zero timeout.
     pub fn new(urls: &[String], settings: OriginSettings) -> anyhow::Result<OriginGroup> {
         anyhow::ensure!(
             !urls.is_empty(),
@@ -192,7 +196,7 @@ impl OriginGroup {
         }
         Ok(OriginGroup {
             origins,
-            pool: client::pool(settings.timeout),
+            pool: client::pool(settings.timeout, &settings.tls),
             signer: Signer::new(
                 &settings.access_key_id,
                 &settings.secret_access_key,
@@ -501,8 +505,8 @@ fn parse_origin(url: &str) -> anyhow::Result<Origin> {
         .parse()
         .map_err(|e| anyhow::anyhow!("origin {url:?} is not a URL: {e}"))?;
     anyhow::ensure!(
-        uri.scheme_str() == Some("http"),
-        "origin {url}: only http:// origins are supported"
+        matches!(uri.scheme_str(), Some("http" | "https")),
+        "origin {url}: an origin is an http:// or https:// URL"
     );
     let authority = uri
         .authority()
@@ -515,8 +519,9 @@ fn parse_origin(url: &str) -> anyhow::Result<Origin> {
         matches!(uri.path(), "" | "/") && uri.query().is_none(),
         "origin {url}: an origin is a host and port; buckets come from the request path"
     );
+    let scheme = uri.scheme_str().unwrap_or("http");
     Ok(Origin {
-        url: format!("http://{authority}"),
+        url: format!("{scheme}://{authority}"),
         host: HeaderValue::from_str(authority.as_str())?,
         circuit: Mutex::new(Circuit::default()),
     })

@@ -137,6 +137,7 @@ async fn silent() -> String {
 
 fn settings(timeout: Duration, retry_after: Duration) -> OriginSettings {
     OriginSettings {
+        tls: super::tls::client_config(None, false).unwrap(),
         timeout,
         response_timeout: timeout,
         idle_timeout: timeout,
@@ -487,8 +488,8 @@ fn origin_urls_are_validated() {
     );
     for bad in [
         &[][..],
-        &["https://store:9000"],
         &["store:9000"],
+        &["ftp://store:9000"],
         &["http://store:9000/bucket"],
         &["http://store:9000?x=1"],
         &["http://key:secret@store:9000"],
