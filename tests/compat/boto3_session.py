@@ -9,6 +9,7 @@ import base64
 import hashlib
 import io
 import os
+import ssl
 import sys
 import urllib.request
 import uuid
@@ -167,7 +168,9 @@ def _():
         config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
     )
     url = v4.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "small.bin"}, ExpiresIn=300)
-    with urllib.request.urlopen(url) as resp:
+    # Over https, the CA the session trusts (AWS_CA_BUNDLE, as botocore reads it).
+    context = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE"))
+    with urllib.request.urlopen(url, context=context) as resp:
         assert resp.status == 200
         assert resp.read() == small
 

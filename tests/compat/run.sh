@@ -12,7 +12,10 @@
 # when_required, tests/compat/boto3_session.py and boto3_conditionals.py. Edge session: uploads
 # relayed (single and multipart), downloads cached (miss then hit, checked in the edge's
 # metrics), presign, sync, boto3_conditionals.py again through the edge; then both metrics
-# pages through prometheus_client's OpenMetrics parser.
+# pages through prometheus_client's OpenMetrics parser. HTTPS session: `outpost up --tls`, the
+# same uploads and downloads against its store and through its edge with the local CA as
+# AWS_CA_BUNDLE (over https the clients send aws-chunked bodies with trailing checksums), presign
+# + curl over HTTP/2, and the boto3 scripts over https.
 # Prints "N passed, M failed" and exits non-zero on any failure.
 set -euo pipefail
 
@@ -226,7 +229,51 @@ python_checks boto3_conditionals.py "$URL"
 check "both metrics pages parse with prometheus_client's OpenMetrics parser" \
   "$VENV/bin/python" "$REPO/tests/compat/metrics_page.py" "$STORE_URL" "$URL"
 
-for pid in "$STORE_PID" "$EDGE_PID"; do
+echo "== over https: outpost up --tls (store and edge; aws-cli and boto3 stream aws-chunked bodies with trailing checksums here)"
+UP_DATA="$WORK/up-tls"
+OUTPOST_ACCESS_KEY_ID="$AWS_ACCESS_KEY_ID" OUTPOST_SECRET_ACCESS_KEY="$AWS_SECRET_ACCESS_KEY" \
+  "$OUTPOST_BIN" up --tls --data "$UP_DATA" --listen 127.0.0.1:0 --edge-listen 127.0.0.1:0 \
+  >"$WORK/up.out" 2>"$WORK/up.err" &
+UP_PID=$!
+PIDS+=("$UP_PID")
+TLS_STORE_URL="" TLS_EDGE_URL=""
+for _ in $(seq 1 300); do
+  TLS_STORE_URL="$(sed -n 's/^outpost store listening on \(https[^ ]*\).*$/\1/p' "$WORK/up.out" | head -n1)"
+  TLS_EDGE_URL="$(sed -n 's/^outpost edge listening on \(https[^ ]*\).*$/\1/p' "$WORK/up.out" | head -n1)"
+  [[ -n "$TLS_EDGE_URL" ]] && break
+  kill -0 "$UP_PID" 2>/dev/null || { echo "outpost up --tls exited early:"; cat "$WORK/up.err"; exit 1; }
+  sleep 0.1
+done
+[[ -n "$TLS_EDGE_URL" ]] || { echo "outpost up --tls did not print its listening lines"; cat "$WORK/up.err"; exit 1; }
+echo "   store at $TLS_STORE_URL, edge at $TLS_EDGE_URL (pid $UP_PID)"
+# Both clients read the CA from here (aws-cli's --ca-bundle, botocore's verify).
+export AWS_CA_BUNDLE="$UP_DATA/tls/ca.pem"
+check "up --tls prints how to trust its CA" grep -q -- "--ca-bundle .*$UP_DATA/tls/ca.pem" "$WORK/up.out"
+for target in store edge; do
+  if [[ "$target" == store ]]; then URL="$TLS_STORE_URL"; else URL="$TLS_EDGE_URL"; fi
+  B4="${B}-tls-$target"
+  check "https $target: mb" aws_s3 s3 mb "s3://$B4"
+  check "https $target: cp small up" aws_s3 s3 cp "$WORK/small.txt" "s3://$B4/small.txt"
+  check "https $target: cp 40 MiB up (multipart)" aws_s3 s3 cp "$WORK/big.bin" "s3://$B4/big.bin"
+  check "https $target: sync tree up" aws_s3 s3 sync "$WORK/tree" "s3://$B4/tree/"
+  check "https $target: the store holds the exact bytes" bash -c '
+    "$0" --endpoint-url "$1" s3 cp "s3://$2/big.bin" "$3/big.tls" && [[ "$(sha256sum <"$3/big.tls")" == "$(sha256sum <"$3/big.bin")" ]] &&
+    "$0" --endpoint-url "$1" s3 cp "s3://$2/small.txt" "$3/small.tls" && [[ "$(sha256sum <"$3/small.tls")" == "$(sha256sum <"$3/small.txt")" ]]' \
+    "$AWS" "$TLS_STORE_URL" "$B4" "$WORK"
+  check "https $target: download 40 MiB and compare" bash -c '"$0" --endpoint-url "$1" s3 cp "s3://$2/big.bin" "$3/big.tls2" && [[ "$(sha256sum <"$3/big.tls2")" == "$(sha256sum <"$3/big.bin")" ]]' "$AWS" "$URL" "$B4" "$WORK"
+  check "https $target: sync tree down and diff" bash -c '"$0" --endpoint-url "$1" s3 sync "s3://$2/tree/" "$3/tree-tls-$4" && diff -r "$3/tree" "$3/tree-tls-$4"' "$AWS" "$URL" "$B4" "$WORK" "$target"
+  check "https $target: presign + curl --cacert over HTTP/2" bash -c '
+    u=$("$0" --endpoint-url "$1" s3 presign "s3://$2/small.txt" --expires-in 300)
+    v=$(curl -fsS --http2 --cacert "$AWS_CA_BUNDLE" -o "$3/presigned.tls" -w "%{http_version}" "$u") && echo "HTTP/$v" &&
+    [[ "$v" == 2 ]] && [[ "$(sha256sum <"$3/presigned.tls")" == "$(sha256sum <"$3/small.txt")" ]]' "$AWS" "$URL" "$B4" "$WORK"
+  check "https $target: rb --force" aws_s3 s3 rb --force "s3://$B4"
+done
+echo "== boto3 over https (store, then through the edge)"
+python_checks boto3_session.py "$TLS_STORE_URL"
+python_checks boto3_conditionals.py "$TLS_EDGE_URL"
+unset AWS_CA_BUNDLE
+
+for pid in "$STORE_PID" "$EDGE_PID" "$UP_PID"; do
   if ! kill -0 "$pid" 2>/dev/null; then
     FAILED=$((FAILED + 1)); FAILURES+=("a server process (pid $pid) died during the session")
   fi
@@ -236,7 +283,7 @@ echo
 echo "$PASSED passed, $FAILED failed"
 if (( FAILED > 0 )); then
   printf '  failed: %s\n' "${FAILURES[@]}"
-  for kind in store edge; do
+  for kind in store edge up; do
     echo "-- $kind stderr (tail) --"; tail -n 40 "$WORK/$kind.err" 2>/dev/null || true
   done
   exit 1
