@@ -140,7 +140,7 @@ fn authenticate_root(s3: &S3, parts: &http::request::Parts) -> Result<Payload> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateKey {
     name: String,
