@@ -209,7 +209,7 @@ async fn change(s3: &S3, name: &str, allow: bool, body: &[u8]) -> Result<Arc<Key
         write: rights.write,
         owner: rights.owner,
     };
-    let on_bucket = grant != Grant::default();
+    let on_bucket = !grant.is_none();
     if rights.bucket.is_some() != on_bucket || !(on_bucket || rights.create_bucket) {
         return Err(Error::msg(
             Code::InvalidArgument,

@@ -4,9 +4,7 @@
 //! source, and operations no grant covers (root only). A refusal is AccessDenied, whether or
 //! not the object or bucket exists.
 
-use aws_sdk_s3::types::{
-    CompletedMultipartUpload, IndexDocument, Tag, Tagging, WebsiteConfiguration,
-};
+use aws_sdk_s3::types::{IndexDocument, Tag, Tagging, WebsiteConfiguration};
 
 use crate::common::keys::{create_key, key_ok};
 use crate::common::*;
@@ -98,16 +96,11 @@ async fn write_is_refused_then_allowed() {
     );
     // The root's upload is not the key's to add parts to or abort either.
     let upload = start_upload(&f.root, b, "m").await;
-    refused(
-        app.upload_part()
-            .bucket(b)
-            .key("m")
-            .upload_id(&upload)
-            .part_number(1)
-            .body(body(b"p".to_vec()))
-            .send()
-            .await,
-    );
+    let part = || {
+        let part = app.upload_part().bucket(b).key("m").upload_id(&upload);
+        part.part_number(1).body(body(b"p".to_vec())).send()
+    };
+    refused(part().await);
     refused(
         app.abort_multipart_upload()
             .bucket(b)
@@ -119,32 +112,8 @@ async fn write_is_refused_then_allowed() {
 
     f.allow(b, &["--write"]);
     put_bytes(app, b, "n", b"x").await;
-    let part = app
-        .upload_part()
-        .bucket(b)
-        .key("m")
-        .upload_id(&upload)
-        .part_number(1)
-        .body(body(b"p".to_vec()))
-        .send()
-        .await
-        .unwrap();
-    let done = CompletedMultipartUpload::builder()
-        .parts(
-            aws_sdk_s3::types::CompletedPart::builder()
-                .part_number(1)
-                .e_tag(part.e_tag().unwrap())
-                .build(),
-        )
-        .build();
-    app.complete_multipart_upload()
-        .bucket(b)
-        .key("m")
-        .upload_id(&upload)
-        .multipart_upload(done)
-        .send()
-        .await
-        .unwrap();
+    let parts = upload_parts(app, b, "m", &upload, &[b"p"]).await;
+    complete_upload(app, b, "m", &upload, parts).await;
     app.delete_object().bucket(b).key("o").send().await.unwrap();
     assert_eq!(object_bytes(&f.root, b, "m").await, b"p");
 }
@@ -220,71 +189,33 @@ async fn a_copy_needs_read_on_its_source() {
     let (app, src) = (&f.app, f.bucket.as_str());
     let dst = f.store.bucket(&f.root, "dst").await;
     f.allow(&dst, &["--read", "--write"]);
-    let source = format!("{src}/o");
-    refused(
+    let upload = start_upload(app, &dst, "u").await;
+    let copy = |key: &str| {
+        let source = format!("{src}/{key}");
         app.copy_object()
             .bucket(&dst)
             .key("c")
-            .copy_source(&source)
+            .copy_source(source)
             .send()
-            .await,
-    );
-    let upload = app
-        .create_multipart_upload()
-        .bucket(&dst)
-        .key("u")
-        .send()
-        .await
-        .unwrap();
-    let upload = upload.upload_id().unwrap();
-    refused(
-        app.upload_part_copy()
+    };
+    let copy_part = || {
+        let part = app
+            .upload_part_copy()
             .bucket(&dst)
             .key("u")
-            .upload_id(upload)
-            .part_number(1)
-            .copy_source(&source)
-            .send()
-            .await,
-    );
+            .upload_id(&upload);
+        part.part_number(1).copy_source(format!("{src}/o")).send()
+    };
+    refused(copy("o").await);
+    refused(copy_part().await);
     // Nor does a missing source say it is missing.
-    refused(
-        app.copy_object()
-            .bucket(&dst)
-            .key("c")
-            .copy_source(format!("{src}/none"))
-            .send()
-            .await,
-    );
+    refused(copy("none").await);
 
     f.allow(src, &["--read"]);
-    app.copy_object()
-        .bucket(&dst)
-        .key("c")
-        .copy_source(&source)
-        .send()
-        .await
-        .unwrap();
+    copy("o").await.unwrap();
     assert_eq!(object_bytes(&f.root, &dst, "c").await, b"hello");
-    app.upload_part_copy()
-        .bucket(&dst)
-        .key("u")
-        .upload_id(upload)
-        .part_number(1)
-        .copy_source(&source)
-        .send()
-        .await
-        .unwrap();
-    assert_sdk_err(
-        app.copy_object()
-            .bucket(&dst)
-            .key("c")
-            .copy_source(format!("{src}/none"))
-            .send()
-            .await,
-        404,
-        "NoSuchKey",
-    );
+    copy_part().await.unwrap();
+    assert_sdk_err(copy("none").await, 404, "NoSuchKey");
 }
 
 /// An operation no grant covers (one the store does not implement) is the root key's alone:

@@ -229,14 +229,6 @@ fn require_key(
     }
 }
 
-/// The directory's key `name`, as the commit that changed it left it.
-fn changed(name: &str, directory: &Directory) -> Result<Arc<Key>> {
-    directory
-        .by_name(name)
-        .cloned()
-        .ok_or_else(|| Error::internal(anyhow::anyhow!("key {name} missing after its change")))
-}
-
 impl Engine {
     /// The live directory of keys, for the protocol's keyring.
     pub fn key_view(&self) -> KeyView {
@@ -251,39 +243,34 @@ impl Engine {
     /// A new key named `name` with no rights, its access key id and secret generated from
     /// the thread CSPRNG. AlreadyExists if the name is taken. Name validation is the caller's.
     pub async fn create_key(&self, name: &str, edge: bool) -> Result<Arc<Key>> {
-        let name = name.to_owned();
-        let (_, directory) = write_keys(&self.inner, {
-            let name = name.clone();
-            move |txn| {
-                let mut keys = txn.open_table(KEYS)?;
-                if keys.get(name.as_str())?.is_some() {
-                    return Err(Error::new(Kind::AlreadyExists));
-                }
-                let mut taken = Vec::new();
-                for entry in keys.iter()? {
-                    taken.push(index::decode::<KeyRecord>(entry?.1.value())?.access_key_id);
-                }
-                let mut rng = rand::rng();
-                let access_key_id = loop {
-                    let id = format!("OK{}", Alphanumeric.sample_string(&mut rng, 18));
-                    let id = id.to_uppercase();
-                    if !taken.contains(&id) {
-                        break id;
-                    }
-                };
-                let record = KeyRecord {
-                    access_key_id,
-                    secret: SecretKey::new(Alphanumeric.sample_string(&mut rng, SECRET_LEN)),
-                    edge,
-                    create_bucket: false,
-                    created_ms: index::now_ms(),
-                };
-                keys.insert(name.as_str(), index::encode(&record)?.as_slice())?;
-                Ok(())
+        self.write_key(name, move |txn, name| {
+            let mut keys = txn.open_table(KEYS)?;
+            if keys.get(name)?.is_some() {
+                return Err(Error::new(Kind::AlreadyExists));
             }
+            let mut taken = Vec::new();
+            for entry in keys.iter()? {
+                taken.push(index::decode::<KeyRecord>(entry?.1.value())?.access_key_id);
+            }
+            let mut rng = rand::rng();
+            let access_key_id = loop {
+                let id = format!("OK{}", Alphanumeric.sample_string(&mut rng, 18));
+                let id = id.to_uppercase();
+                if !taken.contains(&id) {
+                    break id;
+                }
+            };
+            let record = KeyRecord {
+                access_key_id,
+                secret: SecretKey::new(Alphanumeric.sample_string(&mut rng, SECRET_LEN)),
+                edge,
+                create_bucket: false,
+                created_ms: index::now_ms(),
+            };
+            keys.insert(name, index::encode(&record)?.as_slice())?;
+            Ok(())
         })
-        .await?;
-        changed(&name, &directory)
+        .await
     }
 
     /// Deletes the key and its grants in one transaction. NotFound(AccessKey) if absent.
@@ -317,40 +304,25 @@ impl Engine {
     /// Adds the rights set in `rights` to the key's grant on `bucket`. NotFound(AccessKey),
     /// NotFound(Bucket).
     pub async fn allow(&self, name: &str, bucket: &str, rights: Grant) -> Result<Arc<Key>> {
-        self.regrant(name, bucket, move |g| Grant {
-            read: g.read || rights.read,
-            write: g.write || rights.write,
-            owner: g.owner || rights.owner,
-        })
-        .await
+        self.regrant(name, bucket, move |g| g.with(rights)).await
     }
 
     /// Removes the rights set in `rights` from the key's grant on `bucket` (a grant left with
     /// none is deleted). NotFound(AccessKey); a bucket it holds nothing on is no error.
     pub async fn deny(&self, name: &str, bucket: &str, rights: Grant) -> Result<Arc<Key>> {
-        self.regrant(name, bucket, move |g| Grant {
-            read: g.read && !rights.read,
-            write: g.write && !rights.write,
-            owner: g.owner && !rights.owner,
-        })
-        .await
+        self.regrant(name, bucket, move |g| g.without(rights)).await
     }
 
     /// Gives or takes the key's right to create buckets. NotFound(AccessKey).
     pub async fn set_create_bucket(&self, name: &str, allowed: bool) -> Result<Arc<Key>> {
-        let name = name.to_owned();
-        let (_, directory) = write_keys(&self.inner, {
-            let name = name.clone();
-            move |txn| {
-                let mut keys = txn.open_table(KEYS)?;
-                let mut record = require_key(&keys, &name)?;
-                record.create_bucket = allowed;
-                keys.insert(name.as_str(), index::encode(&record)?.as_slice())?;
-                Ok(())
-            }
+        self.write_key(name, move |txn, name| {
+            let mut keys = txn.open_table(KEYS)?;
+            let mut record = require_key(&keys, name)?;
+            record.create_bucket = allowed;
+            keys.insert(name, index::encode(&record)?.as_slice())?;
+            Ok(())
         })
-        .await?;
-        changed(&name, &directory)
+        .await
     }
 
     async fn regrant(
@@ -359,31 +331,44 @@ impl Engine {
         bucket: &str,
         change: impl FnOnce(Grant) -> Grant + Send + 'static,
     ) -> Result<Arc<Key>> {
-        let (name, bucket) = (name.to_owned(), bucket.to_owned());
+        let bucket = bucket.to_owned();
+        self.write_key(name, move |txn, name| {
+            let id = require_key(&txn.open_table(KEYS)?, name)?.access_key_id;
+            let mut grants = txn.open_table(GRANTS)?;
+            let current: Grant = match grants.get((id.as_str(), bucket.as_str()))? {
+                Some(v) => index::decode(v.value())?,
+                None => Grant::default(),
+            };
+            let next = change(current);
+            if next.is_none() {
+                grants.remove((id.as_str(), bucket.as_str()))?;
+            } else {
+                // A grant names a bucket that exists: one deleted took its grants along, and
+                // a grant never waits for a bucket of that name to be created.
+                index::require_bucket(&txn.open_table(BUCKETS)?, &bucket)?;
+                let row = index::encode(&next)?;
+                grants.insert((id.as_str(), bucket.as_str()), row.as_slice())?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Runs `change` on the key `name` ([`write_keys`]); the key as the commit left it.
+    async fn write_key<F>(&self, name: &str, change: F) -> Result<Arc<Key>>
+    where
+        F: FnOnce(&WriteTransaction, &str) -> Result<()> + Send + 'static,
+    {
+        let name = name.to_owned();
         let (_, directory) = write_keys(&self.inner, {
             let name = name.clone();
-            move |txn| {
-                let id = require_key(&txn.open_table(KEYS)?, &name)?.access_key_id;
-                let mut grants = txn.open_table(GRANTS)?;
-                let current: Grant = match grants.get((id.as_str(), bucket.as_str()))? {
-                    Some(v) => index::decode(v.value())?,
-                    None => Grant::default(),
-                };
-                let next = change(current);
-                if next == Grant::default() {
-                    grants.remove((id.as_str(), bucket.as_str()))?;
-                } else {
-                    // A grant names a bucket that exists: one deleted took its grants along,
-                    // and a grant never waits for a bucket of that name to be created.
-                    index::require_bucket(&txn.open_table(BUCKETS)?, &bucket)?;
-                    let row = index::encode(&next)?;
-                    grants.insert((id.as_str(), bucket.as_str()), row.as_slice())?;
-                }
-                Ok(())
-            }
+            move |txn| change(txn, &name)
         })
         .await?;
-        changed(&name, &directory)
+        directory
+            .by_name(&name)
+            .cloned()
+            .ok_or_else(|| Error::internal(anyhow::anyhow!("key {name} missing after its change")))
     }
 
     /// Creates a bucket owned by the key `owner` (an access key id), which gets read, write
@@ -410,12 +395,7 @@ impl Engine {
                 owner: Some(owner.clone()),
             };
             index::insert_new_bucket(txn, &name, &record)?;
-            let all = Grant {
-                read: true,
-                write: true,
-                owner: true,
-            };
-            let row = index::encode(&all)?;
+            let row = index::encode(&Grant::ALL)?;
             txn.open_table(GRANTS)?
                 .insert((owner.as_str(), name.as_str()), row.as_slice())?;
             Ok(())

@@ -53,16 +53,8 @@ mod tests {
         route::route(&method, None, path, &query, copy_source, None).unwrap()
     }
 
-    const READ: Grant = Grant {
-        read: true,
-        write: false,
-        owner: false,
-    };
-    const WRITE: Grant = Grant {
-        read: false,
-        write: true,
-        owner: false,
-    };
+    const READ: Grant = Grant::READ;
+    const WRITE: Grant = Grant::WRITE;
 
     #[test]
     fn each_class_needs_its_right_on_the_bucket() {

@@ -4,21 +4,9 @@
 use super::*;
 use crate::access::Grant;
 
-const READ: Grant = Grant {
-    read: true,
-    write: false,
-    owner: false,
-};
-const WRITE: Grant = Grant {
-    read: false,
-    write: true,
-    owner: false,
-};
-const ALL: Grant = Grant {
-    read: true,
-    write: true,
-    owner: true,
-};
+const READ: Grant = Grant::READ;
+const WRITE: Grant = Grant::WRITE;
+const ALL: Grant = Grant::ALL;
 
 #[tokio::test]
 async fn a_key_is_created_with_no_rights_and_a_fresh_secret() {
@@ -59,7 +47,7 @@ async fn grants_are_added_and_taken_per_right() {
         READ
     );
     let both = engine.allow("app", "b", WRITE).await.unwrap();
-    assert_eq!(both.grant("b"), READ.union(WRITE));
+    assert_eq!(both.grant("b"), READ.with(WRITE));
     assert_eq!(
         engine.deny("app", "b", READ).await.unwrap().grant("b"),
         WRITE
@@ -230,18 +218,4 @@ async fn grant_rows(engine: &Engine) -> Vec<(String, String)> {
         })
         .await
         .unwrap()
-}
-
-trait Union {
-    fn union(self, other: Grant) -> Grant;
-}
-
-impl Union for Grant {
-    fn union(self, other: Grant) -> Grant {
-        Grant {
-            read: self.read || other.read,
-            write: self.write || other.write,
-            owner: self.owner || other.owner,
-        }
-    }
 }
