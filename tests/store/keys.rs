@@ -243,3 +243,34 @@ async fn the_secret_is_shown_once_and_never_logged() {
         );
     }
 }
+
+#[tokio::test]
+async fn without_root_credentials_the_cli_says_what_to_set() {
+    let store = TestStore::start();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_outpost"))
+        .args(["key", "list", "--endpoint", &store.url])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("AWS_ACCESS_KEY_ID") && err.contains("outpost credentials"),
+        "{err}"
+    );
+    // Wrong credentials are the store's refusal, said plainly.
+    let (id, secret) = create_key(&store, "not-root", &[]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_outpost"))
+        .args(["key", "list", "--endpoint", &store.url])
+        .env_clear()
+        .env("AWS_ACCESS_KEY_ID", &id)
+        .env("AWS_SECRET_ACCESS_KEY", &secret)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("root key only") && err.contains("AccessDenied"),
+        "{err}"
+    );
+}
