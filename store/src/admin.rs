@@ -56,12 +56,18 @@ pub async fn handle(
     let (status, answer) = match answer(&s3, &parts, body).await {
         Ok(answer) => answer,
         Err(e) => {
-            tracing::debug!(request_id = id, path = parts.uri.path(), error = ?e, "admin request refused");
+            let path = parts.uri.path();
+            if e.code == Code::InternalError {
+                tracing::error!(request_id = id, path, error = ?e, "admin request failed");
+            } else {
+                tracing::debug!(request_id = id, path, error = ?e, "admin request refused");
+            }
             let body = json!({ "code": e.code.as_str(), "message": e.message() });
             (e.code.status(), body)
         }
     };
     let mut answer = answer;
+    // The id the log lines of this call carry.
     answer["request_id"] = Value::String(id.clone());
     let text = answer.to_string();
     let mut response = http::Response::builder()

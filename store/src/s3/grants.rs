@@ -97,4 +97,42 @@ mod tests {
             &part
         ));
     }
+
+    /// An operation that asks who signed (ListBuckets filters, CreateBucket records an owner)
+    /// refuses a key deleted since it was authorised, rather than take it for the root key.
+    #[tokio::test]
+    async fn a_key_deleted_after_authorisation_is_not_taken_for_the_root_key() {
+        use crate::s3::auth::{Credentials, Keyring};
+        use crate::s3::context::Access;
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::StoreConfig {
+            data_dir: dir.path().to_owned(),
+            ..Default::default()
+        };
+        let engine = crate::engine::Engine::open(crate::engine::EngineConfig {
+            data_dir: dir.path().to_owned(),
+            max_object_size: 1 << 20,
+            stale_upload_age: std::time::Duration::from_secs(60),
+        })
+        .await
+        .unwrap();
+        let root = Credentials {
+            access_key_id: "ROOT".into(),
+            secret: crate::secret::SecretKey::new("s"),
+        };
+        let s3 = crate::s3::S3 {
+            keyring: Keyring::new([root]).with_index(engine.key_view()),
+            engine,
+            config,
+            metrics: crate::metrics::Metrics::new("test"),
+            owner_id: "ROOT".into(),
+        };
+        let key = s3.engine.create_key("app", false).await.unwrap();
+        let signed = Access::Signed(key.access_key_id.clone());
+        assert_eq!(s3.signer(&signed).unwrap().unwrap().name, "app");
+        assert!(s3.signer(&Access::Signed("ROOT".into())).unwrap().is_none());
+        s3.engine.delete_key("app").await.unwrap();
+        let refused = s3.signer(&signed).unwrap_err();
+        assert_eq!(refused.code, crate::error::Code::AccessDenied);
+    }
 }

@@ -201,13 +201,17 @@ impl S3 {
             .is_some_and(|key| grants::permits(key, route))
     }
 
-    /// The index key that signed a request (None for the root key and anonymous requests).
-    pub fn signer(&self, access: &Access) -> Option<std::sync::Arc<crate::engine::keys::Key>> {
+    /// The index key that signed a request: None for the root key (and anonymous requests,
+    /// which never reach the operations that ask); AccessDenied for a key deleted since it
+    /// was authorised (never taken for the root key).
+    pub fn signer(&self, access: &Access) -> Result<Option<Arc<crate::engine::keys::Key>>> {
         match access {
             Access::Signed(id) if !self.keyring.is_root(id) => {
-                self.engine.keys().by_access_key(id).cloned()
+                let keys = self.engine.keys();
+                let key = keys.by_access_key(id).cloned();
+                key.map(Some).ok_or_else(|| Error::new(Code::AccessDenied))
             }
-            _ => None,
+            _ => Ok(None),
         }
     }
 }

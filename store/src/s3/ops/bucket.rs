@@ -21,7 +21,7 @@ pub async fn list_buckets(s3: &S3, req: Req, p: ListBucketsParams) -> Result<Res
     } else {
         Vec::new()
     };
-    let signer = s3.signer(&req.access);
+    let signer = s3.signer(&req.access)?;
     let mut selected = buckets
         .iter()
         .filter(|b| {
@@ -72,7 +72,7 @@ pub async fn create_bucket(s3: &S3, mut req: Req) -> Result<Response> {
         ..BucketSettings::default()
     };
     // A key other than the root owns what it creates; the root key owns every bucket.
-    let signer = s3.signer(&req.access);
+    let signer = s3.signer(&req.access)?;
     let created = match &signer {
         Some(key) => {
             let owner = &key.access_key_id;
