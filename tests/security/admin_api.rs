@@ -248,3 +248,29 @@ async fn admin_errors_are_json_with_their_status() {
     }
     assert_eq!(names(&store), ["taken"]);
 }
+
+/// Racing creations of one name make one key: one caller gets its secret, the others 409.
+#[tokio::test]
+async fn concurrent_creations_of_one_name_make_one_key() {
+    let store = TestStore::start();
+    let mut calls = Vec::new();
+    for _ in 0..8 {
+        let call = admin("POST", "keys", r#"{"name":"raced"}"#).sign(&store);
+        calls.push(call.send(&store));
+    }
+    let answers = futures::future::join_all(calls).await;
+    let mut statuses: Vec<u16> = answers.iter().map(|r| r.status).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 409, 409, 409, 409, 409, 409, 409]);
+    let secrets: Vec<String> = answers
+        .iter()
+        .filter_map(|r| serde_json::from_slice::<serde_json::Value>(&r.body).ok())
+        .filter_map(|v| v["secret_access_key"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        secrets.len(),
+        1,
+        "one secret, in the one answer that created the key"
+    );
+    assert_eq!(names(&store), ["raced"]);
+}
