@@ -1,10 +1,12 @@
 //! `outpost`: the one binary. `outpost store` runs the S3-compatible store, `outpost edge` a
 //! caching edge in front of stores, and `outpost up` both in one process for a laptop (local
 //! data directory, printed credentials and endpoints). `outpost speedtest` compares uploads
-//! straight to a store with uploads through an edge.
+//! straight to a store with uploads through an edge. `outpost key ...` manages access keys
+//! and grants through a running store's admin API.
 //!
 //! Configuration is layered: TOML file (`--config`) → environment (`OUTPOST_*`) → flags.
 
+mod keys;
 mod speedtest;
 
 use std::net::SocketAddr;
@@ -44,6 +46,9 @@ enum Command {
     Speedtest(speedtest::SpeedtestArgs),
     /// Print the root credentials as shell `export` lines (`eval "$(outpost credentials)"`).
     Credentials(CredentialsArgs),
+    /// Manage access keys and their grants on a running store (with the root credentials
+    /// from the environment).
+    Key(keys::KeyArgs),
 }
 
 #[derive(Args)]
@@ -315,6 +320,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Speedtest(args) => speedtest::run(args).await,
+        Command::Key(args) => keys::run(args).await,
         Command::Credentials(args) => {
             print!("{}", args.exports()?);
             Ok(())

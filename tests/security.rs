@@ -10,6 +10,8 @@
 #[path = "common/mod.rs"]
 mod common;
 
+#[path = "security/admin_api.rs"]
+mod admin_api;
 #[path = "security/conditional_delete.rs"]
 mod conditional_delete;
 #[path = "security/disk_full.rs"]

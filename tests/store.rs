@@ -33,6 +33,10 @@ mod crash;
 mod crash_small;
 #[path = "store/errors.rs"]
 mod errors;
+#[path = "store/grants.rs"]
+mod grants;
+#[path = "store/keys.rs"]
+mod keys;
 #[path = "store/listing.rs"]
 mod listing;
 #[path = "store/multipart.rs"]

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use axum::extract::State;
-use axum::routing::get;
+use axum::routing::{any, get};
 use rand::distr::{Alphanumeric, SampleString};
 use serde::{Deserialize, Serialize};
 
@@ -30,7 +30,7 @@ pub struct Store {
 
 impl Store {
     /// Opens the engine under `config.data_dir` (sweeping what a crash left) with `root` as
-    /// the one accepted identity.
+    /// the root key; the index's keys are accepted too, with the rights their grants give.
     pub async fn open(config: StoreConfig, root: Credentials) -> anyhow::Result<Store> {
         let engine = Engine::open(EngineConfig {
             data_dir: config.data_dir.clone(),
@@ -40,18 +40,20 @@ impl Store {
         .await
         .with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;
         let s3 = S3 {
-            engine,
             owner_id: root.access_key_id.clone(),
-            keyring: Keyring::new([root]),
+            keyring: Keyring::new([root]).with_index(engine.key_view()),
+            engine,
             config,
             metrics: Metrics::new("outpost_s3"),
         };
         Ok(Store { s3: Arc::new(s3) })
     }
 
-    /// `/_outpost/health`, `/_outpost/metrics`, and the S3 API for everything else.
+    /// `/_outpost/health`, `/_outpost/metrics`, the admin API (`/_outpost/admin/...`), and the
+    /// S3 API for everything else.
     pub fn router(&self) -> axum::Router {
         axum::Router::new()
+            .route("/_outpost/admin/{*call}", any(crate::admin::handle))
             .route("/_outpost/health", get(health))
             .route("/_outpost/ready", get(ready))
             .route("/_outpost/metrics", get(metrics))

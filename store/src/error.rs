@@ -35,9 +35,12 @@ macro_rules! codes {
 
 codes! {
     AccessDenied => FORBIDDEN, "Access Denied";
+    // Not an S3 code: the admin API's answer to a key name already in use.
+    AccessKeyAlreadyExists => CONFLICT, "An access key with this name already exists.";
     AuthorizationHeaderMalformed => BAD_REQUEST, "The authorization header is malformed.";
     AuthorizationQueryParametersError => BAD_REQUEST, "Error parsing the X-Amz-Credential parameter.";
     BadDigest => BAD_REQUEST, "The Content-MD5 or checksum value that you specified did not match what the server received.";
+    BucketAlreadyExists => CONFLICT, "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again.";
     BucketAlreadyOwnedByYou => CONFLICT, "Your previous request to create the named bucket succeeded and you already own it.";
     BucketNotEmpty => CONFLICT, "The bucket you tried to delete is not empty.";
     EntityTooLarge => BAD_REQUEST, "Your proposed upload exceeds the maximum allowed object size.";
@@ -60,11 +63,15 @@ codes! {
     InvalidStorageClass => BAD_REQUEST, "The storage class you specified is not valid";
     InvalidURI => BAD_REQUEST, "Couldn't parse the specified URI.";
     KeyTooLongError => BAD_REQUEST, "Your key is too long.";
+    // Not an S3 code: an admin API request body that is not the JSON it expects.
+    MalformedJSON => BAD_REQUEST, "The request body is not the JSON this call expects.";
     MalformedPolicy => BAD_REQUEST, "Policies must be valid JSON and the first byte must be '{'";
     MalformedXML => BAD_REQUEST, "The XML you provided was not well-formed or did not validate against our published schema.";
     MetadataTooLarge => BAD_REQUEST, "Your metadata headers exceed the maximum allowed metadata size.";
     MethodNotAllowed => METHOD_NOT_ALLOWED, "The specified method is not allowed against this resource.";
     MissingContentLength => LENGTH_REQUIRED, "You must provide the Content-Length HTTP header.";
+    // Not an S3 code: the admin API's answer for a key name no key has.
+    NoSuchAccessKey => NOT_FOUND, "The access key does not exist.";
     NoSuchBucket => NOT_FOUND, "The specified bucket does not exist.";
     NoSuchBucketPolicy => NOT_FOUND, "The bucket policy does not exist.";
     NoSuchKey => NOT_FOUND, "The specified key does not exist.";

@@ -9,14 +9,15 @@
 //! ─► authenticate ─► authorise ─► verified body) are the protocol kit: the edge answers
 //! through the same two steps, with its own `s3::context::FrontEnd`.
 //!
-//! Modules: [`access`] (who may do what: the one access decision), [`app`] (assembly: engine + protocol + admin endpoints), [`config`], [`error`]
+//! Modules: [`access`] (who may do what: the one access decision), [`admin`] (the admin API: keys and grants), [`app`] (assembly: engine + protocol + admin endpoints), [`config`], [`error`]
 //! (the one S3 error type), [`engine`] (storage: index + blobs, its own error kinds, durable
 //! writes for the store and the edge), [`s3`] (protocol: routing, auth, operations, XML; the
 //! engine's error kinds become S3 codes in `s3/engine_errors.rs`), [`server`] (accept loop
 //! and connection caps),
-//! [`metrics`], [`fuzzing`] (entry points of the fuzz targets and their CI smoke run).
+//! [`metrics`], [`secret`] (a secret key that never prints), [`fuzzing`] (entry points of the fuzz targets and their CI smoke run).
 
 pub mod access;
+pub mod admin;
 pub mod app;
 pub mod config;
 pub mod engine;
@@ -24,6 +25,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod metrics;
 pub mod s3;
+pub mod secret;
 pub mod server;
 pub mod tls;
 

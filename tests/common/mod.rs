@@ -9,6 +9,7 @@
 
 pub mod faulty;
 pub mod hash;
+pub mod keys;
 pub mod logs;
 pub mod raw;
 pub mod tls;

@@ -9,7 +9,8 @@
 # $REPO/.venv-compat and builds the binary if OUTPOST_BIN does not exist. Store session: mb, cp
 # small and 40 MiB multipart, sync of a nested tree, ls, presign + curl, download and compare,
 # rm --recursive, rb, the 40 MiB upload again with AWS_REQUEST_CHECKSUM_CALCULATION=
-# when_required, tests/compat/boto3_session.py and boto3_conditionals.py. Edge session: uploads
+# when_required, tests/compat/boto3_session.py, boto3_conditionals.py and keys_session.py
+# (access keys through `outpost key`, used by aws-cli and boto3). Edge session: uploads
 # relayed (single and multipart), downloads cached (miss then hit, checked in the edge's
 # metrics), presign, sync, boto3_conditionals.py again through the edge; then both metrics
 # pages through prometheus_client's OpenMetrics parser. HTTPS session: `outpost up --tls`, the
@@ -182,6 +183,8 @@ echo "== boto3 session"
 python_checks boto3_session.py "$STORE_URL"
 echo "== boto3 conditional reads against the store"
 python_checks boto3_conditionals.py "$STORE_URL"
+echo "== access keys with aws-cli and boto3 (outpost key ...)"
+OUTPOST_BIN="$OUTPOST_BIN" python_checks keys_session.py "$STORE_URL"
 
 echo "== aws-cli through an edge in front of the store (reads cached, writes relayed)"
 start edge --origin "$STORE_URL" --cache-dir "$WORK/edge-cache"

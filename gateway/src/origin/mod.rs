@@ -36,7 +36,8 @@ use axum::body::Body;
 use http::{HeaderMap, HeaderValue, Method};
 
 use failover::{Admission, Circuit, Fault, Transition};
-use sign::Signer;
+// Also what `outpost key ...` signs its admin calls with and sends them through.
+pub use sign::Signer;
 
 /// How an origin group reaches and signs for its stores.
 #[derive(Clone)]
@@ -98,7 +99,7 @@ pub struct OriginRequest {
 /// An origin's answer, its body streaming from the origin connection (and failing when the
 /// origin stalls).
 pub type OriginResponse = http::Response<OriginBody>;
-pub use client::{OriginBody, OriginBodyError};
+pub use client::{OriginBody, OriginBodyError, pool};
 pub use error::{NoAnswer, OriginError, client_error};
 
 /// An origin's answer for the edge's client, as it streams, without the origin's per-hop

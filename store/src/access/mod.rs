@@ -60,6 +60,49 @@ impl Grant {
     }
 }
 
+/// Grants as `outpost key allow/deny` add and take them.
+impl Grant {
+    pub const READ: Grant = Grant {
+        read: true,
+        write: false,
+        owner: false,
+    };
+    pub const WRITE: Grant = Grant {
+        read: false,
+        write: true,
+        owner: false,
+    };
+    /// What a key gets on a bucket it creates.
+    pub const ALL: Grant = Grant {
+        read: true,
+        write: true,
+        owner: true,
+    };
+
+    /// These rights and those of `more`.
+    pub fn with(self, more: Grant) -> Grant {
+        Grant {
+            read: self.read || more.read,
+            write: self.write || more.write,
+            owner: self.owner || more.owner,
+        }
+    }
+
+    /// These rights but those of `less`.
+    pub fn without(self, less: Grant) -> Grant {
+        Grant {
+            read: self.read && !less.read,
+            write: self.write && !less.write,
+            owner: self.owner && !less.owner,
+        }
+    }
+
+    /// No right at all.
+    pub fn is_none(self) -> bool {
+        self == Grant::default()
+    }
+}
+
 /// The ARN a policy's `Resource` is matched against: the bucket's, or one object's.
 pub fn resource_arn(bucket: &str, key: &str) -> String {
     match (bucket, key) {
@@ -90,6 +133,16 @@ mod tests {
         };
         assert!(!all.covers(Class::CreateBucket));
         assert!(!all.covers(Class::Root));
+    }
+
+    #[test]
+    fn rights_are_added_and_taken_one_by_one() {
+        let rw = Grant::READ.with(Grant::WRITE);
+        assert_eq!((rw.read, rw.write, rw.owner), (true, true, false));
+        assert_eq!(rw.without(Grant::READ), Grant::WRITE);
+        assert_eq!(Grant::ALL.without(Grant::ALL), Grant::default());
+        assert!(Grant::WRITE.without(Grant::WRITE).is_none());
+        assert!(!Grant::READ.without(Grant::WRITE).is_none());
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub enum What {
     Key,
     /// A multipart upload (unknown, aborted, completed long ago, or of another key).
     Upload,
+    /// An access key, by name or id (`engine/keys.rs`).
+    AccessKey,
 }
 
 /// Request rules the engine enforces.
@@ -48,7 +50,7 @@ pub enum Invalid {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     NotFound(What),
-    /// The bucket to create exists (buckets are the only thing the engine creates by name).
+    /// The bucket, or the access key name, to create exists.
     AlreadyExists,
     /// A bucket that still holds objects cannot be deleted.
     NotEmpty,

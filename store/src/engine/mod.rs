@@ -5,6 +5,7 @@
 //!          ├─► multipart.rs  uploads and parts; a completed upload's segments are its part blobs
 //!          ├─► index.rs      redb: buckets, objects (bucket,key), uploads, parts — ordered, ACID;
 //!          │                 small bodies inline; group commit of concurrent writes
+//!          ├─► keys.rs       access keys, grants, bucket owners; the live key directory
 //!          ├─► blobs.rs      object_store: immutable blobs named by generated ids, never by keys
 //!          ├─► durable.rs    StagedFile: staging file → fsync → rename → fsync dir, removed on drop;
 //!          │                 directories that survive a power cut (fsync of parents)
@@ -36,6 +37,7 @@ pub mod checksum;
 pub mod durable;
 mod error;
 pub mod index;
+pub mod keys;
 pub mod multipart;
 mod objects;
 pub mod space;
@@ -284,6 +286,8 @@ struct Inner {
     cfg: EngineConfig,
     index: index::Index,
     blobs: blobs::Blobs,
+    /// The keys and grants as the last committed change left them (see keys.rs).
+    keys: keys::KeyView,
 }
 
 impl Engine {
@@ -296,9 +300,15 @@ impl Engine {
         let index = index::Index::open(&data_dir.join("index.redb")).await?;
         let blobs = blobs::Blobs::local(data_dir.join("blobs")).await?;
         let report = sweep::sweep_orphans(&index, &blobs).await?;
+        let keys = keys::open_view(&index).await?;
         tracing::debug!(?report, "engine opened");
         Ok(Engine {
-            inner: std::sync::Arc::new(Inner { cfg, index, blobs }),
+            inner: std::sync::Arc::new(Inner {
+                cfg,
+                index,
+                blobs,
+                keys,
+            }),
         })
     }
 
@@ -364,38 +374,34 @@ impl Engine {
         self.inner
             .index
             .write(move |txn| {
-                let mut buckets = txn.open_table(index::BUCKETS)?;
-                if index::get_bucket(&buckets, &name)?.is_some() {
-                    return Err(Error::new(Kind::AlreadyExists));
-                }
                 let record = index::BucketRecord {
                     created_ms: index::now_ms(),
                     settings,
+                    owner: None,
                 };
-                buckets.insert(name.as_str(), index::encode(&record)?.as_slice())?;
-                Ok(())
+                index::insert_new_bucket(txn, &name, &record)
             })
             .await
     }
 
-    /// NoSuchBucket; BucketNotEmpty if it holds objects. Aborts its multipart uploads.
+    /// NoSuchBucket; BucketNotEmpty if it holds objects. Aborts its multipart uploads and
+    /// removes the grants on it, in the deleting transaction.
     pub async fn delete_bucket(&self, name: &str) -> Result<()> {
         let inner = std::sync::Arc::clone(&self.inner);
         let name = name.to_owned();
         objects::detached(async move {
-            let blobs = inner
-                .index
-                .write(move |txn| {
-                    let mut buckets = txn.open_table(index::BUCKETS)?;
-                    index::require_bucket(&buckets, &name)?;
-                    if index::bucket_has_objects(&txn.open_table(index::OBJECTS)?, &name)? {
-                        return Err(Error::new(Kind::NotEmpty));
-                    }
-                    let blobs = multipart::remove_bucket_uploads(txn, &name)?;
-                    buckets.remove(name.as_str())?;
-                    Ok(blobs)
-                })
-                .await?;
+            let (blobs, _) = keys::write_keys(&inner, move |txn| {
+                let mut buckets = txn.open_table(index::BUCKETS)?;
+                index::require_bucket(&buckets, &name)?;
+                if index::bucket_has_objects(&txn.open_table(index::OBJECTS)?, &name)? {
+                    return Err(Error::new(Kind::NotEmpty));
+                }
+                let blobs = multipart::remove_bucket_uploads(txn, &name)?;
+                keys::remove_bucket_grants(txn, &name)?;
+                buckets.remove(name.as_str())?;
+                Ok(blobs)
+            })
+            .await?;
             inner.blobs.delete_all(blobs).await;
             Ok(())
         })

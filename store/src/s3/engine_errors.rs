@@ -17,7 +17,10 @@ impl From<engine::Error> for Error {
             Kind::NotFound(What::Bucket) => Code::NoSuchBucket,
             Kind::NotFound(What::Key) => Code::NoSuchKey,
             Kind::NotFound(What::Upload) => Code::NoSuchUpload,
-            // Only CreateBucket reports an existing bucket, and the caller owns it (one tenant).
+            Kind::NotFound(What::AccessKey) => Code::NoSuchAccessKey,
+            // CreateBucket reports an existing bucket, which the root key owns (a key that
+            // does not is told BucketAlreadyExists by the operation); the admin API an
+            // existing key name.
             Kind::AlreadyExists => Code::BucketAlreadyOwnedByYou,
             Kind::NotEmpty => Code::BucketNotEmpty,
             Kind::Precondition => Code::PreconditionFailed,

@@ -15,6 +15,7 @@ pub mod body;
 pub mod client_ip;
 pub mod context;
 mod engine_errors;
+pub mod grants;
 pub mod headers;
 pub mod kept_alive;
 pub mod linger;
@@ -163,8 +164,9 @@ impl FrontEnd for S3 {
         &self.metrics
     }
 
-    /// Signed requests may do anything (one root identity); anonymous ones only what a public
-    /// bucket's policy or ACL opens.
+    /// The root key may do anything; another key what its grants permit ([`grants`]);
+    /// anonymous requests only what a public bucket's policy or ACL opens. A refusal is
+    /// AccessDenied whether or not the bucket or object exists.
     async fn authorize(
         &self,
         _parts: &http::request::Parts,
@@ -172,7 +174,10 @@ impl FrontEnd for S3 {
         identity: &Identity,
     ) -> Result<Access> {
         if let Identity::Key(key) = identity {
-            return Ok(Access::Signed(key.clone()));
+            if self.keyring.is_root(key) || self.grants_permit(key, route) {
+                return Ok(Access::Signed(key.clone()));
+            }
+            return Err(Error::new(Code::AccessDenied));
         }
         let (read, list) = (
             route.endpoint.is_public_read(),
@@ -187,6 +192,30 @@ impl FrontEnd for S3 {
             }
         }
         Err(Error::new(Code::AccessDenied))
+    }
+}
+
+impl S3 {
+    /// Do the grants of the index key `access_key_id` permit what `route` asks? (False for
+    /// a key deleted since its signature was checked.)
+    pub fn grants_permit(&self, access_key_id: &str, route: &Route) -> bool {
+        let keys = self.engine.keys();
+        keys.by_access_key(access_key_id)
+            .is_some_and(|key| grants::permits(key, route))
+    }
+
+    /// The index key that signed a request: None for the root key (and anonymous requests,
+    /// which never reach the operations that ask); AccessDenied for a key deleted since it
+    /// was authorised (never taken for the root key).
+    pub fn signer(&self, access: &Access) -> Result<Option<Arc<crate::engine::keys::Key>>> {
+        match access {
+            Access::Signed(id) if !self.keyring.is_root(id) => {
+                let keys = self.engine.keys();
+                let key = keys.by_access_key(id).cloned();
+                key.map(Some).ok_or_else(|| Error::new(Code::AccessDenied))
+            }
+            _ => Ok(None),
+        }
     }
 }
 

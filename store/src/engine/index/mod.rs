@@ -13,6 +13,9 @@
 //!   inline_bodies  (bucket, key)          → bytes                   the body of a small object
 //!                                                                   (ObjectRecord::inline), written
 //!                                                                   and removed with its row
+//!   keys     name                         → KeyRecord     (JSON)   access keys (`engine/keys.rs`)
+//!   grants   (access_key_id, bucket)      → access::Grant (JSON)   a key's rights on a bucket;
+//!                                                                   removed with the key or bucket
 //! ```
 //!
 //! Values are JSON with `#[serde(default)]` so a field added later reads old rows. All redb work
@@ -369,6 +372,8 @@ fn open_db(path: &Path) -> Result<Database> {
     txn.open_table(PARTS)?;
     txn.open_table(COMPLETED)?;
     txn.open_table(INLINE)?;
+    txn.open_table(KEYS)?;
+    txn.open_table(GRANTS)?;
     txn.commit()?;
     Ok(db)
 }

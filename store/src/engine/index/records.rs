@@ -12,6 +12,7 @@ use crate::engine::{
     BucketSettings, ChecksumAlgorithm, ChecksumType, ObjectHeaders, ObjectInfo, PartInfo,
     PartSummary, StoredChecksum, UploadInfo,
 };
+use crate::secret::SecretKey;
 
 /// The tables (see the picture in `index/mod.rs`).
 pub(in crate::engine) const BUCKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("buckets");
@@ -25,6 +26,9 @@ pub(in crate::engine) const COMPLETED: TableDefinition<&str, &[u8]> =
     TableDefinition::new("completed_uploads");
 pub(in crate::engine) const INLINE: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("inline_bodies");
+pub(in crate::engine) const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("keys");
+pub(in crate::engine) const GRANTS: TableDefinition<(&str, &str), &[u8]> =
+    TableDefinition::new("grants");
 
 /// A bucket row.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -32,6 +36,24 @@ pub struct BucketRecord {
     pub created_ms: u64,
     #[serde(default)]
     pub settings: BucketSettings,
+    /// The access key id of the key that created the bucket (None: the root key, or a bucket
+    /// older than keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+}
+
+/// An access key row, under its name. The secret is kept as it was generated: SigV4 needs it
+/// to check a signature (a hash would not do).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyRecord {
+    pub access_key_id: String,
+    pub secret: SecretKey,
+    #[serde(default)]
+    pub edge: bool,
+    /// May create buckets (and then owns them).
+    #[serde(default)]
+    pub create_bucket: bool,
+    pub created_ms: u64,
 }
 
 /// A run of object bytes held by one blob.

@@ -25,6 +25,16 @@ pub fn require_bucket(
     get_bucket(t, name)?.ok_or_else(|| Error::not_found(What::Bucket))
 }
 
+/// Inserts a new bucket row. AlreadyExists if the name is taken.
+pub fn insert_new_bucket(txn: &WriteTransaction, name: &str, record: &BucketRecord) -> Result<()> {
+    let mut buckets = txn.open_table(BUCKETS)?;
+    if get_bucket(&buckets, name)?.is_some() {
+        return Err(Error::new(Kind::AlreadyExists));
+    }
+    buckets.insert(name, encode(record)?.as_slice())?;
+    Ok(())
+}
+
 pub fn bucket_info(name: &str, r: BucketRecord) -> BucketInfo {
     BucketInfo {
         name: name.to_owned(),

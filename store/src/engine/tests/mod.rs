@@ -4,6 +4,7 @@
 
 mod buckets;
 mod durability;
+mod keys;
 mod listing;
 mod multipart;
 mod objects;

@@ -1,28 +1,9 @@
-//! Access keys and secrets. Secrets never print.
+//! Access keys and secrets. Secrets never print ([`SecretKey`] redacts itself).
 
 use std::collections::HashMap;
-use std::fmt;
 
-/// A secret access key that redacts itself in Debug output and logs.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretKey(String);
-
-impl SecretKey {
-    pub fn new(secret: impl Into<String>) -> Self {
-        SecretKey(secret.into())
-    }
-
-    /// The secret itself, for signing only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for SecretKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SecretKey(<redacted>)")
-    }
-}
+use crate::engine::keys::KeyView;
+pub use crate::secret::SecretKey;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credentials {
@@ -30,23 +11,54 @@ pub struct Credentials {
     pub secret: SecretKey,
 }
 
-/// The access keys this server accepts.
-#[derive(Debug, Clone, Default)]
+/// The access keys a server accepts: its root keys (configured or from the credentials file;
+/// every right is theirs) and, at the store, the keys in the index, seen live: a key is
+/// accepted once its creation has committed and refused once its deletion has.
+#[derive(Clone, Default)]
 pub struct Keyring {
-    keys: HashMap<String, SecretKey>,
+    root: HashMap<String, SecretKey>,
+    index: Option<KeyView>,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyring")
+            .field("root", &self.root.keys().collect::<Vec<_>>())
+            .field("index", &self.index.is_some())
+            .finish()
+    }
 }
 
 impl Keyring {
+    /// A keyring of root keys only.
     pub fn new(creds: impl IntoIterator<Item = Credentials>) -> Self {
         Keyring {
-            keys: creds
+            root: creds
                 .into_iter()
                 .map(|c| (c.access_key_id, c.secret))
                 .collect(),
+            index: None,
         }
     }
 
-    pub fn secret(&self, access_key_id: &str) -> Option<&SecretKey> {
-        self.keys.get(access_key_id)
+    /// Also accepts the keys of the index's live directory.
+    pub fn with_index(mut self, keys: KeyView) -> Self {
+        self.index = Some(keys);
+        self
+    }
+
+    /// The secret to check a signature by `access_key_id` with (a root key wins over an index
+    /// key of the same id).
+    pub fn secret(&self, access_key_id: &str) -> Option<SecretKey> {
+        if let Some(secret) = self.root.get(access_key_id) {
+            return Some(secret.clone());
+        }
+        let directory = self.index.as_ref()?.load();
+        Some(directory.by_access_key(access_key_id)?.secret.clone())
+    }
+
+    /// Is this one of the root keys (every right)?
+    pub fn is_root(&self, access_key_id: &str) -> bool {
+        self.root.contains_key(access_key_id)
     }
 }

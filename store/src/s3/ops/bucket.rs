@@ -11,8 +11,9 @@ use crate::s3::xml::{self, XmlWriter};
 use crate::s3::{Req, Response, S3, empty_response, xml_response};
 
 /// ListBuckets, in name order, paginated when the client asks (`max-buckets`): the next
-/// page's token names the last bucket of this one.
-pub async fn list_buckets(s3: &S3, _req: Req, p: ListBucketsParams) -> Result<Response> {
+/// page's token names the last bucket of this one. An index key sees only the buckets it
+/// holds a grant on.
+pub async fn list_buckets(s3: &S3, req: Req, p: ListBucketsParams) -> Result<Response> {
     let region = &s3.config.region;
     let in_region = p.bucket_region.as_ref().is_none_or(|r| r == region);
     let buckets = if in_region {
@@ -20,8 +21,14 @@ pub async fn list_buckets(s3: &S3, _req: Req, p: ListBucketsParams) -> Result<Re
     } else {
         Vec::new()
     };
+    let signer = s3.signer(&req.access)?;
     let mut selected = buckets
         .iter()
+        .filter(|b| {
+            signer
+                .as_ref()
+                .is_none_or(|k| k.grants.contains_key(&b.name))
+        })
         .filter(|b| {
             p.prefix
                 .as_ref()
@@ -64,10 +71,31 @@ pub async fn create_bucket(s3: &S3, mut req: Req) -> Result<Response> {
         public_read_acl: canned_acl_is_public(req.header("x-amz-acl"))?,
         ..BucketSettings::default()
     };
-    match s3.engine.create_bucket(&name, settings).await {
-        // us-east-1's legacy answer to creating a bucket you already own: success, and nothing
-        // about the bucket changes. Every other region says 409 BucketAlreadyOwnedByYou.
-        Err(e) if e.kind() == Kind::AlreadyExists && s3.config.region == "us-east-1" => {}
+    // A key other than the root owns what it creates; the root key owns every bucket.
+    let signer = s3.signer(&req.access)?;
+    let created = match &signer {
+        Some(key) => {
+            let owner = &key.access_key_id;
+            s3.engine.create_bucket_for(&name, settings, owner).await
+        }
+        None => s3.engine.create_bucket(&name, settings).await,
+    };
+    match created {
+        Err(e) if e.kind() == Kind::AlreadyExists => {
+            let yours = signer.as_ref().is_none_or(|k| k.grant(&name).owner);
+            if !yours {
+                return Err(Error::new(Code::BucketAlreadyExists));
+            }
+            // us-east-1's legacy answer to creating a bucket you already own: success, and
+            // nothing about the bucket changes. Elsewhere 409 BucketAlreadyOwnedByYou.
+            if s3.config.region != "us-east-1" {
+                return Err(e.into());
+            }
+        }
+        // The key was deleted after its signature was checked.
+        Err(e) if e.kind() == Kind::NotFound(crate::engine::What::AccessKey) => {
+            return Err(Error::new(Code::AccessDenied));
+        }
         created => created?,
     }
     Ok(http::Response::builder()

@@ -1,0 +1,353 @@
+//! The store's admin API under `/_outpost/admin/`: access keys and their grants, JSON in and
+//! out, callable only by the root key (what `outpost key ...` talks to).
+//!
+//! ```text
+//!   POST   /_outpost/admin/keys              {name, edge}   → 201 {name, access_key_id,
+//!                                                                  secret_access_key, edge}
+//!   GET    /_outpost/admin/keys                             → {keys: [key, ...]}
+//!   GET    /_outpost/admin/keys/NAME                        → key (grants, create_bucket, edge,
+//!                                                                  created; never the secret)
+//!   DELETE /_outpost/admin/keys/NAME                        → {deleted: NAME}
+//!   POST   /_outpost/admin/keys/NAME/allow   {bucket, read, write, owner} | {create_bucket: true}
+//!   POST   /_outpost/admin/keys/NAME/deny    (the same)     → key
+//! ```
+//!
+//! Each request goes through the kit's SigV4 check ([`auth::authenticate`]) against the
+//! keyring, must be signed by a root key with the body's SHA-256 in `x-amz-content-sha256`
+//! (no `UNSIGNED-PAYLOAD`, no presigned URL: a signature must cover what it changes), and its
+//! body is checked against that hash before it is parsed. The answer to a key's creation is
+//! the only one that carries its secret. Errors are `{"code", "message", "request_id"}` with
+//! the code's status: 403 (AccessDenied, SignatureDoesNotMatch, InvalidAccessKeyId), 404
+//! (NoSuchAccessKey, NoSuchBucket), 409 (AccessKeyAlreadyExists), 400 (MalformedJSON,
+//! InvalidArgument, XAmzContentSHA256Mismatch).
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::body::Body;
+use axum::extract::State;
+use http::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::access::Grant;
+use crate::engine::keys::Key;
+use crate::engine::{Kind, What};
+use crate::error::{Code, Error, Result};
+use crate::s3::auth::{self, AuthParams, Identity, Payload};
+use crate::s3::context::FrontEnd;
+use crate::s3::{S3, body, finish_response, request_id, serve::Asked, xml};
+
+/// Where the admin API lives.
+pub const PREFIX: &str = "/_outpost/admin/";
+/// The largest request body an admin call takes.
+const MAX_BODY: usize = 16 << 10;
+/// The longest key name.
+const MAX_NAME: usize = 64;
+
+/// Answers one admin request (the router sends `/_outpost/admin/*` here).
+pub async fn handle(
+    State(s3): State<Arc<S3>>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    let id = request_id();
+    let (parts, body) = request.into_parts();
+    let asked = Asked::of(&parts);
+    let (status, answer) = match answer(&s3, &parts, body).await {
+        Ok(answer) => answer,
+        Err(e) => {
+            let path = parts.uri.path();
+            if e.code == Code::InternalError {
+                tracing::error!(request_id = id, path, error = ?e, "admin request failed");
+            } else {
+                tracing::debug!(request_id = id, path, error = ?e, "admin request refused");
+            }
+            let body = json!({ "code": e.code.as_str(), "message": e.message() });
+            (e.code.status(), body)
+        }
+    };
+    let mut answer = answer;
+    // The id the log lines of this call carry.
+    answer["request_id"] = Value::String(id.clone());
+    let text = answer.to_string();
+    let mut response = http::Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(http::header::CONTENT_LENGTH, text.len())
+        .body(Body::from(text))
+        .expect("static response parts are valid");
+    finish_response(&mut response, &id, asked);
+    response
+}
+
+/// Authenticates, reads the checked body, and runs the call the path names.
+async fn answer(s3: &S3, parts: &http::request::Parts, body: Body) -> Result<(StatusCode, Value)> {
+    let payload = authenticate_root(s3, parts)?;
+    let settings = s3.settings();
+    let raw = body::client_body(body, settings.body_limits, |_| {});
+    let (checked, _) = auth::verified_body(raw, payload);
+    let body = xml::read_small_body(checked, MAX_BODY).await?;
+    let path = parts.uri.path().strip_prefix(PREFIX).unwrap_or_default();
+    let segments: Vec<&str> = path.split('/').collect();
+    match (&parts.method, segments.as_slice()) {
+        (&Method::POST, ["keys"]) => create(s3, &body).await,
+        (&Method::GET, ["keys"]) => ok(json!({
+            "keys": s3.engine.keys().keys().map(|k| summary(k)).collect::<Vec<_>>(),
+        })),
+        (&Method::GET, ["keys", name]) => ok(info(known(s3, name)?.as_ref())),
+        (&Method::DELETE, ["keys", name]) => {
+            s3.engine.delete_key(name).await.map_err(key_error(name))?;
+            tracing::info!(key = name, "admin: access key deleted");
+            ok(json!({ "deleted": name }))
+        }
+        (&Method::POST, ["keys", name, verb @ ("allow" | "deny")]) => {
+            let key = change(s3, name, *verb == "allow", &body).await?;
+            ok(info(&key))
+        }
+        (_, ["keys"] | ["keys", _] | ["keys", _, "allow" | "deny"]) => {
+            Err(Error::new(Code::MethodNotAllowed))
+        }
+        _ => Err(Error::msg(Code::InvalidURI, "No such admin API call.")),
+    }
+}
+
+fn ok(value: Value) -> Result<(StatusCode, Value)> {
+    Ok((StatusCode::OK, value))
+}
+
+/// The request's payload check, once its signature is verified as a root key's with a signed
+/// body hash.
+fn authenticate_root(s3: &S3, parts: &http::request::Parts) -> Result<Payload> {
+    let authenticated = auth::authenticate(
+        parts,
+        &AuthParams {
+            keyring: &s3.keyring,
+            region: &s3.config.region,
+            bucket: "",
+            now: SystemTime::now(),
+            max_skew: crate::s3::MAX_CLOCK_SKEW,
+        },
+    )?;
+    match &authenticated.identity {
+        Identity::Key(id) if s3.keyring.is_root(id) => {}
+        _ => {
+            return Err(Error::msg(
+                Code::AccessDenied,
+                "The admin API is for the root key only.",
+            ));
+        }
+    }
+    match authenticated.payload {
+        payload @ Payload::Sha256(_) => Ok(payload),
+        _ => Err(Error::msg(
+            Code::AccessDenied,
+            "The admin API needs the body's SHA-256 signed in x-amz-content-sha256.",
+        )),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateKey {
+    name: String,
+    #[serde(default)]
+    edge: bool,
+}
+
+/// Rights to add (`allow`) or take away (`deny`): on a bucket, and/or the right to create
+/// buckets.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rights {
+    bucket: Option<String>,
+    #[serde(default)]
+    read: bool,
+    #[serde(default)]
+    write: bool,
+    #[serde(default)]
+    owner: bool,
+    #[serde(default)]
+    create_bucket: bool,
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T> {
+    serde_json::from_slice(body).map_err(|e| {
+        Error::msg(
+            Code::MalformedJSON,
+            format!("The request body is not the JSON this call expects: {e}."),
+        )
+    })
+}
+
+async fn create(s3: &S3, body: &[u8]) -> Result<(StatusCode, Value)> {
+    let request: CreateKey = parse(body)?;
+    check_name(&request.name)?;
+    let key = s3
+        .engine
+        .create_key(&request.name, request.edge)
+        .await
+        .map_err(|e| match e.kind() {
+            Kind::AlreadyExists => Error::msg(
+                Code::AccessKeyAlreadyExists,
+                format!("A key named {} already exists.", request.name),
+            ),
+            _ => e.into(),
+        })?;
+    tracing::info!(
+        key = key.name,
+        access_key_id = key.access_key_id,
+        edge = key.edge,
+        "admin: access key created"
+    );
+    let answer = json!({
+        "name": key.name,
+        "access_key_id": key.access_key_id,
+        "secret_access_key": key.secret.expose(),
+        "edge": key.edge,
+    });
+    Ok((StatusCode::CREATED, answer))
+}
+
+async fn change(s3: &S3, name: &str, allow: bool, body: &[u8]) -> Result<Arc<Key>> {
+    let rights: Rights = parse(body)?;
+    let grant = Grant {
+        read: rights.read,
+        write: rights.write,
+        owner: rights.owner,
+    };
+    let on_bucket = !grant.is_none();
+    if rights.bucket.is_some() != on_bucket || !(on_bucket || rights.create_bucket) {
+        return Err(Error::msg(
+            Code::InvalidArgument,
+            "Name a bucket and at least one of read, write, owner; or create_bucket.",
+        ));
+    }
+    let mut key = known(s3, name)?;
+    if let Some(bucket) = &rights.bucket {
+        let engine = &s3.engine;
+        let changed = if allow {
+            engine.allow(name, bucket, grant).await
+        } else {
+            engine.deny(name, bucket, grant).await
+        };
+        key = changed.map_err(key_error(name))?;
+    }
+    if rights.create_bucket {
+        key = s3
+            .engine
+            .set_create_bucket(name, allow)
+            .await
+            .map_err(key_error(name))?;
+    }
+    let verb = if allow { "allowed" } else { "denied" };
+    tracing::info!(
+        key = name,
+        bucket = rights.bucket,
+        read = grant.read,
+        write = grant.write,
+        owner = grant.owner,
+        create_bucket = rights.create_bucket,
+        "admin: rights {verb}"
+    );
+    Ok(key)
+}
+
+/// The key named `name` in the live directory, or NoSuchAccessKey.
+fn known(s3: &S3, name: &str) -> Result<Arc<Key>> {
+    s3.engine
+        .keys()
+        .by_name(name)
+        .cloned()
+        .ok_or_else(|| no_such_key(name))
+}
+
+fn no_such_key(name: &str) -> Error {
+    Error::msg(
+        Code::NoSuchAccessKey,
+        format!("No access key is named {name}."),
+    )
+}
+
+/// An engine failure on the key `name`, naming it when no key has that name.
+fn key_error(name: &str) -> impl FnOnce(crate::engine::Error) -> Error + '_ {
+    move |e| match e.kind() {
+        Kind::NotFound(What::AccessKey) => no_such_key(name),
+        _ => e.into(),
+    }
+}
+
+/// Letters, digits, `.`, `_` and `-`, at most [`MAX_NAME`]: a name that is safe in a URL
+/// path, a shell and a log line as it is.
+fn check_name(name: &str) -> Result<()> {
+    let valid = (1..=MAX_NAME).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if valid {
+        return Ok(());
+    }
+    Err(Error::msg(
+        Code::InvalidArgument,
+        format!("A key name is 1 to {MAX_NAME} letters, digits, '.', '_' or '-'."),
+    ))
+}
+
+/// What a listing shows of a key.
+fn summary(key: &Key) -> Value {
+    json!({
+        "name": key.name,
+        "access_key_id": key.access_key_id,
+        "edge": key.edge,
+        "create_bucket": key.create_bucket,
+        "created": xml::iso8601(key.created),
+    })
+}
+
+/// What `key info` shows: the summary and the grants (never the secret).
+fn info(key: &Key) -> Value {
+    let mut value = summary(key);
+    value["grants"] = key
+        .grants
+        .iter()
+        .map(|(bucket, g)| json!({ "bucket": bucket, "read": g.read, "write": g.write, "owner": g.owner }))
+        .collect();
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_names_are_safe_words() {
+        for ok in ["app", "web-1", "a.b_c", &"x".repeat(MAX_NAME)] {
+            assert!(check_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "a b",
+            "a/b",
+            "é",
+            "a%2F",
+            &"x".repeat(MAX_NAME + 1),
+            "$(id)",
+        ] {
+            assert_eq!(
+                check_name(bad).unwrap_err().code,
+                Code::InvalidArgument,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_json_is_malformed_json() {
+        assert_eq!(
+            parse::<CreateKey>(b"{").unwrap_err().code,
+            Code::MalformedJSON
+        );
+        let unknown = parse::<CreateKey>(br#"{"name":"a","admin":true}"#);
+        assert_eq!(unknown.unwrap_err().code, Code::MalformedJSON);
+        assert!(parse::<CreateKey>(br#"{"name":"a"}"#).is_ok());
+    }
+}
