@@ -90,9 +90,8 @@ pub async fn read(content_type: Option<&str>, body: ByteStream) -> Result<Form> 
     }
 }
 
-/// The client body as the parser reads it: in [`PIECE`]s, one per poll, until the file part
-/// is found (so the parser never holds more than a piece beyond what it has parsed), counted
-/// against [`MAX_PRE_DATA`]; then as it comes.
+/// The client body as the parser reads it, one piece per poll: in [`PIECE`]s counted against
+/// [`MAX_PRE_DATA`] until the file part is found, then as it comes.
 struct Feed {
     body: ByteStream,
     /// Received, not yet fed.
@@ -109,20 +108,16 @@ impl Stream for Feed {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        if this.file_found.load(Ordering::Relaxed) {
-            if !this.pending.is_empty() {
-                return Poll::Ready(Some(Ok(std::mem::take(&mut this.pending))));
-            }
-            return this.body.poll_next_unpin(cx);
-        }
-        if this.fed > MAX_PRE_DATA + PIECE {
-            return Poll::Ready(Some(Err(too_much_pre_data())));
-        }
-        // The parser reads all it is offered before it parses: it is offered one piece at a
-        // time (a wake-up between), so it finds the file part before it has read far past it.
+        // The parser reads all it is offered before it parses (and a client faster than the
+        // file is written would keep offering): it is offered one piece per poll, with a
+        // wake-up between, so it holds at most a piece beyond what it has parsed.
         if std::mem::take(&mut this.yielded) {
             cx.waker().wake_by_ref();
             return Poll::Pending;
+        }
+        let found = this.file_found.load(Ordering::Relaxed);
+        if !found && this.fed > MAX_PRE_DATA + PIECE {
+            return Poll::Ready(Some(Err(too_much_pre_data())));
         }
         while this.pending.is_empty() {
             match this.body.poll_next_unpin(cx) {
@@ -130,8 +125,14 @@ impl Stream for Feed {
                 other => return other,
             }
         }
-        let piece = this.pending.split_to(this.pending.len().min(PIECE));
-        this.fed += piece.len();
+        // Until the file part is found, in small pieces, counted; then as the body comes.
+        let piece = if found {
+            std::mem::take(&mut this.pending)
+        } else {
+            let piece = this.pending.split_to(this.pending.len().min(PIECE));
+            this.fed += piece.len();
+            piece
+        };
         this.yielded = true;
         Poll::Ready(Some(Ok(piece)))
     }
