@@ -210,3 +210,34 @@ pub async fn cut_mid_file(
     let listed = s3.list_objects_v2().bucket(bucket).send().await.unwrap();
     assert_eq!(listed.key_count(), Some(0));
 }
+
+/// Posts a 20 MiB form upload to `server` (after a small one: what a first request allocates
+/// once is not the file's doing) and checks that `server`'s peak memory grew by far less than
+/// the file (buffered whole, it would grow by the file at least), and the object at the store.
+pub async fn big_form_keeps_memory_flat(
+    server: &super::TestStore,
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+) {
+    let warm = PostForm::new(&[("key", "warm")]).signed_for_hour(&basic_conditions(bucket, "warm"));
+    let r = warm.request(&format!("/{bucket}")).send(server).await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    let data = super::random_bytes(20 * super::MIB, 7);
+    let big = PostForm::new(&[("key", "big")])
+        .file("big.bin", data.clone())
+        .signed_for_hour(&basic_conditions(bucket, "big"));
+    let before = server.rss_kib();
+    let r = big.request(&format!("/{bucket}")).send(server).await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    let grown_mib = server.peak_rss_kib().saturating_sub(before) / 1024;
+    println!("peak RSS grew {grown_mib} MiB for a 20 MiB form upload");
+    assert!(grown_mib < 12, "memory grew {grown_mib} MiB");
+    let head = s3
+        .head_object()
+        .bucket(bucket)
+        .key("big")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.e_tag(), Some(super::etag_of(&data).as_str()));
+}

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::json;
 
-use crate::common::form::{PostForm, assert_refused, basic_conditions, cut_mid_file};
+use crate::common::form::{
+    PostForm, assert_refused, basic_conditions, big_form_keeps_memory_flat, cut_mid_file,
+};
 use crate::common::*;
 
 fn form(key: &str) -> PostForm {
@@ -147,25 +149,7 @@ async fn a_20_mib_file_streams_through_the_edge_with_flat_memory() {
     let pair = EdgePair::start();
     let s3 = pair.store.client();
     let b = pair.store.bucket(&s3, "epostbig").await;
-    let data = random_bytes(20 * MIB, 9);
-    let f = form("big")
-        .file("big.bin", data.clone())
-        .signed_for_hour(&basic_conditions(&b, "big"));
-    // A first small form: what a first request allocates once is not the file's doing.
-    let warm = form("warm").signed_for_hour(&basic_conditions(&b, "warm"));
-    assert_eq!(
-        warm.request(&format!("/{b}")).send(&pair.edge).await.status,
-        204
-    );
-    let before = pair.edge.rss_kib();
-    let r = f.request(&format!("/{b}")).send(&pair.edge).await;
-    assert_eq!(r.status, 204, "{}", r.text());
-    let grown_mib = pair.edge.peak_rss_kib().saturating_sub(before) / 1024;
-    println!("edge peak RSS grew {grown_mib} MiB for a 20 MiB form upload");
-    // Buffered whole, it would grow by the file at least.
-    assert!(grown_mib < 12, "memory grew {grown_mib} MiB");
-    let head = s3.head_object().bucket(&b).key("big").send().await.unwrap();
-    assert_eq!(head.e_tag(), Some(etag_of(&data).as_str()));
+    big_form_keeps_memory_flat(&pair.edge, &s3, &b).await;
 }
 
 #[tokio::test]

@@ -7,7 +7,9 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::common::form::{PostForm, assert_refused, basic_conditions, cut_mid_file};
+use crate::common::form::{
+    PostForm, assert_refused, basic_conditions, big_form_keeps_memory_flat, cut_mid_file,
+};
 use crate::common::*;
 use serde_json::json;
 
@@ -200,33 +202,11 @@ async fn content_length_range_is_enforced_as_the_file_streams() {
             .file("f", random_bytes(n, n as u64))
             .signed_for_hour(&conditions)
     };
-    assert_refused(
-        &store,
-        &s3,
-        &b,
-        "k",
-        &sized(9),
-        (400, "EntityTooSmall", "smaller"),
-    )
-    .await;
-    assert_refused(
-        &store,
-        &s3,
-        &b,
-        "k",
-        &sized(100_001),
-        (400, "EntityTooLarge", "exceeds"),
-    )
-    .await;
-    assert_refused(
-        &store,
-        &s3,
-        &b,
-        "k",
-        &sized(3 * MIB),
-        (400, "EntityTooLarge", "exceeds"),
-    )
-    .await;
+    let small = (400, "EntityTooSmall", "smaller");
+    let large = (400, "EntityTooLarge", "exceeds");
+    for (n, expect) in [(9, small), (100_001, large), (3 * MIB, large)] {
+        assert_refused(&store, &s3, &b, "k", &sized(n), expect).await;
+    }
     for n in [10, 100_000] {
         let r = sized(n).request(&format!("/{b}")).send(&store).await;
         assert_eq!(r.status, 204, "{n}: {}", r.text());
@@ -259,25 +239,7 @@ async fn a_virtual_hosted_form_upload() {
 #[tokio::test]
 async fn a_20_mib_file_streams_with_flat_memory() {
     let (store, s3, b) = TestStore::with_bucket("postbig").await;
-    let data = random_bytes(20 * MIB, 7);
-    let f = form("big")
-        .file("big.bin", data.clone())
-        .signed_for_hour(&basic_conditions(&b, "big"));
-    // A first small form: what a first request allocates once is not the file's doing.
-    let warm = form("warm").signed_for_hour(&basic_conditions(&b, "warm"));
-    assert_eq!(
-        warm.request(&format!("/{b}")).send(&store).await.status,
-        204
-    );
-    let before = store.rss_kib();
-    let r = f.request(&format!("/{b}")).send(&store).await;
-    assert_eq!(r.status, 204, "{}", r.text());
-    let grown_mib = store.peak_rss_kib().saturating_sub(before) / 1024;
-    println!("store peak RSS grew {grown_mib} MiB for a 20 MiB form upload");
-    // Buffered whole, it would grow by the file at least.
-    assert!(grown_mib < 12, "memory grew {grown_mib} MiB");
-    let head = s3.head_object().bucket(&b).key("big").send().await.unwrap();
-    assert_eq!(head.e_tag(), Some(etag_of(&data).as_str()));
+    big_form_keeps_memory_flat(&store, &s3, &b).await;
 }
 
 /// The connection cut in the middle of the file: nothing is stored.

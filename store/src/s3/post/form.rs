@@ -287,21 +287,7 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed_f0e4);
         let good = form(&[("key", "k"), ("policy", "p")], b"file bytes", "");
         for round in 0..3000 {
-            let mut body = good.clone();
-            match round % 3 {
-                0 => body.truncate(rng.random_range(0..=body.len())),
-                1 => {
-                    for _ in 0..rng.random_range(1..9) {
-                        let at = rng.random_range(0..body.len());
-                        body[at] = rng.random();
-                    }
-                }
-                _ => {
-                    body = (0..rng.random_range(0..300))
-                        .map(|_| rng.random())
-                        .collect()
-                }
-            }
+            let body = super::super::mangle::mangled(&mut rng, &good, round);
             let split = rng.random_range(1..=body.len().max(1));
             let pieces = body.chunks(split).map(<[u8]>::to_vec).collect();
             let _ = read_all(CT, pieces).await;

@@ -14,6 +14,8 @@
 //! ```
 
 pub mod form;
+#[cfg(test)]
+mod mangle;
 pub mod policy;
 pub mod signature;
 

@@ -319,21 +319,7 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(0x9011c7);
         let now = datetime!(2026-12-01 11:00 UTC);
         for round in 0..5000 {
-            let mut doc = DOC.as_bytes().to_vec();
-            match round % 3 {
-                0 => doc.truncate(rng.random_range(0..=doc.len())),
-                1 => {
-                    for _ in 0..rng.random_range(1..6) {
-                        let at = rng.random_range(0..doc.len());
-                        doc[at] = rng.random();
-                    }
-                }
-                _ => {
-                    doc = (0..rng.random_range(0..200))
-                        .map(|_| rng.random())
-                        .collect()
-                }
-            }
+            let doc = super::super::mangle::mangled(&mut rng, DOC.as_bytes(), round);
             let encoded = base64::engine::general_purpose::STANDARD.encode(&doc);
             if let Ok(policy) = Policy::parse(&encoded) {
                 let _ = check(&policy, now, OK);
