@@ -107,6 +107,16 @@ async fn forms_the_edge_refuses_never_reach_the_store() {
         .metric("outpost_s3_requests_total", &[("operation", "PutObject")])
         .await;
     assert_eq!(puts, 0.0, "a refused form was relayed");
+    // A header that would turn the relayed PutObject into a copy is refused, even when the
+    // policy names it: the edge's relay never copies another object into the key.
+    put_bytes(&s3, &b, "secret", b"secret bytes".to_vec()).await;
+    let mut copying = conditions.clone();
+    copying.push(json!({"x-amz-copy-source": format!("/{b}/secret")}));
+    let copy = form("k")
+        .set("x-amz-copy-source", &format!("/{b}/secret"))
+        .signed_for_hour(&copying);
+    let expect = (400, "InvalidArgument", "x-amz-copy-source");
+    assert_refused(&pair.edge, &s3, &b, "k", &copy, expect).await;
     // Anonymous: relayed unsigned, and the store's policy (none) refuses it.
     assert_refused(
         &pair.edge,

@@ -130,6 +130,37 @@ async fn a_form_without_a_valid_policy_or_within_it_is_refused_and_stores_nothin
         assert_refused(&store, &s3, &b, "k", f, *expect).await;
         assert_refused(&store, &s3, &b, "other", f, *expect).await;
     }
+    // Headers that would change what the write does are refused, even when the policy names
+    // them; so is what the store does not do yet (never accepted and dropped).
+    put_bytes(&s3, &b, "secret", b"kept".to_vec()).await;
+    for (field, value, expect) in [
+        (
+            "x-amz-copy-source",
+            format!("/{b}/secret"),
+            (400, "InvalidArgument", "x-amz-copy-source"),
+        ),
+        (
+            "x-amz-decoded-content-length",
+            "1".into(),
+            (400, "InvalidArgument", "not supported"),
+        ),
+        (
+            "x-amz-server-side-encryption",
+            "AES256".into(),
+            (501, "NotImplemented", "encryption"),
+        ),
+        (
+            "tagging",
+            "<Tagging/>".into(),
+            (501, "NotImplemented", "tagging"),
+        ),
+    ] {
+        let mut named = conditions.clone();
+        named.push(json!({ field: value }));
+        let f = form("k").set(field, &value).signed_for_hour(&named);
+        assert_refused(&store, &s3, &b, "k", &f, expect).await;
+    }
+    assert_eq!(object_bytes(&s3, &b, "secret").await, b"kept");
     // Not a form at all: AWS's answer to any other POST to a bucket.
     let r = RawRequest::new("POST", &format!("/{b}"))
         .header("content-type", "application/json")

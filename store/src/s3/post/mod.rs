@@ -139,21 +139,43 @@ const SIGNING_FIELDS: &[&str] = &[
     "x-amz-security-token",
 ];
 
+/// The `x-amz-*` fields that are object headers (AWS's POST Object form fields). Any other
+/// `x-amz-*` field is refused: headers such as `x-amz-copy-source` or
+/// `x-amz-decoded-content-length` would change what the PutObject does.
+fn is_amz_header(name: &str) -> bool {
+    const PREFIXES: &[&str] = &[
+        "x-amz-meta-",
+        "x-amz-checksum-",
+        "x-amz-server-side-encryption",
+        "x-amz-object-lock-",
+    ];
+    matches!(
+        name,
+        "x-amz-storage-class" | "x-amz-website-redirect-location"
+    ) || PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
 /// The object's headers from the form's fields (the operation then refuses those it does not
-/// support, as for a PutObject). `tagging` is refused here: it is XML in a form, a header
-/// elsewhere.
+/// support, as for a PutObject: server-side encryption, object lock). `tagging` is refused
+/// here: it is XML in a form, a header elsewhere.
 fn object_headers(fields: &[(String, String)]) -> Result<HeaderMap> {
     let mut headers = HeaderMap::new();
     for (name, value) in fields {
+        let name = name.as_str();
         if name == "tagging" {
             return Err(Error::msg(
                 Code::NotImplemented,
                 "Object tagging is not supported yet (tagging).",
             ));
         }
-        let is_header = HEADER_FIELDS.contains(&name.as_str())
-            || (name.starts_with("x-amz-") && !SIGNING_FIELDS.contains(&name.as_str()));
-        if !is_header {
+        let amz = name.starts_with("x-amz-") && !SIGNING_FIELDS.contains(&name);
+        if amz && !is_amz_header(name) {
+            return Err(Error::msg(
+                Code::InvalidArgument,
+                format!("The form field {name} is not supported in a POST upload."),
+            ));
+        }
+        if !amz && !HEADER_FIELDS.contains(&name) {
             continue;
         }
         let invalid = || {
