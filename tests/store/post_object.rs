@@ -161,6 +161,17 @@ async fn a_form_without_a_valid_policy_or_within_it_is_refused_and_stores_nothin
         assert_refused(&store, &s3, &b, "k", &f, expect).await;
     }
     assert_eq!(object_bytes(&s3, &b, "secret").await, b"kept");
+    // A second value for a field the policy pins does not slip past it.
+    let mut pinned = conditions.clone();
+    pinned.push(json!({"x-amz-meta-role": "viewer"}));
+    let mut twice = form("k")
+        .set("x-amz-meta-role", "viewer")
+        .signed_for_hour(&pinned);
+    twice
+        .fields
+        .push(("x-amz-meta-role".into(), "admin".into()));
+    let expect = (400, "InvalidArgument", "more than once");
+    assert_refused(&store, &s3, &b, "k", &twice, expect).await;
     // Not a form at all: AWS's answer to any other POST to a bucket.
     let r = RawRequest::new("POST", &format!("/{b}"))
         .header("content-type", "application/json")

@@ -42,7 +42,8 @@ pub struct Form {
 /// Reads `body` up to its file part. PreconditionFailed unless `content_type` is
 /// multipart/form-data with a boundary (AWS's answer to any other POST to a bucket);
 /// MaxPostPreDataLengthExceeded past [`MAX_PRE_DATA`]; IncorrectNumberOfFilesInPostRequest
-/// without a `file` field; MalformedPOSTRequest for a body that is not well-formed.
+/// without a `file` field; InvalidArgument for a field given twice or not UTF-8;
+/// MalformedPOSTRequest for a body that is not well-formed.
 pub async fn read(content_type: Option<&str>, body: ByteStream) -> Result<Form> {
     let boundary = content_type
         .and_then(|ct| multer::parse_boundary(ct).ok())
@@ -86,6 +87,14 @@ pub async fn read(content_type: Option<&str>, body: ByteStream) -> Result<Form> 
                 format!("The form field {name} is not UTF-8 text."),
             )
         })?;
+        // One value per field: the policy checks a field's value, and a second one (another
+        // `x-amz-meta-*` value, say) must not slip past it into the object.
+        if fields.iter().any(|(n, _)| *n == name) {
+            return Err(Error::msg(
+                Code::InvalidArgument,
+                format!("The form field {name} is given more than once."),
+            ));
+        }
         fields.push((name, value));
     }
 }
@@ -222,6 +231,18 @@ mod tests {
         );
         assert_eq!(form.filename, "a.txt");
         assert_eq!(file, b"hello");
+    }
+
+    #[tokio::test]
+    async fn a_field_given_twice_is_refused() {
+        let body = form(
+            &[("x-amz-meta-a", "good"), ("X-Amz-Meta-A", "evil")],
+            b"f",
+            "",
+        );
+        let e = read_all(CT, vec![body]).await.err().unwrap();
+        assert_eq!(e.code, Code::InvalidArgument);
+        assert!(e.message().contains("x-amz-meta-a"), "{}", e.message());
     }
 
     #[tokio::test]
