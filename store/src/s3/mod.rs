@@ -8,7 +8,8 @@
 //! the edge's own [`context::FrontEnd`]), [`route`], [`auth`] (signatures, verified bodies),
 //! [`body`] (a client's body under the slow-client limits, gathered against fragmentation),
 //! [`linger`] (draining a body left unread), [`kept_alive`] (S3's answer to a long operation),
-//! [`client_ip`] (who a request comes from, through trusted proxies), [`headers`], [`xml`].
+//! [`client_ip`] (who a request comes from, through trusted proxies), [`post`] (browser form
+//! uploads: the form, its signature and policy, checked the same at both), [`headers`], [`xml`].
 
 pub mod auth;
 pub mod body;

@@ -8,7 +8,7 @@
 //! before the file part (boundaries, part headers and values), so it bounds the number of
 //! fields, their size and the parser's buffering alike (a preamble or a part header that never
 //! ends cannot grow memory either). Until the file part is found the parser is fed in pieces
-//! of [`PIECE`] bytes, one per poll, so the count is exact to one piece: a form is refused
+//! of `PIECE` (512) bytes, one per poll, so the count is exact to one piece: a form is refused
 //! once more than 20 KiB and a piece came without its file part.
 
 use std::pin::Pin;
