@@ -29,6 +29,10 @@ mod metrics_page;
 mod no_leak;
 #[path = "edge/one_fill.rs"]
 mod one_fill;
+#[path = "edge/post_browser.rs"]
+mod post_browser;
+#[path = "edge/post_object.rs"]
+mod post_object;
 #[path = "edge/ready.rs"]
 mod ready;
 #[path = "edge/resilience.rs"]

@@ -43,6 +43,8 @@ mod listing;
 mod multipart;
 #[path = "store/objects.rs"]
 mod objects;
+#[path = "store/post_object.rs"]
+mod post_object;
 #[path = "store/reads.rs"]
 mod reads;
 #[path = "store/streaming_memory.rs"]

@@ -11,6 +11,7 @@
 //!     GET/HEAD object ─► respond ◄───────────────────────────────────┘
 //!                          │ cache: object ─► head (fresh? revalidate? stale?) ─► slices ◄─ fills
 //!     UploadPart, ListParts, Complete, Abort ─► ops::multipart ─► spool (fsync) ─► workers ─┐
+//!     PostObject (browser form, checked by the kit's s3::post) ─► ops::post (a PutObject) ─┤
 //!     anything else ─► ops::forward ─────────────────────────────────────────────────────┤
 //!                                                                                        ▼
 //!                                          origin group (pooled, SigV4, failover) ◄── fills
@@ -22,8 +23,8 @@
 //! Modules: [`admin`] (router, `/_outpost/*` endpoints, serve), [`pipeline`] (the S3 face's
 //! request path and its one dispatch), [`respond`] (answers from cached heads and slices),
 //! [`site`] (serving sites to browsers) with [`website`] (static-website rules), [`ops`]
-//! ([`ops::multipart`]: the client side of uploads; [`ops::forward`]: everything passed to the
-//! origin unchanged), [`edge`] (the shared context), [`spool`] (parts held on disk, pushed to
+//! ([`ops::multipart`]: the client side of uploads; [`ops::post`]: browser form uploads,
+//! relayed as a PutObject; [`ops::forward`]: everything passed to the origin unchanged), [`edge`] (the shared context), [`spool`] (parts held on disk, pushed to
 //! the store by its workers), [`cache`] (objects, outcomes, policy, keys, tiers, collapsing,
 //! reading), [`distribution`] (Host → site, path → behaviour), [`origin`] (client toward the
 //! stores), [`compress`], [`metrics`], [`config`].

@@ -19,7 +19,7 @@ use outpost_store::s3::serve::{self, Note};
 
 use crate::cache::outcome::CacheOutcome;
 use crate::edge::Edge;
-use crate::ops::{forward, multipart};
+use crate::ops::{forward, multipart, post};
 use crate::respond;
 use crate::site;
 
@@ -53,6 +53,7 @@ async fn dispatch(edge: &Arc<Edge>, context: Context, note: &mut Note) -> Result
             Ok(with_outcome(edge, note, response, outcome))
         }
         Endpoint::CreateMultipartUpload => multipart::create_upload(edge, context).await,
+        Endpoint::PostObject => post::post_object(edge, context).await,
         Endpoint::UploadPart(part) => {
             let part = part.clone();
             multipart::upload_part(edge, context, &part).await

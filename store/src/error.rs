@@ -34,6 +34,7 @@ macro_rules! codes {
 }
 
 codes! {
+    AccessControlListNotSupported => BAD_REQUEST, "The bucket does not allow ACLs";
     AccessDenied => FORBIDDEN, "Access Denied";
     // Not an S3 code: the admin API's answer to a key name already in use.
     AccessKeyAlreadyExists => CONFLICT, "An access key with this name already exists.";
@@ -47,6 +48,7 @@ codes! {
     EntityTooSmall => BAD_REQUEST, "Your proposed upload is smaller than the minimum allowed object size.";
     IncompleteBody => BAD_REQUEST, "You did not provide the number of bytes specified by the Content-Length HTTP header.";
     GatewayTimeout => GATEWAY_TIMEOUT, "The server, acting as a gateway, did not get an answer in time.";
+    IncorrectNumberOfFilesInPostRequest => BAD_REQUEST, "POST requires exactly one file upload per request.";
     InternalError => INTERNAL_SERVER_ERROR, "We encountered an internal error. Please try again.";
     // Not an S3 code (S3 never runs out of disk). MinIO answers 507 XMinioStorageFull; 507 is
     // not retried by AWS SDKs, which is right: retrying will not free space.
@@ -56,6 +58,7 @@ codes! {
     InvalidBucketName => BAD_REQUEST, "The specified bucket is not valid.";
     InvalidDigest => BAD_REQUEST, "The Content-MD5 you specified is not valid.";
     InvalidLocationConstraint => BAD_REQUEST, "The specified location-constraint is not valid.";
+    InvalidPolicyDocument => BAD_REQUEST, "The content of the form does not meet the conditions specified in the policy document.";
     InvalidPart => BAD_REQUEST, "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag.";
     InvalidPartOrder => BAD_REQUEST, "The list of parts was not in ascending order. Parts must be ordered by part number.";
     InvalidRange => RANGE_NOT_SATISFIABLE, "The requested range is not satisfiable";
@@ -65,8 +68,10 @@ codes! {
     KeyTooLongError => BAD_REQUEST, "Your key is too long.";
     // Not an S3 code: an admin API request body that is not the JSON it expects.
     MalformedJSON => BAD_REQUEST, "The request body is not the JSON this call expects.";
+    MalformedPOSTRequest => BAD_REQUEST, "The body of your POST request is not well-formed multipart/form-data.";
     MalformedPolicy => BAD_REQUEST, "Policies must be valid JSON and the first byte must be '{'";
     MalformedXML => BAD_REQUEST, "The XML you provided was not well-formed or did not validate against our published schema.";
+    MaxPostPreDataLengthExceeded => BAD_REQUEST, "Your POST request fields preceding the upload file were too large.";
     MetadataTooLarge => BAD_REQUEST, "Your metadata headers exceed the maximum allowed metadata size.";
     MethodNotAllowed => METHOD_NOT_ALLOWED, "The specified method is not allowed against this resource.";
     MissingContentLength => LENGTH_REQUIRED, "You must provide the Content-Length HTTP header.";

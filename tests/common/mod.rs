@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod faulty;
+pub mod form;
 pub mod hash;
 pub mod keys;
 pub mod logs;

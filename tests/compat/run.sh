@@ -9,8 +9,9 @@
 # $REPO/.venv-compat and builds the binary if OUTPOST_BIN does not exist. Store session: mb, cp
 # small and 40 MiB multipart, sync of a nested tree, ls, presign + curl, download and compare,
 # rm --recursive, rb, the 40 MiB upload again with AWS_REQUEST_CHECKSUM_CALCULATION=
-# when_required, tests/compat/boto3_session.py, boto3_conditionals.py and keys_session.py
-# (access keys through `outpost key`, used by aws-cli and boto3). Edge session: uploads
+# when_required, tests/compat/boto3_session.py, boto3_conditionals.py, keys_session.py
+# (access keys through `outpost key`, used by aws-cli and boto3) and boto3_post_form.py
+# (browser form uploads, also through the edge). Edge session: uploads
 # relayed (single and multipart), downloads cached (miss then hit, checked in the edge's
 # metrics), presign, sync, boto3_conditionals.py again through the edge; then both metrics
 # pages through prometheus_client's OpenMetrics parser. HTTPS session: `outpost up --tls`, the
@@ -35,7 +36,7 @@ echo "== python venv with current awscli + boto3 ($VENV)"
 if [[ ! -x "$VENV/bin/python" ]]; then
   python3 -m venv "$VENV"
 fi
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade awscli 'boto3[crt]' prometheus_client
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade awscli 'boto3[crt]' prometheus_client requests
 AWS="$VENV/bin/aws"
 "$AWS" --version
 
@@ -185,6 +186,8 @@ echo "== boto3 conditional reads against the store"
 python_checks boto3_conditionals.py "$STORE_URL"
 echo "== access keys with aws-cli and boto3 (outpost key ...)"
 OUTPOST_BIN="$OUTPOST_BIN" python_checks keys_session.py "$STORE_URL"
+echo "== browser form uploads (boto3 generate_presigned_post + requests) against the store"
+python_checks boto3_post_form.py "$STORE_URL"
 
 echo "== aws-cli through an edge in front of the store (reads cached, writes relayed)"
 start edge --origin "$STORE_URL" --cache-dir "$WORK/edge-cache"
@@ -229,6 +232,8 @@ readme_invalidation() {
 check "the README's invalidation command works against the edge ($(curl --version | head -n1 | cut -d' ' -f1-2))" readme_invalidation "$URL"
 echo "== boto3 conditional reads through the edge (the store's 304/412, cold and warm cache)"
 python_checks boto3_conditionals.py "$URL"
+echo "== browser form uploads through the edge (checked at the store)"
+python_checks boto3_post_form.py "$URL" "$STORE_URL"
 check "both metrics pages parse with prometheus_client's OpenMetrics parser" \
   "$VENV/bin/python" "$REPO/tests/compat/metrics_page.py" "$STORE_URL" "$URL"
 

@@ -113,7 +113,7 @@ pub(crate) async fn list_parts(
     let upload_id = &list.upload_id;
     let held = match context.access {
         Access::Signed(_) => edge.spool.parts(upload_id),
-        Access::Public(_) => None,
+        Access::Public(_) | Access::Pending => None,
     };
     let Some(held) = held else {
         return forward(edge, context).await;

@@ -55,6 +55,10 @@ pub enum Access {
     Signed(String),
     /// Anonymous, and let through for this reason.
     Public(Public),
+    /// Not decided yet: the operation authenticates itself from its body
+    /// ([`Endpoint::authenticates_itself`](super::route::Endpoint::authenticates_itself)) and
+    /// asks [`FrontEnd::authorize`] once it has. Only such an operation sees this.
+    Pending,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,19 +99,25 @@ pub async fn context<F: FrontEnd>(
     let settings = front.settings();
     let route = super::route_request(&parts, settings.base_domain)?;
     note.operation(route.endpoint.name());
-    let authenticated = auth::authenticate(
-        &parts,
-        &AuthParams {
-            keyring: settings.keyring,
-            region: settings.region,
-            bucket: &route.bucket,
-            now: std::time::SystemTime::now(),
-            max_skew: super::MAX_CLOCK_SKEW,
-        },
-    )?;
-    let access = front
-        .authorize(&parts, &route, &authenticated.identity)
-        .await?;
+    let (access, payload) = if route.endpoint.authenticates_itself() {
+        // Its signature is in the body (POST Object's form): checked by the operation.
+        (Access::Pending, Payload::Unsigned)
+    } else {
+        let authenticated = auth::authenticate(
+            &parts,
+            &AuthParams {
+                keyring: settings.keyring,
+                region: settings.region,
+                bucket: &route.bucket,
+                now: std::time::SystemTime::now(),
+                max_skew: super::MAX_CLOCK_SKEW,
+            },
+        )?;
+        let access = front
+            .authorize(&parts, &route, &authenticated.identity)
+            .await?;
+        (access, authenticated.payload)
+    };
     Ok(Context {
         id: note.request_id().to_owned(),
         parts,
@@ -119,7 +129,7 @@ pub async fn context<F: FrontEnd>(
                 limits: settings.body_limits,
                 received: front.metrics().bytes_in(),
             },
-            payload: authenticated.payload,
+            payload,
         },
     })
 }

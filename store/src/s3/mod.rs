@@ -8,7 +8,8 @@
 //! the edge's own [`context::FrontEnd`]), [`route`], [`auth`] (signatures, verified bodies),
 //! [`body`] (a client's body under the slow-client limits, gathered against fragmentation),
 //! [`linger`] (draining a body left unread), [`kept_alive`] (S3's answer to a long operation),
-//! [`client_ip`] (who a request comes from, through trusted proxies), [`headers`], [`xml`].
+//! [`client_ip`] (who a request comes from, through trusted proxies), [`post`] (browser form
+//! uploads: the form, its signature and policy, checked the same at both), [`headers`], [`xml`].
 
 pub mod auth;
 pub mod body;
@@ -20,6 +21,7 @@ pub mod headers;
 pub mod kept_alive;
 pub mod linger;
 pub mod ops;
+pub mod post;
 pub mod route;
 pub mod serve;
 pub mod xml;
@@ -78,6 +80,26 @@ pub struct Req {
 }
 
 impl Req {
+    /// A form upload's file as a PutObject of `route` with `headers` (see [`post`]).
+    fn upload(
+        id: String,
+        scheme: &'static str,
+        upload: post::Upload,
+    ) -> (Req, post::Answer, Route) {
+        let req = Req {
+            id,
+            scheme,
+            method: Method::PUT,
+            headers: upload.headers,
+            bucket: upload.route.bucket.clone(),
+            key: upload.route.key.clone(),
+            access: upload.access,
+            body: std::sync::Mutex::new(Some(upload.file)),
+            trailers: Trailers::default(),
+        };
+        (req, upload.answer, upload.route)
+    }
+
     /// The request as an operation sees it, and the operation it asks for.
     fn new(context: context::Context) -> (Req, Endpoint) {
         let (body, trailers) = context.body.into_stream();
@@ -137,7 +159,12 @@ pub async fn handle(
     request: axum::extract::Request,
 ) -> Response {
     serve::serve(&*s3, request, async |parts, body, note| {
-        let (req, endpoint) = Req::new(context::context(&*s3, parts, body, note).await?);
+        let context = context::context(&*s3, parts, body, note).await?;
+        if context.access == Access::Pending {
+            // A form upload authenticates itself from its body (the request's parts in hand).
+            return ops::post::post_object(&s3, context).await;
+        }
+        let (req, endpoint) = Req::new(context);
         ops::dispatch(&s3, req, endpoint).await
     })
     .await
@@ -253,18 +280,25 @@ pub fn route_request(parts: &http::request::Parts, base_domain: Option<&str>) ->
         copy_source,
         base_domain,
     )?;
-    if route.key.len() > MAX_KEY_LENGTH {
+    check_key(&route.key, route.endpoint.creates_key())?;
+    Ok(route)
+}
+
+/// KeyTooLongError past [`MAX_KEY_LENGTH`]; InvalidArgument for a key to be `created` that
+/// XML cannot carry.
+pub fn check_key(key: &str, created: bool) -> Result<()> {
+    if key.len() > MAX_KEY_LENGTH {
         return Err(Error::new(Code::KeyTooLongError));
     }
     // Listings name every key in XML, which cannot carry NUL and most other C0 controls:
     // such keys are refused when created rather than breaking every listing later.
-    if route.endpoint.creates_key() && !xml::can_carry(&route.key) {
+    if created && !xml::can_carry(key) {
         return Err(Error::msg(
             Code::InvalidArgument,
             "Object keys may not contain control characters other than tab, line feed and carriage return.",
         ));
     }
-    Ok(route)
+    Ok(())
 }
 
 /// A 200 response carrying an XML document.

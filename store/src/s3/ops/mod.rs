@@ -8,6 +8,7 @@ pub mod get;
 pub mod list;
 pub mod multipart;
 pub mod policy;
+pub mod post;
 pub mod put;
 
 use std::future::Future;
@@ -42,6 +43,10 @@ pub async fn dispatch(s3: &Arc<S3>, req: Req, endpoint: Endpoint) -> Result<Resp
         DeleteObjects => delete::delete_objects(s3, req).await,
         DeleteObject => delete::delete_object(s3, req).await,
         PutObject => put::put_object(s3, req).await,
+        // Authenticated from its form, it needs the whole request context: see `s3::handle`.
+        PostObject => Err(crate::error::Error::internal(anyhow::anyhow!(
+            "PostObject is answered by ops::post from its context"
+        ))),
         CopyObject(source) => {
             kept(s3, req, |s3, req| async move {
                 copy::copy_object(&s3, req, source).await

@@ -1,11 +1,17 @@
-//! PutObject.
+//! PutObject (and the store of a form upload's file, [`super::post`]).
 
-use crate::engine::{PutOptions, StoredChecksum};
+use crate::engine::{ObjectInfo, PutOptions, StoredChecksum};
 use crate::error::{Code, Error, Result};
 use crate::s3::headers::{self, quote_etag};
 use crate::s3::{Req, Response, S3};
 
-pub async fn put_object(s3: &S3, mut req: Req) -> Result<Response> {
+pub async fn put_object(s3: &S3, req: Req) -> Result<Response> {
+    let info = store(s3, req).await?;
+    Ok(etag_response(&info.etag, info.checksum.as_ref()))
+}
+
+/// Stores the request's body as its object (PutObject's work; a form upload's too).
+pub async fn store(s3: &S3, mut req: Req) -> Result<ObjectInfo> {
     check_declared_size(s3, &req)?;
     check_write_headers(&req)?;
     let integrity = headers::integrity(&req.headers)?;
@@ -16,11 +22,10 @@ pub async fn put_object(s3: &S3, mut req: Req) -> Result<Response> {
     };
     let verify = integrity.into_verify(req.trailers.clone());
     let body = req.take_body();
-    let info = s3
+    Ok(s3
         .engine
         .put_object(req.bucket(), req.key(), opts, body, verify)
-        .await?;
-    Ok(etag_response(&info.etag, info.checksum.as_ref()))
+        .await?)
 }
 
 /// 200 with the ETag (and checksum) headers: the answer to PutObject and UploadPart.

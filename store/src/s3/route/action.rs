@@ -31,6 +31,7 @@ impl Endpoint {
             ListMultipartUploads(_) => ("s3:ListBucketMultipartUploads", Read),
             DeleteObjects | DeleteObject => ("s3:DeleteObject", Write),
             PutObject
+            | PostObject
             | CopyObject(_)
             | CreateMultipartUpload
             | UploadPart(_)
@@ -66,6 +67,7 @@ mod tests {
             (Endpoint::HeadObject(read), "s3:GetObject", Class::Read),
             (Endpoint::ListObjectsV2(list), "s3:ListBucket", Class::Read),
             (Endpoint::PutObject, "s3:PutObject", Class::Write),
+            (Endpoint::PostObject, "s3:PutObject", Class::Write),
             (Endpoint::DeleteObjects, "s3:DeleteObject", Class::Write),
             (
                 Endpoint::PutBucketPolicy,

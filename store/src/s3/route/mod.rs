@@ -62,6 +62,7 @@ endpoints!(
     ListMultipartUploads(ListUploadsParams),
     DeleteObjects,
     PutObject,
+    PostObject,
     CopyObject(CopySource),
     GetObject(ReadParams),
     HeadObject(ReadParams),
@@ -84,6 +85,13 @@ impl Endpoint {
             self,
             Endpoint::PutObject | Endpoint::CopyObject(_) | Endpoint::CreateMultipartUpload
         )
+    }
+
+    /// Operations whose signature is in their body, not their head: a browser's form upload
+    /// carries its credential, policy and signature as form fields ([`crate::s3::post`]), so
+    /// the operation authenticates and authorises itself once it has read them.
+    pub fn authenticates_itself(&self) -> bool {
+        matches!(self, Endpoint::PostObject)
     }
 
     /// Operations an anonymous client may call on a bucket whose policy or ACL makes it
@@ -223,6 +231,10 @@ fn bucket_endpoint(method: &Method, q: &Query) -> Result<Endpoint> {
         Method::DELETE if q.has("website") => DeleteBucketWebsite,
         Method::DELETE => DeleteBucket,
         Method::POST if q.has("delete") => DeleteObjects,
+        // A browser form upload: the key is a form field. AWS answers every other POST to a
+        // bucket as one too (refused unless multipart/form-data), so the Content-Type is
+        // checked by the operation, not here.
+        Method::POST => PostObject,
         _ => return Err(not_implemented()),
     };
     Ok(e)

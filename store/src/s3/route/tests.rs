@@ -105,6 +105,7 @@ fn every_row_routes() {
             }),
         ),
         (Method::POST, "/b?delete", DeleteObjects),
+        (Method::POST, "/b", PostObject),
         (Method::PUT, "/b/k", PutObject),
         (Method::GET, "/b/k", GetObject(ReadParams::default())),
         (Method::HEAD, "/b/k", HeadObject(ReadParams::default())),
@@ -549,6 +550,25 @@ fn virtual_hosted_style() {
     )
     .unwrap();
     assert_eq!((route.bucket.as_str(), route.key.as_str()), ("site", "a"));
+}
+
+#[test]
+fn a_form_upload_is_a_post_to_the_bucket_in_either_style() {
+    let hosted = route(
+        &Method::POST,
+        Some("site.s3.local:9000"),
+        "/",
+        &Query::default(),
+        None,
+        Some("s3.local"),
+    )
+    .unwrap();
+    assert_eq!(hosted.endpoint, PostObject);
+    assert_eq!((hosted.bucket.as_str(), hosted.key.as_str()), ("site", ""));
+    assert!(PostObject.authenticates_itself());
+    assert!(!PutObject.authenticates_itself());
+    // A POST to an object is still no operation.
+    assert_eq!(err(Method::POST, "/b/k").code, Code::NotImplemented);
 }
 
 #[test]

@@ -1,0 +1,317 @@
+//! A browser's `multipart/form-data` body read as a stream (with `multer`, the parser axum's
+//! multipart is built on): the fields before the file whole, under one bound; the file part
+//! as a stream, never buffered; whatever follows the file is never read (AWS ignores fields
+//! after `file`).
+//!
+//! The bound: AWS refuses a form whose fields before the file pass 20 KiB
+//! (MaxPostPreDataLengthExceeded, `MaxPostPreDataLengthBytes` 20480). Here it counts every byte
+//! before the file part (boundaries, part headers and values), so it bounds the number of
+//! fields, their size and the parser's buffering alike (a preamble or a part header that never
+//! ends cannot grow memory either). Until the file part is found the parser is fed in pieces
+//! of `PIECE` (512) bytes, one per poll, so the count is exact to one piece: a form is refused
+//! once more than 20 KiB and a piece came without its file part.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+
+use crate::engine::ByteStream;
+use crate::error::{Code, Error, Result};
+
+/// The most bytes a form may send before its file part (AWS: 20 KiB).
+pub const MAX_PRE_DATA: usize = 20 * 1024;
+/// What the parser is fed at a time before the file part is found.
+const PIECE: usize = 512;
+
+/// A form, read up to its file part.
+pub struct Form {
+    /// The fields before the file, in order, names lower-cased (AWS matches field names
+    /// without regard to case).
+    pub fields: Vec<(String, String)>,
+    /// The file part's `filename` (what `${filename}` stands for), empty when it has none.
+    pub filename: String,
+    /// The file's bytes, as they arrive. Ends in an error, never cleanly, when the body breaks
+    /// off before the file part's closing boundary.
+    pub file: ByteStream,
+}
+
+/// Reads `body` up to its file part. PreconditionFailed unless `content_type` is
+/// multipart/form-data with a boundary (AWS's answer to any other POST to a bucket);
+/// MaxPostPreDataLengthExceeded past [`MAX_PRE_DATA`]; IncorrectNumberOfFilesInPostRequest
+/// without a `file` field; InvalidArgument for a field given twice or not UTF-8;
+/// MalformedPOSTRequest for a body that is not well-formed.
+pub async fn read(content_type: Option<&str>, body: ByteStream) -> Result<Form> {
+    let boundary = content_type
+        .and_then(|ct| multer::parse_boundary(ct).ok())
+        .ok_or_else(|| {
+            Error::msg(
+                Code::PreconditionFailed,
+                "Bucket POST must be of the enclosure-type multipart/form-data",
+            )
+        })?;
+    let file_found = Arc::new(AtomicBool::new(false));
+    let feed = Feed {
+        body,
+        pending: Bytes::new(),
+        fed: 0,
+        yielded: false,
+        file_found: Arc::clone(&file_found),
+    };
+    let mut multipart = multer::Multipart::new(feed, boundary);
+    let mut fields = Vec::new();
+    loop {
+        let field = multipart
+            .next_field()
+            .await
+            .map_err(|e| form_error(e, false))?
+            .ok_or_else(|| Error::new(Code::IncorrectNumberOfFilesInPostRequest))?;
+        let name = field.name().unwrap_or_default().to_ascii_lowercase();
+        if name == "file" {
+            file_found.store(true, Ordering::Relaxed);
+            let filename = field.file_name().unwrap_or_default().to_owned();
+            let file = field.map(|piece| piece.map_err(|e| form_error(e, true)));
+            return Ok(Form {
+                fields,
+                filename,
+                file: file.boxed(),
+            });
+        }
+        let value = field.bytes().await.map_err(|e| form_error(e, false))?;
+        let value = String::from_utf8(value.to_vec()).map_err(|_| {
+            Error::msg(
+                Code::InvalidArgument,
+                format!("The form field {name} is not UTF-8 text."),
+            )
+        })?;
+        // One value per field: the policy checks a field's value, and a second one (another
+        // `x-amz-meta-*` value, say) must not slip past it into the object.
+        if fields.iter().any(|(n, _)| *n == name) {
+            return Err(Error::msg(
+                Code::InvalidArgument,
+                format!("The form field {name} is given more than once."),
+            ));
+        }
+        fields.push((name, value));
+    }
+}
+
+/// The client body as the parser reads it, one piece per poll: in [`PIECE`]s counted against
+/// [`MAX_PRE_DATA`] until the file part is found, then as it comes.
+struct Feed {
+    body: ByteStream,
+    /// Received, not yet fed.
+    pending: Bytes,
+    /// Bytes fed before the file part was found.
+    fed: usize,
+    /// A piece went out on the last poll: this one yields the task first.
+    yielded: bool,
+    file_found: Arc<AtomicBool>,
+}
+
+impl Stream for Feed {
+    type Item = Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        // The parser reads all it is offered before it parses (and a client faster than the
+        // file is written would keep offering): it is offered one piece per poll, with a
+        // wake-up between, so it holds at most a piece beyond what it has parsed.
+        if std::mem::take(&mut this.yielded) {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        let found = this.file_found.load(Ordering::Relaxed);
+        if !found && this.fed > MAX_PRE_DATA + PIECE {
+            return Poll::Ready(Some(Err(too_much_pre_data())));
+        }
+        while this.pending.is_empty() {
+            match this.body.poll_next_unpin(cx) {
+                Poll::Ready(Some(Ok(chunk))) => this.pending = chunk,
+                other => return other,
+            }
+        }
+        // Until the file part is found, in small pieces, counted; then as the body comes.
+        let piece = if found {
+            std::mem::take(&mut this.pending)
+        } else {
+            let piece = this.pending.split_to(this.pending.len().min(PIECE));
+            this.fed += piece.len();
+            piece
+        };
+        this.yielded = true;
+        Poll::Ready(Some(Ok(piece)))
+    }
+}
+
+fn too_much_pre_data() -> Error {
+    Error::new(Code::MaxPostPreDataLengthExceeded)
+        .with_detail("MaxPostPreDataLengthBytes", MAX_PRE_DATA.to_string())
+}
+
+/// The parser's failure as the client sees it: the body's own error (the pre-data bound, a
+/// slow client, a broken connection) when it is one; a file cut short as IncompleteBody;
+/// anything else as MalformedPOSTRequest.
+fn form_error(e: multer::Error, in_file: bool) -> Error {
+    match e {
+        multer::Error::StreamReadFailed(cause) => match cause.downcast::<Error>() {
+            Ok(ours) => *ours,
+            Err(other) => Error::internal(anyhow::anyhow!("form body: {other}")),
+        },
+        multer::Error::IncompleteFieldData { .. } | multer::Error::IncompleteStream if in_file => {
+            Error::msg(
+                Code::IncompleteBody,
+                "The POST request body ended before the file's closing boundary.",
+            )
+        }
+        other => Error::msg(
+            Code::MalformedPOSTRequest,
+            format!(
+                "The body of your POST request is not well-formed multipart/form-data ({other})."
+            ),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn body_of(pieces: Vec<Vec<u8>>) -> ByteStream {
+        futures::stream::iter(pieces.into_iter().map(|p| Ok(Bytes::from(p)))).boxed()
+    }
+
+    const CT: &str = "multipart/form-data; boundary=XyZ";
+
+    fn form(fields: &[(&str, &str)], file: &[u8], after: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (name, value) in fields {
+            out.extend_from_slice(
+                format!(
+                    "--XyZ\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+                )
+                .as_bytes(),
+            );
+        }
+        out.extend_from_slice(
+            b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\n",
+        );
+        out.extend_from_slice(file);
+        out.extend_from_slice(format!("\r\n{after}--XyZ--\r\n").as_bytes());
+        out
+    }
+
+    async fn read_all(content_type: &str, body: Vec<Vec<u8>>) -> Result<(Form, Vec<u8>)> {
+        let mut form = read(Some(content_type), body_of(body)).await?;
+        let mut file = Vec::new();
+        while let Some(piece) = form.file.next().await {
+            file.extend_from_slice(&piece?);
+        }
+        Ok((form, file))
+    }
+
+    #[tokio::test]
+    async fn fields_before_the_file_then_the_file_as_a_stream() {
+        let body = form(
+            &[("Key", "up/${filename}"), ("x-amz-meta-a", "b")],
+            b"hello",
+            "",
+        );
+        let (form, file) = read_all(CT, vec![body]).await.unwrap();
+        assert_eq!(
+            form.fields,
+            [
+                ("key".to_owned(), "up/${filename}".to_owned()),
+                ("x-amz-meta-a".to_owned(), "b".to_owned())
+            ]
+        );
+        assert_eq!(form.filename, "a.txt");
+        assert_eq!(file, b"hello");
+    }
+
+    #[tokio::test]
+    async fn a_field_given_twice_is_refused() {
+        let body = form(
+            &[("x-amz-meta-a", "good"), ("X-Amz-Meta-A", "evil")],
+            b"f",
+            "",
+        );
+        let e = read_all(CT, vec![body]).await.err().unwrap();
+        assert_eq!(e.code, Code::InvalidArgument);
+        assert!(e.message().contains("x-amz-meta-a"), "{}", e.message());
+    }
+
+    #[tokio::test]
+    async fn fields_after_the_file_are_never_read() {
+        let after = "--XyZ\r\nContent-Disposition: form-data; name=\"acl\"\r\n\r\npublic-read\r\n";
+        let body = form(&[("key", "k")], b"data", after);
+        let (form, file) = read_all(CT, vec![body]).await.unwrap();
+        assert_eq!(form.fields.len(), 1);
+        assert_eq!(file, b"data");
+    }
+
+    #[tokio::test]
+    async fn a_body_that_is_not_a_form_or_has_no_file_is_refused() {
+        let e = read(Some("application/json"), body_of(vec![]))
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(e.code, Code::PreconditionFailed);
+        let e = read(None, body_of(vec![])).await.err().unwrap();
+        assert_eq!(e.code, Code::PreconditionFailed);
+        let no_file =
+            b"--XyZ\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\nk\r\n--XyZ--\r\n";
+        let e = read(Some(CT), body_of(vec![no_file.to_vec()]))
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(e.code, Code::IncorrectNumberOfFilesInPostRequest);
+    }
+
+    #[tokio::test]
+    async fn fields_past_20_kib_before_the_file_are_refused_in_any_segmentation() {
+        let big = "v".repeat(MAX_PRE_DATA + PIECE);
+        let body = form(&[("key", "k"), ("x-ignore-pad", &big)], b"f", "");
+        for segment in [body.len(), 1 << 16, 7] {
+            let pieces = body.chunks(segment).map(<[u8]>::to_vec).collect();
+            let e = read(Some(CT), body_of(pieces)).await.err().unwrap();
+            assert_eq!(e.code, Code::MaxPostPreDataLengthExceeded, "{segment}");
+        }
+        // A preamble that never reaches a boundary is bounded the same way.
+        let e = read(Some(CT), body_of(vec![vec![b'x'; 1 << 20]]))
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(e.code, Code::MaxPostPreDataLengthExceeded);
+        // Just under the bound, with the file in the same large chunk, passes.
+        let fits = "v".repeat(MAX_PRE_DATA - 300);
+        let body = form(&[("key", "k"), ("x-ignore-pad", &fits)], &[7; 200_000], "");
+        let (_, file) = read_all(CT, vec![body]).await.unwrap();
+        assert_eq!(file.len(), 200_000);
+    }
+
+    #[tokio::test]
+    async fn a_file_cut_short_ends_in_an_error() {
+        let mut body = form(&[("key", "k")], &[1; 5000], "");
+        body.truncate(body.len() - 20);
+        let e = read_all(CT, vec![body]).await.err().unwrap();
+        assert_eq!(e.code, Code::IncompleteBody);
+    }
+
+    /// Random and truncated forms never panic: each is a form, or an error.
+    #[tokio::test]
+    async fn random_and_truncated_input_never_panics() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed_f0e4);
+        let good = form(&[("key", "k"), ("policy", "p")], b"file bytes", "");
+        for round in 0..3000 {
+            let body = super::super::mangle::mangled(&mut rng, &good, round);
+            let split = rng.random_range(1..=body.len().max(1));
+            let pieces = body.chunks(split).map(<[u8]>::to_vec).collect();
+            let _ = read_all(CT, pieces).await;
+        }
+    }
+}
