@@ -2,13 +2,23 @@
 //!
 //! ```text
 //!  request ─► s3::route (Endpoint::action: IAM action + grant class)
-//!          ─► FrontEnd::authorize ─► access::decide(principal, action, resource, grant, policy)
+//!          ─► FrontEnd::authorize ─► access::decide(Request, Rights, BucketAccess) ─► Decision
 //! ```
 //!
 //! The rule, as AWS evaluates it: the root key may do anything; otherwise an explicit `Deny`
 //! in the bucket policy wins; otherwise a grant covering the action or a policy `Allow`
 //! permits; otherwise AccessDenied. This module knows no HTTP and no storage: it is given the
-//! facts and answers.
+//! facts and answers. Modules: [`policy`] (bucket policies: parse, validate, evaluate),
+//! [`ip_net`] (CIDR blocks).
+
+mod ip_net;
+pub mod policy;
+
+use std::net::IpAddr;
+use std::time::SystemTime;
+
+pub use ip_net::IpNet;
+pub use policy::{Policy, Verdict};
 
 /// The kind of right an operation needs, as grants name them (`outpost key allow NAME
 /// --bucket B --read --write --owner`, `--create-bucket`).
@@ -58,6 +68,162 @@ impl Grant {
             Class::CreateBucket | Class::Root => false,
         }
     }
+}
+
+/// Who asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// An unsigned request.
+    Anonymous,
+    /// The root key: every right, no policy applies.
+    Root,
+    /// Another access key, by id and name (what a policy's `Principal` names).
+    Key { id: String, name: String },
+}
+
+/// The facts of one request a decision reads: who, what, on which resource, and the values of
+/// the policy condition keys.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub principal: Principal,
+    pub action: Action,
+    /// The ARN of the bucket or object ([`resource_arn`]).
+    pub resource: String,
+    /// `aws:SourceIp`: the client (the peer, or who trusted proxies name).
+    pub source_ip: Option<IpAddr>,
+    /// `aws:Referer`, `aws:UserAgent`: the request headers, when sent.
+    pub referer: Option<String>,
+    pub user_agent: Option<String>,
+    /// `aws:SecureTransport` (false until the store speaks TLS itself).
+    pub secure_transport: bool,
+    /// `aws:CurrentTime`.
+    pub current_time: SystemTime,
+    /// `s3:prefix` (empty when a listing names none), `s3:delimiter`, `s3:max-keys` (as
+    /// sent): on listings only.
+    pub prefix: Option<String>,
+    pub delimiter: Option<String>,
+    pub max_keys: Option<String>,
+}
+
+impl Request {
+    /// The same request asking for another action on another resource (a copy's source, each
+    /// key of a DeleteObjects).
+    pub fn asking(&self, action: Action, resource: String) -> Request {
+        Request {
+            action,
+            resource,
+            ..self.clone()
+        }
+    }
+}
+
+/// What a key holds: its grant on the bucket asked for, and whether it may create buckets.
+/// (Anonymous clients and the root key hold none: they are decided without.)
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rights {
+    pub grant: Grant,
+    pub create_bucket: bool,
+}
+
+/// A bucket's Block Public Access settings (PutPublicAccessBlock).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct PublicAccessBlock {
+    /// Refuse public ACLs (every public ACL is refused anyway: ACLs are disabled).
+    pub block_public_acls: bool,
+    /// Ignore the bucket's legacy `public-read` ACL.
+    pub ignore_public_acls: bool,
+    /// Refuse a public policy at PutBucketPolicy (AccessDenied).
+    pub block_public_policy: bool,
+    /// A public policy grants nothing to anonymous clients.
+    pub restrict_public_buckets: bool,
+}
+
+/// What a bucket says about access to it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BucketAccess<'a> {
+    pub policy: Option<&'a Policy>,
+    /// A `public-read` canned ACL stored before ACLs were disabled: still honoured as an
+    /// anonymous GetObject of every object, unless `IgnorePublicAcls`.
+    pub public_read_acl: bool,
+    pub block: PublicAccessBlock,
+}
+
+impl BucketAccess<'_> {
+    /// Public as AWS defines it: a public policy or (not ignored) a public ACL.
+    pub fn is_public(&self) -> bool {
+        self.policy.is_some_and(Policy::is_public)
+            || (self.public_read_acl && !self.block.ignore_public_acls)
+    }
+}
+
+/// The answer, and why (the access log shows it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// The root key may do anything.
+    Root,
+    /// A grant of the key covers the action (or its create-bucket right).
+    Grant,
+    /// A bucket-policy statement allows it.
+    PolicyAllow,
+    /// The bucket's legacy `public-read` ACL allows it (a read of an object).
+    PublicAcl,
+    /// A bucket-policy statement denies it: nothing else counts.
+    PolicyDeny,
+    /// Nothing allows it.
+    NoPermission,
+}
+
+impl Decision {
+    pub fn is_allowed(self) -> bool {
+        matches!(
+            self,
+            Decision::Root | Decision::Grant | Decision::PolicyAllow | Decision::PublicAcl
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Root => "root",
+            Decision::Grant => "grant",
+            Decision::PolicyAllow => "policy-allow",
+            Decision::PublicAcl => "public-acl",
+            Decision::PolicyDeny => "policy-deny",
+            Decision::NoPermission => "no-permission",
+        }
+    }
+}
+
+/// The one access decision: root → allowed; an explicit policy Deny wins; then a grant (keys
+/// only) or a policy Allow (not for anonymous clients when `RestrictPublicBuckets` meets a
+/// public policy), or the legacy public-read ACL for an object read; else denied.
+pub fn decide(request: &Request, rights: Rights, bucket: &BucketAccess) -> Decision {
+    if request.principal == Principal::Root {
+        return Decision::Root;
+    }
+    let verdict = bucket
+        .policy
+        .map_or(Verdict::NotApplicable, |p| p.evaluate(request));
+    if verdict == Verdict::Deny {
+        return Decision::PolicyDeny;
+    }
+    let class = request.action.class;
+    if matches!(request.principal, Principal::Key { .. })
+        && (rights.grant.covers(class) || (class == Class::CreateBucket && rights.create_bucket))
+    {
+        return Decision::Grant;
+    }
+    let restricted = bucket.block.restrict_public_buckets
+        && request.principal == Principal::Anonymous
+        && bucket.policy.is_some_and(Policy::is_public);
+    if verdict == Verdict::Allow && !restricted {
+        return Decision::PolicyAllow;
+    }
+    let object_read = request.action.name == "s3:GetObject" && request.resource.contains('/');
+    if object_read && bucket.public_read_acl && !bucket.block.ignore_public_acls {
+        return Decision::PublicAcl;
+    }
+    Decision::NoPermission
 }
 
 /// The ARN a policy's `Resource` is matched against: the bucket's, or one object's.
