@@ -166,8 +166,16 @@ const KEYS: &[(&str, Key, Kind)] = &[
 const OPERATORS: &[(&str, Test, bool)] = &[
     ("StringEquals", Test::StringEquals, false),
     ("StringNotEquals", Test::StringEquals, true),
-    ("StringEqualsIgnoreCase", Test::StringEqualsIgnoreCase, false),
-    ("StringNotEqualsIgnoreCase", Test::StringEqualsIgnoreCase, true),
+    (
+        "StringEqualsIgnoreCase",
+        Test::StringEqualsIgnoreCase,
+        false,
+    ),
+    (
+        "StringNotEqualsIgnoreCase",
+        Test::StringEqualsIgnoreCase,
+        true,
+    ),
     ("StringLike", Test::StringLike, false),
     ("StringNotLike", Test::StringLike, true),
     ("NumericEquals", Test::Numeric(Cmp::Eq), false),
@@ -218,9 +226,12 @@ impl Policy {
     /// element, for anything this evaluator does not implement exactly.
     pub fn parse(bucket: &str, text: &str) -> Result<Policy> {
         if text.len() > MAX_POLICY_BYTES {
-            return Err(malformed("Policy exceeds the maximum allowed document size."));
+            return Err(malformed(
+                "Policy exceeds the maximum allowed document size.",
+            ));
         }
-        let value: Value = serde_json::from_str(text).map_err(|_| Error::new(Code::MalformedPolicy))?;
+        let value: Value =
+            serde_json::from_str(text).map_err(|_| Error::new(Code::MalformedPolicy))?;
         let Value::Object(document) = value else {
             return Err(Error::new(Code::MalformedPolicy));
         };
@@ -251,7 +262,9 @@ impl Policy {
                     return Err(malformed("Statement must be an object"));
                 };
                 if let Some(sid) = s.get("Sid") {
-                    let sid = sid.as_str().ok_or_else(|| malformed("Sid must be a string"))?;
+                    let sid = sid
+                        .as_str()
+                        .ok_or_else(|| malformed("Sid must be a string"))?;
                     if !sids.insert(sid.to_owned()) {
                         return Err(malformed(format!(
                             "Statement IDs (SID) in a single policy must be unique: {sid}"
@@ -291,7 +304,9 @@ impl Policy {
                 && !s.conditions.iter().any(|c| {
                     c.key == Key::SourceIp
                         && !c.negated
-                        && c.values.iter().all(|v| matches!(v, Expected::Net(n) if n.prefix() > 0))
+                        && c.values
+                            .iter()
+                            .all(|v| matches!(v, Expected::Net(n) if n.prefix() > 0))
                 })
         })
     }
@@ -340,7 +355,9 @@ impl Statement {
 
     fn applies(&self, request: &Request) -> bool {
         self.principals.include(&request.principal)
-            && self.actions.matches(&request.action.name.to_ascii_lowercase(), true)
+            && self
+                .actions
+                .matches(&request.action.name.to_ascii_lowercase(), true)
             && self.resources.matches(&request.resource, false)
             && self.conditions.iter().all(|c| c.holds(request))
     }
@@ -393,7 +410,9 @@ fn parse_principal(value: Option<&Value>) -> Result<Principals> {
     }
     names
         .into_iter()
-        .map(|name| key_ref(&name).ok_or_else(|| malformed(format!("Invalid principal in policy: {name}"))))
+        .map(|name| {
+            key_ref(&name).ok_or_else(|| malformed(format!("Invalid principal in policy: {name}")))
+        })
         .collect::<Result<_>>()
         .map(Principals::Keys)
 }
@@ -431,7 +450,11 @@ fn either(s: &Map<String, Value>, positive: &str, negative: &str) -> Result<Patt
 
 /// A string or a non-empty array of strings.
 fn strings(value: Option<&Value>, element: &str) -> Result<Vec<String>> {
-    let bad = || malformed(format!("{element} must be a string or a non-empty array of strings"));
+    let bad = || {
+        malformed(format!(
+            "{element} must be a string or a non-empty array of strings"
+        ))
+    };
     match value {
         Some(Value::String(s)) => Ok(vec![s.clone()]),
         Some(Value::Array(items)) if !items.is_empty() => items
@@ -449,7 +472,9 @@ fn check_action(action: &str) -> Result<()> {
         .map(|_| &action[3..]);
     let valid = action == "*"
         || name.is_some_and(|n| {
-            !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'*' || b == b'?')
+            !n.is_empty()
+                && n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'*' || b == b'?')
         });
     if valid {
         Ok(())
@@ -464,10 +489,14 @@ fn check_resource(bucket: &str, resource: &str, variables: bool) -> Result<()> {
             "Policy variables are not supported by this server (Resource {resource})"
         )));
     }
-    let rest = resource.strip_prefix("arn:aws:s3:::").and_then(|r| r.strip_prefix(bucket));
+    let rest = resource
+        .strip_prefix("arn:aws:s3:::")
+        .and_then(|r| r.strip_prefix(bucket));
     match rest {
         Some(r) if r.is_empty() || r.starts_with('/') => Ok(()),
-        _ => Err(malformed(format!("Policy has invalid resource: {resource}"))),
+        _ => Err(malformed(format!(
+            "Policy has invalid resource: {resource}"
+        ))),
     }
 }
 
@@ -479,10 +508,15 @@ fn parse_conditions(operators: &Map<String, Value>, variables: bool) -> Result<V
                 "Condition qualifier in {name} is not supported by this server"
             )));
         }
-        let &(_, test, negated) = OPERATORS
-            .iter()
-            .find(|(n, _, _)| n == name)
-            .ok_or_else(|| malformed(format!("Condition operator {name} is not supported by this server")))?;
+        let &(_, test, negated) =
+            OPERATORS
+                .iter()
+                .find(|(n, _, _)| n == name)
+                .ok_or_else(|| {
+                    malformed(format!(
+                        "Condition operator {name} is not supported by this server"
+                    ))
+                })?;
         let Value::Object(keys) = keys else {
             return Err(malformed(format!("Condition {name} must be an object")));
         };
@@ -493,7 +527,11 @@ fn parse_conditions(operators: &Map<String, Value>, variables: bool) -> Result<V
             let &(_, key, kind) = KEYS
                 .iter()
                 .find(|(k, _, _)| k.eq_ignore_ascii_case(key_name))
-                .ok_or_else(|| malformed(format!("Condition key {key_name} is not supported by this server")))?;
+                .ok_or_else(|| {
+                    malformed(format!(
+                        "Condition key {key_name} is not supported by this server"
+                    ))
+                })?;
             if kind != test.kind() {
                 return Err(malformed(format!(
                     "Condition operator {name} does not apply to the key {key_name}"
@@ -584,7 +622,11 @@ impl Condition {
             Key::Prefix => request.prefix.as_deref().map(Actual::Text),
             Key::Delimiter => request.delimiter.as_deref().map(Actual::Text),
             // A max-keys that is no number matches no numeric value.
-            Key::MaxKeys => request.max_keys.as_deref().and_then(number).map(Actual::Number),
+            Key::MaxKeys => request
+                .max_keys
+                .as_deref()
+                .and_then(number)
+                .map(Actual::Number),
         };
         let matched = actual.is_some_and(|a| self.values.iter().any(|v| self.test_one(&a, v)));
         matched != self.negated

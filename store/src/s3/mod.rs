@@ -11,6 +11,7 @@
 //! [`client_ip`] (who a request comes from, through trusted proxies), [`headers`], [`xml`].
 
 pub mod auth;
+pub mod authorize;
 pub mod body;
 pub mod client_ip;
 pub mod context;
@@ -35,7 +36,7 @@ use crate::engine::{ByteStream, Engine};
 use crate::error::{Code, Error, Result};
 use crate::metrics::Metrics;
 use auth::{Identity, Keyring, Trailers};
-use context::{Access, FrontEnd, Public, Settings};
+use context::{Access, FrontEnd, Settings};
 use route::{Endpoint, Route};
 pub use serve::{error_response, finish_response, request_id};
 
@@ -68,6 +69,9 @@ pub struct Req {
     key: String,
     /// The authorisation decision.
     pub access: Access,
+    /// The facts it was taken on, for an operation that asks again about other resources
+    /// (each key of a DeleteObjects).
+    pub facts: crate::access::Request,
     /// The verified, de-chunked body. Taken once by the operation that reads it. (In a Mutex
     /// only to make `Req` Sync, so handlers may hold `&Req` across awaits.)
     body: std::sync::Mutex<Option<ByteStream>>,
@@ -76,7 +80,8 @@ pub struct Req {
 
 impl Req {
     /// The request as an operation sees it, and the operation it asks for.
-    fn new(context: context::Context) -> (Req, Endpoint) {
+    fn new(s3: &S3, context: context::Context) -> (Req, Endpoint) {
+        let facts = authorize::facts(s3, &context.parts, &context.route, &context.access);
         let (body, trailers) = context.body.into_stream();
         let Route {
             endpoint,
@@ -90,6 +95,7 @@ impl Req {
             bucket,
             key,
             access: context.access,
+            facts,
             body: std::sync::Mutex::new(Some(body)),
             trailers,
         };
@@ -133,7 +139,7 @@ pub async fn handle(
     request: axum::extract::Request,
 ) -> Response {
     serve::serve(&*s3, request, async |parts, body, note| {
-        let (req, endpoint) = Req::new(context::context(&*s3, parts, body, note).await?);
+        let (req, endpoint) = Req::new(&s3, context::context(&*s3, parts, body, note).await?);
         ops::dispatch(&s3, req, endpoint).await
     })
     .await
@@ -160,30 +166,14 @@ impl FrontEnd for S3 {
         &self.metrics
     }
 
-    /// Signed requests may do anything (one root identity); anonymous ones only what a public
-    /// bucket's policy or ACL opens.
+    /// The one access decision ([`crate::access::decide`]), on the facts of the request.
     async fn authorize(
         &self,
-        _parts: &http::request::Parts,
+        parts: &http::request::Parts,
         route: &Route,
         identity: &Identity,
     ) -> Result<Access> {
-        if let Identity::Key(key) = identity {
-            return Ok(Access::Signed(key.clone()));
-        }
-        let (read, list) = (
-            route.endpoint.is_public_read(),
-            route.endpoint.is_public_list(),
-        );
-        if (read || list)
-            && let Ok(bucket) = self.engine.bucket(&route.bucket).await
-        {
-            let access = ops::policy::public_access(&bucket.settings);
-            if (read && access.can_read(&route.bucket, &route.key)) || (list && access.list) {
-                return Ok(Access::Public(Public::BucketPolicy));
-            }
-        }
-        Err(Error::new(Code::AccessDenied))
+        authorize::authorize(self, parts, route, identity).await
     }
 }
 

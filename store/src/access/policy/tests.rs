@@ -60,7 +60,11 @@ fn a_prefix_policy_allows_only_its_prefix() {
     assert_eq!(p.evaluate(&anonymous_get("public/a.txt")), Verdict::Allow);
     assert_eq!(p.evaluate(&anonymous_get("public/x/y")), Verdict::Allow);
     for key in ["private/b.txt", "publicity", "Public/a.txt", ""] {
-        assert_eq!(p.evaluate(&anonymous_get(key)), Verdict::NotApplicable, "{key}");
+        assert_eq!(
+            p.evaluate(&anonymous_get(key)),
+            Verdict::NotApplicable,
+            "{key}"
+        );
     }
     let list = request(Principal::Anonymous, "s3:ListBucket", "");
     assert_eq!(p.evaluate(&list), Verdict::NotApplicable);
@@ -86,7 +90,10 @@ fn deny_beats_allow_and_not_elements_invert() {
     ))
     .unwrap();
     assert_eq!(p.evaluate(&anonymous_get("a")), Verdict::Allow);
-    assert_eq!(p.evaluate(&anonymous_get("private/a")), Verdict::NotApplicable);
+    assert_eq!(
+        p.evaluate(&anonymous_get("private/a")),
+        Verdict::NotApplicable
+    );
     let put = request(Principal::Anonymous, "s3:PutObject", "a");
     assert_eq!(p.evaluate(&put), Verdict::NotApplicable);
 }
@@ -117,22 +124,42 @@ fn principals_name_keys_by_id_or_user_arn() {
 #[test]
 fn conditions() {
     let cases: &[(&str, fn(&mut Request), Verdict)] = &[
-        (r#"{"IpAddress":{"aws:SourceIp":"127.0.0.1/32"}}"#, |_| {}, Verdict::Allow),
-        (r#"{"IpAddress":{"aws:SourceIp":["10.0.0.0/8","::1/128"]}}"#, |_| {}, Verdict::NotApplicable),
+        (
+            r#"{"IpAddress":{"aws:SourceIp":"127.0.0.1/32"}}"#,
+            |_| {},
+            Verdict::Allow,
+        ),
+        (
+            r#"{"IpAddress":{"aws:SourceIp":["10.0.0.0/8","::1/128"]}}"#,
+            |_| {},
+            Verdict::NotApplicable,
+        ),
         (
             r#"{"IpAddress":{"aws:SourceIp":["10.0.0.0/8","::1/128"]}}"#,
             |r| r.source_ip = Some("::1".parse().unwrap()),
             Verdict::Allow,
         ),
-        (r#"{"NotIpAddress":{"aws:sourceip":"10.0.0.0/8"}}"#, |_| {}, Verdict::Allow),
-        (r#"{"StringLike":{"aws:Referer":"https://example.com/*"}}"#, |_| {}, Verdict::NotApplicable),
+        (
+            r#"{"NotIpAddress":{"aws:sourceip":"10.0.0.0/8"}}"#,
+            |_| {},
+            Verdict::Allow,
+        ),
+        (
+            r#"{"StringLike":{"aws:Referer":"https://example.com/*"}}"#,
+            |_| {},
+            Verdict::NotApplicable,
+        ),
         (
             r#"{"StringLike":{"aws:Referer":"https://example.com/*"}}"#,
             |r| r.referer = Some("https://example.com/page".into()),
             Verdict::Allow,
         ),
         // A missing key passes a negated operator.
-        (r#"{"StringNotEquals":{"aws:UserAgent":"bad"}}"#, |_| {}, Verdict::Allow),
+        (
+            r#"{"StringNotEquals":{"aws:UserAgent":"bad"}}"#,
+            |_| {},
+            Verdict::Allow,
+        ),
         (
             r#"{"StringNotEquals":{"aws:UserAgent":["bad","worse"]}}"#,
             |r| r.user_agent = Some("worse".into()),
@@ -143,23 +170,67 @@ fn conditions() {
             |r| r.user_agent = Some("curl/8".into()),
             Verdict::Allow,
         ),
-        (r#"{"Bool":{"aws:SecureTransport":"false"}}"#, |_| {}, Verdict::Allow),
-        (r#"{"Bool":{"aws:SecureTransport":true}}"#, |_| {}, Verdict::NotApplicable),
-        (r#"{"DateLessThan":{"aws:CurrentTime":"2030-01-01T00:00:00Z"}}"#, |_| {}, Verdict::Allow),
-        (r#"{"DateLessThan":{"aws:CurrentTime":"2020-01-01"}}"#, |_| {}, Verdict::NotApplicable),
-        (r#"{"DateGreaterThanEquals":{"aws:CurrentTime":"1800000000"}}"#, |_| {}, Verdict::Allow),
+        (
+            r#"{"Bool":{"aws:SecureTransport":"false"}}"#,
+            |_| {},
+            Verdict::Allow,
+        ),
+        (
+            r#"{"Bool":{"aws:SecureTransport":true}}"#,
+            |_| {},
+            Verdict::NotApplicable,
+        ),
+        (
+            r#"{"DateLessThan":{"aws:CurrentTime":"2030-01-01T00:00:00Z"}}"#,
+            |_| {},
+            Verdict::Allow,
+        ),
+        (
+            r#"{"DateLessThan":{"aws:CurrentTime":"2020-01-01"}}"#,
+            |_| {},
+            Verdict::NotApplicable,
+        ),
+        (
+            r#"{"DateGreaterThanEquals":{"aws:CurrentTime":"1800000000"}}"#,
+            |_| {},
+            Verdict::Allow,
+        ),
         // Keys and operators are AND'ed.
         (
             r#"{"IpAddress":{"aws:SourceIp":"127.0.0.0/8"},"StringEquals":{"aws:UserAgent":"x"}}"#,
             |_| {},
             Verdict::NotApplicable,
         ),
-        (r#"{"StringEquals":{"s3:prefix":["","home/"]}}"#, |r| r.prefix = Some(String::new()), Verdict::Allow),
-        (r#"{"StringEquals":{"s3:prefix":"home/"}}"#, |r| r.prefix = Some("etc/".into()), Verdict::NotApplicable),
-        (r#"{"StringEquals":{"s3:delimiter":"/"}}"#, |r| r.delimiter = Some("/".into()), Verdict::Allow),
-        (r#"{"NumericLessThanEquals":{"s3:max-keys":"10"}}"#, |r| r.max_keys = Some("10".into()), Verdict::Allow),
-        (r#"{"NumericLessThanEquals":{"s3:max-keys":"10"}}"#, |r| r.max_keys = Some("11".into()), Verdict::NotApplicable),
-        (r#"{"NumericLessThanEquals":{"s3:max-keys":"10"}}"#, |_| {}, Verdict::NotApplicable),
+        (
+            r#"{"StringEquals":{"s3:prefix":["","home/"]}}"#,
+            |r| r.prefix = Some(String::new()),
+            Verdict::Allow,
+        ),
+        (
+            r#"{"StringEquals":{"s3:prefix":"home/"}}"#,
+            |r| r.prefix = Some("etc/".into()),
+            Verdict::NotApplicable,
+        ),
+        (
+            r#"{"StringEquals":{"s3:delimiter":"/"}}"#,
+            |r| r.delimiter = Some("/".into()),
+            Verdict::Allow,
+        ),
+        (
+            r#"{"NumericLessThanEquals":{"s3:max-keys":"10"}}"#,
+            |r| r.max_keys = Some("10".into()),
+            Verdict::Allow,
+        ),
+        (
+            r#"{"NumericLessThanEquals":{"s3:max-keys":"10"}}"#,
+            |r| r.max_keys = Some("11".into()),
+            Verdict::NotApplicable,
+        ),
+        (
+            r#"{"NumericLessThanEquals":{"s3:max-keys":"10"}}"#,
+            |_| {},
+            Verdict::NotApplicable,
+        ),
     ];
     for (condition, set, verdict) in cases {
         let p = parse(&allow("s3:GetObject", "arn:aws:s3:::site/*", condition))
@@ -209,21 +280,34 @@ fn unsupported_constructs_are_refused_by_name() {
     ];
     for (text, named) in cases {
         let message = refused(&text);
-        assert!(message.contains(named), "{text}: {message:?} should name {named}");
+        assert!(
+            message.contains(named),
+            "{text}: {message:?} should name {named}"
+        );
     }
     for text in ["", "nope", "[]", "{", "null", r#""{}""#] {
         refused(text);
     }
     // 2008-10-17 has no policy variables: `${` is literal there.
-    let literal = allow("s3:GetObject", "arn:aws:s3:::site/${x}", "").replace("2012-10-17", "2008-10-17");
-    assert_eq!(parse(&literal).unwrap().evaluate(&anonymous_get("${x}")), Verdict::Allow);
+    let literal =
+        allow("s3:GetObject", "arn:aws:s3:::site/${x}", "").replace("2012-10-17", "2008-10-17");
+    assert_eq!(
+        parse(&literal).unwrap().evaluate(&anonymous_get("${x}")),
+        Verdict::Allow
+    );
 }
 
 #[test]
 fn the_size_limit_is_awss() {
     let padding = " ".repeat(MAX_POLICY_BYTES);
-    let message = refused(&format!("{}{padding}", allow("s3:GetObject", "arn:aws:s3:::site/*", "")));
-    assert!(message.contains("maximum allowed document size"), "{message}");
+    let message = refused(&format!(
+        "{}{padding}",
+        allow("s3:GetObject", "arn:aws:s3:::site/*", "")
+    ));
+    assert!(
+        message.contains("maximum allowed document size"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -234,7 +318,10 @@ fn public_is_as_aws_defines_it() {
         (r#"{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}"#, false),
         (r#"{"IpAddress":{"aws:SourceIp":"0.0.0.0/0"}}"#, true),
         (r#"{"NotIpAddress":{"aws:SourceIp":"10.0.0.0/8"}}"#, true),
-        (r#"{"StringLike":{"aws:Referer":"https://example.com/*"}}"#, true),
+        (
+            r#"{"StringLike":{"aws:Referer":"https://example.com/*"}}"#,
+            true,
+        ),
     ] {
         let p = parse(&allow("s3:GetObject", object, condition)).unwrap();
         assert_eq!(p.is_public(), public, "{condition}");
@@ -246,12 +333,24 @@ fn public_is_as_aws_defines_it() {
 #[test]
 fn wildcards() {
     assert!(wildcard_matches("arn:aws:s3:::b/*", "arn:aws:s3:::b/"));
-    assert!(wildcard_matches("arn:aws:s3:::b/*.png", "arn:aws:s3:::b/x/y.png"));
-    assert!(!wildcard_matches("arn:aws:s3:::b/*.png", "arn:aws:s3:::b/x/y.png.txt"));
+    assert!(wildcard_matches(
+        "arn:aws:s3:::b/*.png",
+        "arn:aws:s3:::b/x/y.png"
+    ));
+    assert!(!wildcard_matches(
+        "arn:aws:s3:::b/*.png",
+        "arn:aws:s3:::b/x/y.png.txt"
+    ));
     assert!(wildcard_matches("arn:aws:s3:::b/a?c", "arn:aws:s3:::b/abc"));
     assert!(!wildcard_matches("arn:aws:s3:::b/a?c", "arn:aws:s3:::b/ac"));
-    assert!(wildcard_matches("arn:aws:s3:::b/*/index.html", "arn:aws:s3:::b/x/y/index.html"));
-    assert!(!wildcard_matches("arn:aws:s3:::b/key", "arn:aws:s3:::b/key2"));
+    assert!(wildcard_matches(
+        "arn:aws:s3:::b/*/index.html",
+        "arn:aws:s3:::b/x/y/index.html"
+    ));
+    assert!(!wildcard_matches(
+        "arn:aws:s3:::b/key",
+        "arn:aws:s3:::b/key2"
+    ));
     assert!(wildcard_matches("arn:aws:s3:::b/**", "arn:aws:s3:::b/k"));
 }
 
@@ -261,8 +360,14 @@ fn wildcards() {
 fn random_and_truncated_input_never_panics() {
     use rand::{Rng, SeedableRng};
     let valid = [
-        allow("s3:GetObject", "arn:aws:s3:::site/public/*", r#"{"IpAddress":{"aws:SourceIp":["127.0.0.1/32","::1/128"]},"DateLessThan":{"aws:CurrentTime":"2030-01-01T00:00:00Z"}}"#),
-        one(r#""Sid":"x","Effect":"Deny","Principal":{"AWS":["AKID","arn:aws:iam:::user/bob"]},"NotAction":["s3:Put*","s3:?elete*"],"NotResource":"arn:aws:s3:::site/ok/*""#),
+        allow(
+            "s3:GetObject",
+            "arn:aws:s3:::site/public/*",
+            r#"{"IpAddress":{"aws:SourceIp":["127.0.0.1/32","::1/128"]},"DateLessThan":{"aws:CurrentTime":"2030-01-01T00:00:00Z"}}"#,
+        ),
+        one(
+            r#""Sid":"x","Effect":"Deny","Principal":{"AWS":["AKID","arn:aws:iam:::user/bob"]},"NotAction":["s3:Put*","s3:?elete*"],"NotResource":"arn:aws:s3:::site/ok/*""#,
+        ),
     ];
     let check = |text: &str| match Policy::parse(B, text) {
         Ok(p) => {
@@ -278,15 +383,41 @@ fn random_and_truncated_input_never_panics() {
         }
     }
     let tokens = [
-        "{", "}", "[", "]", ",", ":", "\"Statement\"", "\"Effect\"", "\"Allow\"", "\"Deny\"",
-        "\"Principal\"", "\"*\"", "\"Action\"", "\"s3:*\"", "\"Resource\"", "\"arn:aws:s3:::site/*\"",
-        "\"Condition\"", "\"IpAddress\"", "\"aws:SourceIp\"", "\"::1/200\"", "1e999", "-0", "null",
-        "true", "\"\\u0000\"", "\"Version\"", "\"2012-10-17\"", "\"NotAction\"",
+        "{",
+        "}",
+        "[",
+        "]",
+        ",",
+        ":",
+        "\"Statement\"",
+        "\"Effect\"",
+        "\"Allow\"",
+        "\"Deny\"",
+        "\"Principal\"",
+        "\"*\"",
+        "\"Action\"",
+        "\"s3:*\"",
+        "\"Resource\"",
+        "\"arn:aws:s3:::site/*\"",
+        "\"Condition\"",
+        "\"IpAddress\"",
+        "\"aws:SourceIp\"",
+        "\"::1/200\"",
+        "1e999",
+        "-0",
+        "null",
+        "true",
+        "\"\\u0000\"",
+        "\"Version\"",
+        "\"2012-10-17\"",
+        "\"NotAction\"",
     ];
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
     for _ in 0..3000 {
         let n = rng.random_range(0..40);
-        let soup: String = (0..n).map(|_| tokens[rng.random_range(0..tokens.len())]).collect();
+        let soup: String = (0..n)
+            .map(|_| tokens[rng.random_range(0..tokens.len())])
+            .collect();
         check(&soup);
         let bytes: Vec<u8> = (0..rng.random_range(0..64)).map(|_| rng.random()).collect();
         check(&String::from_utf8_lossy(&bytes));
@@ -300,8 +431,14 @@ fn random_and_truncated_input_never_panics() {
 
 #[test]
 fn time_values() {
-    assert_eq!(time("1970-01-02"), Some(UNIX_EPOCH + Duration::from_secs(86_400)));
-    assert_eq!(time("1970-01-01T00:00:10Z"), Some(UNIX_EPOCH + Duration::from_secs(10)));
+    assert_eq!(
+        time("1970-01-02"),
+        Some(UNIX_EPOCH + Duration::from_secs(86_400))
+    );
+    assert_eq!(
+        time("1970-01-01T00:00:10Z"),
+        Some(UNIX_EPOCH + Duration::from_secs(10))
+    );
     assert!(time("2020-13-01").is_none());
     assert!(time("99999999999999999999").is_none());
     let _ = SystemTime::now();
