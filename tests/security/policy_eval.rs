@@ -114,7 +114,7 @@ async fn a_deny_on_some_keys_holds_in_a_batch_delete_and_a_copy() {
     .await;
     let body =
         "<Delete><Object><Key>tmp/a</Key></Object><Object><Key>keep/b</Key></Object></Delete>";
-    let md5 = base64_md5(body.as_bytes());
+    let md5 = hash::b64(&hash::md5(body.as_bytes()));
     let r = RawRequest::new("POST", &format!("/{b}?delete"))
         .header("content-md5", &md5)
         .body(body.as_bytes().to_vec())
@@ -139,12 +139,6 @@ async fn a_deny_on_some_keys_holds_in_a_batch_delete_and_a_copy() {
         404,
         "NotFound",
     );
-}
-
-fn base64_md5(body: &[u8]) -> String {
-    use base64::Engine as _;
-    use md5::Digest as _;
-    base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(body))
 }
 
 #[tokio::test]

@@ -60,6 +60,31 @@ async fn a_prefix_policy_opens_only_that_prefix() {
             .await
             .assert_error(403, "AccessDenied");
     }
+    // Listing granted for the public prefix only (`s3:prefix`), as the AWS docs' example.
+    s3.put_bucket_policy()
+        .bucket(&b)
+        .policy(format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{b}/public/*"}},{{"Effect":"Allow","Principal":"*","Action":"s3:ListBucket","Resource":"arn:aws:s3:::{b}","Condition":{{"StringLike":{{"s3:prefix":"public/*"}}}}}}]}}"#
+        ))
+        .send()
+        .await
+        .expect("a prefix-scoped list policy is accepted");
+    for server in [&pair.store, &pair.edge] {
+        let listed = anonymous_get(server, &format!("/{b}?list-type=2&prefix=public/")).await;
+        assert_eq!(listed.status, 200, "{}", listed.text());
+        assert_eq!(listed.xml_all("Key"), ["public/a.txt", "public/sub/c.txt"]);
+        for query in [
+            "list-type=2",
+            "list-type=2&prefix=private/",
+            "list-type=2&prefix=p",
+        ] {
+            anonymous_get(server, &format!("/{b}?{query}"))
+                .await
+                .assert_error(403, "AccessDenied");
+        }
+        let r = anonymous_get(server, &format!("/{b}/private/b.txt?after=list")).await;
+        r.assert_error(403, "AccessDenied");
+    }
     // Signed readers still read everything.
     assert_eq!(
         object_bytes(&s3, &b, "private/b.txt").await,

@@ -149,15 +149,8 @@ pub struct BucketAccess<'a> {
     pub block: PublicAccessBlock,
 }
 
-impl BucketAccess<'_> {
-    /// Public as AWS defines it: a public policy or (not ignored) a public ACL.
-    pub fn is_public(&self) -> bool {
-        self.policy.is_some_and(Policy::is_public)
-            || (self.public_read_acl && !self.block.ignore_public_acls)
-    }
-}
-
-/// The answer, and why (the access log shows it).
+/// The answer, and why (logged with the request at debug level; an anonymous request's
+/// `Access` names the policy or the ACL that let it through).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
     /// The root key may do anything.
@@ -263,5 +256,185 @@ mod tests {
         assert_eq!(resource_arn("b", ""), "arn:aws:s3:::b");
         assert_eq!(resource_arn("b", "a/c"), "arn:aws:s3:::b/a/c");
         assert_eq!(resource_arn("", ""), "*");
+    }
+
+    fn request(principal: Principal, name: &'static str, class: Class, key: &str) -> Request {
+        Request {
+            principal,
+            action: Action { name, class },
+            resource: resource_arn("b", key),
+            source_ip: None,
+            referer: None,
+            user_agent: None,
+            secure_transport: false,
+            current_time: SystemTime::UNIX_EPOCH,
+            prefix: None,
+            delimiter: None,
+            max_keys: None,
+        }
+    }
+
+    #[test]
+    fn the_decision_follows_awss_order() {
+        let policy = Policy::parse(
+            "b",
+            r#"{"Statement":[
+            {"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"},
+            {"Effect":"Deny","Principal":"*","Action":"s3:*","Resource":"arn:aws:s3:::b/secret/*"}]}"#,
+        )
+        .unwrap();
+        let bucket = BucketAccess {
+            policy: Some(&policy),
+            ..BucketAccess::default()
+        };
+        let key = || Principal::Key {
+            id: "AK".into(),
+            name: "app".into(),
+        };
+        let writer = Rights {
+            grant: Grant {
+                write: true,
+                ..Grant::default()
+            },
+            create_bucket: false,
+        };
+        let none = Rights::default();
+        let cases = [
+            (
+                Principal::Root,
+                "s3:GetObject",
+                Class::Read,
+                "secret/x",
+                none,
+                Decision::Root,
+            ),
+            (
+                Principal::Anonymous,
+                "s3:GetObject",
+                Class::Read,
+                "a",
+                none,
+                Decision::PolicyAllow,
+            ),
+            (
+                Principal::Anonymous,
+                "s3:GetObject",
+                Class::Read,
+                "secret/x",
+                none,
+                Decision::PolicyDeny,
+            ),
+            (
+                Principal::Anonymous,
+                "s3:PutObject",
+                Class::Write,
+                "a",
+                writer,
+                Decision::NoPermission,
+            ),
+            (
+                Principal::Anonymous,
+                "s3:ListAllMyBuckets",
+                Class::Service,
+                "",
+                none,
+                Decision::NoPermission,
+            ),
+            (
+                key(),
+                "s3:PutObject",
+                Class::Write,
+                "a",
+                writer,
+                Decision::Grant,
+            ),
+            (
+                key(),
+                "s3:PutObject",
+                Class::Write,
+                "secret/x",
+                writer,
+                Decision::PolicyDeny,
+            ),
+            (
+                key(),
+                "s3:PutObject",
+                Class::Write,
+                "a",
+                none,
+                Decision::NoPermission,
+            ),
+            (
+                key(),
+                "s3:GetObject",
+                Class::Read,
+                "a",
+                none,
+                Decision::PolicyAllow,
+            ),
+            (
+                key(),
+                "s3:CreateBucket",
+                Class::CreateBucket,
+                "",
+                Rights {
+                    create_bucket: true,
+                    ..none
+                },
+                Decision::Grant,
+            ),
+        ];
+        for (principal, name, class, key, rights, decision) in cases {
+            let r = request(principal.clone(), name, class, key);
+            assert_eq!(
+                decide(&r, rights, &bucket),
+                decision,
+                "{principal:?} {name} {key}"
+            );
+        }
+        // RestrictPublicBuckets: the public policy no longer opens anything to anonymous
+        // clients (its Deny still holds for everyone); keys are of the owner's account.
+        let restricted = BucketAccess {
+            block: PublicAccessBlock {
+                restrict_public_buckets: true,
+                ..PublicAccessBlock::default()
+            },
+            ..bucket
+        };
+        let anonymous = request(Principal::Anonymous, "s3:GetObject", Class::Read, "a");
+        assert_eq!(
+            decide(&anonymous, none, &restricted),
+            Decision::NoPermission
+        );
+        let app = request(key(), "s3:GetObject", Class::Read, "a");
+        assert_eq!(decide(&app, none, &restricted), Decision::PolicyAllow);
+    }
+
+    #[test]
+    fn a_legacy_public_read_acl_opens_object_reads_unless_ignored() {
+        let mut bucket = BucketAccess {
+            public_read_acl: true,
+            ..BucketAccess::default()
+        };
+        let get = request(Principal::Anonymous, "s3:GetObject", Class::Read, "k");
+        let list = request(Principal::Anonymous, "s3:ListBucket", Class::Read, "");
+        let put = request(Principal::Anonymous, "s3:PutObject", Class::Write, "k");
+        assert_eq!(
+            decide(&get, Rights::default(), &bucket),
+            Decision::PublicAcl
+        );
+        assert_eq!(
+            decide(&list, Rights::default(), &bucket),
+            Decision::NoPermission
+        );
+        assert_eq!(
+            decide(&put, Rights::default(), &bucket),
+            Decision::NoPermission
+        );
+        bucket.block.ignore_public_acls = true;
+        assert_eq!(
+            decide(&get, Rights::default(), &bucket),
+            Decision::NoPermission
+        );
     }
 }
