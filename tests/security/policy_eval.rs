@@ -436,3 +436,51 @@ async fn public_access_block_blocks_and_restricts_public_policies() {
         200
     );
 }
+
+#[tokio::test]
+async fn a_missing_key_is_access_denied_to_a_reader_who_may_not_list() {
+    let pair = EdgePair::start();
+    let s3 = pair.store.client();
+    let b = pair.store.bucket(&s3, "missing").await;
+    put_bytes(&s3, &b, "there.txt", b"x".to_vec()).await;
+    let objects = format!("arn:aws:s3:::{b}/*");
+    put_policy(
+        &s3,
+        &b,
+        &doc(&statement("Allow", "s3:GetObject", &objects, "")),
+    )
+    .await;
+    for server in [&pair.store, &pair.edge] {
+        assert_eq!(
+            anonymous(server, &format!("/{b}/there.txt"), &[]).await,
+            200
+        );
+        RawRequest::new("GET", &format!("/{b}/gone-1.txt"))
+            .send(server)
+            .await
+            .assert_error(403, "AccessDenied");
+        let head = RawRequest::new("HEAD", &format!("/{b}/gone-1.txt"))
+            .send(server)
+            .await;
+        assert_eq!(head.status, 403);
+    }
+    // The root key, and readers who may list, learn that it is missing.
+    assert_sdk_err(
+        s3.head_object().bucket(&b).key("gone-1.txt").send().await,
+        404,
+        "NotFound",
+    );
+    let list = statement("Allow", "s3:ListBucket", &format!("arn:aws:s3:::{b}"), "");
+    put_policy(
+        &s3,
+        &b,
+        &doc(&[statement("Allow", "s3:GetObject", &objects, ""), list].join(",")),
+    )
+    .await;
+    for server in [&pair.store, &pair.edge] {
+        RawRequest::new("GET", &format!("/{b}/gone-2.txt"))
+            .send(server)
+            .await
+            .assert_error(404, "NoSuchKey");
+    }
+}

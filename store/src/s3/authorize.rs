@@ -88,6 +88,26 @@ impl Bucket {
     }
 }
 
+/// As AWS answers a reader who may not list the bucket: a missing key is AccessDenied, not
+/// NoSuchKey, so which keys exist is not learnt by trying them.
+pub async fn hide_missing(s3: &S3, facts: &Request, bucket: &str, error: Error) -> Error {
+    if error.code != Code::NoSuchKey || facts.principal == Principal::Root {
+        return error;
+    }
+    let list = facts.asking(
+        Action {
+            name: "s3:ListBucket",
+            class: access::Class::Read,
+        },
+        access::resource_arn(bucket, ""),
+    );
+    if Bucket::load(s3, bucket).await.decide(&list).is_allowed() {
+        error
+    } else {
+        Error::new(Code::AccessDenied)
+    }
+}
+
 /// Decides a request: the operation on its resource, and for a copy the read of its source.
 pub async fn authorize(
     s3: &S3,
