@@ -217,6 +217,11 @@ enum Expected {
     Bool(bool),
 }
 
+/// A policy over [`MAX_POLICY_BYTES`], as AWS answers it.
+pub fn too_large() -> Error {
+    malformed("Policy exceeds the maximum allowed document size.")
+}
+
 fn malformed(message: impl Into<String>) -> Error {
     Error::msg(Code::MalformedPolicy, message.into())
 }
@@ -226,9 +231,7 @@ impl Policy {
     /// element, for anything this evaluator does not implement exactly.
     pub fn parse(bucket: &str, text: &str) -> Result<Policy> {
         if text.len() > MAX_POLICY_BYTES {
-            return Err(malformed(
-                "Policy exceeds the maximum allowed document size.",
-            ));
+            return Err(too_large());
         }
         let value: Value =
             serde_json::from_str(text).map_err(|_| Error::new(Code::MalformedPolicy))?;
@@ -331,9 +334,11 @@ impl Statement {
             None => return Err(malformed("Missing required field Effect")),
         };
         let principals = parse_principal(s.get("Principal"))?;
-        let actions = either(s, "Action", "NotAction")?;
-        for action in &actions.patterns {
+        let mut actions = either(s, "Action", "NotAction")?;
+        for action in &mut actions.patterns {
             check_action(action)?;
+            // IAM action names compare case-insensitively: kept lower-case, matched so.
+            action.make_ascii_lowercase();
         }
         let resources = either(s, "Resource", "NotResource")?;
         for resource in &resources.patterns {
@@ -357,8 +362,8 @@ impl Statement {
         self.principals.include(&request.principal)
             && self
                 .actions
-                .matches(&request.action.name.to_ascii_lowercase(), true)
-            && self.resources.matches(&request.resource, false)
+                .matches(&request.action.name.to_ascii_lowercase())
+            && self.resources.matches(&request.resource)
             && self.conditions.iter().all(|c| c.holds(request))
     }
 }
@@ -378,15 +383,8 @@ impl Principals {
 }
 
 impl Patterns {
-    /// `value` (already lower-case when `fold_case`) against the patterns.
-    fn matches(&self, value: &str, fold_case: bool) -> bool {
-        let any = self.patterns.iter().any(|p| {
-            if fold_case {
-                wildcard_matches(&p.to_ascii_lowercase(), value)
-            } else {
-                wildcard_matches(p, value)
-            }
-        });
+    fn matches(&self, value: &str) -> bool {
+        let any = self.patterns.iter().any(|p| wildcard_matches(p, value));
         any != self.not
     }
 }

@@ -53,7 +53,6 @@ pub fn facts(s3: &S3, parts: &http::request::Parts, route: &Route, access: &Acce
 
 /// What a bucket says about access, loaded once for the decisions of one request.
 pub struct Bucket {
-    exists: bool,
     policy: Option<Policy>,
     public_read_acl: bool,
     block: access::PublicAccessBlock,
@@ -67,10 +66,8 @@ impl Bucket {
             "" => None,
             name => s3.engine.bucket(name).await.ok().map(|b| b.settings),
         };
-        let exists = settings.is_some();
         let settings = settings.unwrap_or_default();
         Bucket {
-            exists,
             policy: stored_policy(name, &settings),
             public_read_acl: settings.public_read_acl,
             block: settings.public_access_block.unwrap_or_default(),
@@ -124,11 +121,12 @@ pub async fn authorize(
         return Ok(access);
     }
     let bucket = Bucket::load(s3, &route.bucket).await;
-    let mut decision = bucket.decide(&request);
-    // DeleteObjects is decided per key, on each key's ARN (`ops::delete`), as at AWS.
-    if route.endpoint == Endpoint::DeleteObjects && bucket.exists {
+    // DeleteObjects is decided per key, on each key's ARN (`ops::delete`), as at AWS: a
+    // policy may allow some keys and not the bucket.
+    if route.endpoint == Endpoint::DeleteObjects && bucket.policy.is_some() {
         return Ok(access);
     }
+    let mut decision = bucket.decide(&request);
     if decision.is_allowed()
         && let Some(source) = route.endpoint.copy_source()
     {

@@ -5,7 +5,7 @@
 use http::StatusCode;
 use serde::Deserialize;
 
-use crate::access::policy::MAX_POLICY_BYTES;
+use crate::access::policy::{MAX_POLICY_BYTES, too_large};
 use crate::access::{Policy, PublicAccessBlock};
 use crate::engine::BucketSettings;
 use crate::error::{Code, Error, Result};
@@ -41,27 +41,15 @@ pub async fn get_policy(s3: &S3, req: Req) -> Result<Response> {
 /// PutBucketPolicy: the policy is parsed and validated whole, and refused (AccessDenied, as
 /// AWS answers) when it is public and the bucket blocks public policies.
 pub async fn put_policy(s3: &S3, mut req: Req) -> Result<Response> {
-    let too_large = || {
-        Error::msg(
-            Code::MalformedPolicy,
-            "Policy exceeds the maximum allowed document size.",
-        )
-    };
+    // Declared too large: refused before it is read. (A body of no declared length is cut
+    // off past the limit, as any small body.)
     if req
         .content_length()
         .is_some_and(|n| n > MAX_POLICY_BYTES as u64)
     {
         return Err(too_large());
     }
-    let body = xml::read_small_body(req.take_body(), MAX_POLICY_BYTES)
-        .await
-        .map_err(|e| {
-            if e.code == Code::InvalidRequest {
-                too_large()
-            } else {
-                e
-            }
-        })?;
+    let body = xml::read_small_body(req.take_body(), MAX_POLICY_BYTES).await?;
     let text = String::from_utf8(body.to_vec()).map_err(|_| Error::new(Code::MalformedPolicy))?;
     let policy = Policy::parse(req.bucket(), &text)?;
     let bucket = s3.engine.bucket(req.bucket()).await?;
