@@ -4,7 +4,7 @@
 //! `bucket-owner-full-control` (rclone sends `x-amz-acl: private`) keep working.
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{BucketCannedAcl, ObjectCannedAcl};
+use aws_sdk_s3::types::{BucketCannedAcl, ObjectCannedAcl, ObjectOwnership};
 
 use crate::common::*;
 
@@ -25,6 +25,25 @@ async fn public_acls_are_refused_with_awss_errors_and_private_works() {
         404,
         "NotFound",
     );
+    // Only ACLs disabled is served: asking for ACLs enabled is refused, not ignored.
+    let r = s3
+        .create_bucket()
+        .bucket(&refused)
+        .object_ownership(ObjectOwnership::ObjectWriter)
+        .send()
+        .await;
+    assert_sdk_err(r, 501, "NotImplemented");
+    assert_sdk_err(
+        s3.head_bucket().bucket(&refused).send().await,
+        404,
+        "NotFound",
+    );
+    s3.create_bucket()
+        .bucket(&refused)
+        .object_ownership(ObjectOwnership::BucketOwnerEnforced)
+        .send()
+        .await
+        .expect("CreateBucket with BucketOwnerEnforced");
     let b = unique_bucket("aclpriv");
     s3.create_bucket()
         .bucket(&b)
