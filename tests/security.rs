@@ -10,6 +10,8 @@
 #[path = "common/mod.rs"]
 mod common;
 
+#[path = "security/acl_refusals.rs"]
+mod acl_refusals;
 #[path = "security/admin_api.rs"]
 mod admin_api;
 #[path = "security/conditional_delete.rs"]
@@ -28,6 +30,8 @@ mod fragmented_bodies;
 mod fuzz_findings;
 #[path = "security/origin_faults.rs"]
 mod origin_faults;
+#[path = "security/policy_eval.rs"]
+mod policy_eval;
 #[path = "security/policy_scope.rs"]
 mod policy_scope;
 #[path = "security/ready.rs"]

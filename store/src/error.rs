@@ -56,6 +56,7 @@ codes! {
     InvalidAccessKeyId => FORBIDDEN, "The AWS access key Id you provided does not exist in our records.";
     InvalidArgument => BAD_REQUEST, "Invalid Argument";
     InvalidBucketName => BAD_REQUEST, "The specified bucket is not valid.";
+    InvalidBucketAclWithObjectOwnership => BAD_REQUEST, "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting";
     InvalidDigest => BAD_REQUEST, "The Content-MD5 you specified is not valid.";
     InvalidLocationConstraint => BAD_REQUEST, "The specified location-constraint is not valid.";
     InvalidPolicyDocument => BAD_REQUEST, "The content of the form does not meet the conditions specified in the policy document.";
@@ -80,6 +81,7 @@ codes! {
     NoSuchBucket => NOT_FOUND, "The specified bucket does not exist.";
     NoSuchBucketPolicy => NOT_FOUND, "The bucket policy does not exist.";
     NoSuchKey => NOT_FOUND, "The specified key does not exist.";
+    NoSuchPublicAccessBlockConfiguration => NOT_FOUND, "The public access block configuration was not found";
     NoSuchUpload => NOT_FOUND, "The specified multipart upload does not exist. The upload ID might be invalid, or the multipart upload might have been aborted or completed.";
     NoSuchWebsiteConfiguration => NOT_FOUND, "The specified bucket does not have a website configuration.";
     NotImplemented => NOT_IMPLEMENTED, "A header or query you provided implies functionality that is not implemented.";

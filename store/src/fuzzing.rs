@@ -14,13 +14,14 @@ use bytes::Bytes;
 use futures::StreamExt;
 use http::{HeaderName, HeaderValue};
 
-use crate::engine::{BucketSettings, ObjectHeaders, ObjectInfo};
+use crate::access::policy::wildcard_matches;
+use crate::access::{Action, Class, Policy, Principal, Request, Verdict, resource_arn};
+use crate::engine::{ObjectHeaders, ObjectInfo};
 use crate::error::{Code, Error, Result};
 use crate::s3::auth::{
     self, AuthParams, Authenticated, ChunkSigning, Credentials, Identity, Keyring, Payload,
     SecretKey, Trailers, sigv4,
 };
-use crate::s3::ops::policy;
 use crate::s3::{MAX_CLOCK_SKEW, headers, xml};
 
 /// The key of AWS's published SigV4 examples, the only key the auth targets' keyring holds.
@@ -168,7 +169,7 @@ pub fn xml_bodies(data: &[u8]) -> bool {
         Err(e) => only_malformed(&e),
     }
     if let Ok(text) = std::str::from_utf8(data) {
-        match policy::check_well_formed(text, "WebsiteConfiguration") {
+        match crate::s3::ops::policy::check_well_formed(text, "WebsiteConfiguration") {
             Ok(()) => accepted = true,
             Err(e) => only_malformed(&e),
         }
@@ -281,48 +282,86 @@ pub fn range_conditionals(data: &[u8]) -> bool {
     accepted
 }
 
-/// `bucket_policy`: the bucket-policy validator and the access it grants.
+/// `bucket_policy`: the bucket-policy parser ([`Policy::parse`]) and evaluator.
 ///
 /// Input: a first line naming the bucket, then the policy text. Invariants: errors are
-/// MalformedPolicy or NotImplemented; an accepted policy grants some anonymous access, and
-/// re-serialised (serde_json) it is accepted again and grants the same; any stored text,
-/// valid or not, derives an access without failing.
+/// MalformedPolicy; an accepted policy, re-serialised (serde_json), is accepted again as the
+/// same policy and decides every probe request alike; a policy that is not public allows no
+/// anonymous request that carries no source address (only `aws:SourceIp` limits make an
+/// anyone-statement non-public); wildcard matching agrees with a reference matcher.
 pub fn bucket_policy(data: &[u8]) -> bool {
     let Ok(text) = std::str::from_utf8(data) else {
         return false;
     };
     let (bucket, text) = text.split_once('\n').unwrap_or(("site", text));
-    let access = |policy: &str| {
-        policy::public_access(&BucketSettings {
-            policy: Some(policy.to_owned()),
-            ..Default::default()
-        })
-    };
-    let granted = access(text);
     check_arn_matching(text);
-    match policy::validate_policy(bucket, text) {
-        Ok(()) => {
-            assert_ne!(
-                granted,
-                Default::default(),
-                "an accepted policy grants nothing"
-            );
+    match Policy::parse(bucket, text) {
+        Ok(policy) => {
             let value: serde_json::Value = serde_json::from_str(text).expect("accepted JSON");
-            let again = value.to_string();
-            policy::validate_policy(bucket, &again)
+            let again = Policy::parse(bucket, &value.to_string())
                 .unwrap_or_else(|e| panic!("re-serialised policy refused: {e:?}"));
-            assert_eq!(access(&again), granted);
+            assert_eq!(again, policy, "re-serialised policy differs");
+            for probe in policy_probes(bucket) {
+                let verdict = policy.evaluate(&probe);
+                assert_eq!(again.evaluate(&probe), verdict);
+                if !policy.is_public()
+                    && probe.principal == Principal::Anonymous
+                    && probe.source_ip.is_none()
+                {
+                    assert_ne!(
+                        verdict,
+                        Verdict::Allow,
+                        "a non-public policy allows {probe:?}"
+                    );
+                }
+            }
             true
         }
         Err(e) => {
-            assert!(
-                matches!(e.code, Code::MalformedPolicy | Code::NotImplemented),
-                "{:?}",
-                e.code
-            );
+            assert_eq!(e.code, Code::MalformedPolicy, "{e:?}");
             false
         }
     }
+}
+
+/// Requests of every principal kind, a few actions and resources, with and without the
+/// condition values.
+fn policy_probes(bucket: &str) -> Vec<Request> {
+    let principals = [
+        Principal::Anonymous,
+        Principal::Key {
+            id: "AKIDPROBE".into(),
+            name: "probe".into(),
+        },
+    ];
+    let actions = [
+        ("s3:GetObject", Class::Read),
+        ("s3:ListBucket", Class::Read),
+        ("s3:PutObject", Class::Write),
+    ];
+    let mut probes = Vec::new();
+    for principal in &principals {
+        for (name, class) in actions {
+            for key in ["", "a", "public/a.txt", "private/b"] {
+                for with_facts in [false, true] {
+                    probes.push(Request {
+                        principal: principal.clone(),
+                        action: Action { name, class },
+                        resource: resource_arn(bucket, key),
+                        source_ip: with_facts.then(|| "127.0.0.1".parse().expect("an address")),
+                        referer: with_facts.then(|| "https://example.com/".into()),
+                        user_agent: with_facts.then(|| "probe/1".into()),
+                        secure_transport: false,
+                        current_time: UNIX_EPOCH + Duration::from_secs(EXAMPLE_NOW_SECS),
+                        prefix: with_facts.then(String::new),
+                        delimiter: with_facts.then(|| "/".into()),
+                        max_keys: with_facts.then(|| "10".into()),
+                    });
+                }
+            }
+        }
+    }
+    probes
 }
 
 /// Every `arn:aws:s3:::` string in the document, used as a Resource pattern, matches ARNs made
@@ -351,7 +390,7 @@ fn check_arn_matching(text: &str) {
             "",
         ] {
             assert_eq!(
-                policy::arn_matches(pattern, arn),
+                wildcard_matches(pattern, arn),
                 wildcard_reference(pattern, arn),
                 "{pattern:?} against {arn:?}"
             );

@@ -102,7 +102,11 @@ fn range_conditionals() {
 
 #[test]
 fn bucket_policy() {
-    let valid = ["public_list.json", "public_read.json"];
+    let valid = [
+        "conditions_and_deny.json",
+        "public_list.json",
+        "public_read.json",
+    ];
     smoke("bucket_policy", fuzzing::bucket_policy, &valid, PER_SEED);
 }
 

@@ -10,8 +10,9 @@
 # small and 40 MiB multipart, sync of a nested tree, ls, presign + curl, download and compare,
 # rm --recursive, rb, the 40 MiB upload again with AWS_REQUEST_CHECKSUM_CALCULATION=
 # when_required, tests/compat/boto3_session.py, boto3_conditionals.py, keys_session.py
-# (access keys through `outpost key`, used by aws-cli and boto3) and boto3_post_form.py
-# (browser form uploads, also through the edge). Edge session: uploads
+# (access keys through `outpost key`, used by aws-cli and boto3), boto3_post_form.py (browser
+# form uploads, also through the edge) and aws_cli_policies.py (bucket policies, policy status,
+# public access block, ACLs; also through the edge). Edge session: uploads
 # relayed (single and multipart), downloads cached (miss then hit, checked in the edge's
 # metrics), presign, sync, boto3_conditionals.py again through the edge; then both metrics
 # pages through prometheus_client's OpenMetrics parser. HTTPS session: `outpost up --tls`, the
@@ -188,6 +189,8 @@ echo "== access keys with aws-cli and boto3 (outpost key ...)"
 OUTPOST_BIN="$OUTPOST_BIN" python_checks keys_session.py "$STORE_URL"
 echo "== browser form uploads (boto3 generate_presigned_post + requests) against the store"
 python_checks boto3_post_form.py "$STORE_URL"
+echo "== aws-cli + curl: bucket policies, policy status, public access block, ACLs (store)"
+python_checks aws_cli_policies.py "$STORE_URL"
 
 echo "== aws-cli through an edge in front of the store (reads cached, writes relayed)"
 start edge --origin "$STORE_URL" --cache-dir "$WORK/edge-cache"
@@ -234,6 +237,8 @@ echo "== boto3 conditional reads through the edge (the store's 304/412, cold and
 python_checks boto3_conditionals.py "$URL"
 echo "== browser form uploads through the edge (checked at the store)"
 python_checks boto3_post_form.py "$URL" "$STORE_URL"
+echo "== aws-cli + curl: bucket policies, policy status, public access block, ACLs (edge)"
+python_checks aws_cli_policies.py "$URL"
 check "both metrics pages parse with prometheus_client's OpenMetrics parser" \
   "$VENV/bin/python" "$REPO/tests/compat/metrics_page.py" "$STORE_URL" "$URL"
 

@@ -1,23 +1,23 @@
 //! What the fuzz targets found (FUZZING.md), seen by a client of a real store.
 
-use aws_sdk_s3::types::BucketCannedAcl;
-
 use crate::common::raw::Payload;
 use crate::common::*;
 
 /// An Authorization header with a byte outside visible ASCII was skipped, so the request
-/// passed as anonymous: on a public-read bucket it was served. It is malformed, as S3 says.
+/// passed as anonymous: on a publicly readable bucket it was served. It is malformed, as S3 says.
 #[tokio::test]
 async fn non_ascii_authorization_header_is_refused_not_served_as_anonymous() {
     let store = TestStore::start();
     let s3 = store.client();
-    let bucket = unique_bucket("fuzzauth");
-    s3.create_bucket()
+    let bucket = store.bucket(&s3, "fuzzauth").await;
+    s3.put_bucket_policy()
         .bucket(&bucket)
-        .acl(BucketCannedAcl::PublicRead)
+        .policy(format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{bucket}/*"}}]}}"#
+        ))
         .send()
         .await
-        .expect("create a public-read bucket");
+        .expect("a public-read policy");
     put_bytes(&s3, &bucket, "k", b"public".to_vec()).await;
     let path = format!("/{bucket}/k");
     let anonymous = RawRequest::new("GET", &path).send(&store).await;

@@ -60,6 +60,31 @@ async fn a_prefix_policy_opens_only_that_prefix() {
             .await
             .assert_error(403, "AccessDenied");
     }
+    // Listing granted for the public prefix only (`s3:prefix`), as the AWS docs' example.
+    s3.put_bucket_policy()
+        .bucket(&b)
+        .policy(format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{b}/public/*"}},{{"Effect":"Allow","Principal":"*","Action":"s3:ListBucket","Resource":"arn:aws:s3:::{b}","Condition":{{"StringLike":{{"s3:prefix":"public/*"}}}}}}]}}"#
+        ))
+        .send()
+        .await
+        .expect("a prefix-scoped list policy is accepted");
+    for server in [&pair.store, &pair.edge] {
+        let listed = anonymous_get(server, &format!("/{b}?list-type=2&prefix=public/")).await;
+        assert_eq!(listed.status, 200, "{}", listed.text());
+        assert_eq!(listed.xml_all("Key"), ["public/a.txt", "public/sub/c.txt"]);
+        for query in [
+            "list-type=2",
+            "list-type=2&prefix=private/",
+            "list-type=2&prefix=p",
+        ] {
+            anonymous_get(server, &format!("/{b}?{query}"))
+                .await
+                .assert_error(403, "AccessDenied");
+        }
+        let r = anonymous_get(server, &format!("/{b}/private/b.txt?after=list")).await;
+        r.assert_error(403, "AccessDenied");
+    }
     // Signed readers still read everything.
     assert_eq!(
         object_bytes(&s3, &b, "private/b.txt").await,
@@ -102,51 +127,81 @@ async fn a_single_object_policy_and_wildcards() {
 }
 
 #[tokio::test]
-async fn policies_that_cannot_be_enforced_exactly_are_refused() {
+async fn policies_that_cannot_be_enforced_exactly_are_refused_naming_the_element() {
     let store = TestStore::start();
     let s3 = store.client();
     let b = store.bucket(&s3, "refuse").await;
     put_bytes(&s3, &b, "private/b.txt", b"secret".to_vec()).await;
     let object = format!("arn:aws:s3:::{b}/*");
+    let with_condition = |condition: &str| {
+        format!(
+            r#"{{"Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"{object}","Condition":{condition}}}]}}"#
+        )
+    };
     let refused = [
-        // Another bucket's objects.
         (
             policy("arn:aws:s3:::other/*", "s3:GetObject"),
-            400,
-            "MalformedPolicy",
+            "invalid resource",
         ),
-        // Conditions, Deny, other actions and principals are not enforced yet.
+        (policy(&object, "iam:PassRole"), "invalid action"),
         (
-            format!(
-                r#"{{"Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"{object}","Condition":{{"IpAddress":{{"aws:SourceIp":"10.0.0.0/8"}}}}}}]}}"#
-            ),
-            501,
-            "NotImplemented",
+            with_condition(r#"{"ArnLike":{"aws:SourceArn":"arn:aws:s3:::x"}}"#),
+            "ArnLike",
         ),
-        (policy(&object, "s3:Get*"), 501, "NotImplemented"),
-        (policy(&object, "s3:PutObject"), 501, "NotImplemented"),
         (
-            policy(&object, "s3:GetObject").replace("Allow", "Deny"),
-            501,
-            "NotImplemented",
+            with_condition(r#"{"StringEquals":{"aws:SourceVpce":"vpce-1"}}"#),
+            "aws:SourceVpce",
+        ),
+        (
+            with_condition(r#"{"StringLikeIfExists":{"aws:Referer":"x"}}"#),
+            "IfExists",
+        ),
+        (
+            with_condition(r#"{"ForAnyValue:StringLike":{"aws:Referer":"x"}}"#),
+            "ForAnyValue",
+        ),
+        (
+            with_condition(r#"{"IpAddress":{"aws:Referer":"10.0.0.0/8"}}"#),
+            "aws:Referer",
+        ),
+        (
+            policy(&object, "s3:GetObject").replace(r#""Principal""#, r#""NotPrincipal""#),
+            "NotPrincipal",
         ),
         (
             policy(&object, "s3:GetObject").replace(
                 r#""Principal":"*""#,
                 r#""Principal":{"AWS":"arn:aws:iam::123456789012:user/alice"}"#,
             ),
-            501,
-            "NotImplemented",
+            "principal",
         ),
         (
-            policy(&object, "s3:GetObject").replace("\"Resource\"", "\"NotResource\""),
-            501,
-            "NotImplemented",
+            policy(&object, "s3:GetObject").replace(
+                r#""Principal":"*""#,
+                r#""Principal":{"Service":"logging.s3.amazonaws.com"}"#,
+            ),
+            "Service",
+        ),
+        (
+            policy(
+                &format!("arn:aws:s3:::{b}/${{aws:username}}/*"),
+                "s3:GetObject",
+            ),
+            "Policy variables",
         ),
     ];
-    for (text, status, code) in refused {
-        let r = s3.put_bucket_policy().bucket(&b).policy(&text).send().await;
-        assert_sdk_err(r, status, code);
+    for (text, named) in refused {
+        let r = RawRequest::new("PUT", &format!("/{b}?policy"))
+            .body(text.clone())
+            .sign(&store)
+            .send(&store)
+            .await;
+        r.assert_error(400, "MalformedPolicy");
+        let message = r.xml("Message").unwrap_or_default();
+        assert!(
+            message.contains(named),
+            "{text}: {message:?} should name {named}"
+        );
         // Never stored: nothing became readable.
         assert_sdk_err(
             s3.get_bucket_policy().bucket(&b).send().await,

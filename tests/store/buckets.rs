@@ -165,7 +165,7 @@ async fn invalid_bucket_names_are_rejected() {
 }
 
 /// As AWS: in us-east-1 creating a bucket you already own succeeds and changes nothing (its
-/// ACL stays); in any other region it is 409 BucketAlreadyOwnedByYou.
+/// objects stay); in any other region it is 409 BucketAlreadyOwnedByYou.
 #[tokio::test]
 async fn creating_an_existing_bucket_succeeds_in_us_east_1_only() {
     let store = TestStore::start();
@@ -174,7 +174,7 @@ async fn creating_an_existing_bucket_succeeds_in_us_east_1_only() {
     put_bytes(&s3, &name, "k", "kept").await;
     s3.create_bucket()
         .bucket(&name)
-        .acl(aws_sdk_s3::types::BucketCannedAcl::PublicRead)
+        .acl(aws_sdk_s3::types::BucketCannedAcl::Private)
         .send()
         .await
         .expect("us-east-1 answers 200");
@@ -539,7 +539,7 @@ async fn anonymous_requests_on_private_bucket_are_denied() {
 }
 
 #[tokio::test]
-async fn canned_acl_headers_are_accepted() {
+async fn owner_only_canned_acl_headers_are_accepted() {
     let store = TestStore::start();
     let s3 = store.client();
     let name = unique_bucket("acl");
@@ -549,13 +549,6 @@ async fn canned_acl_headers_are_accepted() {
         .send()
         .await
         .expect("create with x-amz-acl: private");
-    let other = unique_bucket("aclpub");
-    s3.create_bucket()
-        .bucket(&other)
-        .acl(BucketCannedAcl::PublicRead)
-        .send()
-        .await
-        .expect("create with x-amz-acl: public-read");
 
     s3.put_object()
         .bucket(&name)
@@ -568,11 +561,11 @@ async fn canned_acl_headers_are_accepted() {
     s3.put_object()
         .bucket(&name)
         .key("q")
-        .acl(ObjectCannedAcl::PublicRead)
+        .acl(ObjectCannedAcl::BucketOwnerFullControl)
         .body(body("q"))
         .send()
         .await
-        .expect("put with public-read ACL");
+        .expect("put with bucket-owner-full-control ACL");
     // rclone style: raw x-amz-acl: private with Content-MD5.
     let data = b"rclone";
     let r = RawRequest::new("PUT", &format!("/{name}/r"))

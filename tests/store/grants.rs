@@ -248,3 +248,77 @@ async fn what_no_grant_covers_stays_the_root_keys() {
         "NotImplemented",
     );
 }
+
+/// Grants and bucket policies are one decision: a policy Allow naming the key (by name or by
+/// id) or everyone permits without a grant, and a policy Deny wins over a grant.
+#[tokio::test]
+async fn grants_and_policies_are_joined_as_aws_evaluates_them() {
+    let f = Fixture::new().await;
+    let (app, b) = (&f.app, f.bucket.as_str());
+    let policy =
+        |statements: &str| format!(r#"{{"Version":"2012-10-17","Statement":[{statements}]}}"#);
+    let set = async |text: String| {
+        f.root
+            .put_bucket_policy()
+            .bucket(b)
+            .policy(text)
+            .send()
+            .await
+            .unwrap();
+    };
+    refused(app.get_object().bucket(b).key("o").send().await);
+
+    // The key by its name, no grant: allowed to read, nothing else.
+    set(policy(&format!(
+        r#"{{"Effect":"Allow","Principal":{{"AWS":["arn:aws:iam:::user/app"]}},"Action":"s3:GetObject","Resource":"arn:aws:s3:::{b}/*"}}"#
+    )))
+    .await;
+    app.get_object().bucket(b).key("o").send().await.unwrap();
+    refused(
+        app.put_object()
+            .bucket(b)
+            .key("n")
+            .body(body("x"))
+            .send()
+            .await,
+    );
+
+    // Everyone: the key reads through the public statement too.
+    set(policy(&format!(
+        r#"{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{b}/*"}}"#
+    )))
+    .await;
+    app.get_object().bucket(b).key("o").send().await.unwrap();
+
+    // A grant, and a Deny naming the key: the Deny wins for what it names only.
+    f.allow(b, &["--read", "--write"]);
+    set(policy(&format!(
+        r#"{{"Effect":"Deny","Principal":{{"AWS":"arn:aws:iam:::user/app"}},"Action":"s3:PutObject","Resource":"arn:aws:s3:::{b}/locked/*"}}"#
+    )))
+    .await;
+    refused(
+        app.put_object()
+            .bucket(b)
+            .key("locked/x")
+            .body(body("x"))
+            .send()
+            .await,
+    );
+    app.put_object()
+        .bucket(b)
+        .key("open/x")
+        .body(body("x"))
+        .send()
+        .await
+        .unwrap();
+    app.get_object().bucket(b).key("o").send().await.unwrap();
+    // The root key is not subject to the policy.
+    f.root
+        .put_object()
+        .bucket(b)
+        .key("locked/x")
+        .body(body("x"))
+        .send()
+        .await
+        .unwrap();
+}

@@ -130,10 +130,13 @@ pub struct ObjectInfo {
 pub struct BucketSettings {
     /// The bucket policy JSON as the client sent it.
     pub policy: Option<String>,
-    /// Canned ACL `public-read` (or `public-read-write`) was set on the bucket.
+    /// Canned ACL `public-read` (or `public-read-write`) was set on the bucket before ACLs
+    /// were disabled (no request can set it now): still honoured as an anonymous read.
     pub public_read_acl: bool,
     /// The website configuration XML as the client sent it.
     pub website: Option<String>,
+    /// PutPublicAccessBlock's settings (`None`: never set, or deleted).
+    pub public_access_block: Option<crate::access::PublicAccessBlock>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

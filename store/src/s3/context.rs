@@ -63,8 +63,10 @@ pub enum Access {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Public {
-    /// The bucket's policy or ACL opens the operation to anyone.
+    /// The bucket's policy opens the operation to anyone.
     BucketPolicy,
+    /// The bucket's legacy `public-read` ACL opens reads of its objects.
+    BucketAcl,
     /// Relayed unsigned to an origin whose own policy decides (the edge).
     OriginDecides,
 }

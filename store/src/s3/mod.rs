@@ -12,11 +12,11 @@
 //! uploads: the form, its signature and policy, checked the same at both), [`headers`], [`xml`].
 
 pub mod auth;
+pub mod authorize;
 pub mod body;
 pub mod client_ip;
 pub mod context;
 mod engine_errors;
-pub mod grants;
 pub mod headers;
 pub mod kept_alive;
 pub mod linger;
@@ -38,7 +38,7 @@ use crate::engine::{ByteStream, Engine};
 use crate::error::{Code, Error, Result};
 use crate::metrics::Metrics;
 use auth::{Identity, Keyring, Trailers};
-use context::{Access, FrontEnd, Public, Settings};
+use context::{Access, FrontEnd, Settings};
 use route::{Endpoint, Route};
 pub use serve::{error_response, finish_response, request_id};
 
@@ -73,6 +73,9 @@ pub struct Req {
     key: String,
     /// The authorisation decision.
     pub access: Access,
+    /// The facts it was taken on, for an operation that asks again about other resources
+    /// (each key of a DeleteObjects).
+    pub facts: crate::access::Request,
     /// The verified, de-chunked body. Taken once by the operation that reads it. (In a Mutex
     /// only to make `Req` Sync, so handlers may hold `&Req` across awaits.)
     body: std::sync::Mutex<Option<ByteStream>>,
@@ -84,11 +87,13 @@ impl Req {
     fn upload(
         id: String,
         scheme: &'static str,
+        facts: crate::access::Request,
         upload: post::Upload,
     ) -> (Req, post::Answer, Route) {
         let req = Req {
             id,
             scheme,
+            facts,
             method: Method::PUT,
             headers: upload.headers,
             bucket: upload.route.bucket.clone(),
@@ -101,7 +106,8 @@ impl Req {
     }
 
     /// The request as an operation sees it, and the operation it asks for.
-    fn new(context: context::Context) -> (Req, Endpoint) {
+    fn new(s3: &S3, context: context::Context) -> (Req, Endpoint) {
+        let facts = authorize::facts(s3, &context.parts, &context.route, &context.access);
         let (body, trailers) = context.body.into_stream();
         let Route {
             endpoint,
@@ -116,6 +122,7 @@ impl Req {
             bucket,
             key,
             access: context.access,
+            facts,
             body: std::sync::Mutex::new(Some(body)),
             trailers,
         };
@@ -164,7 +171,7 @@ pub async fn handle(
             // A form upload authenticates itself from its body (the request's parts in hand).
             return ops::post::post_object(&s3, context).await;
         }
-        let (req, endpoint) = Req::new(context);
+        let (req, endpoint) = Req::new(&s3, context);
         ops::dispatch(&s3, req, endpoint).await
     })
     .await
@@ -191,46 +198,18 @@ impl FrontEnd for S3 {
         &self.metrics
     }
 
-    /// The root key may do anything; another key what its grants permit ([`grants`]);
-    /// anonymous requests only what a public bucket's policy or ACL opens. A refusal is
-    /// AccessDenied whether or not the bucket or object exists.
+    /// The one access decision ([`crate::access::decide`]), on the facts of the request.
     async fn authorize(
         &self,
-        _parts: &http::request::Parts,
+        parts: &http::request::Parts,
         route: &Route,
         identity: &Identity,
     ) -> Result<Access> {
-        if let Identity::Key(key) = identity {
-            if self.keyring.is_root(key) || self.grants_permit(key, route) {
-                return Ok(Access::Signed(key.clone()));
-            }
-            return Err(Error::new(Code::AccessDenied));
-        }
-        let (read, list) = (
-            route.endpoint.is_public_read(),
-            route.endpoint.is_public_list(),
-        );
-        if (read || list)
-            && let Ok(bucket) = self.engine.bucket(&route.bucket).await
-        {
-            let access = ops::policy::public_access(&bucket.settings);
-            if (read && access.can_read(&route.bucket, &route.key)) || (list && access.list) {
-                return Ok(Access::Public(Public::BucketPolicy));
-            }
-        }
-        Err(Error::new(Code::AccessDenied))
+        authorize::authorize(self, parts, route, identity).await
     }
 }
 
 impl S3 {
-    /// Do the grants of the index key `access_key_id` permit what `route` asks? (False for
-    /// a key deleted since its signature was checked.)
-    pub fn grants_permit(&self, access_key_id: &str, route: &Route) -> bool {
-        let keys = self.engine.keys();
-        keys.by_access_key(access_key_id)
-            .is_some_and(|key| grants::permits(key, route))
-    }
-
     /// The index key that signed a request: None for the root key (and anonymous requests,
     /// which never reach the operations that ask); AccessDenied for a key deleted since it
     /// was authorised (never taken for the root key).

@@ -25,6 +25,10 @@ async fn buckets() {
         policy: Some("{}".into()),
         public_read_acl: true,
         website: None,
+        public_access_block: Some(crate::access::PublicAccessBlock {
+            restrict_public_buckets: true,
+            ..Default::default()
+        }),
     };
     engine
         .set_bucket_settings("a", settings.clone())

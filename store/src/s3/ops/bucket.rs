@@ -1,5 +1,5 @@
 //! Service and bucket operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket,
-//! GetBucketLocation, GetBucketVersioning, and canned ACLs.
+//! GetBucketLocation, GetBucketVersioning.
 
 use http::StatusCode;
 
@@ -67,10 +67,21 @@ pub async fn create_bucket(s3: &S3, mut req: Req) -> Result<Response> {
             Some(_) => return Err(Error::new(Code::InvalidLocationConstraint)),
         }
     }
-    let settings = BucketSettings {
-        public_read_acl: canned_acl_is_public(req.header("x-amz-acl"))?,
-        ..BucketSettings::default()
-    };
+    super::acl::check_headers(
+        &req,
+        Code::InvalidBucketAclWithObjectOwnership,
+        &s3.owner_id,
+    )?;
+    match req.header("x-amz-object-ownership") {
+        None | Some("BucketOwnerEnforced") => {}
+        Some(_) => {
+            return Err(Error::msg(
+                Code::NotImplemented,
+                "Only the BucketOwnerEnforced object ownership (ACLs disabled) is supported.",
+            ));
+        }
+    }
+    let settings = BucketSettings::default();
     // A key other than the root owns what it creates; the root key owns every bucket.
     let signer = s3.signer(&req.access)?;
     let created = match &signer {
@@ -141,75 +152,6 @@ pub async fn get_versioning(s3: &S3, req: Req) -> Result<Response> {
     ))
 }
 
-/// The owner has full control; a public bucket also grants AllUsers READ.
-pub async fn get_acl(s3: &S3, req: Req) -> Result<Response> {
-    let bucket = s3.engine.bucket(req.bucket()).await?;
-    if !req.key().is_empty() {
-        s3.engine.head_object(req.bucket(), req.key()).await?;
-    }
-    let mut w = XmlWriter::new("AccessControlPolicy");
-    w.owner("Owner", &s3.owner_id)
-        .open("AccessControlList")
-        .open("Grant");
-    w.raw("<Grantee xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:type=\"CanonicalUser\">")
-        .elem("ID", &s3.owner_id)
-        .elem("DisplayName", &s3.owner_id)
-        .raw("</Grantee>")
-        .elem("Permission", "FULL_CONTROL")
-        .close();
-    if bucket.settings.public_read_acl {
-        w.open("Grant")
-            .raw("<Grantee xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:type=\"Group\">")
-            .elem("URI", "http://acs.amazonaws.com/groups/global/AllUsers")
-            .raw("</Grantee>")
-            .elem("Permission", "READ")
-            .close();
-    }
-    Ok(xml_response(w.finish()))
-}
-
-/// Canned ACLs only (`x-amz-acl`). On a bucket, `public-read` opens anonymous reads; on an
-/// object the ACL is accepted and ignored: access is decided per bucket.
-pub async fn put_acl(s3: &S3, mut req: Req) -> Result<Response> {
-    let body = xml::read_small_body(req.take_body(), 64 << 10).await?;
-    if !body.iter().all(u8::is_ascii_whitespace) {
-        return Err(Error::msg(
-            Code::NotImplemented,
-            "Only canned ACLs (x-amz-acl) are supported.",
-        ));
-    }
-    let public = canned_acl_is_public(req.header("x-amz-acl"))?;
-    let mut bucket = s3.engine.bucket(req.bucket()).await?;
-    if req.key().is_empty() {
-        bucket.settings.public_read_acl = public;
-        s3.engine
-            .set_bucket_settings(req.bucket(), bucket.settings)
-            .await?;
-    } else {
-        s3.engine.head_object(req.bucket(), req.key()).await?;
-    }
-    Ok(empty_response(StatusCode::OK))
-}
-
-fn canned_acl_is_public(acl: Option<&str>) -> Result<bool> {
-    match acl {
-        None => Ok(false),
-        Some("public-read" | "public-read-write") => Ok(true),
-        Some(
-            "private"
-            | "authenticated-read"
-            | "aws-exec-read"
-            | "bucket-owner-read"
-            | "bucket-owner-full-control"
-            | "log-delivery-write",
-        ) => Ok(false),
-        Some(other) => Err(Error::msg(
-            Code::InvalidArgument,
-            format!("Invalid canned ACL: {other}"),
-        )),
-    }
-}
-
 /// S3's general-purpose bucket naming rules.
 pub fn validate_bucket_name(name: &str) -> Result<()> {
     let bytes = name.as_bytes();
@@ -265,13 +207,5 @@ mod tests {
                 "{bad}"
             );
         }
-    }
-
-    #[test]
-    fn canned_acls() {
-        assert!(canned_acl_is_public(Some("public-read")).unwrap());
-        assert!(!canned_acl_is_public(Some("private")).unwrap());
-        assert!(!canned_acl_is_public(None).unwrap());
-        assert!(canned_acl_is_public(Some("everyone")).is_err());
     }
 }

@@ -3,10 +3,13 @@
 use http::StatusCode;
 use md5::{Digest, Md5};
 
+use crate::access::{self, Principal};
 use crate::engine::{WriteCondition, checksum};
 use crate::error::{Code, Error, Result};
 use crate::s3::xml::{self, XmlWriter};
-use crate::s3::{MAX_KEY_LENGTH, Req, Response, S3, empty_response, headers, xml_response};
+use crate::s3::{
+    MAX_KEY_LENGTH, Req, Response, S3, authorize, empty_response, headers, xml_response,
+};
 
 /// S3 caps a DeleteObjects request at 1000 keys.
 const MAX_DELETE_KEYS: usize = 1000;
@@ -31,8 +34,20 @@ pub async fn delete_objects(s3: &S3, mut req: Req) -> Result<Response> {
     // Each entry is deleted under its own conditions, or answered with its own error.
     let mut outcomes: Vec<(String, Result<()>)> = Vec::new();
     let mut valid = Vec::new();
+    // The request was authorised on the bucket; each key is decided on its own ARN, so a
+    // policy Deny on some keys holds (the root key is decided without a policy).
+    let bucket = match req.facts.principal {
+        Principal::Root => None,
+        ref principal => Some(authorize::Bucket::load(s3, req.bucket(), principal).await),
+    };
     for o in delete.objects {
+        let allowed = bucket.as_ref().is_none_or(|bucket| {
+            let arn = access::resource_arn(req.bucket(), &o.key);
+            let asked = req.facts.asking(req.facts.action, arn);
+            bucket.decide(&asked).is_allowed()
+        });
         match entry_condition(&o) {
+            Ok(_) if !allowed => outcomes.push((o.key, Err(Error::new(Code::AccessDenied)))),
             Ok(cond) => valid.push((o.key, cond)),
             Err(e) => outcomes.push((o.key, Err(e))),
         }

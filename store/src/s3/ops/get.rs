@@ -11,7 +11,7 @@ use crate::error::{Code, Error, Result};
 use crate::s3::headers::{self, ConditionFields, Precondition, Validators, write_object_headers};
 use crate::s3::route::ReadParams;
 use crate::s3::xml::XmlWriter;
-use crate::s3::{Req, Response, S3, xml_response};
+use crate::s3::{Req, Response, S3, authorize, xml_response};
 
 /// What a read answers with: GetObject's body, or HeadObject's headers alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,7 +22,12 @@ pub enum Answer {
 
 /// GetObject and HeadObject.
 pub async fn get_object(s3: &S3, req: Req, params: ReadParams, answer: Answer) -> Result<Response> {
-    let info = s3.engine.head_object(req.bucket(), req.key()).await?;
+    let info = match s3.engine.head_object(req.bucket(), req.key()).await {
+        Ok(info) => info,
+        Err(e) => {
+            return Err(authorize::hide_missing(s3, &req.facts, req.bucket(), e.into()).await);
+        }
+    };
     match headers::evaluate(&req.headers, &ConditionFields::READ, Validators::of(&info)) {
         Precondition::Proceed => {}
         Precondition::NotModified => {

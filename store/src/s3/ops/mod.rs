@@ -1,6 +1,7 @@
 //! One module per S3 operation group: parse the request → call the engine → build the
 //! response. [`dispatch`] is the only place that maps an [`Endpoint`] to its handler.
 
+pub mod acl;
 pub mod bucket;
 pub mod copy;
 pub mod delete;
@@ -21,6 +22,13 @@ use crate::error::Result;
 /// Runs the operation `endpoint` names, with the parameters it carries.
 pub async fn dispatch(s3: &Arc<S3>, req: Req, endpoint: Endpoint) -> Result<Response> {
     use Endpoint::*;
+    if endpoint.creates_key() {
+        acl::check_headers(
+            &req,
+            crate::error::Code::AccessControlListNotSupported,
+            &s3.owner_id,
+        )?;
+    }
     match endpoint {
         ListBuckets(p) => bucket::list_buckets(s3, req, p).await,
         CreateBucket => bucket::create_bucket(s3, req).await,
@@ -28,11 +36,15 @@ pub async fn dispatch(s3: &Arc<S3>, req: Req, endpoint: Endpoint) -> Result<Resp
         DeleteBucket => bucket::delete_bucket(s3, req).await,
         GetBucketLocation => bucket::get_location(s3, req).await,
         GetBucketVersioning => bucket::get_versioning(s3, req).await,
-        GetBucketAcl | GetObjectAcl => bucket::get_acl(s3, req).await,
-        PutBucketAcl | PutObjectAcl => bucket::put_acl(s3, req).await,
+        GetBucketAcl | GetObjectAcl => acl::get_acl(s3, req).await,
+        PutBucketAcl | PutObjectAcl => acl::put_acl(s3, req).await,
         GetBucketPolicy => policy::get_policy(s3, req).await,
         PutBucketPolicy => policy::put_policy(s3, req).await,
         DeleteBucketPolicy => policy::delete_policy(s3, req).await,
+        GetBucketPolicyStatus => policy::get_policy_status(s3, req).await,
+        GetPublicAccessBlock => policy::get_public_access_block(s3, req).await,
+        PutPublicAccessBlock => policy::put_public_access_block(s3, req).await,
+        DeletePublicAccessBlock => policy::delete_public_access_block(s3, req).await,
         GetBucketWebsite => policy::get_website(s3, req).await,
         PutBucketWebsite => policy::put_website(s3, req).await,
         DeleteBucketWebsite => policy::delete_website(s3, req).await,

@@ -1,174 +1,28 @@
-//! Bucket policy (only the anonymous public-read shapes static sites use) and the bucket
-//! website document (stored here, served by the edge).
+//! Bucket policy (parsed and validated by [`crate::access::policy`] when it is put), its
+//! public status, the bucket's Block Public Access settings, and the bucket website document
+//! (stored here, served by the edge).
 
 use http::StatusCode;
-use serde_json::Value;
+use serde::Deserialize;
 
+use crate::access::policy::{MAX_POLICY_BYTES, too_large};
+use crate::access::{Policy, PublicAccessBlock};
 use crate::engine::BucketSettings;
 use crate::error::{Code, Error, Result};
+use crate::s3::xml::XmlWriter;
 use crate::s3::{Req, Response, S3, empty_response, xml, xml_response};
 
-const MAX_POLICY_BYTES: usize = 20 << 10;
 const MAX_WEBSITE_BYTES: usize = 128 << 10;
+const MAX_PUBLIC_ACCESS_BLOCK_BYTES: usize = 16 << 10;
 
-/// What anonymous clients may do in a bucket.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PublicAccess {
-    /// GetObject / HeadObject of every object (the `public-read` canned ACL).
-    read_all: bool,
-    /// GetObject / HeadObject of the objects whose ARN matches one of these `Resource`
-    /// patterns (a policy's `s3:GetObject` statements).
-    read: Vec<String>,
-    /// ListObjects(V2).
-    pub list: bool,
-}
-
-impl PublicAccess {
-    /// May an anonymous client read `key` of `bucket`?
-    pub fn can_read(&self, bucket: &str, key: &str) -> bool {
-        self.read_all || {
-            let arn = format!("arn:aws:s3:::{bucket}/{key}");
-            self.read.iter().any(|pattern| arn_matches(pattern, &arn))
-        }
-    }
-}
-
-/// Derives anonymous access from the canned ACL and the stored policy (validated on PUT, so
-/// every statement is an anonymous Allow of the shapes [`validate_policy`] accepts).
-pub fn public_access(settings: &BucketSettings) -> PublicAccess {
-    let mut access = PublicAccess {
-        read_all: settings.public_read_acl,
-        ..PublicAccess::default()
-    };
-    let Some(policy) = settings
-        .policy
-        .as_deref()
-        .and_then(|p| serde_json::from_str::<Value>(p).ok())
-    else {
-        return access;
-    };
-    for statement in statements(&policy) {
-        let resources = strings(&statement["Resource"]);
-        for action in strings(&statement["Action"]) {
-            match action {
-                "s3:GetObject" => access.read.extend(resources.iter().map(|r| r.to_string())),
-                "s3:ListBucket" => access.list = true,
-                _ => {}
-            }
-        }
-    }
-    access
-}
-
-/// IAM's ARN matching: `*` matches any run of characters (`/` included), `?` any one
-/// character, everything else itself, case-sensitively, over the whole ARN.
-pub fn arn_matches(pattern: &str, arn: &str) -> bool {
-    let (p, a): (Vec<char>, Vec<char>) = (pattern.chars().collect(), arn.chars().collect());
-    // Greedy matching with one backtrack point: the last `*` seen (linear for our sizes).
-    let (mut pi, mut ai) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ai < a.len() {
-        match p.get(pi) {
-            Some('*') => {
-                star = Some((pi, ai));
-                pi += 1;
-            }
-            Some(&c) if c == '?' || c == a[ai] => {
-                pi += 1;
-                ai += 1;
-            }
-            _ => match star {
-                Some((sp, sa)) => {
-                    pi = sp + 1;
-                    ai = sa + 1;
-                    star = Some((sp, sa + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
-}
-
-fn statements(policy: &Value) -> Vec<&Value> {
-    match &policy["Statement"] {
-        Value::Array(items) => items.iter().collect(),
-        obj @ Value::Object(_) => vec![obj],
-        _ => vec![],
-    }
-}
-
-/// A JSON string or array of strings.
-fn strings(v: &Value) -> Vec<&str> {
-    match v {
-        Value::String(s) => vec![s.as_str()],
-        Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
-        _ => vec![],
-    }
-}
-
-/// Accepts policies made only of `Allow` statements granting anonymous `s3:GetObject` on
-/// `arn:aws:s3:::bucket/...` and/or `s3:ListBucket` on the bucket. Richer policies are
-/// NotImplemented rather than silently half-enforced.
-pub fn validate_policy(bucket: &str, text: &str) -> Result<()> {
-    let policy: Value =
-        serde_json::from_str(text).map_err(|_| Error::new(Code::MalformedPolicy))?;
-    let statements = statements(&policy);
-    if !policy.is_object() || statements.is_empty() {
-        return Err(Error::msg(
-            Code::MalformedPolicy,
-            "Missing required field Statement",
-        ));
-    }
-    let unsupported = |what: &str| {
-        Error::msg(
-            Code::NotImplemented,
-            format!(
-                "Only anonymous s3:GetObject / s3:ListBucket Allow statements are supported ({what})."
-            ),
-        )
-    };
-    let object_arn = format!("arn:aws:s3:::{bucket}/");
-    let bucket_arn = format!("arn:aws:s3:::{bucket}");
-    for s in statements {
-        if s["Effect"] != "Allow" {
-            return Err(unsupported("Effect"));
-        }
-        let principal = &s["Principal"];
-        let anonymous = principal == "*" || strings(&principal["AWS"]) == ["*"];
-        if !anonymous
-            || !s["Condition"].is_null()
-            || !s["NotAction"].is_null()
-            || !s["NotResource"].is_null()
-        {
-            return Err(unsupported("Principal/Condition"));
-        }
-        let actions = strings(&s["Action"]);
-        let resources = strings(&s["Resource"]);
-        if actions.is_empty() || resources.is_empty() {
-            return Err(Error::msg(
-                Code::MalformedPolicy,
-                "Statement needs Action and Resource",
-            ));
-        }
-        for action in actions {
-            let fits = |r: &str| match action {
-                "s3:GetObject" => r.starts_with(&object_arn),
-                "s3:ListBucket" => r == bucket_arn,
-                _ => false,
-            };
-            if !matches!(action, "s3:GetObject" | "s3:ListBucket") {
-                return Err(unsupported(action));
-            }
-            if !resources.iter().all(|r| fits(r)) {
-                return Err(Error::msg(
-                    Code::MalformedPolicy,
-                    "Policy has invalid resource",
-                ));
-            }
-        }
-    }
-    Ok(())
+/// The stored policy of a bucket, parsed. A stored text always parses (it was validated when
+/// put, by this parser or by the narrower one before it); one that does not is logged and
+/// treated as a policy that allows nothing.
+pub fn stored_policy(bucket: &str, settings: &BucketSettings) -> Option<Policy> {
+    let text = settings.policy.as_deref()?;
+    Policy::parse(bucket, text)
+        .inspect_err(|e| tracing::error!(bucket, error = ?e, "stored bucket policy does not parse"))
+        .ok()
 }
 
 pub async fn get_policy(s3: &S3, req: Req) -> Result<Response> {
@@ -184,11 +38,88 @@ pub async fn get_policy(s3: &S3, req: Req) -> Result<Response> {
         .expect("valid response"))
 }
 
+/// PutBucketPolicy: the policy is parsed and validated whole, and refused (AccessDenied, as
+/// AWS answers) when it is public and the bucket blocks public policies.
 pub async fn put_policy(s3: &S3, mut req: Req) -> Result<Response> {
+    // Declared too large: refused before it is read. (A body of no declared length is cut
+    // off past the limit, as any small body.)
+    if req
+        .content_length()
+        .is_some_and(|n| n > MAX_POLICY_BYTES as u64)
+    {
+        return Err(too_large());
+    }
     let body = xml::read_small_body(req.take_body(), MAX_POLICY_BYTES).await?;
     let text = String::from_utf8(body.to_vec()).map_err(|_| Error::new(Code::MalformedPolicy))?;
-    validate_policy(req.bucket(), &text)?;
+    let policy = Policy::parse(req.bucket(), &text)?;
+    let bucket = s3.engine.bucket(req.bucket()).await?;
+    let block = bucket.settings.public_access_block.unwrap_or_default();
+    if block.block_public_policy && policy.is_public() {
+        return Err(Error::msg(
+            Code::AccessDenied,
+            "Access Denied: the bucket's BlockPublicPolicy setting refuses a public policy.",
+        ));
+    }
     update(s3, &req, |s| s.policy = Some(text)).await?;
+    Ok(empty_response(StatusCode::NO_CONTENT))
+}
+
+/// GetBucketPolicyStatus: whether the policy is public, as AWS defines it.
+pub async fn get_policy_status(s3: &S3, req: Req) -> Result<Response> {
+    let bucket = s3.engine.bucket(req.bucket()).await?;
+    if bucket.settings.policy.is_none() {
+        return Err(Error::new(Code::NoSuchBucketPolicy));
+    }
+    let public = stored_policy(req.bucket(), &bucket.settings).is_some_and(|p| p.is_public());
+    let mut w = XmlWriter::new("PolicyStatus");
+    w.elem("IsPublic", public);
+    Ok(xml_response(w.finish()))
+}
+
+/// `PublicAccessBlockConfiguration`, as PutPublicAccessBlock sends it (absent elements false).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PublicAccessBlockConfiguration {
+    #[serde(default)]
+    block_public_acls: bool,
+    #[serde(default)]
+    ignore_public_acls: bool,
+    #[serde(default)]
+    block_public_policy: bool,
+    #[serde(default)]
+    restrict_public_buckets: bool,
+}
+
+pub async fn put_public_access_block(s3: &S3, mut req: Req) -> Result<Response> {
+    let body = xml::read_small_body(req.take_body(), MAX_PUBLIC_ACCESS_BLOCK_BYTES).await?;
+    check_well_formed_body(&body, "PublicAccessBlockConfiguration")?;
+    let c: PublicAccessBlockConfiguration = xml::parse(&body)?;
+    let block = PublicAccessBlock {
+        block_public_acls: c.block_public_acls,
+        ignore_public_acls: c.ignore_public_acls,
+        block_public_policy: c.block_public_policy,
+        restrict_public_buckets: c.restrict_public_buckets,
+    };
+    update(s3, &req, |s| s.public_access_block = Some(block)).await?;
+    Ok(empty_response(StatusCode::OK))
+}
+
+pub async fn get_public_access_block(s3: &S3, req: Req) -> Result<Response> {
+    let bucket = s3.engine.bucket(req.bucket()).await?;
+    let b = bucket
+        .settings
+        .public_access_block
+        .ok_or_else(|| Error::new(Code::NoSuchPublicAccessBlockConfiguration))?;
+    let mut w = XmlWriter::new("PublicAccessBlockConfiguration");
+    w.elem("BlockPublicAcls", b.block_public_acls)
+        .elem("IgnorePublicAcls", b.ignore_public_acls)
+        .elem("BlockPublicPolicy", b.block_public_policy)
+        .elem("RestrictPublicBuckets", b.restrict_public_buckets);
+    Ok(xml_response(w.finish()))
+}
+
+pub async fn delete_public_access_block(s3: &S3, req: Req) -> Result<Response> {
+    update(s3, &req, |s| s.public_access_block = None).await?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 
@@ -228,6 +159,11 @@ async fn update(s3: &S3, req: &Req, change: impl FnOnce(&mut BucketSettings)) ->
         .await?)
 }
 
+fn check_well_formed_body(body: &[u8], root: &str) -> Result<()> {
+    let text = std::str::from_utf8(body).map_err(|_| Error::new(Code::MalformedXML))?;
+    check_well_formed(text, root)
+}
+
 /// The document parses as XML and its root element is `root`.
 pub fn check_well_formed(text: &str, root: &str) -> Result<()> {
     use quick_xml::events::Event;
@@ -256,94 +192,6 @@ pub fn check_well_formed(text: &str, root: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const PUBLIC_READ: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"PublicRead","Effect":"Allow","Principal":"*","Action":["s3:GetObject"],"Resource":["arn:aws:s3:::site/*"]}]}"#;
-
-    #[test]
-    fn standard_public_read_policy() {
-        validate_policy("site", PUBLIC_READ).unwrap();
-        let settings = BucketSettings {
-            policy: Some(PUBLIC_READ.into()),
-            ..Default::default()
-        };
-        assert_eq!(
-            public_access(&settings),
-            PublicAccess {
-                read: vec!["arn:aws:s3:::site/*".into()],
-                ..PublicAccess::default()
-            }
-        );
-        assert_eq!(
-            public_access(&BucketSettings::default()),
-            PublicAccess::default()
-        );
-    }
-
-    #[test]
-    fn resources_are_matched_exactly() {
-        let policy = PUBLIC_READ.replace("site/*", "site/public/*");
-        validate_policy("site", &policy).unwrap();
-        let access = public_access(&BucketSettings {
-            policy: Some(policy),
-            ..Default::default()
-        });
-        assert!(access.can_read("site", "public/a.txt"));
-        assert!(access.can_read("site", "public/deep/er/b"));
-        assert!(!access.can_read("site", "private/b.txt"));
-        assert!(!access.can_read("site", "public"));
-        assert!(!access.can_read("site", "Public/a.txt"));
-        assert!(!access.can_read("other", "public/a.txt"));
-        assert!(!access.list);
-        let acl = public_access(&BucketSettings {
-            public_read_acl: true,
-            ..Default::default()
-        });
-        assert!(acl.can_read("site", "anything"));
-    }
-
-    #[test]
-    fn arn_wildcards() {
-        assert!(arn_matches("arn:aws:s3:::b/*", "arn:aws:s3:::b/"));
-        assert!(arn_matches(
-            "arn:aws:s3:::b/*.png",
-            "arn:aws:s3:::b/x/y.png"
-        ));
-        assert!(!arn_matches(
-            "arn:aws:s3:::b/*.png",
-            "arn:aws:s3:::b/x/y.png.txt"
-        ));
-        assert!(arn_matches("arn:aws:s3:::b/a?c", "arn:aws:s3:::b/abc"));
-        assert!(!arn_matches("arn:aws:s3:::b/a?c", "arn:aws:s3:::b/ac"));
-        assert!(arn_matches(
-            "arn:aws:s3:::b/*/index.html",
-            "arn:aws:s3:::b/x/y/index.html"
-        ));
-        assert!(!arn_matches("arn:aws:s3:::b/key", "arn:aws:s3:::b/key2"));
-        assert!(arn_matches("arn:aws:s3:::b/**", "arn:aws:s3:::b/k"));
-    }
-
-    #[test]
-    fn other_policies_are_refused() {
-        assert_eq!(
-            validate_policy("site", "nope").unwrap_err().code,
-            Code::MalformedPolicy
-        );
-        let other_bucket = PUBLIC_READ.replace("site/*", "other/*");
-        assert_eq!(
-            validate_policy("site", &other_bucket).unwrap_err().code,
-            Code::MalformedPolicy
-        );
-        let put = PUBLIC_READ.replace("s3:GetObject", "s3:PutObject");
-        assert_eq!(
-            validate_policy("site", &put).unwrap_err().code,
-            Code::NotImplemented
-        );
-        let deny = PUBLIC_READ.replace("Allow", "Deny");
-        assert_eq!(
-            validate_policy("site", &deny).unwrap_err().code,
-            Code::NotImplemented
-        );
-    }
 
     #[test]
     fn website_xml_must_be_well_formed() {

@@ -23,6 +23,12 @@ impl Endpoint {
             GetBucketPolicy => ("s3:GetBucketPolicy", Owner),
             PutBucketPolicy => ("s3:PutBucketPolicy", Owner),
             DeleteBucketPolicy => ("s3:DeleteBucketPolicy", Owner),
+            GetBucketPolicyStatus => ("s3:GetBucketPolicyStatus", Owner),
+            GetPublicAccessBlock => ("s3:GetBucketPublicAccessBlock", Owner),
+            // AWS names no separate action for the deletion.
+            PutPublicAccessBlock | DeletePublicAccessBlock => {
+                ("s3:PutBucketPublicAccessBlock", Owner)
+            }
             GetBucketWebsite => ("s3:GetBucketWebsite", Owner),
             PutBucketWebsite => ("s3:PutBucketWebsite", Owner),
             DeleteBucketWebsite => ("s3:DeleteBucketWebsite", Owner),

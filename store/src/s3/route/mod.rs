@@ -53,6 +53,10 @@ endpoints!(
     GetBucketPolicy,
     PutBucketPolicy,
     DeleteBucketPolicy,
+    GetBucketPolicyStatus,
+    GetPublicAccessBlock,
+    PutPublicAccessBlock,
+    DeletePublicAccessBlock,
     GetBucketWebsite,
     PutBucketWebsite,
     DeleteBucketWebsite,
@@ -94,15 +98,22 @@ impl Endpoint {
         matches!(self, Endpoint::PostObject)
     }
 
-    /// Operations an anonymous client may call on a bucket whose policy or ACL makes it
-    /// publicly readable.
-    pub fn is_public_read(&self) -> bool {
-        matches!(self, Endpoint::GetObject(_) | Endpoint::HeadObject(_))
+    /// The listing parameters policy conditions read (`s3:prefix`, `s3:delimiter`).
+    pub fn list_params(&self) -> Option<&ListParams> {
+        match self {
+            Endpoint::ListObjects(p) => Some(&p.list),
+            Endpoint::ListObjectsV2(p) => Some(&p.list),
+            Endpoint::ListObjectVersions(p) => Some(&p.list),
+            _ => None,
+        }
     }
 
-    /// Listing operations a policy granting `s3:ListBucket` opens to anonymous clients.
-    pub fn is_public_list(&self) -> bool {
-        matches!(self, Endpoint::ListObjects(_) | Endpoint::ListObjectsV2(_))
+    /// The object a copy reads (it needs `s3:GetObject` there too).
+    pub fn copy_source(&self) -> Option<&CopySource> {
+        match self {
+            Endpoint::CopyObject(source) | Endpoint::UploadPartCopy(_, source) => Some(source),
+            _ => None,
+        }
     }
 }
 
@@ -214,6 +225,8 @@ fn bucket_endpoint(method: &Method, q: &Query) -> Result<Endpoint> {
         Method::GET if q.has("versioning") => GetBucketVersioning,
         Method::GET if q.has("acl") => GetBucketAcl,
         Method::GET if q.has("policy") => GetBucketPolicy,
+        Method::GET if q.has("policyStatus") => GetBucketPolicyStatus,
+        Method::GET if q.has("publicAccessBlock") => GetPublicAccessBlock,
         Method::GET if q.has("website") => GetBucketWebsite,
         Method::GET if q.has("uploads") => ListMultipartUploads(ListUploadsParams::parse(q)?),
         Method::GET if q.has("versions") => ListObjectVersions(ListVersionsParams::parse(q)?),
@@ -225,9 +238,11 @@ fn bucket_endpoint(method: &Method, q: &Query) -> Result<Endpoint> {
         Method::PUT if q.has("versioning") => Unsupported("PutBucketVersioning"),
         Method::PUT if q.has("acl") => PutBucketAcl,
         Method::PUT if q.has("policy") => PutBucketPolicy,
+        Method::PUT if q.has("publicAccessBlock") => PutPublicAccessBlock,
         Method::PUT if q.has("website") => PutBucketWebsite,
         Method::PUT => CreateBucket,
         Method::DELETE if q.has("policy") => DeleteBucketPolicy,
+        Method::DELETE if q.has("publicAccessBlock") => DeletePublicAccessBlock,
         Method::DELETE if q.has("website") => DeleteBucketWebsite,
         Method::DELETE => DeleteBucket,
         Method::POST if q.has("delete") => DeleteObjects,

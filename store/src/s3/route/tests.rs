@@ -69,6 +69,14 @@ fn every_row_routes() {
         (Method::GET, "/b?policy", GetBucketPolicy),
         (Method::PUT, "/b?policy", PutBucketPolicy),
         (Method::DELETE, "/b?policy", DeleteBucketPolicy),
+        (Method::GET, "/b?policyStatus", GetBucketPolicyStatus),
+        (Method::GET, "/b?publicAccessBlock", GetPublicAccessBlock),
+        (Method::PUT, "/b?publicAccessBlock", PutPublicAccessBlock),
+        (
+            Method::DELETE,
+            "/b?publicAccessBlock",
+            DeletePublicAccessBlock,
+        ),
         (Method::GET, "/b?website", GetBucketWebsite),
         (Method::PUT, "/b?website", PutBucketWebsite),
         (Method::DELETE, "/b?website", DeleteBucketWebsite),
@@ -412,8 +420,6 @@ fn unsupported_operations_route_to_their_names() {
         (Method::GET, "/b?object-lock", "GetObjectLockConfiguration"),
         (Method::GET, "/b?replication", "GetBucketReplication"),
         (Method::GET, "/b?encryption", "GetBucketEncryption"),
-        (Method::GET, "/b?publicAccessBlock", "GetPublicAccessBlock"),
-        (Method::GET, "/b?policyStatus", "GetBucketPolicyStatus"),
         (Method::GET, "/b?metrics", "ListBucketMetricsConfigurations"),
         (
             Method::GET,
