@@ -14,10 +14,12 @@ use outpost_store::metrics::Metrics;
 use outpost_store::s3::auth::Identity;
 use outpost_store::s3::body::BodyLimits;
 use outpost_store::s3::context::{self, Access, Context, FrontEnd, Public, Settings};
+use outpost_store::s3::cors::{CorsConfiguration, Preflight, PreflightRequest};
 use outpost_store::s3::route::{Endpoint, Route};
 use outpost_store::s3::serve::{self, Note};
 
 use crate::cache::outcome::CacheOutcome;
+use crate::cors::Source;
 use crate::edge::Edge;
 use crate::ops::{forward, multipart};
 use crate::respond;
@@ -94,6 +96,29 @@ impl FrontEnd for Edge {
         &self.metrics.requests
     }
 
+    async fn cors(&self, parts: &http::request::Parts) -> Result<Option<Arc<CorsConfiguration>>> {
+        let now = self.cache.clock.now();
+        match self.cors_source(parts)? {
+            Some((site, bucket)) => self.cors.rules(&self.source(&site, &bucket), now).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn preflight(
+        &self,
+        parts: &http::request::Parts,
+        asked: &PreflightRequest,
+    ) -> Result<Preflight> {
+        let now = self.cache.clock.now();
+        match self.cors_source(parts)? {
+            Some((site, bucket)) => {
+                let source = self.source(&site, &bucket);
+                self.cors.preflight(&source, asked, now).await
+            }
+            None => Ok(Preflight::NotEnabled),
+        }
+    }
+
     async fn authorize(
         &self,
         _parts: &http::request::Parts,
@@ -106,6 +131,43 @@ impl FrontEnd for Edge {
                 Err(Error::new(Code::AccessDenied))
             }
             Identity::Anonymous => Ok(Access::Public(Public::OriginDecides)),
+        }
+    }
+}
+
+impl Edge {
+    /// The site a request is for (None: the S3 face) and the bucket whose CORS rules apply
+    /// (None: the request names no bucket).
+    fn cors_source(
+        &self,
+        parts: &http::request::Parts,
+    ) -> Result<Option<(Option<Arc<crate::distribution::Site>>, String)>> {
+        let host = outpost_store::s3::host(parts);
+        if let Some(site) = self.sites.for_host(host) {
+            let bucket = site.bucket.clone();
+            return Ok(Some((Some(site), bucket)));
+        }
+        let base_domain = self.config.base_domain.as_deref();
+        let (bucket, _) = outpost_store::s3::route::target(host, parts.uri.path(), base_domain)?;
+        Ok((!bucket.is_empty()).then_some((None, bucket)))
+    }
+
+    fn source<'a>(
+        &'a self,
+        site: &'a Option<Arc<crate::distribution::Site>>,
+        bucket: &'a str,
+    ) -> Source<'a> {
+        match site {
+            Some(site) => Source {
+                scope: &site.id,
+                origins: &site.origins,
+                bucket,
+            },
+            None => Source {
+                scope: "s3",
+                origins: &self.origins,
+                bucket,
+            },
         }
     }
 }

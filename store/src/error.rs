@@ -35,8 +35,10 @@ macro_rules! codes {
 
 codes! {
     AccessDenied => FORBIDDEN, "Access Denied";
+    AccessForbidden => FORBIDDEN, "CORSResponse: This CORS request is not allowed.";
     AuthorizationHeaderMalformed => BAD_REQUEST, "The authorization header is malformed.";
     AuthorizationQueryParametersError => BAD_REQUEST, "Error parsing the X-Amz-Credential parameter.";
+    BadRequest => BAD_REQUEST, "Bad Request";
     BadDigest => BAD_REQUEST, "The Content-MD5 or checksum value that you specified did not match what the server received.";
     BucketAlreadyOwnedByYou => CONFLICT, "Your previous request to create the named bucket succeeded and you already own it.";
     BucketNotEmpty => CONFLICT, "The bucket you tried to delete is not empty.";
@@ -67,6 +69,7 @@ codes! {
     MissingContentLength => LENGTH_REQUIRED, "You must provide the Content-Length HTTP header.";
     NoSuchBucket => NOT_FOUND, "The specified bucket does not exist.";
     NoSuchBucketPolicy => NOT_FOUND, "The bucket policy does not exist.";
+    NoSuchCORSConfiguration => NOT_FOUND, "The CORS configuration does not exist";
     NoSuchKey => NOT_FOUND, "The specified key does not exist.";
     NoSuchUpload => NOT_FOUND, "The specified multipart upload does not exist. The upload ID might be invalid, or the multipart upload might have been aborted or completed.";
     NoSuchWebsiteConfiguration => NOT_FOUND, "The specified bucket does not have a website configuration.";

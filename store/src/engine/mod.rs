@@ -132,6 +132,9 @@ pub struct BucketSettings {
     pub public_read_acl: bool,
     /// The website configuration XML as the client sent it.
     pub website: Option<String>,
+    /// The CORS configuration XML, validated and written back by the protocol layer
+    /// (`s3::cors`) at PutBucketCors.
+    pub cors: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

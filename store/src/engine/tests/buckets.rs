@@ -25,6 +25,7 @@ async fn buckets() {
         policy: Some("{}".into()),
         public_read_acl: true,
         website: None,
+        cors: Some("<CORSConfiguration/>".into()),
     };
     engine
         .set_bucket_settings("a", settings.clone())

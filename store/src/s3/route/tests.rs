@@ -70,6 +70,9 @@ fn every_row_routes() {
         (Method::PUT, "/b?policy", PutBucketPolicy),
         (Method::DELETE, "/b?policy", DeleteBucketPolicy),
         (Method::GET, "/b?website", GetBucketWebsite),
+        (Method::GET, "/b?cors", GetBucketCors),
+        (Method::PUT, "/b?cors", PutBucketCors),
+        (Method::DELETE, "/b?cors", DeleteBucketCors),
         (Method::PUT, "/b?website", PutBucketWebsite),
         (Method::DELETE, "/b?website", DeleteBucketWebsite),
         (
@@ -398,9 +401,6 @@ fn copy_source_errors() {
 fn unsupported_operations_route_to_their_names() {
     let rows = [
         (Method::PUT, "/b?versioning", "PutBucketVersioning"),
-        (Method::GET, "/b?cors", "GetBucketCors"),
-        (Method::PUT, "/b?cors", "PutBucketCors"),
-        (Method::DELETE, "/b?cors", "DeleteBucketCors"),
         (Method::GET, "/b?tagging", "GetBucketTagging"),
         (
             Method::PUT,
