@@ -1,25 +1,26 @@
 //! CORS at the edge. A bucket's rules are learnt from its origin (GetBucketCors, signed with
-//! the edge's key) and kept until the end of the [`TTL_SECS`] window of the cache clock they
-//! were learnt in, "no configuration" and "no such bucket" too: a change at the store is seen
-//! at every edge within that bound. Preflight answers are kept per (bucket, Origin, method,
-//! request headers) in the same window, so none outlives the rules it came from. Answers that
-//! failed (origin unreachable) are not kept.
+//! the edge's key) and kept [`TTL`] by the cache clock, "no configuration" and "no such bucket"
+//! too: a change at the store is seen at every edge within that bound. Preflight answers are
+//! kept per (bucket, Origin, method, request headers), each until the rules it came from
+//! expire, so none outlives them. Answers that failed (origin unreachable) are not kept.
 //!
 //! Matching and the headers themselves are the kit's ([`outpost_store::s3::cors`]), as at the
 //! store.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use moka::ops::compute::Op;
 use outpost_store::error::{Code, Error, Result};
 use outpost_store::s3::cors::{CorsConfiguration, Preflight, PreflightRequest};
 
+use crate::cache::outcome::CacheOutcome;
 use crate::origin::{self, OriginError, OriginGroup, OriginRequest};
 
 /// How long, at most, the edge answers by rules the store has since changed.
-pub const TTL_SECS: u64 = 5;
+pub const TTL: Duration = Duration::from_secs(5);
 /// Buckets (and preflight variants) held at once.
 const CAPACITY: u64 = 10_000;
 /// S3 takes CORS documents of up to 64 KB; the store writes them back no larger.
@@ -27,6 +28,21 @@ const MAX_DOCUMENT: usize = 128 << 10;
 
 /// What the origin said of a bucket's CORS: its rules, none, or no such bucket.
 type Learnt = std::result::Result<Option<Arc<CorsConfiguration>>, Code>;
+
+/// A kept answer, and when the rules it comes from were learnt.
+#[derive(Clone)]
+struct Held<T> {
+    learnt_at: SystemTime,
+    value: T,
+}
+
+impl<T> Held<T> {
+    /// Still within [`TTL`] of the learning at `now` (a clock that went back: no longer).
+    fn fresh(&self, now: SystemTime) -> bool {
+        now.duration_since(self.learnt_at)
+            .is_ok_and(|age| age < TTL)
+    }
+}
 
 /// Where a request's rules come from: an origin group, a bucket there, and a scope keeping
 /// apart the same bucket behind different origin groups (the S3 face, each site).
@@ -37,50 +53,70 @@ pub struct Source<'a> {
 }
 
 pub struct Cors {
-    rules: moka::future::Cache<(String, String, u64), Learnt>,
-    preflights: moka::future::Cache<(String, String, u64, PreflightRequest), Preflight>,
+    rules: moka::future::Cache<(String, String), Held<Learnt>>,
+    preflights: moka::future::Cache<(String, String, PreflightRequest), Held<Preflight>>,
 }
 
 impl Default for Cors {
     fn default() -> Self {
-        // Entries are read only within their window; real time just evicts them after it.
-        let lifetime = std::time::Duration::from_secs(2 * TTL_SECS);
         Cors {
-            rules: moka::future::Cache::builder()
-                .max_capacity(CAPACITY)
-                .time_to_live(lifetime)
-                .build(),
-            preflights: moka::future::Cache::builder()
-                .max_capacity(CAPACITY)
-                .time_to_live(lifetime)
-                .build(),
+            rules: kept(),
+            preflights: kept(),
         }
     }
 }
 
+/// Freshness is read from the cache clock; real time only evicts what has gone stale.
+fn kept<K, V>() -> moka::future::Cache<K, V>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    moka::future::Cache::builder()
+        .max_capacity(CAPACITY)
+        .time_to_live(2 * TTL)
+        .build()
+}
+
 impl Cors {
-    /// The bucket's rules as the origin last said them in this window (concurrent misses
-    /// share one origin request).
+    /// The bucket's rules as the origin last said them, within [`TTL`] of `now`.
     pub async fn rules(
         &self,
         source: &Source<'_>,
         now: SystemTime,
     ) -> Result<Option<Arc<CorsConfiguration>>> {
-        let key = (
-            source.scope.to_owned(),
-            source.bucket.to_owned(),
-            window(now),
-        );
-        let learnt = self
-            .rules
-            .try_get_with(key, learn(source.origins, source.bucket))
-            .await
-            .map_err(|e| Error::msg(e.code, e.message().to_owned()))?;
-        learnt.map_err(Error::new)
+        self.held_rules(source, now)
+            .await?
+            .value
+            .map_err(Error::new)
     }
 
-    /// The answer to `asked`, kept for the window; a kept answer that allows says so with
-    /// `X-Cache: Hit` (`Miss` when just worked out).
+    /// Learns the rules again once they are stale; concurrent requests for one bucket wait
+    /// for the one origin request.
+    async fn held_rules(&self, source: &Source<'_>, now: SystemTime) -> Result<Held<Learnt>> {
+        let key = (source.scope.to_owned(), source.bucket.to_owned());
+        let done = self
+            .rules
+            .entry(key)
+            .and_try_compute_with(|held| async move {
+                if held.is_some_and(|h| h.value().fresh(now)) {
+                    return Ok(Op::Nop);
+                }
+                let value = learn(source.origins, source.bucket).await?;
+                Ok::<_, Error>(Op::Put(Held {
+                    learnt_at: now,
+                    value,
+                }))
+            })
+            .await?;
+        Ok(done
+            .into_entry()
+            .expect("kept, or just learnt")
+            .into_value())
+    }
+
+    /// The answer to `asked`; one that allows says whether it was kept (`X-Cache: Hit from
+    /// outpost`) or just worked out (`Miss from outpost`).
     pub async fn preflight(
         &self,
         source: &Source<'_>,
@@ -90,31 +126,28 @@ impl Cors {
         let key = (
             source.scope.to_owned(),
             source.bucket.to_owned(),
-            window(now),
             asked.clone(),
         );
-        let (mut answer, outcome) = match self.preflights.get(&key).await {
-            Some(kept) => (kept, "Hit"),
+        let kept = self.preflights.get(&key).await.filter(|h| h.fresh(now));
+        let (mut answer, outcome) = match kept {
+            Some(kept) => (kept.value, CacheOutcome::Hit),
             None => {
-                let rules = self.rules(source, now).await?;
-                let answer = Preflight::answer(rules.as_deref(), asked);
-                self.preflights.insert(key, answer.clone()).await;
-                (answer, "Miss")
+                let rules = self.held_rules(source, now).await?;
+                let config = rules.value.map_err(Error::new)?;
+                let answer = Preflight::answer(config.as_deref(), asked);
+                let held = Held {
+                    learnt_at: rules.learnt_at,
+                    value: answer.clone(),
+                };
+                self.preflights.insert(key, held).await;
+                (answer, CacheOutcome::Miss)
             }
         };
         if let Preflight::Allowed(headers) = &mut answer {
-            headers.insert("x-cache", HeaderValue::from_static(outcome));
+            headers.insert("x-cache", HeaderValue::from_static(outcome.x_cache()));
         }
         Ok(answer)
     }
-}
-
-/// The window of the cache clock `now` falls in.
-fn window(now: SystemTime) -> u64 {
-    let secs = now
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    secs / TTL_SECS
 }
 
 /// GetBucketCors at the origin, signed with the edge's key.
@@ -170,10 +203,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn windows_and_error_codes() {
-        let at = |secs| SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs);
-        assert_eq!(window(at(0)), window(at(TTL_SECS - 1)));
-        assert_ne!(window(at(TTL_SECS - 1)), window(at(TTL_SECS)));
+    fn freshness_and_error_codes() {
+        let at = |secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+        let held = Held {
+            learnt_at: at(100),
+            value: (),
+        };
+        assert!(held.fresh(at(100)));
+        assert!(held.fresh(at(104)));
+        assert!(!held.fresh(at(105)));
+        assert!(!held.fresh(at(99)), "a clock that went back");
         assert_eq!(
             error_code(b"<Error><Code>NoSuchBucket</Code><Message>m</Message></Error>"),
             Some("NoSuchBucket")
