@@ -21,6 +21,8 @@ mod complete_retry;
 mod conditionals;
 #[path = "edge/cors.rs"]
 mod cors;
+#[path = "edge/cors_browser.rs"]
+mod cors_browser;
 #[path = "edge/faces.rs"]
 mod faces;
 #[path = "edge/list_parts.rs"]
