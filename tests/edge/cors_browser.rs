@@ -85,7 +85,11 @@ async fn a_page_reads_and_uploads_through_the_edge_and_a_page_from_elsewhere_is_
         "get=200:hello from outpost put=200:{}",
         etag_of(b"uploaded by a browser")
     );
-    assert_eq!(element_text(&dom, "out").as_deref(), Some(want.as_str()), "{dom}");
+    assert_eq!(
+        element_text(&dom, "out").as_deref(),
+        Some(want.as_str()),
+        "{dom}"
+    );
     assert_eq!(
         object_bytes(&s3, &b, "from-browser.txt").await,
         b"uploaded by a browser"
@@ -97,6 +101,15 @@ async fn a_page_reads_and_uploads_through_the_edge_and_a_page_from_elsewhere_is_
         Some("get=blocked put=blocked"),
         "{dom}"
     );
-    let missing = s3.head_object().bucket(&b).key("from-elsewhere.txt").send().await;
-    assert_eq!(sdk_err(missing).0, 404, "the blocked upload reached the store");
+    let missing = s3
+        .head_object()
+        .bucket(&b)
+        .key("from-elsewhere.txt")
+        .send()
+        .await;
+    assert_eq!(
+        sdk_err(missing).0,
+        404,
+        "the blocked upload reached the store"
+    );
 }
