@@ -9,9 +9,9 @@
 # $REPO/.venv-compat and builds the binary if OUTPOST_BIN does not exist. Store session: mb, cp
 # small and 40 MiB multipart, sync of a nested tree, ls, presign + curl, download and compare,
 # rm --recursive, rb, the 40 MiB upload again with AWS_REQUEST_CHECKSUM_CALCULATION=
-# when_required, tests/compat/boto3_session.py and boto3_conditionals.py. Edge session: uploads
+# when_required, tests/compat/boto3_session.py, boto3_conditionals.py and boto3_cors.py. Edge session: uploads
 # relayed (single and multipart), downloads cached (miss then hit, checked in the edge's
-# metrics), presign, sync, boto3_conditionals.py again through the edge; then both metrics
+# metrics), presign, sync, boto3_conditionals.py and boto3_cors.py again through the edge; then both metrics
 # pages through prometheus_client's OpenMetrics parser.
 # Prints "N passed, M failed" and exits non-zero on any failure.
 set -euo pipefail
@@ -179,6 +179,7 @@ echo "== boto3 session"
 python_checks boto3_session.py "$STORE_URL"
 echo "== boto3 conditional reads against the store"
 python_checks boto3_conditionals.py "$STORE_URL"
+python_checks boto3_cors.py "$STORE_URL"
 
 echo "== aws-cli through an edge in front of the store (reads cached, writes relayed)"
 start edge --origin "$STORE_URL" --cache-dir "$WORK/edge-cache"
@@ -223,6 +224,7 @@ readme_invalidation() {
 check "the README's invalidation command works against the edge ($(curl --version | head -n1 | cut -d' ' -f1-2))" readme_invalidation "$URL"
 echo "== boto3 conditional reads through the edge (the store's 304/412, cold and warm cache)"
 python_checks boto3_conditionals.py "$URL"
+python_checks boto3_cors.py "$URL"
 check "both metrics pages parse with prometheus_client's OpenMetrics parser" \
   "$VENV/bin/python" "$REPO/tests/compat/metrics_page.py" "$STORE_URL" "$URL"
 
