@@ -96,7 +96,10 @@ impl CorsConfiguration {
 
 impl CorsRule {
     fn validate(&self) -> Result<()> {
-        if self.allowed_origins.is_empty() || self.allowed_methods.is_empty() {
+        if self.allowed_origins.is_empty()
+            || self.allowed_origins.iter().any(String::is_empty)
+            || self.allowed_methods.is_empty()
+        {
             return Err(Error::new(Code::MalformedXML));
         }
         let invalid = |message: String| Err(Error::msg(Code::InvalidRequest, message));
@@ -348,7 +351,6 @@ fn read_rules(body: &[u8]) -> Result<Vec<CorsRule>> {
     let malformed = || Error::new(Code::MalformedXML);
     let text = std::str::from_utf8(body).map_err(|_| malformed())?;
     let mut reader = quick_xml::Reader::from_str(text);
-    reader.config_mut().trim_text(true);
     #[derive(PartialEq)]
     enum At {
         Document,
@@ -374,6 +376,7 @@ fn read_rules(body: &[u8]) -> Result<Vec<CorsRule>> {
                 value.push_str(std::str::from_utf8(c).map_err(|_| malformed())?);
                 (None, false)
             }
+            Event::Text(t) if t.iter().all(u8::is_ascii_whitespace) => (None, false),
             Event::Decl(_) | Event::Comment(_) | Event::PI(_) => (None, false),
             Event::Eof if at == At::Done => return Ok(rules),
             _ => return Err(malformed()),
@@ -393,7 +396,7 @@ fn read_rules(body: &[u8]) -> Result<Vec<CorsRule>> {
         if end {
             at = match at {
                 At::Field => {
-                    set_field(&mut rule, &field, std::mem::take(&mut value))?;
+                    set_field(&mut rule, &field, value.trim().to_owned())?;
                     At::Rule
                 }
                 At::Rule => {
@@ -468,6 +471,13 @@ mod tests {
             }]
         );
         assert_eq!(CorsConfiguration::parse(c.to_xml().as_bytes()).unwrap(), c);
+        // Values are read without the white space around them (however it is written).
+        let spaced = rule(
+            "<AllowedOrigin>\n  &#32;http://a.test </AllowedOrigin><AllowedMethod> GET</AllowedMethod>",
+        );
+        let c = parsed(&spaced).unwrap();
+        assert_eq!(c.rules[0].allowed_origins, ["http://a.test"]);
+        assert_eq!(c.rules[0].allowed_methods, ["GET"]);
     }
 
     #[test]
@@ -478,6 +488,9 @@ mod tests {
             config(""),
             config(&rule("<AllowedMethod>GET</AllowedMethod>")),
             config(&rule("<AllowedOrigin>*</AllowedOrigin>")),
+            config(&rule(
+                "<AllowedOrigin> </AllowedOrigin><AllowedMethod>GET</AllowedMethod>",
+            )),
             config(&rule(&format!("{GET_ANY}<Colour>red</Colour>"))),
             config(&rule(&format!("{GET_ANY}<ID>a</ID><ID>b</ID>"))),
             config(&rule(&format!(
