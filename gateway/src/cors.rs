@@ -46,10 +46,10 @@ impl<T> Held<T> {
 
 /// Where a request's rules come from: an origin group, a bucket there, and a scope keeping
 /// apart the same bucket behind different origin groups (the S3 face, each site).
-pub struct Source<'a> {
-    pub scope: &'a str,
-    pub origins: &'a OriginGroup,
-    pub bucket: &'a str,
+pub struct Source {
+    pub scope: String,
+    pub origins: Arc<OriginGroup>,
+    pub bucket: String,
 }
 
 pub struct Cors {
@@ -82,7 +82,7 @@ impl Cors {
     /// The bucket's rules as the origin last said them, within [`TTL`] of `now`.
     pub async fn rules(
         &self,
-        source: &Source<'_>,
+        source: &Source,
         now: SystemTime,
     ) -> Result<Option<Arc<CorsConfiguration>>> {
         self.held_rules(source, now)
@@ -93,8 +93,8 @@ impl Cors {
 
     /// Learns the rules again once they are stale; concurrent requests for one bucket wait
     /// for the one origin request.
-    async fn held_rules(&self, source: &Source<'_>, now: SystemTime) -> Result<Held<Learnt>> {
-        let key = (source.scope.to_owned(), source.bucket.to_owned());
+    async fn held_rules(&self, source: &Source, now: SystemTime) -> Result<Held<Learnt>> {
+        let key = (source.scope.clone(), source.bucket.clone());
         let done = self
             .rules
             .entry(key)
@@ -102,7 +102,7 @@ impl Cors {
                 if held.is_some_and(|h| h.value().fresh(now)) {
                     return Ok(Op::Nop);
                 }
-                let value = learn(source.origins, source.bucket).await?;
+                let value = learn(&source.origins, &source.bucket).await?;
                 Ok::<_, Error>(Op::Put(Held {
                     learnt_at: now,
                     value,
@@ -119,15 +119,11 @@ impl Cors {
     /// outpost`) or just worked out (`Miss from outpost`).
     pub async fn preflight(
         &self,
-        source: &Source<'_>,
+        source: &Source,
         asked: &PreflightRequest,
         now: SystemTime,
     ) -> Result<Preflight> {
-        let key = (
-            source.scope.to_owned(),
-            source.bucket.to_owned(),
-            asked.clone(),
-        );
+        let key = (source.scope.clone(), source.bucket.clone(), asked.clone());
         let kept = self.preflights.get(&key).await.filter(|h| h.fresh(now));
         let (mut answer, outcome) = match kept {
             Some(kept) => (kept.value, CacheOutcome::Hit),

@@ -97,9 +97,8 @@ impl FrontEnd for Edge {
     }
 
     async fn cors(&self, parts: &http::request::Parts) -> Result<Option<Arc<CorsConfiguration>>> {
-        let now = self.cache.clock.now();
         match self.cors_source(parts)? {
-            Some((site, bucket)) => self.cors.rules(&self.source(&site, &bucket), now).await,
+            Some(source) => self.cors.rules(&source, self.cache.clock.now()).await,
             None => Ok(None),
         }
     }
@@ -109,10 +108,9 @@ impl FrontEnd for Edge {
         parts: &http::request::Parts,
         asked: &PreflightRequest,
     ) -> Result<Preflight> {
-        let now = self.cache.clock.now();
         match self.cors_source(parts)? {
-            Some((site, bucket)) => {
-                let source = self.source(&site, &bucket);
+            Some(source) => {
+                let now = self.cache.clock.now();
                 self.cors.preflight(&source, asked, now).await
             }
             None => Ok(Preflight::NotEnabled),
@@ -136,39 +134,24 @@ impl FrontEnd for Edge {
 }
 
 impl Edge {
-    /// The site a request is for (None: the S3 face) and the bucket whose CORS rules apply
-    /// (None: the request names no bucket).
-    fn cors_source(
-        &self,
-        parts: &http::request::Parts,
-    ) -> Result<Option<(Option<Arc<crate::distribution::Site>>, String)>> {
+    /// Where the CORS rules of a request come from: its site's bucket, or the bucket it names
+    /// on the S3 face (None: it names none).
+    fn cors_source(&self, parts: &http::request::Parts) -> Result<Option<Source>> {
         let host = outpost_store::s3::host(parts);
         if let Some(site) = self.sites.for_host(host) {
-            let bucket = site.bucket.clone();
-            return Ok(Some((Some(site), bucket)));
+            return Ok(Some(Source {
+                scope: site.id.clone(),
+                origins: Arc::clone(&site.origins),
+                bucket: site.bucket.clone(),
+            }));
         }
         let base_domain = self.config.base_domain.as_deref();
         let (bucket, _) = outpost_store::s3::route::target(host, parts.uri.path(), base_domain)?;
-        Ok((!bucket.is_empty()).then_some((None, bucket)))
-    }
-
-    fn source<'a>(
-        &'a self,
-        site: &'a Option<Arc<crate::distribution::Site>>,
-        bucket: &'a str,
-    ) -> Source<'a> {
-        match site {
-            Some(site) => Source {
-                scope: &site.id,
-                origins: &site.origins,
-                bucket,
-            },
-            None => Source {
-                scope: "s3",
-                origins: &self.origins,
-                bucket,
-            },
-        }
+        Ok((!bucket.is_empty()).then(|| Source {
+            scope: "s3".into(),
+            origins: Arc::clone(&self.origins),
+            bucket,
+        }))
     }
 }
 

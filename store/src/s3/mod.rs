@@ -161,6 +161,8 @@ impl FrontEnd for S3 {
         &self.metrics
     }
 
+    /// The rules from the bucket's row, read per request (only requests with an Origin, and
+    /// preflights, ask: a small document, parsed in microseconds).
     async fn cors(
         &self,
         parts: &http::request::Parts,
