@@ -2,7 +2,8 @@
 //! the edge's key) and kept [`TTL`] by the cache clock, "no configuration" and "no such bucket"
 //! too: a change at the store is seen at every edge within that bound. Preflight answers are
 //! kept per (bucket, Origin, method, request headers), each until the rules it came from
-//! expire, so none outlives them. Answers that failed (origin unreachable) are not kept.
+//! expire, so none outlives them. Answers that failed (origin unreachable) are not kept. A
+//! change made through the edge (Put/DeleteBucketCors forwarded) is seen by it at once.
 //!
 //! Matching and the headers themselves are the kit's ([`outpost_store::s3::cors`]), as at the
 //! store.
@@ -29,10 +30,12 @@ const MAX_DOCUMENT: usize = 128 << 10;
 /// What the origin said of a bucket's CORS: its rules, none, or no such bucket.
 type Learnt = std::result::Result<Option<Arc<CorsConfiguration>>, Code>;
 
-/// A kept answer, and when the rules it comes from were learnt.
+/// A kept answer, and which learning of the rules it comes from, when.
 #[derive(Clone)]
 struct Held<T> {
     learnt_at: SystemTime,
+    /// Numbers each learning of a bucket's rules (an answer from older rules is not used).
+    learning: u64,
     value: T,
 }
 
@@ -53,6 +56,7 @@ pub struct Source {
 }
 
 pub struct Cors {
+    learnings: std::sync::atomic::AtomicU64,
     rules: moka::future::Cache<(String, String), Held<Learnt>>,
     preflights: moka::future::Cache<(String, String, PreflightRequest), Held<Preflight>>,
 }
@@ -60,6 +64,7 @@ pub struct Cors {
 impl Default for Cors {
     fn default() -> Self {
         Cors {
+            learnings: std::sync::atomic::AtomicU64::new(0),
             rules: kept(),
             preflights: kept(),
         }
@@ -103,8 +108,12 @@ impl Cors {
                     return Ok(Op::Nop);
                 }
                 let value = learn(&source.origins, &source.bucket).await?;
+                let learning = self
+                    .learnings
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 Ok::<_, Error>(Op::Put(Held {
                     learnt_at: now,
+                    learning,
                     value,
                 }))
             })
@@ -113,6 +122,14 @@ impl Cors {
             .into_entry()
             .expect("kept, or just learnt")
             .into_value())
+    }
+
+    /// Drops what is held for `bucket` in `scope` (its rules changed through this edge): the
+    /// next request learns them again, and no answer kept from the old ones is used.
+    pub async fn forget(&self, scope: &str, bucket: &str) {
+        self.rules
+            .invalidate(&(scope.to_owned(), bucket.to_owned()))
+            .await;
     }
 
     /// The answer to `asked`; one that allows says whether it was kept (`X-Cache: Hit from
@@ -124,7 +141,15 @@ impl Cors {
         now: SystemTime,
     ) -> Result<Preflight> {
         let key = (source.scope.clone(), source.bucket.clone(), asked.clone());
-        let kept = self.preflights.get(&key).await.filter(|h| h.fresh(now));
+        // An answer is good while the rules it came from are the ones held (not forgotten,
+        // not learnt again since).
+        let rules_key = (source.scope.clone(), source.bucket.clone());
+        let current = self.rules.get(&rules_key).await.map(|h| h.learning);
+        let kept = self
+            .preflights
+            .get(&key)
+            .await
+            .filter(|h| h.fresh(now) && Some(h.learning) == current);
         let (mut answer, outcome) = match kept {
             Some(kept) => (kept.value, CacheOutcome::Hit),
             None => {
@@ -133,6 +158,7 @@ impl Cors {
                 let answer = Preflight::answer(config.as_deref(), asked);
                 let held = Held {
                     learnt_at: rules.learnt_at,
+                    learning: rules.learning,
                     value: answer.clone(),
                 };
                 self.preflights.insert(key, held).await;
@@ -203,6 +229,7 @@ mod tests {
         let at = |secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
         let held = Held {
             learnt_at: at(100),
+            learning: 0,
             value: (),
         };
         assert!(held.fresh(at(100)));

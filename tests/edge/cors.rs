@@ -216,3 +216,34 @@ async fn sites_answer_preflights_and_carry_the_rules_headers() {
     assert_eq!(r.status, 404);
     assert_app_headers(&r);
 }
+
+#[tokio::test]
+async fn a_change_made_through_the_edge_is_seen_there_at_once() {
+    let pair = EdgePair::start();
+    let edge = &pair.edge;
+    let s3 = edge.client();
+    let b = edge.bucket(&s3, "ecors-via").await;
+    let object = format!("/{b}/k");
+    // Learnt (and kept) as "no rules" before there are any.
+    let r = preflight(edge, &object, Some(APP), "GET", "").await;
+    r.assert_error(403, "AccessForbidden");
+    put_rules(&s3, &b, app_rules()).await;
+    let r = preflight(edge, &object, Some(APP), "GET", "").await;
+    assert_eq!(
+        (r.status, r.header("x-cache")),
+        (200, Some("Miss from outpost"))
+    );
+    assert_eq!(
+        preflight(edge, &object, Some(APP), "GET", "")
+            .await
+            .header("x-cache"),
+        Some("Hit from outpost")
+    );
+    s3.delete_bucket_cors().bucket(&b).send().await.unwrap();
+    let r = preflight(edge, &object, Some(APP), "GET", "").await;
+    r.assert_error(403, "AccessForbidden");
+    assert_eq!(
+        r.xml("Message").as_deref(),
+        Some("CORSResponse: CORS is not enabled for this bucket.")
+    );
+}
