@@ -22,8 +22,9 @@ use crate::origin::{self, OriginError, OriginGroup, OriginRequest};
 
 /// How long, at most, the edge answers by rules the store has since changed.
 pub const TTL: Duration = Duration::from_secs(5);
-/// Buckets (and preflight variants) held at once.
-const CAPACITY: u64 = 10_000;
+/// Bytes each of the two caches holds at most, weighed by their text: a client choosing
+/// Origins and request headers at will cannot make the edge keep more.
+const CAPACITY_BYTES: u64 = 16 << 20;
 /// S3 takes CORS documents of up to 64 KB; the store writes them back no larger.
 const MAX_DOCUMENT: usize = 128 << 10;
 
@@ -63,24 +64,43 @@ pub struct Cors {
 
 impl Default for Cors {
     fn default() -> Self {
+        let rules_weight = |(scope, bucket): &(String, String), held: &Held<Learnt>| {
+            let rules = held.value.as_ref().ok().and_then(Option::as_ref);
+            // Weighed once, as it is inserted.
+            let text = rules.map_or(0, |c| c.to_xml().len());
+            weight(scope.len() + bucket.len() + text)
+        };
+        let preflight_weight = |(scope, bucket, asked): &(String, String, PreflightRequest),
+                                _: &Held<Preflight>| {
+            let headers: usize = asked.headers.iter().map(String::len).sum();
+            // The answer's headers are the rule's and the asked ones again.
+            weight(scope.len() + bucket.len() + asked.origin.len() + 2 * headers + 512)
+        };
         Cors {
             learnings: std::sync::atomic::AtomicU64::new(0),
-            rules: kept(),
-            preflights: kept(),
+            rules: kept(rules_weight),
+            preflights: kept(preflight_weight),
         }
     }
 }
 
-/// Freshness is read from the cache clock; real time only evicts what has gone stale.
-fn kept<K, V>() -> moka::future::Cache<K, V>
+/// A cache weighed in bytes; freshness is read from the cache clock, real time only evicts
+/// what has gone stale.
+fn kept<K, V>(weigher: impl Fn(&K, &V) -> u32 + Send + Sync + 'static) -> moka::future::Cache<K, V>
 where
     K: std::hash::Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
     moka::future::Cache::builder()
-        .max_capacity(CAPACITY)
+        .max_capacity(CAPACITY_BYTES)
+        .weigher(weigher)
         .time_to_live(2 * TTL)
         .build()
+}
+
+/// An entry's weight: its text and what holding it costs besides.
+fn weight(text: usize) -> u32 {
+    u32::try_from(text + 128).unwrap_or(u32::MAX)
 }
 
 impl Cors {
