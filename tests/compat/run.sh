@@ -9,9 +9,9 @@
 # $REPO/.venv-compat and builds the binary if OUTPOST_BIN does not exist. Store session: mb, cp
 # small and 40 MiB multipart, sync of a nested tree, ls, presign + curl, download and compare,
 # rm --recursive, rb, the 40 MiB upload again with AWS_REQUEST_CHECKSUM_CALCULATION=
-# when_required, tests/compat/boto3_session.py, boto3_conditionals.py and boto3_cors.py. Edge session: uploads
+# when_required, tests/compat/boto3_session.py and boto3_conditionals.py. Edge session: uploads
 # relayed (single and multipart), downloads cached (miss then hit, checked in the edge's
-# metrics), presign, sync, boto3_conditionals.py and boto3_cors.py again through the edge; then both metrics
+# metrics), presign, sync, boto3_conditionals.py again through the edge; then both metrics
 # pages through prometheus_client's OpenMetrics parser.
 # Prints "N passed, M failed" and exits non-zero on any failure.
 set -euo pipefail
