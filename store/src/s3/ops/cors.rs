@@ -33,3 +33,16 @@ pub async fn delete_cors(s3: &S3, req: Req) -> Result<Response> {
     update(s3, &req, |s| s.cors = None).await?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::BucketSettings;
+
+    #[test]
+    fn bucket_rows_written_before_cors_still_read() {
+        let old = r#"{"policy":null,"public_read_acl":true,"website":null}"#;
+        let settings: BucketSettings = serde_json::from_str(old).unwrap();
+        assert_eq!(settings.cors, None);
+        assert!(settings.public_read_acl);
+    }
+}
