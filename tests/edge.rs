@@ -19,6 +19,10 @@ mod cache;
 mod complete_retry;
 #[path = "edge/conditionals.rs"]
 mod conditionals;
+#[path = "edge/cors.rs"]
+mod cors;
+#[path = "edge/cors_browser.rs"]
+mod cors_browser;
 #[path = "edge/faces.rs"]
 mod faces;
 #[path = "edge/list_parts.rs"]

@@ -27,6 +27,8 @@ mod cli;
 mod complete_retry;
 #[path = "store/conditional_writes.rs"]
 mod conditional_writes;
+#[path = "store/cors.rs"]
+mod cors;
 #[path = "store/crash.rs"]
 mod crash;
 #[path = "store/crash_small.rs"]

@@ -10,6 +10,7 @@ use outpost_store::s3::auth::{Credentials, Keyring};
 use crate::cache::Cache;
 use crate::cache::object::Object;
 use crate::config::{Behavior, EdgeConfig};
+use crate::cors::Cors;
 use crate::distribution::Distributions;
 use crate::metrics::EdgeMetrics;
 use crate::origin::{self, OriginGroup, OriginSettings};
@@ -32,6 +33,8 @@ pub struct Edge {
     pub spool: Arc<Spool>,
     /// Sites selected by Host header (distributions, website domain).
     pub sites: Distributions,
+    /// Buckets' CORS rules and preflight answers, learnt from the origins.
+    pub cors: Cors,
     pub metrics: Arc<EdgeMetrics>,
 }
 
@@ -84,6 +87,7 @@ impl Edge {
             origins,
             spool,
             sites,
+            cors: Cors::default(),
             metrics,
             config,
         }))

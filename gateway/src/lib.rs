@@ -27,7 +27,8 @@
 //! relayed as a PutObject; [`ops::forward`]: everything passed to the origin unchanged), [`edge`] (the shared context), [`spool`] (parts held on disk, pushed to
 //! the store by its workers), [`cache`] (objects, outcomes, policy, keys, tiers, collapsing,
 //! reading), [`distribution`] (Host → site, path → behaviour), [`origin`] (client toward the
-//! stores), [`compress`], [`metrics`], [`config`].
+//! stores), [`cors`] (buckets' CORS rules and preflight answers, learnt from the origin),
+//! [`compress`], [`metrics`], [`config`].
 //!
 //! Words: *forward* = pass a client's request to the origin as it is (re-signed); *spool* = the
 //! upload parts held at the edge; the spool's workers *push* spooled parts to the store.
@@ -37,6 +38,7 @@ pub mod admin;
 pub mod cache;
 pub mod compress;
 pub mod config;
+pub mod cors;
 pub mod distribution;
 pub mod edge;
 pub mod metrics;

@@ -14,10 +14,12 @@ use outpost_store::metrics::Metrics;
 use outpost_store::s3::auth::Identity;
 use outpost_store::s3::body::BodyLimits;
 use outpost_store::s3::context::{self, Access, Context, FrontEnd, Public, Settings};
+use outpost_store::s3::cors::{CorsConfiguration, Preflight, PreflightRequest};
 use outpost_store::s3::route::{Endpoint, Route};
 use outpost_store::s3::serve::{self, Note};
 
 use crate::cache::outcome::CacheOutcome;
+use crate::cors::Source;
 use crate::edge::Edge;
 use crate::ops::{forward, multipart, post};
 use crate::respond;
@@ -95,6 +97,27 @@ impl FrontEnd for Edge {
         &self.metrics.requests
     }
 
+    async fn cors(&self, parts: &http::request::Parts) -> Result<Option<Arc<CorsConfiguration>>> {
+        match self.cors_source(parts)? {
+            Some(source) => self.cors.rules(&source, self.cache.clock.now()).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn preflight(
+        &self,
+        parts: &http::request::Parts,
+        asked: &PreflightRequest,
+    ) -> Result<Preflight> {
+        match self.cors_source(parts)? {
+            Some(source) => {
+                let now = self.cache.clock.now();
+                self.cors.preflight(&source, asked, now).await
+            }
+            None => Ok(Preflight::NotEnabled),
+        }
+    }
+
     async fn authorize(
         &self,
         _parts: &http::request::Parts,
@@ -108,6 +131,28 @@ impl FrontEnd for Edge {
             }
             Identity::Anonymous => Ok(Access::Public(Public::OriginDecides)),
         }
+    }
+}
+
+impl Edge {
+    /// Where the CORS rules of a request come from: its site's bucket, or the bucket it names
+    /// on the S3 face (None: it names none).
+    fn cors_source(&self, parts: &http::request::Parts) -> Result<Option<Source>> {
+        let host = outpost_store::s3::host(parts);
+        if let Some(site) = self.sites.for_host(host) {
+            return Ok(Some(Source {
+                scope: site.id.clone(),
+                origins: Arc::clone(&site.origins),
+                bucket: site.bucket.clone(),
+            }));
+        }
+        let base_domain = self.config.base_domain.as_deref();
+        let (bucket, _) = outpost_store::s3::route::target(host, parts.uri.path(), base_domain)?;
+        Ok((!bucket.is_empty()).then(|| Source {
+            scope: "s3".into(),
+            origins: Arc::clone(&self.origins),
+            bucket,
+        }))
     }
 }
 

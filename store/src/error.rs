@@ -36,10 +36,12 @@ macro_rules! codes {
 codes! {
     AccessControlListNotSupported => BAD_REQUEST, "The bucket does not allow ACLs";
     AccessDenied => FORBIDDEN, "Access Denied";
+    AccessForbidden => FORBIDDEN, "CORSResponse: This CORS request is not allowed.";
     // Not an S3 code: the admin API's answer to a key name already in use.
     AccessKeyAlreadyExists => CONFLICT, "An access key with this name already exists.";
     AuthorizationHeaderMalformed => BAD_REQUEST, "The authorization header is malformed.";
     AuthorizationQueryParametersError => BAD_REQUEST, "Error parsing the X-Amz-Credential parameter.";
+    BadRequest => BAD_REQUEST, "Bad Request";
     BadDigest => BAD_REQUEST, "The Content-MD5 or checksum value that you specified did not match what the server received.";
     BucketAlreadyExists => CONFLICT, "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again.";
     BucketAlreadyOwnedByYou => CONFLICT, "Your previous request to create the named bucket succeeded and you already own it.";
@@ -80,6 +82,7 @@ codes! {
     NoSuchAccessKey => NOT_FOUND, "The access key does not exist.";
     NoSuchBucket => NOT_FOUND, "The specified bucket does not exist.";
     NoSuchBucketPolicy => NOT_FOUND, "The bucket policy does not exist.";
+    NoSuchCORSConfiguration => NOT_FOUND, "The CORS configuration does not exist";
     NoSuchKey => NOT_FOUND, "The specified key does not exist.";
     NoSuchPublicAccessBlockConfiguration => NOT_FOUND, "The public access block configuration was not found";
     NoSuchUpload => NOT_FOUND, "The specified multipart upload does not exist. The upload ID might be invalid, or the multipart upload might have been aborted or completed.";

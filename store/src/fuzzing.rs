@@ -22,6 +22,7 @@ use crate::s3::auth::{
     self, AuthParams, Authenticated, ChunkSigning, Credentials, Identity, Keyring, Payload,
     SecretKey, Trailers, sigv4,
 };
+use crate::s3::cors::CorsConfiguration;
 use crate::s3::{MAX_CLOCK_SKEW, headers, xml};
 
 /// The key of AWS's published SigV4 examples, the only key the auth targets' keyring holds.
@@ -141,8 +142,9 @@ pub fn aws_chunked(data: &[u8]) -> bool {
 }
 
 /// `xml_bodies`: the XML request bodies (CompleteMultipartUpload, DeleteObjects,
-/// CreateBucketConfiguration, the website document's well-formedness check) on arbitrary bytes.
-/// Invariants: errors are MalformedXML; an accepted CompleteMultipartUpload or Delete document
+/// CreateBucketConfiguration, the website document's well-formedness check, the CORS rules) on
+/// arbitrary bytes. Invariants: errors are MalformedXML (InvalidRequest too for CORS rules);
+/// accepted CORS rules written back parse to the same document; an accepted CompleteMultipartUpload or Delete document
 /// written back with [`xml::XmlWriter`] (the escaping the responses use) parses again, and
 /// writing what it parsed to gives the same document: the writer's escaping survives the
 /// parser (markup, entities, line ends). The writer may replace what XML cannot carry, so the
@@ -167,6 +169,16 @@ pub fn xml_bodies(data: &[u8]) -> bool {
     match xml::parse::<xml::CreateBucketConfiguration>(data) {
         Ok(_) => accepted = true,
         Err(e) => only_malformed(&e),
+    }
+    match CorsConfiguration::parse(data) {
+        Ok(rules) => {
+            // What GetBucketCors answers (and the store re-reads) parses to itself.
+            let written = rules.to_xml();
+            let again = CorsConfiguration::parse(written.as_bytes()).expect("written rules parse");
+            assert_eq!(again.to_xml(), written);
+            accepted = true;
+        }
+        Err(e) => assert!(matches!(e.code, Code::MalformedXML | Code::InvalidRequest)),
     }
     if let Ok(text) = std::str::from_utf8(data) {
         match crate::s3::ops::policy::check_well_formed(text, "WebsiteConfiguration") {

@@ -82,6 +82,7 @@ fn xml_bodies() {
     let all = [
         "complete_multipart_aws_sdk.xml",
         "complete_multipart_s3cmd.xml",
+        "cors.xml",
         "create_bucket.xml",
         "delete_objects.xml",
         "website.xml",

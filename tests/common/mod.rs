@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
+pub mod cors;
 pub mod faulty;
 pub mod form;
 pub mod hash;

@@ -191,6 +191,8 @@ echo "== browser form uploads (boto3 generate_presigned_post + requests) against
 python_checks boto3_post_form.py "$STORE_URL"
 echo "== aws-cli + curl: bucket policies, policy status, public access block, ACLs (store)"
 python_checks aws_cli_policies.py "$STORE_URL"
+echo "== boto3 CORS rules and preflights (store)"
+python_checks boto3_cors.py "$STORE_URL"
 
 echo "== aws-cli through an edge in front of the store (reads cached, writes relayed)"
 start edge --origin "$STORE_URL" --cache-dir "$WORK/edge-cache"
@@ -239,6 +241,8 @@ echo "== browser form uploads through the edge (checked at the store)"
 python_checks boto3_post_form.py "$URL" "$STORE_URL"
 echo "== aws-cli + curl: bucket policies, policy status, public access block, ACLs (edge)"
 python_checks aws_cli_policies.py "$URL"
+echo "== boto3 CORS rules and preflights (edge)"
+python_checks boto3_cors.py "$URL"
 check "both metrics pages parse with prometheus_client's OpenMetrics parser" \
   "$VENV/bin/python" "$REPO/tests/compat/metrics_page.py" "$STORE_URL" "$URL"
 

@@ -79,6 +79,15 @@ pub(crate) async fn forward(edge: &Arc<Edge>, context: Context) -> Result<Respon
         .send(request, body, content_length)
         .await
         .map_err(OriginError::into_client_error)?;
+    if matches!(
+        route.endpoint,
+        Endpoint::PutBucketCors | Endpoint::DeleteBucketCors
+    ) {
+        edge.cors.forget("s3", &route.bucket).await;
+        for site in edge.sites.for_bucket(&route.bucket) {
+            edge.cors.forget(&site.id, &route.bucket).await;
+        }
+    }
     if route.endpoint == Endpoint::DeleteObjects {
         // The keys are in a body that went by as a stream, and a quiet answer does not list
         // them: the bucket's copies go, so none of them is served after its deletion.

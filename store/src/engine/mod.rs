@@ -137,6 +137,9 @@ pub struct BucketSettings {
     pub website: Option<String>,
     /// PutPublicAccessBlock's settings (`None`: never set, or deleted).
     pub public_access_block: Option<crate::access::PublicAccessBlock>,
+    /// The CORS configuration XML, validated and written back by the protocol layer
+    /// (`s3::cors`) at PutBucketCors.
+    pub cors: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

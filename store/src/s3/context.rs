@@ -1,10 +1,12 @@
 //! One step from an HTTP request to what an operation works with, the same for both front
 //! ends (the store, and the edge as a second S3 front end): route → authenticate → authorise
 //! → verified body ([`context`]). What only a front end knows, it answers through
-//! [`FrontEnd`]: its settings, its metrics, and whether an identity may do what a route asks.
+//! [`FrontEnd`]: its settings, its metrics, whether an identity may do what a route asks, and
+//! a bucket's CORS rules.
 
 use std::future::Future;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use axum::body::Body;
 use bytes::Bytes;
@@ -13,6 +15,7 @@ use prometheus_client::metrics::counter::Counter;
 use super::auth::{self, AuthParams, Identity, Keyring, Payload, Trailers};
 use super::body::{self, BodyLimits};
 use super::client_ip::IpNet;
+use super::cors::{CorsConfiguration, Preflight, PreflightRequest};
 use super::route::Route;
 use super::serve::Note;
 use super::xml::read_small_body;
@@ -46,6 +49,23 @@ pub trait FrontEnd: Send + Sync {
         route: &Route,
         identity: &Identity,
     ) -> impl Future<Output = Result<Access>> + Send;
+    /// The CORS rules of the bucket `parts` is for: None when it has none or the request names
+    /// no bucket, NoSuchBucket when there is no such bucket. Asked before authentication
+    /// (preflights are unsigned) by [`super::serve`], which answers preflights with them and
+    /// puts their headers on every response to a request with an Origin.
+    fn cors(
+        &self,
+        parts: &http::request::Parts,
+    ) -> impl Future<Output = Result<Option<Arc<CorsConfiguration>>>> + Send;
+    /// The answer to the preflight `asked` of `parts`: the rules matched each time (the edge
+    /// keeps its answers).
+    fn preflight(
+        &self,
+        parts: &http::request::Parts,
+        asked: &PreflightRequest,
+    ) -> impl Future<Output = Result<Preflight>> + Send {
+        async move { Ok(Preflight::answer(self.cors(parts).await?.as_deref(), asked)) }
+    }
 }
 
 /// Why a request may proceed.

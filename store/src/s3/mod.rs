@@ -16,6 +16,7 @@ pub mod authorize;
 pub mod body;
 pub mod client_ip;
 pub mod context;
+pub mod cors;
 mod engine_errors;
 pub mod headers;
 pub mod kept_alive;
@@ -198,6 +199,26 @@ impl FrontEnd for S3 {
         &self.metrics
     }
 
+    /// The rules from the bucket's row, read per request (only requests with an Origin, and
+    /// preflights, ask: a small document, parsed in microseconds).
+    async fn cors(
+        &self,
+        parts: &http::request::Parts,
+    ) -> Result<Option<Arc<cors::CorsConfiguration>>> {
+        let base_domain = self.config.base_domain.as_deref();
+        let (bucket, _) = route::target(host(parts), parts.uri.path(), base_domain)?;
+        if bucket.is_empty() {
+            return Ok(None);
+        }
+        let bucket = self.engine.bucket(&bucket).await?;
+        let Some(document) = bucket.settings.cors else {
+            return Ok(None);
+        };
+        let rules = cors::CorsConfiguration::parse(document.as_bytes())
+            .map_err(|e| Error::internal(anyhow::anyhow!("stored CORS rules: {e}")))?;
+        Ok(Some(Arc::new(rules)))
+    }
+
     /// The one access decision ([`crate::access::decide`]), on the facts of the request.
     async fn authorize(
         &self,
@@ -237,14 +258,19 @@ pub fn check_header_size(headers: &http::HeaderMap, limit: usize) -> Result<()> 
     Ok(())
 }
 
-/// Routes a request (path-style, or virtual-hosted under `base_domain`) and checks the key
-/// length.
-pub fn route_request(parts: &http::request::Parts, base_domain: Option<&str>) -> Result<Route> {
-    let host = parts
+/// The host a request is addressed to (its Host header, or an absolute URI's).
+pub fn host(parts: &http::request::Parts) -> Option<&str> {
+    parts
         .headers
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())
-        .or_else(|| parts.uri.host());
+        .or_else(|| parts.uri.host())
+}
+
+/// Routes a request (path-style, or virtual-hosted under `base_domain`) and checks the key
+/// length.
+pub fn route_request(parts: &http::request::Parts, base_domain: Option<&str>) -> Result<Route> {
+    let host = host(parts);
     let query = route::Query::parse(parts.uri.query());
     // A copy source that is not text names no object: parsed as the empty (malformed) one.
     let copy_source = parts

@@ -13,6 +13,7 @@ use http::{HeaderValue, Method, StatusCode};
 
 use super::Response;
 use super::context::FrontEnd;
+use super::cors::PreflightRequest;
 use crate::error::{Code, Error, Result};
 
 /// What a handler tells the wrapper for the access line and the metrics.
@@ -76,8 +77,15 @@ pub async fn serve<F: FrontEnd>(
         .then(|| AccessLine::of(&parts, settings.trusted_proxies, started));
     let uri = parts.uri.clone();
     let max_header_bytes = settings.max_header_bytes;
+    let base_domain = settings.base_domain;
+    let mut cors = None;
     let result = async {
         super::check_header_size(&parts.headers, max_header_bytes)?;
+        if parts.method == Method::OPTIONS {
+            note.operation("PreflightRequest");
+            return preflight(front, &parts, base_domain).await;
+        }
+        cors = cors_headers(front, &parts).await;
         handler(parts, body, &mut note).await
     };
     // A bug in one handler must cost one request an InternalError, not the connection.
@@ -89,6 +97,9 @@ pub async fn serve<F: FrontEnd>(
         Ok(response) => response,
         Err(e) => error_response(&e, uri.path(), &note.request_id, asked.is_head),
     };
+    if let Some(cors) = cors {
+        super::cors::apply(response.headers_mut(), cors);
+    }
     let declared = finish_response(&mut response, &note.request_id, asked);
     let status = response.status().as_u16();
     let head = started.elapsed();
@@ -116,6 +127,39 @@ pub async fn serve<F: FrontEnd>(
             line: Some(line),
         })
     })
+}
+
+/// A preflight (`OPTIONS`), answered by the rules of the bucket it is about before any
+/// authentication, as S3 does: a browser sends it without credentials.
+async fn preflight<F: FrontEnd>(
+    front: &F,
+    parts: &http::request::Parts,
+    base_domain: Option<&str>,
+) -> Result<Response> {
+    let asked = PreflightRequest::of(&parts.headers)?;
+    let object = super::route::target(super::host(parts), parts.uri.path(), base_domain)
+        .is_ok_and(|(_, key)| !key.is_empty());
+    front
+        .preflight(parts, &asked)
+        .await?
+        .into_response(&asked, object)
+}
+
+/// The `Access-Control-*` headers of the answer to a request with an Origin, from the rules
+/// of its bucket; none without an Origin or rules. Worked out per request, so no answer
+/// (a cached one at the edge) carries headers meant for another Origin.
+async fn cors_headers<F: FrontEnd>(
+    front: &F,
+    parts: &http::request::Parts,
+) -> Option<http::HeaderMap> {
+    let origin = parts.headers.get(http::header::ORIGIN)?.to_str().ok()?;
+    match front.cors(parts).await {
+        Ok(rules) => rules.map(|rules| rules.response_headers(origin, &parts.method)),
+        Err(e) => {
+            tracing::debug!(error = ?e, "no CORS rules for the response");
+            None
+        }
+    }
 }
 
 /// What [`finish_response`] needs to know of the request.
@@ -353,6 +397,13 @@ mod tests {
             _: &Identity,
         ) -> Result<Access> {
             Err(Error::new(Code::AccessDenied))
+        }
+
+        async fn cors(
+            &self,
+            _: &http::request::Parts,
+        ) -> Result<Option<Arc<crate::s3::cors::CorsConfiguration>>> {
+            Ok(None)
         }
     }
 

@@ -29,6 +29,7 @@ async fn buckets() {
             restrict_public_buckets: true,
             ..Default::default()
         }),
+        cors: Some("<CORSConfiguration/>".into()),
     };
     engine
         .set_bucket_settings("a", settings.clone())

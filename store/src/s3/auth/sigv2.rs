@@ -13,6 +13,7 @@ use crate::error::{Code, Error, Result};
 /// Query parameters that are part of the SigV2 canonical resource.
 const SUBRESOURCES: &[&str] = &[
     "acl",
+    "cors",
     "delete",
     "location",
     "partNumber",

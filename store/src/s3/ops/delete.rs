@@ -105,9 +105,9 @@ fn entry_condition(o: &xml::DeleteEntry) -> Result<WriteCondition> {
     })
 }
 
-/// DeleteObjects must carry Content-MD5 or (since 2025's SDK defaults) an `x-amz-checksum-*`
-/// of its body; either must match.
-fn check_body_integrity(req: &Req, body: &[u8]) -> Result<()> {
+/// DeleteObjects (and PutBucketCors) must carry Content-MD5 or (since 2025's SDK defaults) an
+/// `x-amz-checksum-*` of its body; either must match.
+pub(super) fn check_body_integrity(req: &Req, body: &[u8]) -> Result<()> {
     let integrity = headers::integrity(&req.headers)?;
     if let Some(md5) = integrity.content_md5 {
         if md5 != <[u8; 16]>::from(Md5::digest(body)) {

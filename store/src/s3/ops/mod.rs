@@ -4,6 +4,7 @@
 pub mod acl;
 pub mod bucket;
 pub mod copy;
+pub mod cors;
 pub mod delete;
 pub mod get;
 pub mod list;
@@ -48,6 +49,9 @@ pub async fn dispatch(s3: &Arc<S3>, req: Req, endpoint: Endpoint) -> Result<Resp
         GetBucketWebsite => policy::get_website(s3, req).await,
         PutBucketWebsite => policy::put_website(s3, req).await,
         DeleteBucketWebsite => policy::delete_website(s3, req).await,
+        GetBucketCors => cors::get_cors(s3, req).await,
+        PutBucketCors => cors::put_cors(s3, req).await,
+        DeleteBucketCors => cors::delete_cors(s3, req).await,
         ListObjects(p) => list::list_objects_v1(s3, req, p).await,
         ListObjectsV2(p) => list::list_objects_v2(s3, req, p).await,
         ListObjectVersions(p) => list::list_object_versions(s3, req, p).await,

@@ -150,7 +150,12 @@ pub async fn delete_website(s3: &S3, req: Req) -> Result<Response> {
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 
-async fn update(s3: &S3, req: &Req, change: impl FnOnce(&mut BucketSettings)) -> Result<()> {
+/// Changes the settings of the request's bucket (NoSuchBucket if it has gone).
+pub(super) async fn update(
+    s3: &S3,
+    req: &Req,
+    change: impl FnOnce(&mut BucketSettings),
+) -> Result<()> {
     let mut bucket = s3.engine.bucket(req.bucket()).await?;
     change(&mut bucket.settings);
     Ok(s3

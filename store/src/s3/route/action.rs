@@ -32,6 +32,8 @@ impl Endpoint {
             GetBucketWebsite => ("s3:GetBucketWebsite", Owner),
             PutBucketWebsite => ("s3:PutBucketWebsite", Owner),
             DeleteBucketWebsite => ("s3:DeleteBucketWebsite", Owner),
+            GetBucketCors => ("s3:GetBucketCORS", Owner),
+            PutBucketCors | DeleteBucketCors => ("s3:PutBucketCORS", Owner),
             ListObjects(_) | ListObjectsV2(_) => ("s3:ListBucket", Read),
             ListObjectVersions(_) => ("s3:ListBucketVersions", Read),
             ListMultipartUploads(_) => ("s3:ListBucketMultipartUploads", Read),
@@ -81,6 +83,9 @@ mod tests {
                 Class::Owner,
             ),
             (Endpoint::DeleteBucket, "s3:DeleteBucket", Class::Owner),
+            (Endpoint::GetBucketCors, "s3:GetBucketCORS", Class::Owner),
+            (Endpoint::PutBucketCors, "s3:PutBucketCORS", Class::Owner),
+            (Endpoint::DeleteBucketCors, "s3:PutBucketCORS", Class::Owner),
             (
                 Endpoint::CreateBucket,
                 "s3:CreateBucket",

@@ -60,6 +60,9 @@ endpoints!(
     GetBucketWebsite,
     PutBucketWebsite,
     DeleteBucketWebsite,
+    GetBucketCors,
+    PutBucketCors,
+    DeleteBucketCors,
     ListObjects(ListObjectsParams),
     ListObjectsV2(ListObjectsV2Params),
     ListObjectVersions(ListVersionsParams),
@@ -137,16 +140,7 @@ pub fn route(
     copy_source: Option<&str>,
     base_domain: Option<&str>,
 ) -> Result<Route> {
-    let path = path.strip_prefix('/').unwrap_or(path);
-    let (bucket, raw_key) = match virtual_host_bucket(host, base_domain) {
-        Some(bucket) => (bucket.to_owned(), path),
-        None => match path.split_once('/') {
-            Some((b, k)) => (decode_path(b)?, k),
-            None => (decode_path(path)?, ""),
-        },
-    };
-    check_bucket_bytes(&bucket)?;
-    let key = decode_path(raw_key)?;
+    let (bucket, key) = target(host, path, base_domain)?;
     let endpoint = if bucket.is_empty() {
         service_endpoint(method, query)?
     } else if key.is_empty() {
@@ -159,6 +153,25 @@ pub fn route(
         bucket,
         key,
     })
+}
+
+/// The bucket and decoded key a request is for (empty bucket: the service), whatever the
+/// operation: what a preflight, which names no operation, is about.
+pub fn target(
+    host: Option<&str>,
+    path: &str,
+    base_domain: Option<&str>,
+) -> Result<(String, String)> {
+    let path = path.strip_prefix('/').unwrap_or(path);
+    let (bucket, raw_key) = match virtual_host_bucket(host, base_domain) {
+        Some(bucket) => (bucket.to_owned(), path),
+        None => match path.split_once('/') {
+            Some((b, k)) => (decode_path(b)?, k),
+            None => (decode_path(path)?, ""),
+        },
+    };
+    check_bucket_bytes(&bucket)?;
+    Ok((bucket, decode_path(raw_key)?))
 }
 
 /// A byte a bucket name may hold (S3's naming rules; [`validate_bucket_name`] checks the rest
@@ -228,6 +241,7 @@ fn bucket_endpoint(method: &Method, q: &Query) -> Result<Endpoint> {
         Method::GET if q.has("policyStatus") => GetBucketPolicyStatus,
         Method::GET if q.has("publicAccessBlock") => GetPublicAccessBlock,
         Method::GET if q.has("website") => GetBucketWebsite,
+        Method::GET if q.has("cors") => GetBucketCors,
         Method::GET if q.has("uploads") => ListMultipartUploads(ListUploadsParams::parse(q)?),
         Method::GET if q.has("versions") => ListObjectVersions(ListVersionsParams::parse(q)?),
         Method::GET if q.get("list-type") == Some("2") => {
@@ -240,16 +254,18 @@ fn bucket_endpoint(method: &Method, q: &Query) -> Result<Endpoint> {
         Method::PUT if q.has("policy") => PutBucketPolicy,
         Method::PUT if q.has("publicAccessBlock") => PutPublicAccessBlock,
         Method::PUT if q.has("website") => PutBucketWebsite,
+        Method::PUT if q.has("cors") => PutBucketCors,
         Method::PUT => CreateBucket,
         Method::DELETE if q.has("policy") => DeleteBucketPolicy,
         Method::DELETE if q.has("publicAccessBlock") => DeletePublicAccessBlock,
         Method::DELETE if q.has("website") => DeleteBucketWebsite,
+        Method::DELETE if q.has("cors") => DeleteBucketCors,
         Method::DELETE => DeleteBucket,
         Method::POST if q.has("delete") => DeleteObjects,
-        // A browser form upload: the key is a form field. AWS answers every other POST to a
-        // bucket as one too (refused unless multipart/form-data), so the Content-Type is
-        // checked by the operation, not here.
-        Method::POST => PostObject,
+        // A browser form upload: the key is a form field. AWS answers any other plain POST to
+        // a bucket as one too (refused unless multipart/form-data), so the Content-Type is
+        // checked by the operation. A POST naming a sub-resource (`POST /b?cors`) is no form.
+        Method::POST if q.iter().next().is_none() => PostObject,
         _ => return Err(not_implemented()),
     };
     Ok(e)

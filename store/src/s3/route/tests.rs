@@ -78,6 +78,9 @@ fn every_row_routes() {
             DeletePublicAccessBlock,
         ),
         (Method::GET, "/b?website", GetBucketWebsite),
+        (Method::GET, "/b?cors", GetBucketCors),
+        (Method::PUT, "/b?cors", PutBucketCors),
+        (Method::DELETE, "/b?cors", DeleteBucketCors),
         (Method::PUT, "/b?website", PutBucketWebsite),
         (Method::DELETE, "/b?website", DeleteBucketWebsite),
         (
@@ -407,9 +410,6 @@ fn copy_source_errors() {
 fn unsupported_operations_route_to_their_names() {
     let rows = [
         (Method::PUT, "/b?versioning", "PutBucketVersioning"),
-        (Method::GET, "/b?cors", "GetBucketCors"),
-        (Method::PUT, "/b?cors", "PutBucketCors"),
-        (Method::DELETE, "/b?cors", "DeleteBucketCors"),
         (Method::GET, "/b?tagging", "GetBucketTagging"),
         (
             Method::PUT,
