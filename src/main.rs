@@ -158,16 +158,20 @@ fn file_config(path: Option<&Path>) -> anyhow::Result<FileConfig> {
     path.map_or_else(|| Ok(FileConfig::default()), read_config)
 }
 
-/// Flags name the certificate pair together: one given on the command line replaces the
-/// file's pair whole (a key from the file never pairs with a certificate from a flag).
+/// The TLS flags (`--tls-cert`, `--tls-key`, `--http-listen`) over the file's keys. Flags
+/// name the certificate pair together: one given on the command line replaces the file's pair
+/// whole (a key from the file never pairs with a certificate from a flag).
 fn set_tls(
     cert: &mut Option<PathBuf>,
     key: &mut Option<PathBuf>,
-    flag_cert: Option<PathBuf>,
-    flag_key: Option<PathBuf>,
+    http_listen: &mut Option<SocketAddr>,
+    (flag_cert, flag_key, flag_listen): (Option<PathBuf>, Option<PathBuf>, Option<SocketAddr>),
 ) {
     if flag_cert.is_some() || flag_key.is_some() {
         (*cert, *key) = (flag_cert, flag_key);
+    }
+    if flag_listen.is_some() {
+        *http_listen = flag_listen;
     }
 }
 
@@ -180,15 +184,13 @@ impl StoreArgs {
             )*};
         }
         set!(listen => listen, data => data_dir, region => region, max_object_size => max_object_size);
+        let flags = (self.tls_cert, self.tls_key, self.http_listen);
         set_tls(
             &mut cfg.tls_cert,
             &mut cfg.tls_key,
-            self.tls_cert,
-            self.tls_key,
+            &mut cfg.http_listen,
+            flags,
         );
-        if self.http_listen.is_some() {
-            cfg.http_listen = self.http_listen;
-        }
         if self.base_domain.is_some() {
             cfg.base_domain = self.base_domain;
         }
@@ -213,15 +215,13 @@ impl EdgeArgs {
         if let Some(v) = self.cache_dir {
             cfg.cache_dir = v;
         }
+        let flags = (self.tls_cert, self.tls_key, self.http_listen);
         set_tls(
             &mut cfg.tls_cert,
             &mut cfg.tls_key,
-            self.tls_cert,
-            self.tls_key,
+            &mut cfg.http_listen,
+            flags,
         );
-        if self.http_listen.is_some() {
-            cfg.http_listen = self.http_listen;
-        }
         if self.access_key_id.is_some() || self.secret_access_key.is_some() {
             cfg.access_key_id = self.access_key_id;
             cfg.secret_access_key = self.secret_access_key;
