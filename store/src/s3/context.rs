@@ -17,7 +17,6 @@ use super::body::{self, BodyLimits};
 use super::client_ip::IpNet;
 use super::cors::{CorsConfiguration, Preflight, PreflightRequest};
 use super::route::Route;
-use super::serve::Note;
 use super::xml::read_small_body;
 use crate::engine::ByteStream;
 use crate::error::Result;
@@ -94,6 +93,31 @@ pub enum Public {
 impl Access {
     pub fn is_public(&self) -> bool {
         matches!(self, Access::Public(_))
+    }
+}
+
+/// What a handler tells the serve wrapper ([`super::serve`]) for the access line and the
+/// metrics.
+pub struct Note {
+    pub(super) request_id: String,
+    pub(super) operation: &'static str,
+    pub(super) cache: Option<(&'static str, Option<&'static str>)>,
+}
+
+impl Note {
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
+
+    /// The operation the request turned out to be (an AWS operation name); `Unknown` until
+    /// set.
+    pub fn operation(&mut self, name: &'static str) {
+        self.operation = name;
+    }
+
+    /// A cache outcome (`Hit`, `Miss`, ...) and, for a Bypass, why the answer was not stored.
+    pub fn cache(&mut self, outcome: &'static str, reason: Option<&'static str>) {
+        self.cache = Some((outcome, reason));
     }
 }
 

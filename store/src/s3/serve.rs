@@ -13,35 +13,10 @@ use http::{HeaderValue, Method, StatusCode};
 
 use super::Response;
 use super::context::FrontEnd;
+pub use super::context::Note;
 use super::cors::PreflightRequest;
 use crate::error::{Code, Error, Result};
 
-/// What a handler tells the wrapper for the access line and the metrics.
-pub struct Note {
-    request_id: String,
-    operation: &'static str,
-    cache: Option<(&'static str, Option<&'static str>)>,
-}
-
-impl Note {
-    pub fn request_id(&self) -> &str {
-        &self.request_id
-    }
-
-    /// The operation the request turned out to be (an AWS operation name); `Unknown` until
-    /// set.
-    pub fn operation(&mut self, name: &'static str) {
-        self.operation = name;
-    }
-
-    /// A cache outcome (`Hit`, `Miss`, ...) and, for a Bypass, why the answer was not stored.
-    pub fn cache(&mut self, outcome: &'static str, reason: Option<&'static str>) {
-        self.cache = Some((outcome, reason));
-    }
-}
-
-/// Answers `request` with `handler`'s response or error. The handler gets the request's head
-/// and body (lingering: a body left unread is drained before the connection closes).
 /// HTTP/2 names the host in the URI's authority (`:authority`), not in a Host header (RFC 9113
 /// §8.3.1); signatures, routing and the edge read the Host header, as HTTP/1.1 sends it, so
 /// it is filled from the authority when absent. Clients sign `host` with that same value.
@@ -55,6 +30,8 @@ fn host_from_authority(parts: &mut http::request::Parts) {
     }
 }
 
+/// Answers `request` with `handler`'s response or error. The handler gets the request's head
+/// and body (lingering: a body left unread is drained before the connection closes).
 pub async fn serve<F: FrontEnd>(
     front: &F,
     request: axum::extract::Request,
