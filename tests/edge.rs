@@ -43,6 +43,8 @@ mod ready;
 mod resilience;
 #[path = "edge/sites.rs"]
 mod sites;
+#[path = "edge/sni.rs"]
+mod sni;
 #[path = "edge/tls.rs"]
 mod tls;
 #[path = "edge/uncacheable.rs"]
