@@ -53,3 +53,5 @@ mod uncacheable;
 mod unsupported;
 #[path = "edge/uploads.rs"]
 mod uploads;
+#[path = "edge/viewer_protocol.rs"]
+mod viewer_protocol;
