@@ -41,6 +41,8 @@ mod post_object;
 mod ready;
 #[path = "edge/resilience.rs"]
 mod resilience;
+#[path = "edge/s3_face_bytes.rs"]
+mod s3_face_bytes;
 #[path = "edge/sites.rs"]
 mod sites;
 #[path = "edge/sni.rs"]
