@@ -51,6 +51,8 @@ mod sites;
 mod sni;
 #[path = "edge/tls.rs"]
 mod tls;
+#[path = "edge/tls_rotation_load.rs"]
+mod tls_rotation_load;
 #[path = "edge/uncacheable.rs"]
 mod uncacheable;
 #[path = "edge/unsupported.rs"]
