@@ -63,5 +63,4 @@ async fn chromium_loads_an_https_site_through_the_edge_over_h2() {
         "{dom}"
     );
     assert_eq!(element_text(&dom, "proto").as_deref(), Some("h2"), "{dom}");
-
 }
