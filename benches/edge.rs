@@ -112,46 +112,12 @@ async fn run() -> anyhow::Result<()> {
     }
 
     println!("## Cache hits, concurrency 64\n");
-    println!("| object | server | requests/s | MiB/s | p50 | p99 |");
-    println!("|---|---|---|---|---|---|");
     let peers = [
         ("outpost edge", edge_addr.as_str()),
         ("nginx proxy_cache", nginx_addr.as_str()),
     ];
-    for (i, (label, _)) in SIZES.iter().enumerate() {
-        let path = format!("/{BUCKET}/{}", label.replace(' ', ""));
-        for (_, addr) in peers {
-            for _ in 0..2 {
-                anonymous_get(addr, &path).await?;
-            }
-        }
-        // Alternate who goes first, so neither always gets the warmer machine.
-        let order: Vec<_> = if i % 2 == 0 {
-            peers.to_vec()
-        } else {
-            peers.iter().rev().copied().collect()
-        };
-        let before = origin_gets(&store_addr).await?;
-        let mut rows = Vec::new();
-        for (name, addr) in order {
-            let r = wrk(&format!("http://{addr}{path}"), &duration)?;
-            rows.push((name, r));
-        }
-        let after = origin_gets(&store_addr).await?;
-        rows.sort_by_key(|(name, _)| *name != "outpost edge");
-        for (name, r) in rows {
-            println!(
-                "| {label} | {name} | {:.0} | {:.1} | {} | {} |",
-                r.requests_per_sec, r.mib_per_sec, r.p50, r.p99
-            );
-        }
-        if after != before {
-            println!(
-                "| | (origin GETs during the cell: {}) | | | | |",
-                after - before
-            );
-        }
-    }
+    let warm = async |addr: &str, path: &str| anonymous_get(addr, path).await.map(|_| ());
+    hit_rows(&peers, "http", &duration, &store_addr, warm).await?;
 
     let tls_edge = tls::start_edge(&bin, &work.join("edge-tls"), &origin, &ca.files)?;
     let tls_peers = [
@@ -185,6 +151,53 @@ async fn run() -> anyhow::Result<()> {
          {STORM_FULL_READERS} readers read the whole object and check its MD5; origin GETs from \
          the store's outpost_s3_requests_total."
     );
+    Ok(())
+}
+
+/// One table of cache-hit cells, a row per size and peer: each peer is warmed with two
+/// `warm` GETs, then loaded by wrk at `scheme://addr` in turn (who goes first alternates by
+/// size, so neither always gets the warmer machine); the store's GET count around each cell
+/// shows whether it reached the origin.
+async fn hit_rows(
+    peers: &[(&str, &str)],
+    scheme: &str,
+    duration: &str,
+    store: &str,
+    warm: impl AsyncFn(&str, &str) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    println!("| object | server | requests/s | MiB/s | p50 | p99 |");
+    println!("|---|---|---|---|---|---|");
+    for (i, (label, _)) in SIZES.iter().enumerate() {
+        let path = format!("/{BUCKET}/{}", label.replace(' ', ""));
+        for (_, addr) in peers {
+            for _ in 0..2 {
+                warm(addr, &path).await?;
+            }
+        }
+        let mut order = peers.to_vec();
+        if i % 2 == 1 {
+            order.reverse();
+        }
+        let before = origin_gets(store).await?;
+        let mut rows = Vec::new();
+        for (name, addr) in order {
+            rows.push((name, wrk(&format!("{scheme}://{addr}{path}"), duration)?));
+        }
+        let after = origin_gets(store).await?;
+        rows.sort_by_key(|(name, _)| *name != "outpost edge");
+        for (name, r) in rows {
+            println!(
+                "| {label} | {name} | {:.0} | {:.1} | {} | {} |",
+                r.requests_per_sec, r.mib_per_sec, r.p50, r.p99
+            );
+        }
+        if after != before {
+            println!(
+                "| | (origin GETs during the cell: {}) | | | | |",
+                after - before
+            );
+        }
+    }
     Ok(())
 }
 

@@ -15,7 +15,7 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::common::{Killed, path, spawn_outpost};
-use super::{BUCKET, SIZES, origin_gets, wrk};
+use super::{BUCKET, hit_rows};
 
 /// Connections in flight at once in the handshake rows.
 const HANDSHAKE_CONCURRENCY: usize = 16;
@@ -56,39 +56,8 @@ pub async fn run(
     let full = connector(ca, false)?;
     let resumed = connector(ca, true)?;
     println!("\n## Cache hits over TLS (TLS 1.3, ECDSA P-256, keep-alive), concurrency 64\n");
-    println!("| object | server | requests/s | MiB/s | p50 | p99 |");
-    println!("|---|---|---|---|---|---|");
-    for (i, (label, _)) in SIZES.iter().enumerate() {
-        let path = format!("/{BUCKET}/{}", label.replace(' ', ""));
-        for (_, addr) in peers {
-            for _ in 0..2 {
-                get_once(&full, addr, &path).await?;
-            }
-        }
-        let mut order = peers.to_vec();
-        if i % 2 == 1 {
-            order.reverse();
-        }
-        let before = origin_gets(store).await?;
-        let mut rows = Vec::new();
-        for (name, addr) in order {
-            rows.push((name, wrk(&format!("https://{addr}{path}"), duration)?));
-        }
-        let after = origin_gets(store).await?;
-        rows.sort_by_key(|(name, _)| *name != "outpost edge");
-        for (name, r) in rows {
-            println!(
-                "| {label} | {name} | {:.0} | {:.1} | {} | {} |",
-                r.requests_per_sec, r.mib_per_sec, r.p50, r.p99
-            );
-        }
-        if after != before {
-            println!(
-                "| | (origin GETs during the cell: {}) | | | | |",
-                after - before
-            );
-        }
-    }
+    let warm = async |addr: &str, path: &str| get_once(&full, addr, path).await.map(|_| ());
+    hit_rows(peers, "https", duration, store, warm).await?;
 
     let secs = duration.trim_end_matches('s').parse().unwrap_or(10);
     let path = format!("/{BUCKET}/1KiB");

@@ -85,3 +85,22 @@ pub async fn served_leaf(port: u16, name: &str) -> Vec<u8> {
         .expect("TLS info");
     info.peer_certificate().expect("a certificate").to_vec()
 }
+
+/// What `outpost edge` says on stderr when it refuses to start with the config file `toml`
+/// (panics if it starts).
+pub fn edge_refusal(toml: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("edge.toml");
+    std::fs::write(&config, toml).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_outpost"))
+        .args(["edge", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .env("OUTPOST_ACCESS_KEY_ID", super::ACCESS_KEY)
+        .env("OUTPOST_SECRET_ACCESS_KEY", super::SECRET_KEY)
+        .env_remove("OUTPOST_EDGE_TLS_CERT")
+        .env_remove("OUTPOST_EDGE_TLS_KEY")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the edge started with:\n{toml}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}

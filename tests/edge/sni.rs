@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use outpost_store::tls::LocalCa;
 
-use crate::common::tls::{leaf_der, local_ca, served_leaf};
+use crate::common::tls::{edge_refusal, leaf_der, local_ca, served_leaf};
 use crate::common::*;
 
 fn named_ca(dir: &std::path::Path, name: &str) -> LocalCa {
@@ -106,20 +106,9 @@ async fn a_distributions_certificate_reloads_on_sighup() {
 fn a_distribution_pair_without_the_edges_tls_listener_does_not_start() {
     let dir = tempfile::tempdir().unwrap();
     let a = named_ca(dir.path(), "a.test");
-    let config = dir.path().join("edge.toml");
-    std::fs::write(
-        &config,
-        format!("[edge]\n{}", distribution("a.test", "b", Some(&a))),
-    )
-    .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_outpost"))
-        .args(["edge", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .env("OUTPOST_ACCESS_KEY_ID", ACCESS_KEY)
-        .env("OUTPOST_SECRET_ACCESS_KEY", SECRET_KEY)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = edge_refusal(&format!(
+        "[edge]\n{}",
+        distribution("a.test", "b", Some(&a))
+    ));
     assert!(err.contains("needs the edge's TLS listener"), "{err}");
 }

@@ -3,6 +3,7 @@
 //! https and other methods (preflights too) with 403, `https-only` answers 403, `allow-all`
 //! serves; `Strict-Transport-Security` goes on https answers only; the S3 face is not governed.
 
+use crate::common::tls::edge_refusal;
 use crate::common::*;
 
 const SITES: [(&str, &str); 3] = [
@@ -169,38 +170,18 @@ async fn https_answers_carry_hsts_where_configured_and_the_redirect_lands_there(
 
 #[test]
 fn a_policy_needing_https_without_a_tls_listener_does_not_start() {
-    let dir = tempfile::tempdir().unwrap();
+    let site = "[edge]\n[[edge.distribution]]\nhosts = [\"s.test\"]\nbucket = \"b\"\n";
     for policy in [
         "viewer_protocol = \"https-only\"",
         "viewer_protocol = \"redirect-to-https\"",
         "hsts_max_age_secs = 60",
     ] {
-        let config = dir.path().join("edge.toml");
-        let toml = format!(
-            "[edge]\n[[edge.distribution]]\nhosts = [\"s.test\"]\nbucket = \"b\"\n{policy}\n"
-        );
-        std::fs::write(&config, toml).unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_outpost"))
-            .args(["edge", "--listen", "127.0.0.1:0", "--config"])
-            .arg(&config)
-            .env("OUTPOST_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("OUTPOST_SECRET_ACCESS_KEY", SECRET_KEY)
-            .output()
-            .unwrap();
-        assert!(!out.status.success(), "{policy}: started");
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = edge_refusal(&format!("{site}{policy}\n"));
         assert!(
             err.contains("needs the edge's TLS listener"),
             "{policy}: {err}"
         );
     }
-    let bad = dir.path().join("bad.toml");
-    std::fs::write(&bad, "[edge]\n[[edge.distribution]]\nhosts = [\"s.test\"]\nbucket = \"b\"\nviewer_protocol = \"https-please\"\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_outpost"))
-        .args(["edge", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&bad)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("allow-all"));
+    let err = edge_refusal(&format!("{site}viewer_protocol = \"https-please\"\n"));
+    assert!(err.contains("allow-all"), "{err}");
 }
