@@ -1,7 +1,9 @@
 //! Edge benchmark: cache hits of 1 KiB, 64 KiB and 1 MiB objects at concurrency 64, side by
 //! side with nginx `proxy_cache` in front of the same store in the same run; then a miss
 //! storm: 1000 concurrent requests for a cold 64 MiB object through each, counting origin
-//! requests and time to first byte.
+//! requests and time to first byte. Over TLS (`edge/tls.rs`): the same hits on a TLS edge and
+//! nginx's TLS server (TLS 1.3, one ECDSA P-256 certificate, keep-alive), and new TLS
+//! connections per second, full handshakes then resumed ones.
 //!
 //! Run with `cargo bench --bench edge` (installs nginx-light and wrk from Debian's packages
 //! when they are missing; needs root for that). The method and the latest figures are in
@@ -21,6 +23,8 @@
 
 #[path = "common/mod.rs"]
 mod common;
+#[path = "edge/tls.rs"]
+mod tls;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -33,6 +37,7 @@ use bytes::Bytes;
 use common::{
     Killed, S3, SliceBody, md5_hex, metric_sum, next_frame, path, spawn_outpost, tool_version,
 };
+use outpost_store::tls::{LocalCa, TlsFiles};
 use rand::{RngCore, SeedableRng};
 
 const BUCKET: &str = "edgebench";
@@ -89,7 +94,10 @@ async fn run() -> anyhow::Result<()> {
         ],
     )?;
     let _edge = Killed(edge);
-    let (_nginx, nginx_addr) = start_nginx(&work.join("nginx"), &store_addr)?;
+    // One ECDSA P-256 certificate for both TLS servers (what `outpost up --tls` makes).
+    let ca = LocalCa::in_dir(&work.join("tls"))?;
+    let (_nginx, nginx_addr, nginx_tls_addr) =
+        start_nginx(&work.join("nginx"), &store_addr, &ca.files)?;
 
     let mut seed = rand::rngs::StdRng::seed_from_u64(7);
     let mut data = vec![0u8; STORM_SIZE];
@@ -104,46 +112,20 @@ async fn run() -> anyhow::Result<()> {
     }
 
     println!("## Cache hits, concurrency 64\n");
-    println!("| object | server | requests/s | MiB/s | p50 | p99 |");
-    println!("|---|---|---|---|---|---|");
     let peers = [
         ("outpost edge", edge_addr.as_str()),
         ("nginx proxy_cache", nginx_addr.as_str()),
     ];
-    for (i, (label, _)) in SIZES.iter().enumerate() {
-        let path = format!("/{BUCKET}/{}", label.replace(' ', ""));
-        for (_, addr) in peers {
-            for _ in 0..2 {
-                anonymous_get(addr, &path).await?;
-            }
-        }
-        // Alternate who goes first, so neither always gets the warmer machine.
-        let order: Vec<_> = if i % 2 == 0 {
-            peers.to_vec()
-        } else {
-            peers.iter().rev().copied().collect()
-        };
-        let before = origin_gets(&store_addr).await?;
-        let mut rows = Vec::new();
-        for (name, addr) in order {
-            let r = wrk(addr, &path, &duration)?;
-            rows.push((name, r));
-        }
-        let after = origin_gets(&store_addr).await?;
-        rows.sort_by_key(|(name, _)| *name != "outpost edge");
-        for (name, r) in rows {
-            println!(
-                "| {label} | {name} | {:.0} | {:.1} | {} | {} |",
-                r.requests_per_sec, r.mib_per_sec, r.p50, r.p99
-            );
-        }
-        if after != before {
-            println!(
-                "| | (origin GETs during the cell: {}) | | | | |",
-                after - before
-            );
-        }
-    }
+    let warm = async |addr: &str, path: &str| anonymous_get(addr, path).await.map(|_| ());
+    hit_rows(&peers, "http", &duration, &store_addr, warm).await?;
+
+    let tls_edge = tls::start_edge(&bin, &work.join("edge-tls"), &origin, &ca.files)?;
+    let tls_peers = [
+        ("outpost edge", tls_edge.1.as_str()),
+        ("nginx proxy_cache", nginx_tls_addr.as_str()),
+    ];
+    tls::run(&ca, &tls_peers, &duration, &store_addr).await?;
+    drop(tls_edge);
 
     println!("\n## Miss storm: {storm} concurrent GETs of a cold 64 MiB object\n");
     println!("| server | origin GETs | TTFB p50 | TTFB p99 | TTFB max | all answered in |");
@@ -169,6 +151,53 @@ async fn run() -> anyhow::Result<()> {
          {STORM_FULL_READERS} readers read the whole object and check its MD5; origin GETs from \
          the store's outpost_s3_requests_total."
     );
+    Ok(())
+}
+
+/// One table of cache-hit cells, a row per size and peer: each peer is warmed with two
+/// `warm` GETs, then loaded by wrk at `scheme://addr` in turn (who goes first alternates by
+/// size, so neither always gets the warmer machine); the store's GET count around each cell
+/// shows whether it reached the origin.
+async fn hit_rows(
+    peers: &[(&str, &str)],
+    scheme: &str,
+    duration: &str,
+    store: &str,
+    warm: impl AsyncFn(&str, &str) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    println!("| object | server | requests/s | MiB/s | p50 | p99 |");
+    println!("|---|---|---|---|---|---|");
+    for (i, (label, _)) in SIZES.iter().enumerate() {
+        let path = format!("/{BUCKET}/{}", label.replace(' ', ""));
+        for (_, addr) in peers {
+            for _ in 0..2 {
+                warm(addr, &path).await?;
+            }
+        }
+        let mut order = peers.to_vec();
+        if i % 2 == 1 {
+            order.reverse();
+        }
+        let before = origin_gets(store).await?;
+        let mut rows = Vec::new();
+        for (name, addr) in order {
+            rows.push((name, wrk(&format!("{scheme}://{addr}{path}"), duration)?));
+        }
+        let after = origin_gets(store).await?;
+        rows.sort_by_key(|(name, _)| *name != "outpost edge");
+        for (name, r) in rows {
+            println!(
+                "| {label} | {name} | {:.0} | {:.1} | {} | {} |",
+                r.requests_per_sec, r.mib_per_sec, r.p50, r.p99
+            );
+        }
+        if after != before {
+            println!(
+                "| | (origin GETs during the cell: {}) | | | | |",
+                after - before
+            );
+        }
+    }
     Ok(())
 }
 
@@ -261,10 +290,12 @@ fn children_of(pid: u32) -> Vec<u32> {
 
 /// nginx as a caching reverse proxy in front of the store: the configuration a CDN operator
 /// would start from (disk cache, keep-alive upstream, cache lock against miss storms).
-fn start_nginx(dir: &Path, store: &str) -> anyhow::Result<(Nginx, String)> {
+/// Beside it, the same on TLS 1.3 with `tls`'s certificate (its address is the third value).
+fn start_nginx(dir: &Path, store: &str, tls: &TlsFiles) -> anyhow::Result<(Nginx, String, String)> {
     fs::create_dir_all(dir)?;
-    let port = free_port()?;
+    let (port, tls_port) = (free_port()?, free_port()?);
     let d = dir.display();
+    let (cert, key) = (tls.cert.display(), tls.key.display());
     let conf = format!(
         r#"daemon off;
 worker_processes auto;
@@ -280,8 +311,14 @@ http {{
   scgi_temp_path {d}/scgi;
   proxy_cache_path {d}/cache levels=1:2 keys_zone=bench:64m max_size=4g inactive=1h use_temp_path=off;
   upstream store {{ server {store}; keepalive 64; }}
+  ssl_protocols TLSv1.3;
+  ssl_certificate {cert};
+  ssl_certificate_key {key};
+  ssl_session_cache shared:TLS:16m;
+  ssl_session_tickets on;
   server {{
     listen 127.0.0.1:{port} reuseport;
+    listen 127.0.0.1:{tls_port} ssl reuseport;
     location / {{
       proxy_pass http://store;
       proxy_http_version 1.1;
@@ -306,15 +343,17 @@ http {{
             .spawn()
             .context("starting nginx")?,
     );
-    let addr = format!("127.0.0.1:{port}");
+    let (addr, tls_addr) = (format!("127.0.0.1:{port}"), format!("127.0.0.1:{tls_port}"));
     let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(&addr).is_err() {
-        if Instant::now() > deadline {
-            bail!("nginx did not listen on {addr}; see {d}/error.log");
+    for addr in [&addr, &tls_addr] {
+        while std::net::TcpStream::connect(addr).is_err() {
+            if Instant::now() > deadline {
+                bail!("nginx did not listen on {addr}; see {d}/error.log");
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
-        std::thread::sleep(Duration::from_millis(50));
     }
-    Ok((nginx, addr))
+    Ok((nginx, addr, tls_addr))
 }
 
 async fn anonymous_get(addr: &str, path: &str) -> anyhow::Result<u64> {
@@ -360,15 +399,9 @@ struct WrkResult {
     p99: String,
 }
 
-fn wrk(addr: &str, path: &str, duration: &str) -> anyhow::Result<WrkResult> {
+fn wrk(url: &str, duration: &str) -> anyhow::Result<WrkResult> {
     let out = Command::new("wrk")
-        .args([
-            "-t2",
-            "-c64",
-            &format!("-d{duration}"),
-            "--latency",
-            &format!("http://{addr}{path}"),
-        ])
+        .args(["-t2", "-c64", &format!("-d{duration}"), "--latency", url])
         .output()
         .context("running wrk")?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -378,7 +411,7 @@ fn wrk(addr: &str, path: &str, duration: &str) -> anyhow::Result<WrkResult> {
             .find_map(|l| l.strip_prefix(prefix).map(|v| v.trim().to_string()))
     };
     if text.contains("Non-2xx") {
-        bail!("wrk saw errors against {addr}:\n{text}");
+        bail!("wrk saw errors against {url}:\n{text}");
     }
     let rps = field("Requests/sec:")
         .and_then(|v| v.parse().ok())

@@ -373,9 +373,12 @@ impl std::future::Future for Running {
     }
 }
 
-async fn start_edge(config: EdgeConfig, credentials: Credentials) -> anyhow::Result<Running> {
+async fn start_edge(mut config: EdgeConfig, credentials: Credentials) -> anyhow::Result<Running> {
     let tls = TlsFiles::from_config(&config.tls_cert, &config.tls_key);
-    let bound = bind(config.listen, config.http_listen, tls.as_ref()).await?;
+    let by_name = config.certificates_by_name();
+    let bound = bind(config.listen, config.http_listen, tls.as_ref(), &by_name).await?;
+    // The port actually bound (`listen` may say 0): redirects to https name it.
+    config.listen = bound.addr;
     let origins = config.origins.join(", ");
     let edge = Edge::open(config, credentials)?;
     println!("outpost edge in front of {origins}");
@@ -395,7 +398,7 @@ async fn start_store(
 ) -> anyhow::Result<(Running, Credentials)> {
     let (root, generated) = outpost_store::root_credentials(&config)?;
     let tls = TlsFiles::from_config(&config.tls_cert, &config.tls_key);
-    let bound = bind(config.listen, config.http_listen, tls.as_ref()).await?;
+    let bound = bind(config.listen, config.http_listen, tls.as_ref(), &[]).await?;
     let url = bound.url.clone();
     let credentials_file = outpost_store::credentials_path(&config.data_dir);
     let from_file = config.access_key_id.is_none();
@@ -445,6 +448,8 @@ fn ca_bundle(ca: Option<&Path>) -> String {
 /// plain `http_listen` beside it.
 struct Bound {
     listeners: Vec<Listener>,
+    /// The address of `listen`.
+    addr: SocketAddr,
     /// The URL of `listen`.
     url: String,
     /// The URL of `http_listen`.
@@ -461,10 +466,13 @@ impl Bound {
     }
 }
 
+/// Binds the listeners; `by_name`: the pairs served instead of `tls` to clients asking for
+/// those names (SNI).
 async fn bind(
     listen: SocketAddr,
     http_listen: Option<SocketAddr>,
     tls: Option<&TlsFiles>,
+    by_name: &[(String, TlsFiles)],
 ) -> anyhow::Result<Bound> {
     let tcp = |addr: SocketAddr| async move {
         TcpListener::bind(addr)
@@ -476,11 +484,12 @@ async fn bind(
     let Some(files) = tls else {
         return Ok(Bound {
             listeners: vec![Listener::plain(main)],
+            addr,
             url: format!("http://{addr}"),
             plain: None,
         });
     };
-    let certificates = Certificates::load(files, &[])?;
+    let certificates = Certificates::load(files, by_name)?;
     certificates.watch();
     let mut listeners = vec![Listener {
         tcp: main,
@@ -494,6 +503,7 @@ async fn bind(
     }
     Ok(Bound {
         listeners,
+        addr,
         url: format!("https://{addr}"),
         plain,
     })

@@ -25,6 +25,8 @@ mod cors;
 mod cors_browser;
 #[path = "edge/faces.rs"]
 mod faces;
+#[path = "edge/https_browser.rs"]
+mod https_browser;
 #[path = "edge/list_parts.rs"]
 mod list_parts;
 #[path = "edge/metrics_page.rs"]
@@ -41,13 +43,21 @@ mod post_object;
 mod ready;
 #[path = "edge/resilience.rs"]
 mod resilience;
+#[path = "edge/s3_face_bytes.rs"]
+mod s3_face_bytes;
 #[path = "edge/sites.rs"]
 mod sites;
+#[path = "edge/sni.rs"]
+mod sni;
 #[path = "edge/tls.rs"]
 mod tls;
+#[path = "edge/tls_rotation_load.rs"]
+mod tls_rotation_load;
 #[path = "edge/uncacheable.rs"]
 mod uncacheable;
 #[path = "edge/unsupported.rs"]
 mod unsupported;
 #[path = "edge/uploads.rs"]
 mod uploads;
+#[path = "edge/viewer_protocol.rs"]
+mod viewer_protocol;

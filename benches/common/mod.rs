@@ -67,7 +67,7 @@ pub fn path(p: &Path) -> &str {
 }
 
 /// Runs `bin args...` with the bench credentials, passes its stderr through, and waits for its
-/// `outpost KIND listening on http://ADDR` line. Returns the child and `ADDR`.
+/// `outpost KIND listening on http(s)://ADDR` line. Returns the child and `ADDR`.
 pub fn spawn_outpost(bin: &Path, kind: &str, args: &[&str]) -> anyhow::Result<(Child, String)> {
     spawn_outpost_in(None, bin, kind, args)
 }
@@ -123,14 +123,17 @@ pub fn spawn_outpost_in(
             eprintln!("  [server] {line}");
         }
     });
-    let ready = format!("outpost {kind} listening on http://");
+    let ready = format!("outpost {kind} listening on ");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
             Ok(line) => {
-                if let Some(addr) = line.strip_prefix(&ready) {
-                    return Ok((child, addr.trim().to_string()));
+                let url = line.strip_prefix(&ready).map(str::trim);
+                let addr =
+                    url.and_then(|u| u.strip_prefix("http://").or(u.strip_prefix("https://")));
+                if let Some(addr) = addr {
+                    return Ok((child, addr.to_string()));
                 }
             }
             Err(e) => {

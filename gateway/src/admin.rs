@@ -14,7 +14,7 @@ use outpost_store::server::{self, ConnLimits};
 use serde::Deserialize;
 
 use crate::edge::Edge;
-use crate::pipeline;
+use crate::viewer;
 
 /// Largest admin request body.
 const MAX_ADMIN_BODY: usize = 1 << 20;
@@ -27,7 +27,7 @@ impl Edge {
             .route("/_outpost/metrics", get(metrics))
             .route("/_outpost/invalidations", post(invalidate))
             .route("/_outpost/test/clock", post(advance_clock))
-            .fallback(pipeline::handle)
+            .fallback(viewer::handle)
             .with_state(Arc::clone(self))
     }
 

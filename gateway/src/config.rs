@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use outpost_store::s3::client_ip::IpNet;
+use outpost_store::tls::TlsFiles;
 use serde::Deserialize;
 
 const MIB: u64 = 1024 * 1024;
@@ -153,16 +154,29 @@ impl Default for EdgeConfig {
 }
 
 impl EdgeConfig {
+    /// The certificate pairs distributions name, by host (what TLS clients ask for by SNI).
+    /// A host in two distributions is the first one's, as for requests.
+    pub fn certificates_by_name(&self) -> Vec<(String, TlsFiles)> {
+        let mut seen = std::collections::HashSet::new();
+        let mut named = Vec::new();
+        for d in &self.distributions {
+            let files = TlsFiles::from_config(&d.tls_cert, &d.tls_key);
+            for host in &d.hosts {
+                let host = host.to_ascii_lowercase();
+                if let (true, Some(files)) = (seen.insert(host.clone()), &files) {
+                    named.push((host, files.clone()));
+                }
+            }
+        }
+        named
+    }
+
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
             !self.origins.is_empty(),
             "edge.origins must name at least one store"
         );
-        outpost_store::tls::TlsFiles::check_config(
-            &self.tls_cert,
-            &self.tls_key,
-            self.http_listen,
-        )?;
+        TlsFiles::check_config(&self.tls_cert, &self.tls_key, self.http_listen)?;
         anyhow::ensure!(
             self.slice_bytes >= 64 * 1024,
             "edge.slice_bytes must be >= 64 KiB"
@@ -183,6 +197,7 @@ impl EdgeConfig {
                 !d.hosts.is_empty(),
                 "every [[edge.distribution]] needs hosts"
             );
+            d.validate(self.tls_cert.is_some())?;
         }
         for b in self.distributions.iter().flat_map(|d| &d.behaviors) {
             b.validate()?;
@@ -209,6 +224,62 @@ pub struct Distribution {
     /// Cache behaviours by path pattern; the first match wins, the default behaviour after.
     #[serde(default, rename = "behavior")]
     pub behaviors: Vec<Behavior>,
+    /// PEM certificate chain (leaf first) served to TLS clients that ask for one of `hosts`
+    /// (SNI), with `tls_key`; reloaded like the edge's. Needs the edge's `tls_cert`, which
+    /// clients naming no distribution get. Default: the edge's pair.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// What plain-HTTP requests for this distribution get (CloudFront's viewer protocol
+    /// policy): `"allow-all"` (served), `"redirect-to-https"` (GET and HEAD: 301 to the same
+    /// URL over https; other methods: 403), `"https-only"` (403). The last two need the edge's
+    /// TLS listener. Default `"allow-all"`.
+    #[serde(default)]
+    pub viewer_protocol: ViewerProtocol,
+    /// Send `Strict-Transport-Security: max-age=N` on this distribution's answers over https
+    /// (never over plain HTTP, where browsers ignore it), seconds. Needs the edge's TLS
+    /// listener. Default none.
+    #[serde(default)]
+    pub hsts_max_age_secs: Option<u64>,
+}
+
+/// A distribution's viewer protocol policy (see [`Distribution::viewer_protocol`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ViewerProtocol {
+    #[default]
+    AllowAll,
+    RedirectToHttps,
+    HttpsOnly,
+}
+
+impl Distribution {
+    /// `tls`: the edge has a TLS listener.
+    fn validate(&self, tls: bool) -> anyhow::Result<()> {
+        let name = self.hosts.join(", ");
+        anyhow::ensure!(
+            self.tls_cert.is_some() == self.tls_key.is_some(),
+            "distribution {name}: tls_cert and tls_key go together"
+        );
+        let needs_tls = [
+            (self.tls_cert.is_some(), "tls_cert"),
+            (
+                self.viewer_protocol != ViewerProtocol::AllowAll,
+                "viewer_protocol other than \"allow-all\"",
+            ),
+            (self.hsts_max_age_secs.is_some(), "hsts_max_age_secs"),
+        ];
+        for (set, what) in needs_tls {
+            anyhow::ensure!(
+                tls || !set,
+                "distribution {name}: {what} needs the edge's TLS listener (edge.tls_cert and \
+                 edge.tls_key)"
+            );
+        }
+        Ok(())
+    }
 }
 
 /// How responses for matching paths are cached (a CloudFront cache behaviour + policy).

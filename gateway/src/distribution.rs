@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::config::{Behavior, Distribution, EdgeConfig};
+use crate::config::{Behavior, Distribution, EdgeConfig, ViewerProtocol};
 use crate::origin::OriginGroup;
 
 /// A site the edge serves: a bucket behind an origin group, with its behaviours.
@@ -17,6 +17,10 @@ pub struct Site {
     pub website: bool,
     pub behaviors: Vec<Arc<Behavior>>,
     pub origins: Arc<OriginGroup>,
+    /// What plain-HTTP requests get ([`crate::viewer`]).
+    pub viewer_protocol: ViewerProtocol,
+    /// `Strict-Transport-Security` for answers over https.
+    pub hsts: Option<http::HeaderValue>,
 }
 
 impl Site {
@@ -31,6 +35,8 @@ impl Site {
 
 pub struct Distributions {
     sites: Vec<(Vec<String>, Arc<Site>)>,
+    /// Some site has a viewer protocol policy or HSTS.
+    viewer_rules: bool,
     website_domain: Option<String>,
     default_origins: Arc<OriginGroup>,
 }
@@ -59,18 +65,33 @@ impl Distributions {
                     website: d.website,
                     behaviors: d.behaviors.iter().cloned().map(Arc::new).collect(),
                     origins,
+                    viewer_protocol: d.viewer_protocol,
+                    hsts: d.hsts_max_age_secs.map(|secs| {
+                        http::HeaderValue::from_str(&format!("max-age={secs}"))
+                            .expect("digits are a valid header value")
+                    }),
                 };
                 Ok((hosts, Arc::new(site)))
             })
             .collect::<anyhow::Result<_>>()?;
+        let viewer_rules = config.distributions.iter().any(|d| {
+            d.viewer_protocol != ViewerProtocol::AllowAll || d.hsts_max_age_secs.is_some()
+        });
         Ok(Distributions {
             sites,
+            viewer_rules,
             website_domain: config
                 .website_domain
                 .as_ref()
                 .map(|d| d.to_ascii_lowercase()),
             default_origins,
         })
+    }
+
+    /// Whether any site has a viewer protocol policy or HSTS ([`crate::viewer`] looks the
+    /// site up only then).
+    pub fn viewer_rules(&self) -> bool {
+        self.viewer_rules
     }
 
     /// The configured sites serving `bucket`.
@@ -101,6 +122,8 @@ impl Distributions {
             website: true,
             behaviors: Vec::new(),
             origins: Arc::clone(&self.default_origins),
+            viewer_protocol: ViewerProtocol::AllowAll,
+            hsts: None,
         }))
     }
 }

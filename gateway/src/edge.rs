@@ -24,7 +24,7 @@ pub struct Edge {
     pub keyring: Keyring,
     pub cache: Arc<Cache>,
     /// The S3 face's behaviour: the default one, keyed on every query parameter (partNumber,
-    /// versionId, response-* all change the answer).
+    /// versionId, response-* all change the answer), never compressed.
     pub s3_behavior: Arc<Behavior>,
     /// For site paths no behaviour matches.
     pub default_behavior: Arc<Behavior>,
@@ -81,6 +81,9 @@ impl Edge {
             cache: Arc::new(cache),
             s3_behavior: Arc::new(Behavior {
                 query_keys: vec!["*".into()],
+                // S3 clients get the stored bytes: one that sees `Content-Encoding: gzip`
+                // takes the object as stored gzipped (rclone then refuses to read it).
+                compress: false,
                 ..config.default_behavior.clone()
             }),
             default_behavior: Arc::new(config.default_behavior.clone()),

@@ -5,6 +5,9 @@
 //!  client ─► admin (router, accept loop) ─► /_outpost/*            (health, ready, metrics, ...)
 //!               │
 //!               ▼
+//!            viewer: a distribution's viewer protocol policy (plain HTTP), HSTS (https)
+//!               │
+//!               ▼
 //!            pipeline: kit's serve ─► Host: a site? ─► site ────────┐
 //!               │ (S3 face) kit's context (route, auth, access) ─►   │
 //!               │           dispatch                                 │
@@ -17,10 +20,11 @@
 //!                                          origin group (pooled, SigV4, failover) ◄── fills
 //! ```
 //!
-//! Imports point down only: `admin` → `pipeline` → `site` / `respond` / `ops` → `edge` (the
+//! Imports point down only: `admin` → `viewer` → `pipeline` → `site` / `respond` / `ops` → `edge` (the
 //! shared context) → `cache` / `spool` / `distribution` / `metrics` → `origin` → `config`.
 //!
-//! Modules: [`admin`] (router, `/_outpost/*` endpoints, serve), [`pipeline`] (the S3 face's
+//! Modules: [`admin`] (router, `/_outpost/*` endpoints, serve), [`viewer`] (viewer protocol
+//! policy and HSTS of distributions), [`pipeline`] (the S3 face's
 //! request path and its one dispatch), [`respond`] (answers from cached heads and slices),
 //! [`site`] (serving sites to browsers) with [`website`] (static-website rules), [`ops`]
 //! ([`ops::multipart`]: the client side of uploads; [`ops::post`]: browser form uploads,
@@ -48,6 +52,7 @@ pub mod pipeline;
 pub mod respond;
 pub mod site;
 pub mod spool;
+pub mod viewer;
 pub mod website;
 
 pub use config::EdgeConfig;

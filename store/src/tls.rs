@@ -252,6 +252,12 @@ impl LocalCa {
     /// The CA and certificate kept in `dir`, made there first if they are not. The keys are
     /// written readable by their owner only.
     pub fn in_dir(dir: &Path) -> anyhow::Result<LocalCa> {
+        LocalCa::in_dir_for(dir, &["localhost", "127.0.0.1", "::1"])
+    }
+
+    /// As [`LocalCa::in_dir`], with a certificate for `names` (DNS names or IP addresses) if
+    /// one is made.
+    pub fn in_dir_for(dir: &Path, names: &[&str]) -> anyhow::Result<LocalCa> {
         let local = LocalCa {
             ca: dir.join("ca.pem"),
             files: TlsFiles {
@@ -266,7 +272,7 @@ impl LocalCa {
             return Ok(local);
         }
         crate::engine::durable::create_dir_all(dir)?;
-        let (ca_pem, cert_pem, key_pem) = make_local_certificates()?;
+        let (ca_pem, cert_pem, key_pem) = make_local_certificates(names)?;
         crate::engine::durable::write_replace(&local.files.key, key_pem.as_bytes(), 0o600)?;
         crate::engine::durable::write_replace(&local.files.cert, cert_pem.as_bytes(), 0o644)?;
         crate::engine::durable::write_replace(&local.ca, ca_pem.as_bytes(), 0o644)?;
@@ -274,9 +280,9 @@ impl LocalCa {
     }
 }
 
-/// (CA certificate, leaf chain, leaf key) as PEM: ECDSA P-256, the leaf for the loopback
-/// names. The CA's key is not kept: nothing else is ever signed with it.
-fn make_local_certificates() -> anyhow::Result<(String, String, String)> {
+/// (CA certificate, leaf chain, leaf key) as PEM: ECDSA P-256, the leaf for `names`. The CA's
+/// key is not kept: nothing else is ever signed with it.
+fn make_local_certificates(names: &[&str]) -> anyhow::Result<(String, String, String)> {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
     let ca_key = KeyPair::generate()?;
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
@@ -285,10 +291,11 @@ fn make_local_certificates() -> anyhow::Result<(String, String, String)> {
         .push(DnType::CommonName, "Outpost local CA");
     let ca = ca.self_signed(&ca_key)?;
     let leaf_key = KeyPair::generate()?;
-    let names = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
-    let mut leaf = CertificateParams::new(names)?;
-    leaf.distinguished_name
-        .push(DnType::CommonName, "localhost");
+    let mut leaf = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())?;
+    leaf.distinguished_name.push(
+        DnType::CommonName,
+        names.first().copied().unwrap_or("localhost"),
+    );
     let leaf = leaf.signed_by(&leaf_key, &ca, &ca_key)?;
     Ok((ca.pem(), leaf.pem(), leaf_key.serialize_pem()))
 }

@@ -80,6 +80,12 @@ impl Drop for PageServer {
 /// 20 s of virtual time, and returns the DOM as HTML. Panics if Chromium cannot run or takes
 /// over two minutes (a loaded machine is slow, not that slow).
 pub async fn dump_dom(url: &str) -> String {
+    dump_dom_with(url, &[]).await
+}
+
+/// [`dump_dom`] with more Chromium flags (e.g. `--ignore-certificate-errors-spki-list=...`,
+/// which trusts one key: it needs the throwaway profile every load has).
+pub async fn dump_dom_with(url: &str, flags: &[String]) -> String {
     let profile = tempfile::tempdir().unwrap();
     let run = tokio::process::Command::new(chromium())
         .args([
@@ -91,6 +97,7 @@ pub async fn dump_dom(url: &str) -> String {
             "--virtual-time-budget=20000",
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(flags)
         .args(["--dump-dom", url])
         .kill_on_drop(true)
         .output();

@@ -250,6 +250,15 @@ impl TestStore {
         store
     }
 
+    /// What follows `prefix` on the first line of the child's stdout that starts with it
+    /// (e.g. the URL of `outpost edge also listening on `).
+    pub fn printed(&self, prefix: &str) -> Option<String> {
+        let lines = self.stdout_lines.lock().unwrap();
+        lines
+            .iter()
+            .find_map(|line| line.strip_prefix(prefix).map(|rest| rest.trim().to_owned()))
+    }
+
     /// What the child wrote to stderr (last 64 KiB).
     pub fn stderr(&self) -> String {
         String::from_utf8_lossy(&self.stderr_tail.lock().unwrap()).into_owned()

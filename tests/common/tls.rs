@@ -55,3 +55,52 @@ pub fn reqwest_client(ca: &LocalCa) -> reqwest::Client {
         .build()
         .expect("a reqwest client")
 }
+
+/// The leaf certificate (DER) of a PEM chain file.
+pub fn leaf_der(chain: &Path) -> Vec<u8> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut certs = CertificateDer::pem_file_iter(chain).expect("read a PEM chain");
+    certs.next().expect("a certificate").expect("PEM").to_vec()
+}
+
+/// The leaf certificate (DER) a TLS server on 127.0.0.1:`port` serves to a client asking for
+/// `name` by SNI (not verified: the test compares it).
+pub async fn served_leaf(port: u16, name: &str) -> Vec<u8> {
+    let client = reqwest::Client::builder()
+        .use_rustls_tls()
+        .danger_accept_invalid_certs(true)
+        .tls_info(true)
+        .resolve(name, ([127, 0, 0, 1], port).into())
+        .build()
+        .expect("a reqwest client");
+    let answer = client
+        .get(format!("https://{name}:{port}/_outpost/health"))
+        .send()
+        .await
+        .expect("a TLS answer");
+    let info = answer
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .expect("TLS info");
+    info.peer_certificate().expect("a certificate").to_vec()
+}
+
+/// What `outpost edge` says on stderr when it refuses to start with the config file `toml`
+/// (panics if it starts).
+pub fn edge_refusal(toml: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("edge.toml");
+    std::fs::write(&config, toml).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_outpost"))
+        .args(["edge", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .env("OUTPOST_ACCESS_KEY_ID", super::ACCESS_KEY)
+        .env("OUTPOST_SECRET_ACCESS_KEY", super::SECRET_KEY)
+        .env_remove("OUTPOST_EDGE_TLS_CERT")
+        .env_remove("OUTPOST_EDGE_TLS_KEY")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the edge started with:\n{toml}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}

@@ -194,6 +194,10 @@ python_checks aws_cli_policies.py "$STORE_URL"
 echo "== boto3 CORS rules and preflights (store)"
 python_checks boto3_cors.py "$STORE_URL"
 
+source "$REPO/tests/compat/rclone_s3cmd.sh"
+echo "== rclone and s3cmd (store)"
+rclone_s3cmd_session store "$STORE_URL"
+
 echo "== aws-cli through an edge in front of the store (reads cached, writes relayed)"
 start edge --origin "$STORE_URL" --cache-dir "$WORK/edge-cache"
 EDGE_PID="$SERVER_PID"
@@ -243,6 +247,8 @@ echo "== aws-cli + curl: bucket policies, policy status, public access block, AC
 python_checks aws_cli_policies.py "$URL"
 echo "== boto3 CORS rules and preflights (edge)"
 python_checks boto3_cors.py "$URL"
+echo "== rclone and s3cmd (edge)"
+rclone_s3cmd_session edge "$URL"
 check "both metrics pages parse with prometheus_client's OpenMetrics parser" \
   "$VENV/bin/python" "$REPO/tests/compat/metrics_page.py" "$STORE_URL" "$URL"
 
@@ -288,6 +294,9 @@ done
 echo "== boto3 over https (store, then through the edge)"
 python_checks boto3_session.py "$TLS_STORE_URL"
 python_checks boto3_conditionals.py "$TLS_EDGE_URL"
+echo "== rclone (--ca-cert) and s3cmd (--ca-certs) over https (store, then through the edge)"
+rclone_s3cmd_session "https store" "$TLS_STORE_URL" "$AWS_CA_BUNDLE"
+rclone_s3cmd_session "https edge" "$TLS_EDGE_URL" "$AWS_CA_BUNDLE"
 unset AWS_CA_BUNDLE
 
 for pid in "$STORE_PID" "$EDGE_PID" "$UP_PID"; do

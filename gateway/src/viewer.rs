@@ -1,0 +1,127 @@
+//! A distribution's viewer protocol policy (CloudFront's): what a request for it that came
+//! over plain HTTP (the `http_listen` listener) gets, and HSTS on its answers over https.
+//!
+//! ```text
+//!  plain HTTP ─► allow-all          served
+//!             ─► redirect-to-https  GET/HEAD: 301 to the same URL over https; others: 403
+//!             ─► https-only         403
+//!  https      ─► served, with `Strict-Transport-Security` when the distribution sets it
+//! ```
+//!
+//! This runs before the pipeline, preflights included: CloudFront refuses a plain `OPTIONS`
+//! to such a distribution too. The S3 face (no distribution) is not governed here.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::Response;
+use http::{HeaderValue, Method, StatusCode};
+use outpost_store::error::{Code, Error};
+use outpost_store::s3::serve::{error_response, request_id};
+use outpost_store::server::Encrypted;
+
+use crate::config::ViewerProtocol;
+use crate::distribution::Site;
+use crate::edge::Edge;
+use crate::pipeline;
+
+pub async fn handle(State(edge): State<Arc<Edge>>, request: axum::extract::Request) -> Response {
+    let encrypted = request.extensions().get::<Encrypted>().is_some();
+    let site = edge
+        .sites
+        .viewer_rules()
+        .then(|| edge.sites.for_host(host(&request)))
+        .flatten();
+    let Some(site) = site else {
+        return pipeline::handle(State(edge), request).await;
+    };
+    if !encrypted && let Some(refused) = over_plain_http(&edge, &site, &request) {
+        return refused;
+    }
+    let mut response = pipeline::handle(State(edge), request).await;
+    if let (true, Some(hsts)) = (encrypted, &site.hsts) {
+        let headers = response.headers_mut();
+        headers.insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+    }
+    response
+}
+
+/// The Host header, or the authority of an HTTP/2 request.
+fn host(request: &axum::extract::Request) -> Option<&str> {
+    let header = request.headers().get(http::header::HOST);
+    header
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()))
+}
+
+/// The answer to a plain-HTTP request the site's policy does not serve, if any.
+fn over_plain_http(edge: &Edge, site: &Site, request: &axum::extract::Request) -> Option<Response> {
+    let method = request.method();
+    let redirect = match site.viewer_protocol {
+        ViewerProtocol::AllowAll => return None,
+        ViewerProtocol::RedirectToHttps => *method == Method::GET || *method == Method::HEAD,
+        ViewerProtocol::HttpsOnly => false,
+    };
+    let location = redirect
+        .then(|| https_url(host(request)?, edge.config.listen.port(), request.uri()))
+        .flatten();
+    let Some(location) = location else {
+        let e = Error::msg(
+            Code::AccessDenied,
+            "This distribution is served over HTTPS only: use https://.",
+        );
+        let path = request.uri().path();
+        return Some(error_response(
+            &e,
+            path,
+            &request_id(),
+            *method == Method::HEAD,
+        ));
+    };
+    let response = http::Response::builder()
+        .status(StatusCode::MOVED_PERMANENTLY)
+        .header(http::header::LOCATION, location)
+        .header(http::header::CONTENT_LENGTH, 0)
+        .body(Body::empty())
+        .expect("a valid redirect");
+    Some(response)
+}
+
+/// The URL of `uri` at `host` over https on the TLS listener's port: a Host that names a port
+/// gets the TLS port instead (none for 443); one that names none keeps naming none (a load
+/// balancer or port mapping in front serves 443).
+fn https_url(host: &str, tls_port: u16, uri: &http::Uri) -> Option<HeaderValue> {
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => {
+            if tls_port == 443 {
+                name.to_owned()
+            } else {
+                format!("{name}:{tls_port}")
+            }
+        }
+        _ => host.to_owned(),
+    };
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    HeaderValue::from_str(&format!("https://{name}{path}")).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn https_urls_name_the_tls_port_only_where_the_host_named_a_port() {
+        let uri: http::Uri = "/a/b.html?x=1".parse().unwrap();
+        let url = |host, port| https_url(host, port, &uri).unwrap();
+        assert_eq!(
+            url("site.test:8080", 8443),
+            "https://site.test:8443/a/b.html?x=1"
+        );
+        assert_eq!(url("site.test:80", 443), "https://site.test/a/b.html?x=1");
+        assert_eq!(url("site.test", 8443), "https://site.test/a/b.html?x=1");
+        assert_eq!(url("[::1]:8080", 8443), "https://[::1]:8443/a/b.html?x=1");
+        assert_eq!(url("[::1]", 8443), "https://[::1]/a/b.html?x=1");
+        assert!(https_url("bad\nhost", 443, &uri).is_none());
+    }
+}
