@@ -12,6 +12,7 @@
 //! [`ip_net`] (CIDR blocks).
 
 mod ip_net;
+pub mod edge;
 pub mod policy;
 
 use std::net::IpAddr;
