@@ -43,9 +43,20 @@ impl Edge {
             config.max_connections,
             config.max_connections_per_ip,
         );
-        server::serve(listeners, self.router(), limits, shutdown).await
+        // The first document before the first client, if the store answers soon; the poll
+        // goes on for as long as the edge serves.
+        let (origins, view) = (Arc::clone(&self.origins), self.published.clone());
+        let first = crate::access::poll_once(&origins, &view, None);
+        let held = tokio::time::timeout(FIRST_POLL, first).await.ok().flatten();
+        let poll = tokio::spawn(crate::access::poll(origins, view, held));
+        let served = server::serve(listeners, self.router(), limits, shutdown).await;
+        poll.abort();
+        served
     }
 }
+
+/// How long the edge waits for the store's access document before it starts serving.
+const FIRST_POLL: std::time::Duration = std::time::Duration::from_secs(3);
 
 async fn metrics(State(edge): State<Arc<Edge>>) -> impl axum::response::IntoResponse {
     (

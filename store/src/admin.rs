@@ -109,11 +109,11 @@ enum Reply {
 
 /// Authenticates, reads the checked body, and runs the call the path names.
 async fn answer(s3: &S3, parts: &http::request::Parts, body: Body) -> Result<Reply> {
-    let (caller, payload) = authenticate(s3, parts)?;
     let path = parts.uri.path().strip_prefix(PREFIX).unwrap_or_default();
     if path == "edge/access" {
-        return edge_access(s3, parts, &caller).await;
+        return edge_access(s3, parts).await;
     }
+    let (caller, payload) = authenticate(s3, parts)?;
     if !s3.keyring.is_root(&caller) {
         return Err(Error::msg(
             Code::AccessDenied,
@@ -154,10 +154,9 @@ fn ok(value: Value) -> Result<Reply> {
     Ok(Reply::Json(StatusCode::OK, value))
 }
 
-/// The caller's access key id and the request's payload check, once its signature is
-/// verified with a signed body hash.
-fn authenticate(s3: &S3, parts: &http::request::Parts) -> Result<(String, Payload)> {
-    let authenticated = auth::authenticate(
+/// The request's signature checked against the keyring.
+fn verified(s3: &S3, parts: &http::request::Parts) -> Result<auth::Authenticated> {
+    auth::authenticate(
         parts,
         &AuthParams {
             keyring: &s3.keyring,
@@ -166,7 +165,13 @@ fn authenticate(s3: &S3, parts: &http::request::Parts) -> Result<(String, Payloa
             now: SystemTime::now(),
             max_skew: crate::s3::MAX_CLOCK_SKEW,
         },
-    )?;
+    )
+}
+
+/// The caller's access key id and the request's payload check, once its signature is
+/// verified with a signed body hash.
+fn authenticate(s3: &S3, parts: &http::request::Parts) -> Result<(String, Payload)> {
+    let authenticated = verified(s3, parts)?;
     let Identity::Key(caller) = authenticated.identity else {
         return Err(Error::msg(
             Code::AccessDenied,
@@ -184,7 +189,21 @@ fn authenticate(s3: &S3, parts: &http::request::Parts) -> Result<(String, Payloa
 
 /// `GET edge/access`: what an edge needs to check its own clients ([`EdgeAccess`]), for the
 /// root key and edge keys only; `If-None-Match` with the current version answers 304.
-async fn edge_access(s3: &S3, parts: &http::request::Parts, caller: &str) -> Result<Reply> {
+///
+/// A GET changes nothing, so its body's hash need not be signed (an edge signs
+/// `UNSIGNED-PAYLOAD`); a presigned URL is refused all the same: it would be a bearer token
+/// for every key's signing keys.
+async fn edge_access(s3: &S3, parts: &http::request::Parts) -> Result<Reply> {
+    let Identity::Key(caller) = verified(s3, parts)?.identity else {
+        return Err(Error::new(Code::AccessDenied));
+    };
+    if !parts.headers.contains_key(http::header::AUTHORIZATION) {
+        return Err(Error::msg(
+            Code::AccessDenied,
+            "The edge access document needs a signed Authorization header.",
+        ));
+    }
+    let caller = caller.as_str();
     let keys = s3.engine.keys();
     let caller_is_edge = match keys.by_access_key(caller) {
         Some(key) if key.edge => true,

@@ -30,7 +30,7 @@ pub(crate) async fn forward(edge: &Arc<Edge>, context: Context) -> Result<Respon
         body,
         ..
     } = context;
-    let mut headers = parts.headers;
+    let mut headers = parts.headers.clone();
     let chunked = matches!(body.payload(), auth::Payload::Chunked { .. });
     let (body, trailers) = body.into_stream();
     let mut content_length = headers
@@ -63,6 +63,7 @@ pub(crate) async fn forward(edge: &Arc<Edge>, context: Context) -> Result<Respon
         }
         _ => Body::from_stream(auth::held_until_checked(body)),
     };
+    let anonymous = edge.relay_as(&parts, &access, &mut headers);
     let request = OriginRequest {
         method: parts.method.clone(),
         path_and_query: origin::path(
@@ -71,7 +72,7 @@ pub(crate) async fn forward(edge: &Arc<Edge>, context: Context) -> Result<Respon
             &key::strip_auth_params(parts.uri.query()),
         ),
         headers,
-        anonymous: access.is_public(),
+        anonymous,
         aws_chunked: with_trailer,
     };
     let response = edge
@@ -138,7 +139,7 @@ fn strip_aws_chunked(headers: &mut HeaderMap) {
 pub(crate) fn write_through(edge: &Arc<Edge>, bucket: &str, key: &str) {
     let mut objects = Vec::new();
     if edge.s3_behavior.write_through {
-        objects.push(edge.s3_object(bucket, key, None, false).into_owned());
+        objects.push(edge.s3_entry(bucket, key, None, false).into_owned());
     }
     for site in edge.sites.for_bucket(bucket) {
         let behavior = site.behavior(&format!("/{key}"), &edge.default_behavior);

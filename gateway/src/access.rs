@@ -1,0 +1,235 @@
+//! The edge's access decisions, made here for its own clients: the store publishes the keys,
+//! grants and bucket policies an edge key needs (`/_outpost/admin/edge/access`, see
+//! [`outpost_store::access::edge`]); [`poll`] fetches that document every second (304 when
+//! nothing changed) into the [`PublishedView`] the keyring and [`decide`] read.
+//!
+//! ```text
+//!  poll (1 s) ─► PublishedView ─► keyring: clients' signatures (published signing keys)
+//!                              └► decide: access::decide on the client's facts ─► Access
+//!  relay: signed with the edge key + x-amz-outpost-on-behalf-of / -client-ip / -client-tls
+//! ```
+//!
+//! Until a document arrives, and always at an edge that runs with the root key, the edge
+//! decides as before: its own key is the only one it checks, and anonymous requests go
+//! unsigned for the origin to decide ([`Public::OriginDecides`]). A document that stops
+//! arriving (the store unreachable) stays in force: the last rights the store published.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderValue, Method};
+use outpost_store::access::edge::{EdgeAccess, Published, PublishedView};
+use outpost_store::access::{self, Action, Class, Decision, Principal};
+use outpost_store::error::{Code, Error, Result};
+use outpost_store::s3::auth::{Identity, Keyring};
+use outpost_store::s3::authorize::{self, ANONYMOUS, CLIENT_IP, CLIENT_TLS, ON_BEHALF_OF};
+use outpost_store::s3::client_ip::IpNet;
+use outpost_store::s3::context::{self, Access, Public};
+use outpost_store::s3::route::{Endpoint, Route};
+
+use crate::origin::{OriginGroup, OriginRequest};
+
+/// How often the document is asked for (a revoked key is refused within about this, plus
+/// the store's answer time).
+pub const POLL_EVERY: Duration = Duration::from_secs(1);
+/// The largest document taken.
+const MAX_DOCUMENT: usize = 64 << 20;
+const PATH: &str = "/_outpost/admin/edge/access";
+
+/// Asks the store for the document once; installs it when it changed. Returns the version
+/// now held (None: none yet).
+pub async fn poll_once(
+    origins: &OriginGroup,
+    view: &PublishedView,
+    held: Option<HeaderValue>,
+) -> Option<HeaderValue> {
+    let mut headers = HeaderMap::new();
+    if let Some(etag) = &held {
+        headers.insert(http::header::IF_NONE_MATCH, etag.clone());
+    }
+    let request = OriginRequest {
+        method: Method::GET,
+        path_and_query: PATH.to_owned(),
+        headers,
+        anonymous: false,
+        aws_chunked: false,
+    };
+    let response = match origins.fetch(&request).await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::debug!(error = %e, "edge access: the store did not answer");
+            return held;
+        }
+    };
+    let status = response.status();
+    if status == http::StatusCode::NOT_MODIFIED {
+        return held;
+    }
+    let etag = response.headers().get(http::header::ETAG).cloned();
+    let body = crate::origin::to_client(response).into_body();
+    let body = axum::body::to_bytes(body, MAX_DOCUMENT).await;
+    if !status.is_success() {
+        tracing::warn!(%status, "edge access: the store refused the edge key's poll");
+        return held;
+    }
+    let doc: EdgeAccess = match body.ok().and_then(|b| serde_json::from_slice(&b).ok()) {
+        Some(doc) => doc,
+        None => {
+            tracing::warn!("edge access: the store's document does not parse");
+            return held;
+        }
+    };
+    if !doc.caller_is_edge {
+        // The root key: this edge keeps deciding as it always did.
+        return held;
+    }
+    view.install(Published::new(doc));
+    etag
+}
+
+/// Polls for ever (the task is dropped with the edge).
+pub async fn poll(origins: Arc<OriginGroup>, view: PublishedView, mut held: Option<HeaderValue>) {
+    let mut tick = tokio::time::interval(POLL_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        held = poll_once(&origins, &view, held).await;
+    }
+}
+
+/// The edge's decision for a request (`FrontEnd::authorize`).
+pub fn decide(
+    keyring: &Keyring,
+    view: &PublishedView,
+    trusted: &[IpNet],
+    parts: &http::request::Parts,
+    route: &Route,
+    identity: &Identity,
+) -> Result<Access> {
+    let published = match (identity, view.load()) {
+        // The edge's own key speaks for itself, as before.
+        (Identity::Key(id), _) if keyring.is_root(id) => return Ok(Access::Signed(id.clone())),
+        (_, Some(published)) => published,
+        (Identity::Key(id), None) => return Ok(Access::Signed(id.clone())),
+        (Identity::Anonymous, None) if matches!(route.endpoint, Endpoint::UploadPart(_)) => {
+            // Held here, seen by no origin before it is answered.
+            return Err(Error::new(Code::AccessDenied));
+        }
+        (Identity::Anonymous, None) => return Ok(Access::Public(Public::OriginDecides)),
+    };
+    let principal = principal(&published, identity);
+    let request = authorize::request_facts(parts, route, principal, trusted);
+    let key = match identity {
+        Identity::Key(id) => Some(id.as_str()),
+        Identity::Anonymous => None,
+    };
+    let on = |bucket: &str, request: &access::Request| {
+        let rights = published.rights(key, bucket);
+        access::decide(request, rights, &published.bucket(bucket))
+    };
+    let mut decision = on(&route.bucket, &request);
+    // DeleteObjects is decided per key at the store, on each key's ARN.
+    if route.endpoint == Endpoint::DeleteObjects && published.bucket(&route.bucket).policy.is_some()
+    {
+        decision = Decision::PolicyAllow;
+    }
+    if decision.is_allowed()
+        && let Some(source) = route.endpoint.copy_source()
+    {
+        let read = request.asking(
+            Action {
+                name: "s3:GetObject",
+                class: Class::Read,
+            },
+            access::resource_arn(&source.bucket, &source.key),
+        );
+        decision = on(&source.bucket, &read);
+    }
+    tracing::debug!(
+        decision = decision.as_str(),
+        action = request.action.name,
+        resource = %request.resource,
+        "edge access decision"
+    );
+    match (decision, identity) {
+        (d, _) if !d.is_allowed() => Err(Error::new(Code::AccessDenied)),
+        (_, Identity::Key(id)) => Ok(Access::Signed(id.clone())),
+        (Decision::PublicAcl, Identity::Anonymous) => Ok(Access::Public(Public::BucketAcl)),
+        (_, Identity::Anonymous) => Ok(Access::Public(Public::BucketPolicy)),
+    }
+}
+
+/// May the requester of `access` list `bucket` (else a missing key is AccessDenied to it, as
+/// at the store)? True for the edge's own key and where the edge does not decide.
+pub fn may_list(
+    view: &PublishedView,
+    trusted: &[IpNet],
+    parts: &http::request::Parts,
+    route: &Route,
+    access: &Access,
+) -> bool {
+    let (Some(published), Some(key)) = (view.load(), asserted(access)) else {
+        return true;
+    };
+    let identity = match key {
+        ANONYMOUS => Identity::Anonymous,
+        id => Identity::Key(id.to_owned()),
+    };
+    let principal = principal(&published, &identity);
+    let list = authorize::request_facts(parts, route, principal, trusted).asking(
+        Action {
+            name: "s3:ListBucket",
+            class: Class::Read,
+        },
+        access::resource_arn(&route.bucket, ""),
+    );
+    let id = (key != ANONYMOUS).then_some(key);
+    let rights = published.rights(id, &route.bucket);
+    access::decide(&list, rights, &published.bucket(&route.bucket)).is_allowed()
+}
+
+fn principal(published: &Published, identity: &Identity) -> Principal {
+    match identity {
+        Identity::Key(id) => Principal::Key {
+            id: id.clone(),
+            name: published.name(id).unwrap_or_default().to_owned(),
+        },
+        Identity::Anonymous => Principal::Anonymous,
+    }
+}
+
+/// Who the edge relays a request of `access` for, when it decided it: a client's key id, or
+/// `anonymous`. None: the edge's own key, or the origin decides.
+fn asserted(access: &Access) -> Option<&str> {
+    match access {
+        Access::Public(Public::BucketPolicy | Public::BucketAcl) => Some(ANONYMOUS),
+        Access::Signed(id) => Some(id.as_str()),
+        Access::Public(Public::OriginDecides) | Access::Pending => None,
+    }
+}
+
+/// How a request of `access` goes to the origin: unsigned (`true`: the origin decides), or
+/// signed with the edge key and `headers` given the client's identity, address and
+/// transport when the edge decided for a client.
+pub fn relay_as(
+    keyring: &Keyring,
+    trusted: &[IpNet],
+    parts: &http::request::Parts,
+    access: &Access,
+    headers: &mut HeaderMap,
+) -> bool {
+    if access == &Access::Public(Public::OriginDecides) {
+        return true;
+    }
+    let Some(client) = asserted(access).filter(|id| !keyring.is_root(id)) else {
+        return false;
+    };
+    let value = |v: &str| HeaderValue::from_str(v).expect("ids and addresses are header values");
+    headers.insert(ON_BEHALF_OF, value(client));
+    if let Some(ip) = context::client(parts, trusted) {
+        headers.insert(CLIENT_IP, value(&ip.to_string()));
+    }
+    let tls = context::scheme(parts) == "https";
+    headers.insert(CLIENT_TLS, value(if tls { "true" } else { "false" }));
+    false
+}
