@@ -218,6 +218,10 @@ pub fn relay_as(
     access: &Access,
     headers: &mut HeaderMap,
 ) -> bool {
+    // Who the edge relays for is the edge's to say, never a client's.
+    for name in [ON_BEHALF_OF, CLIENT_IP, CLIENT_TLS] {
+        headers.remove(name);
+    }
     if access == &Access::Public(Public::OriginDecides) {
         return true;
     }

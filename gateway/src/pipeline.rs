@@ -127,7 +127,14 @@ impl FrontEnd for Edge {
         identity: &Identity,
     ) -> Result<Access> {
         let trusted = &self.config.trusted_proxies;
-        crate::access::decide(&self.keyring, &self.published, trusted, parts, route, identity)
+        crate::access::decide(
+            &self.keyring,
+            &self.published,
+            trusted,
+            parts,
+            route,
+            identity,
+        )
     }
 }
 

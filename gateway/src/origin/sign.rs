@@ -34,11 +34,6 @@ const NOT_FORWARDED: &[&str] = &[
     "x-amz-date",
     "x-amz-content-sha256",
     "x-amz-security-token",
-    // Who the edge relays for is the edge's to say (`crate::access::relay_as`), never a
-    // client's.
-    "x-amz-outpost-on-behalf-of",
-    "x-amz-outpost-client-ip",
-    "x-amz-outpost-client-tls",
 ];
 
 /// The client's headers that travel to the origin: all but [`NOT_FORWARDED`], `proxy-*`, and

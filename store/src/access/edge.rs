@@ -27,9 +27,8 @@ use super::{BucketAccess, Grant, Policy, PublicAccessBlock, Rights};
 /// most 7 days).
 pub const DAYS_BACK: u64 = 7;
 
-/// The document, as it travels.
+/// The document, as it travels (the admin API adds its `request_id`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct EdgeAccess {
     /// The region the signing keys are derived for.
     pub region: String,
@@ -80,7 +79,10 @@ pub struct PublishedView(Arc<RwLock<Option<Arc<Published>>>>);
 impl PublishedView {
     /// The last document installed (None before the first poll answered).
     pub fn load(&self) -> Option<Arc<Published>> {
-        self.0.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub fn install(&self, published: Arc<Published>) {
@@ -172,7 +174,11 @@ impl Published {
 
     /// The signing key of `access_key_id` for `date` (`YYYYMMDD`).
     pub fn signing_key(&self, access_key_id: &str, date: &str) -> Option<[u8; 32]> {
-        self.keys.get(access_key_id)?.signing_keys.get(date).copied()
+        self.keys
+            .get(access_key_id)?
+            .signing_keys
+            .get(date)
+            .copied()
     }
 
     pub fn knows(&self, access_key_id: &str) -> bool {

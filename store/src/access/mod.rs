@@ -11,8 +11,8 @@
 //! facts and answers. Modules: [`policy`] (bucket policies: parse, validate, evaluate),
 //! [`ip_net`] (CIDR blocks).
 
-mod ip_net;
 pub mod edge;
+mod ip_net;
 pub mod policy;
 
 use std::net::IpAddr;

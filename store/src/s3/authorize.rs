@@ -12,10 +12,10 @@ use std::net::IpAddr;
 use std::time::SystemTime;
 
 use super::auth::Identity;
+use super::client_ip::IpNet;
 use super::context::{self, Access, Public};
 use super::ops::policy::stored_policy;
 use super::route::{Endpoint, Query, Route};
-use super::client_ip::IpNet;
 use super::{S3, headers};
 use crate::access::{self, Action, BucketAccess, Decision, Policy, Principal, Request, Rights};
 use crate::error::{Code, Error, Result};
@@ -121,12 +121,7 @@ pub fn facts(s3: &S3, parts: &http::request::Parts, route: &Route, access: &Acce
         Access::Signed(key) => Some(key.as_str()),
         Access::Public(_) | Access::Pending => None,
     };
-    let mut request = request_facts(
-        parts,
-        route,
-        principal(s3, key),
-        &s3.config.trusted_proxies,
-    );
+    let mut request = request_facts(parts, route, principal(s3, key), &s3.config.trusted_proxies);
     if parts.headers.contains_key(ON_BEHALF_OF) {
         let asserted_ip = headers::get(&parts.headers, CLIENT_IP);
         request.source_ip = asserted_ip.and_then(|ip| ip.parse::<IpAddr>().ok());
