@@ -14,7 +14,6 @@
 //! unsigned for the origin to decide ([`Public::OriginDecides`]). A document that stops
 //! arriving (the store unreachable) stays in force: the last rights the store published.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, Method};
@@ -36,13 +35,20 @@ pub const POLL_EVERY: Duration = Duration::from_secs(1);
 const MAX_DOCUMENT: usize = 64 << 20;
 const PATH: &str = "/_outpost/admin/edge/access";
 
-/// Asks the store for the document once; installs it when it changed. Returns the version
-/// now held (None: none yet).
+/// What a poll learnt.
+pub enum Polled {
+    /// The version of the document now held (None: none yet).
+    Holding(Option<HeaderValue>),
+    /// The edge runs with the root key: it decides as it always did, and polls no more.
+    RootKey,
+}
+
+/// Asks the store for the document once; installs it when it changed.
 pub async fn poll_once(
     origins: &OriginGroup,
     view: &PublishedView,
     held: Option<HeaderValue>,
-) -> Option<HeaderValue> {
+) -> Polled {
     let mut headers = HeaderMap::new();
     if let Some(etag) = &held {
         headers.insert(http::header::IF_NONE_MATCH, etag.clone());
@@ -58,43 +64,61 @@ pub async fn poll_once(
         Ok(response) => response,
         Err(e) => {
             tracing::debug!(error = %e, "edge access: the store did not answer");
-            return held;
+            return Polled::Holding(held);
         }
     };
     let status = response.status();
     if status == http::StatusCode::NOT_MODIFIED {
-        return held;
+        return Polled::Holding(held);
     }
     let etag = response.headers().get(http::header::ETAG).cloned();
     let body = crate::origin::to_client(response).into_body();
     let body = axum::body::to_bytes(body, MAX_DOCUMENT).await;
     if !status.is_success() {
         tracing::warn!(%status, "edge access: the store refused the edge key's poll");
-        return held;
+        return Polled::Holding(held);
     }
     let doc: EdgeAccess = match body.ok().and_then(|b| serde_json::from_slice(&b).ok()) {
         Some(doc) => doc,
         None => {
             tracing::warn!("edge access: the store's document does not parse");
-            return held;
+            return Polled::Holding(held);
         }
     };
     if !doc.caller_is_edge {
-        // The root key: this edge keeps deciding as it always did.
-        return held;
+        return Polled::RootKey;
     }
     view.install(Published::new(doc));
-    etag
+    Polled::Holding(etag)
 }
 
-/// Polls for ever (the task is dropped with the edge).
-pub async fn poll(origins: Arc<OriginGroup>, view: PublishedView, mut held: Option<HeaderValue>) {
-    let mut tick = tokio::time::interval(POLL_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
+/// Polls every [`POLL_EVERY`] on `origins` (a group of its own, so that polls neither count
+/// as the edge's origin traffic nor hold its connections) until it learns the edge runs with
+/// the root key. The first poll is awaited for at most `first`, so that a store that
+/// answers soon has the edge deciding from its first client on.
+pub async fn start_polling(
+    origins: OriginGroup,
+    view: PublishedView,
+    first: Duration,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let held = match tokio::time::timeout(first, poll_once(&origins, &view, None)).await {
+        Ok(Polled::RootKey) => return None,
+        Ok(Polled::Holding(held)) => held,
+        Err(_) => None,
+    };
+    Some(tokio::spawn(async move {
+        let mut held = held;
+        let mut tick = tokio::time::interval(POLL_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
-        held = poll_once(&origins, &view, held).await;
-    }
+        loop {
+            tick.tick().await;
+            match poll_once(&origins, &view, held).await {
+                Polled::Holding(now) => held = now,
+                Polled::RootKey => return,
+            }
+        }
+    }))
 }
 
 /// The edge's decision for a request (`FrontEnd::authorize`).
@@ -186,6 +210,24 @@ pub fn may_list(
     let id = (key != ANONYMOUS).then_some(key);
     let rights = published.rights(id, &route.bucket);
     access::decide(&list, rights, &published.bucket(&route.bucket)).is_allowed()
+}
+
+/// A SigV2 presigned URL by a key the edge checks no signature of: no signing key verifies
+/// SigV2 (it signs with the secret itself, which the store never hands out), so the request
+/// goes to the store untouched and uncached ([`crate::ops::forward::relay_untouched`]), and
+/// the store decides. Only once the edge decides for its clients; its own key it checks.
+pub fn is_foreign_sigv2(
+    keyring: &Keyring,
+    view: &PublishedView,
+    parts: &http::request::Parts,
+) -> bool {
+    let query = outpost_store::s3::route::Query::parse(parts.uri.query());
+    let signed_v2 = query.get("Signature").is_some() && query.get("X-Amz-Signature").is_none();
+    let by = query.get("AWSAccessKeyId");
+    view.load().is_some()
+        && signed_v2
+        && !parts.headers.contains_key(http::header::AUTHORIZATION)
+        && by.is_some_and(|id| !keyring.is_root(id))
 }
 
 fn principal(published: &Published, identity: &Identity) -> Principal {

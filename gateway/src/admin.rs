@@ -14,6 +14,7 @@ use outpost_store::server::{self, ConnLimits};
 use serde::Deserialize;
 
 use crate::edge::Edge;
+use crate::origin::OriginGroup;
 use crate::pipeline;
 
 /// Largest admin request body.
@@ -45,12 +46,14 @@ impl Edge {
         );
         // The first document before the first client, if the store answers soon; the poll
         // goes on for as long as the edge serves.
-        let (origins, view) = (Arc::clone(&self.origins), self.published.clone());
-        let first = crate::access::poll_once(&origins, &view, None);
-        let held = tokio::time::timeout(FIRST_POLL, first).await.ok().flatten();
-        let poll = tokio::spawn(crate::access::poll(origins, view, held));
+        let poller = OriginGroup::new(&config.origins, self.origins_settings.clone())
+            .map_err(std::io::Error::other)?;
+        let view = self.published.clone();
+        let poll = crate::access::start_polling(poller, view, FIRST_POLL).await;
         let served = server::serve(listeners, self.router(), limits, shutdown).await;
-        poll.abort();
+        if let Some(poll) = poll {
+            poll.abort();
+        }
         served
     }
 }

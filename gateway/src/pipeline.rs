@@ -42,6 +42,10 @@ pub async fn handle(
                 None => response,
             });
         }
+        if crate::access::is_foreign_sigv2(&edge.keyring, &edge.published, &parts) {
+            note.operation("RelayedSigV2");
+            return forward::relay_untouched(&edge, parts, body).await;
+        }
         let context = context::context(&*edge, parts, body, note).await?;
         dispatch(&edge, context, note).await
     })

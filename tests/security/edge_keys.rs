@@ -396,3 +396,68 @@ async fn conditional_policies_hold_for_cached_reads_through_the_edge() {
         assert_eq!(pair.get_with(&path, key, &fine).await.status, 200);
     }
 }
+
+#[tokio::test]
+async fn sigv2_presigned_urls_are_relayed_to_the_store_and_decided_there() {
+    let pair = KeyedEdge::start();
+    let root = pair.store.client();
+    let b = pair.store.bucket(&root, "ek-v2").await;
+    put_bytes(&root, &b, "file.txt", b"v2 presigned".to_vec()).await;
+    let reader = pair.key("reader", &b, &["--read"]);
+    let stranger = pair.key("stranger", &b, &[]);
+    pair.synced(&b).await;
+    let expires = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let url = |(id, secret): &(String, String), secret_used: Option<&str>| {
+        let sts = format!("GET\n\n\n{expires}\n/{b}/file.txt");
+        let secret = secret_used.unwrap_or(secret);
+        let sig = hash::b64(&hash::hmac_sha1(secret.as_bytes(), sts.as_bytes()));
+        format!(
+            "/{b}/file.txt?AWSAccessKeyId={}&Expires={expires}&Signature={}",
+            enc_query(id),
+            enc_query(&sig)
+        )
+    };
+    for _ in 0..2 {
+        let r = RawRequest::new("GET", &url(&reader, None))
+            .send(&pair.edge)
+            .await;
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"v2 presigned"[..]));
+        assert_eq!(r.header("x-cache"), None, "relayed, never cached");
+    }
+    let r = RawRequest::new("GET", &url(&stranger, None))
+        .send(&pair.edge)
+        .await;
+    r.assert_error(403, "AccessDenied");
+    let r = RawRequest::new("GET", &url(&reader, Some("not-the-secret")))
+        .send(&pair.edge)
+        .await;
+    r.assert_error(403, "SignatureDoesNotMatch");
+}
+
+#[tokio::test]
+async fn a_presigned_url_from_days_ago_is_checked_at_the_edge() {
+    let pair = KeyedEdge::start();
+    let root = pair.store.client();
+    let b = pair.store.bucket(&root, "ek-old").await;
+    put_bytes(&root, &b, "a.txt", b"old url".to_vec()).await;
+    let reader = pair.key("reader", &b, &["--read"]);
+    pair.synced(&b).await;
+    let three_days_ago = std::time::SystemTime::now() - Duration::from_secs(3 * 86_400);
+    let opts = SignOpts::default()
+        .keys(&reader.0, &reader.1)
+        .time(three_days_ago);
+    let r = RawRequest::new("GET", &format!("/{b}/a.txt"))
+        .presign(&pair.edge, &opts, Duration::from_secs(7 * 86_400))
+        .send(&pair.edge)
+        .await;
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (200, &b"old url"[..]),
+        "{}",
+        r.text()
+    );
+}

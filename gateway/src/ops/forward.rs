@@ -108,6 +108,44 @@ pub(crate) async fn forward(edge: &Arc<Edge>, context: Context) -> Result<Respon
     Ok(origin::to_client(response))
 }
 
+/// A request the edge cannot check (a SigV2 presigned URL, see
+/// [`crate::access::is_foreign_sigv2`]), sent to the origin as the client signed it: path-style
+/// (SigV2 signs `/bucket/key` either way), its query and headers kept, not signed by the edge,
+/// its body streamed as it comes; nothing is cached, and a write drops the edge's copies.
+pub(crate) async fn relay_untouched(
+    edge: &Arc<Edge>,
+    parts: http::request::Parts,
+    body: Body,
+) -> Result<Response> {
+    let route = outpost_store::s3::route_request(&parts, edge.config.base_domain.as_deref())?;
+    let mut headers = parts.headers.clone();
+    edge.relay_as(
+        &parts,
+        &outpost_store::s3::context::Access::Pending,
+        &mut headers,
+    );
+    let content_length = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    let request = OriginRequest {
+        method: parts.method.clone(),
+        path_and_query: origin::path(&route.bucket, &route.key, parts.uri.query().unwrap_or("")),
+        headers,
+        anonymous: true,
+        aws_chunked: false,
+    };
+    let response = edge
+        .origins
+        .send(request, body, content_length)
+        .await
+        .map_err(OriginError::into_client_error)?;
+    if parts.method != Method::GET && parts.method != Method::HEAD && !route.key.is_empty() {
+        edge.cache
+            .invalidate(&[format!("/{}/{}", route.bucket, route.key)]);
+    }
+    Ok(origin::to_client(response))
+}
+
 /// Bodies up to this size are read and checked whole before the origin request starts (a
 /// zero-length body would otherwise be complete at the origin before the edge's checks ran).
 const CHECK_WHOLE_BELOW: u64 = 1 << 20;
