@@ -14,6 +14,7 @@
 //! unsigned for the origin to decide ([`Public::OriginDecides`]). A document that stops
 //! arriving (the store unreachable) stays in force: the last rights the store published.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, Method};
@@ -92,33 +93,59 @@ pub async fn poll_once(
     Polled::Holding(etag)
 }
 
-/// Polls every [`POLL_EVERY`] on `origins` (a group of its own, so that polls neither count
-/// as the edge's origin traffic nor hold its connections) until it learns the edge runs with
-/// the root key. The first poll is awaited for at most `first`, so that a store that
-/// answers soon has the edge deciding from its first client on.
-pub async fn start_polling(
+/// The edge's poll: a group of its own toward the origins (so that polls neither count as
+/// the edge's origin traffic nor hold its connections), the view it fills, and the version
+/// it holds.
+pub struct Poller {
     origins: OriginGroup,
     view: PublishedView,
-    first: Duration,
-) -> Option<tokio::task::JoinHandle<()>> {
-    let held = match tokio::time::timeout(first, poll_once(&origins, &view, None)).await {
-        Ok(Polled::RootKey) => return None,
-        Ok(Polled::Holding(held)) => held,
-        Err(_) => None,
-    };
-    Some(tokio::spawn(async move {
-        let mut held = held;
-        let mut tick = tokio::time::interval(POLL_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            match poll_once(&origins, &view, held).await {
-                Polled::Holding(now) => held = now,
-                Polled::RootKey => return,
-            }
+    held: tokio::sync::Mutex<Option<HeaderValue>>,
+    stopped: std::sync::atomic::AtomicBool,
+}
+
+impl Poller {
+    pub fn new(origins: OriginGroup, view: PublishedView) -> Poller {
+        Poller {
+            origins,
+            view,
+            held: tokio::sync::Mutex::new(None),
+            stopped: std::sync::atomic::AtomicBool::new(false),
         }
-    }))
+    }
+
+    /// Polls now (after a change made through this edge, so that its client's next request
+    /// sees it); false once the edge is known to run with the root key.
+    pub async fn refresh(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        if self.stopped.load(Ordering::Relaxed) {
+            return false;
+        }
+        let mut held = self.held.lock().await;
+        match poll_once(&self.origins, &self.view, held.take()).await {
+            Polled::Holding(now) => *held = now,
+            Polled::RootKey => self.stopped.store(true, Ordering::Relaxed),
+        }
+        !self.stopped.load(Ordering::Relaxed)
+    }
+
+    /// The first poll (awaited for at most `first`, so that a store that answers soon has
+    /// the edge deciding from its first client on), then one every [`POLL_EVERY`] until the
+    /// edge is known to run with the root key.
+    pub async fn start(self: &Arc<Self>, first: Duration) -> tokio::task::JoinHandle<()> {
+        let _ = tokio::time::timeout(first, self.refresh()).await;
+        let poller = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(POLL_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if !poller.refresh().await {
+                    return;
+                }
+            }
+        })
+    }
 }
 
 /// The edge's decision for a request (`FrontEnd::authorize`).

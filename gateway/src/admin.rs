@@ -14,7 +14,6 @@ use outpost_store::server::{self, ConnLimits};
 use serde::Deserialize;
 
 use crate::edge::Edge;
-use crate::origin::OriginGroup;
 use crate::pipeline;
 
 /// Largest admin request body.
@@ -46,14 +45,9 @@ impl Edge {
         );
         // The first document before the first client, if the store answers soon; the poll
         // goes on for as long as the edge serves.
-        let poller = OriginGroup::new(&config.origins, self.origins_settings.clone())
-            .map_err(std::io::Error::other)?;
-        let view = self.published.clone();
-        let poll = crate::access::start_polling(poller, view, FIRST_POLL).await;
+        let poll = self.poller.start(FIRST_POLL).await;
         let served = server::serve(listeners, self.router(), limits, shutdown).await;
-        if let Some(poll) = poll {
-            poll.abort();
-        }
+        poll.abort();
         served
     }
 }

@@ -30,8 +30,8 @@ pub struct Edge {
     /// What the store publishes to an edge key ([`crate::access`]): empty until the first
     /// poll answers, and always at an edge that runs with the root key.
     pub published: PublishedView,
-    /// How its origin groups reach and sign for the stores (the access poll's own group).
-    pub origins_settings: OriginSettings,
+    /// Keeps `published` current.
+    pub poller: Arc<access::Poller>,
     pub cache: Arc<Cache>,
     /// The S3 face's behaviour: the default one, keyed on every query parameter (partNumber,
     /// versionId, response-* all change the answer).
@@ -87,8 +87,9 @@ impl Edge {
         )
         .with_context(|| format!("opening the upload spool in {}", config.cache_dir.display()))?;
         let published = PublishedView::default();
+        let poll_group = OriginGroup::new(&config.origins, settings())?;
         Ok(Arc::new(Edge {
-            origins_settings: settings(),
+            poller: Arc::new(access::Poller::new(poll_group, published.clone())),
             keyring: Keyring::new([credentials]).with_published(published.clone()),
             published,
             cache: Arc::new(cache),

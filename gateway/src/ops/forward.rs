@@ -89,6 +89,11 @@ pub(crate) async fn forward(edge: &Arc<Edge>, context: Context) -> Result<Respon
             edge.cors.forget(&site.id, &route.bucket).await;
         }
     }
+    if changes_access(&route.endpoint) && response.status().is_success() {
+        // The client's next request through this edge sees what it changed (a bucket it
+        // created is its own at once).
+        edge.poller.refresh().await;
+    }
     if route.endpoint == Endpoint::DeleteObjects {
         // The keys are in a body that went by as a stream, and a quiet answer does not list
         // them: the bucket's copies go, so none of them is served after its deletion.
@@ -144,6 +149,20 @@ pub(crate) async fn relay_untouched(
             .invalidate(&[format!("/{}/{}", route.bucket, route.key)]);
     }
     Ok(origin::to_client(response))
+}
+
+/// Operations whose success changes what the edge's access document says.
+fn changes_access(endpoint: &Endpoint) -> bool {
+    matches!(
+        endpoint,
+        Endpoint::CreateBucket
+            | Endpoint::DeleteBucket
+            | Endpoint::PutBucketPolicy
+            | Endpoint::DeleteBucketPolicy
+            | Endpoint::PutPublicAccessBlock
+            | Endpoint::DeletePublicAccessBlock
+            | Endpoint::PutBucketAcl
+    )
 }
 
 /// Bodies up to this size are read and checked whole before the origin request starts (a
