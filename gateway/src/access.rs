@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, Method};
 use outpost_store::access::edge::{EdgeAccess, Published, PublishedView};
-use outpost_store::access::{self, Action, Class, Decision, Principal};
+use outpost_store::access::{self, Decision, Principal};
 use outpost_store::error::{Code, Error, Result};
 use outpost_store::s3::auth::{Identity, Keyring};
 use outpost_store::s3::authorize::{self, ANONYMOUS, CLIENT_IP, CLIENT_TLS, ON_BEHALF_OF};
@@ -187,13 +187,7 @@ pub fn decide(
     if decision.is_allowed()
         && let Some(source) = route.endpoint.copy_source()
     {
-        let read = request.asking(
-            Action {
-                name: "s3:GetObject",
-                class: Class::Read,
-            },
-            access::resource_arn(&source.bucket, &source.key),
-        );
+        let read = request.reading(&source.bucket, &source.key);
         decision = on(&source.bucket, &read);
     }
     tracing::debug!(
@@ -227,13 +221,7 @@ pub fn may_list(
         id => Identity::Key(id.to_owned()),
     };
     let principal = principal(&published, &identity);
-    let list = authorize::request_facts(parts, route, principal, trusted).asking(
-        Action {
-            name: "s3:ListBucket",
-            class: Class::Read,
-        },
-        access::resource_arn(&route.bucket, ""),
-    );
+    let list = authorize::request_facts(parts, route, principal, trusted).listing(&route.bucket);
     let id = (key != ANONYMOUS).then_some(key);
     let rights = published.rights(id, &route.bucket);
     access::decide(&list, rights, &published.bucket(&route.bucket)).is_allowed()

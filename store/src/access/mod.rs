@@ -159,6 +159,24 @@ impl Request {
             ..self.clone()
         }
     }
+
+    /// The same request reading the object `bucket`/`key` (a copy's source).
+    pub fn reading(&self, bucket: &str, key: &str) -> Request {
+        let action = Action {
+            name: "s3:GetObject",
+            class: Class::Read,
+        };
+        self.asking(action, resource_arn(bucket, key))
+    }
+
+    /// The same request listing `bucket` (whether a missing key may be told apart).
+    pub fn listing(&self, bucket: &str) -> Request {
+        let action = Action {
+            name: "s3:ListBucket",
+            class: Class::Read,
+        };
+        self.asking(action, resource_arn(bucket, ""))
+    }
 }
 
 /// What a key holds: its grant on the bucket asked for, and whether it may create buckets.

@@ -17,7 +17,7 @@ use super::context::{self, Access, Public};
 use super::ops::policy::stored_policy;
 use super::route::{Endpoint, Query, Route};
 use super::{S3, headers};
-use crate::access::{self, Action, BucketAccess, Decision, Policy, Principal, Request, Rights};
+use crate::access::{self, BucketAccess, Decision, Policy, Principal, Request, Rights};
 use crate::error::{Code, Error, Result};
 
 /// Who signed: the root key, or an index key by id and name (a policy's `Principal` may name
@@ -191,13 +191,7 @@ pub async fn hide_missing(s3: &S3, facts: &Request, bucket: &str, error: Error) 
     if error.code != Code::NoSuchKey || facts.principal == Principal::Root || edge {
         return error;
     }
-    let list = facts.asking(
-        Action {
-            name: "s3:ListBucket",
-            class: access::Class::Read,
-        },
-        access::resource_arn(bucket, ""),
-    );
+    let list = facts.listing(bucket);
     if Bucket::load(s3, bucket, &facts.principal)
         .await
         .decide(&list)
@@ -242,13 +236,7 @@ pub async fn authorize(
     if decision.is_allowed()
         && let Some(source) = route.endpoint.copy_source()
     {
-        let read = request.asking(
-            Action {
-                name: "s3:GetObject",
-                class: access::Class::Read,
-            },
-            access::resource_arn(&source.bucket, &source.key),
-        );
+        let read = request.reading(&source.bucket, &source.key);
         let source_bucket = Bucket::load(s3, &source.bucket, &request.principal).await;
         decision = source_bucket.decide(&read);
     }
