@@ -1,5 +1,6 @@
 //! The store's admin API under `/_outpost/admin/`: access keys and their grants, JSON in and
-//! out, callable only by the root key (what `outpost key ...` talks to).
+//! out, callable only by the root key (what `outpost key ...` talks to); and the document an
+//! edge polls to check its own clients, callable by the root key and edge keys.
 //!
 //! ```text
 //!   POST   /_outpost/admin/keys              {name, edge}   → 201 {name, access_key_id,

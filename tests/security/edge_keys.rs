@@ -222,10 +222,12 @@ async fn revoked_keys_and_a_policy_made_private_are_refused_at_the_edge_within_5
     root.delete_bucket_policy().bucket(&b).send().await.unwrap();
     let took = refused_within(allowed_within, || pair.get(&path, None)).await;
     assert!(took < allowed_within, "policy made private: {took:?}");
+    eprintln!("policy made private: refused at the edge after {took:?}");
 
     key_ok(&pair.store, &["deny", "denied", "--bucket", &b, "--read"]);
     let took = refused_within(allowed_within, || pair.get(&path, Some(&denied))).await;
     assert!(took < allowed_within, "key deny: {took:?}");
+    eprintln!("key deny: refused at the edge after {took:?}");
 
     key_ok(&pair.store, &["delete", "deleted"]);
     let started = Instant::now();
@@ -234,6 +236,10 @@ async fn revoked_keys_and_a_policy_made_private_are_refused_at_the_edge_within_5
         if r.status == 403 {
             // Unknown at the edge now, as at the store.
             assert_eq!(r.code(), "InvalidAccessKeyId", "{}", r.text());
+            eprintln!(
+                "key delete: refused at the edge after {:?}",
+                started.elapsed()
+            );
             break;
         }
         assert_eq!(r.status, 200);
@@ -460,4 +466,56 @@ async fn a_presigned_url_from_days_ago_is_checked_at_the_edge() {
         "{}",
         r.text()
     );
+}
+
+#[tokio::test]
+async fn the_edge_document_is_for_edge_keys_and_root_and_carries_no_secret() {
+    let store = TestStore::start();
+    let root = store.client();
+    let b = store.bucket(&root, "ek-doc").await;
+    let (app, app_secret) = create_key(&store, "app", &[]);
+    key_ok(&store, &["allow", "app", "--bucket", &b, "--read"]);
+    let (edge, edge_secret) = create_key(&store, "edge", &["--edge"]);
+    let path = "/_outpost/admin/edge/access";
+    let get = |id: &str, secret: &str| {
+        RawRequest::new("GET", path).sign_with(&store, &SignOpts::default().keys(id, secret))
+    };
+    let r = get(&edge, &edge_secret).0.send(&store).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let doc: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(doc["caller_is_edge"], true);
+    assert_eq!(doc["keys"][&app]["grants"][&b]["read"], true);
+    assert_eq!(
+        doc["keys"][&app]["signing_keys"].as_object().unwrap().len(),
+        9
+    );
+    assert!(
+        doc["keys"].get(&edge).is_none(),
+        "edge keys are not published"
+    );
+    assert!(!r.text().contains(&app_secret) && !r.text().contains(&edge_secret));
+    assert!(!r.text().contains(SECRET_KEY));
+    // Polled again with its version: 304, nothing sent.
+    let etag = r.header("etag").unwrap().to_owned();
+    let (again, _) = RawRequest::new("GET", path)
+        .header("if-none-match", &etag)
+        .sign_with(&store, &SignOpts::default().keys(&edge, &edge_secret));
+    let again = again.send(&store).await;
+    assert_eq!((again.status, again.body.len()), (304, 0));
+    // A change is a new version.
+    key_ok(&store, &["deny", "app", "--bucket", &b, "--read"]);
+    let (changed, _) = RawRequest::new("GET", path)
+        .header("if-none-match", &etag)
+        .sign_with(&store, &SignOpts::default().keys(&edge, &edge_secret));
+    assert_eq!(changed.send(&store).await.status, 200);
+    // The root key may read it; no other key, no anonymous caller, no presigned URL.
+    assert_eq!(get(ACCESS_KEY, SECRET_KEY).0.send(&store).await.status, 200);
+    assert_eq!(get(&app, &app_secret).0.send(&store).await.status, 403);
+    assert_eq!(RawRequest::new("GET", path).send(&store).await.status, 403);
+    let presigned = RawRequest::new("GET", path).presign(
+        &store,
+        &SignOpts::default().keys(&edge, &edge_secret),
+        Duration::from_secs(600),
+    );
+    assert_eq!(presigned.send(&store).await.status, 403);
 }

@@ -9,7 +9,8 @@
 //! in the bucket policy wins; otherwise a grant covering the action or a policy `Allow`
 //! permits; otherwise AccessDenied. This module knows no HTTP and no storage: it is given the
 //! facts and answers. Modules: [`policy`] (bucket policies: parse, validate, evaluate),
-//! [`ip_net`] (CIDR blocks).
+//! [`ip_net`] (CIDR blocks), [`edge`] (what the store publishes to edges so that they decide
+//! for their clients with this same evaluator).
 
 pub mod edge;
 mod ip_net;
