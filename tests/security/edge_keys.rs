@@ -519,3 +519,50 @@ async fn the_edge_document_is_for_edge_keys_and_root_and_carries_no_secret() {
     );
     assert_eq!(presigned.send(&store).await.status, 403);
 }
+
+#[tokio::test]
+async fn a_keyed_edge_serves_its_website_distribution_from_a_private_bucket() {
+    let store = TestStore::start();
+    let root = store.client();
+    let b = store.bucket(&root, "ek-site").await;
+    put_bytes(&root, &b, "index.html", b"<h1>home</h1>".to_vec()).await;
+    let website = aws_sdk_s3::types::WebsiteConfiguration::builder()
+        .index_document(
+            aws_sdk_s3::types::IndexDocument::builder()
+                .suffix("index.html")
+                .build()
+                .unwrap(),
+        )
+        .build();
+    root.put_bucket_website()
+        .bucket(&b)
+        .website_configuration(website)
+        .send()
+        .await
+        .unwrap();
+    let (id, secret) = create_key(&store, "edge", &["--edge"]);
+    let edge = TestStore::start_edge(
+        &[&store],
+        StoreOptions::default()
+            .env("OUTPOST_ACCESS_KEY_ID", &id)
+            .env("OUTPOST_SECRET_ACCESS_KEY", &secret)
+            .config(&format!(
+                "[edge]\n[[edge.distribution]]\nhosts = [\"www.example.test\"]\nbucket = \"{b}\"\nwebsite = true\n"
+            )),
+    );
+    // The site reads its bucket as the edge (a CDN's origin access), index document included;
+    // the S3 face of the same edge still refuses anonymous readers of the private bucket.
+    let r = RawRequest::new("GET", "/")
+        .send_to(&edge.addr, "www.example.test")
+        .await;
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (200, &b"<h1>home</h1>"[..]),
+        "{}",
+        r.text()
+    );
+    RawRequest::new("GET", &format!("/{b}/index.html"))
+        .send(&edge)
+        .await
+        .assert_error(403, "AccessDenied");
+}

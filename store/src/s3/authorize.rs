@@ -132,13 +132,15 @@ pub fn facts(s3: &S3, parts: &http::request::Parts, route: &Route, access: &Acce
 
 /// What an edge key may do speaking for itself, on any bucket, its policy aside: the edge
 /// decided for its clients before it asks. It fills its cache (GetObject, HeadObject),
-/// learns CORS rules, and relays spooled parts of uploads its clients started.
+/// learns CORS rules and its sites' website configurations, and relays spooled parts of
+/// uploads its clients started.
 fn edge_own(endpoint: &Endpoint) -> bool {
     matches!(
         endpoint,
         Endpoint::GetObject(_)
             | Endpoint::HeadObject(_)
             | Endpoint::GetBucketCors
+            | Endpoint::GetBucketWebsite
             | Endpoint::UploadPart(_)
             | Endpoint::ListParts(_)
     )
