@@ -207,6 +207,7 @@ pub fn decide(
 /// May the requester of `access` list `bucket` (else a missing key is AccessDenied to it, as
 /// at the store)? True for the edge's own key and where the edge does not decide.
 pub fn may_list(
+    keyring: &Keyring,
     view: &PublishedView,
     trusted: &[IpNet],
     parts: &http::request::Parts,
@@ -216,6 +217,9 @@ pub fn may_list(
     let (Some(published), Some(key)) = (view.load(), asserted(access)) else {
         return true;
     };
+    if keyring.is_root(key) {
+        return true;
+    }
     let identity = match key {
         ANONYMOUS => Identity::Anonymous,
         id => Identity::Key(id.to_owned()),
@@ -265,6 +269,13 @@ fn asserted(access: &Access) -> Option<&str> {
     }
 }
 
+/// Removes a client's own claims of who it relays for: that is the edge's to say.
+pub fn drop_claims(headers: &mut HeaderMap) {
+    for name in [ON_BEHALF_OF, CLIENT_IP, CLIENT_TLS] {
+        headers.remove(name);
+    }
+}
+
 /// How a request of `access` goes to the origin: unsigned (`true`: the origin decides), or
 /// signed with the edge key and `headers` given the client's identity, address and
 /// transport when the edge decided for a client.
@@ -275,10 +286,7 @@ pub fn relay_as(
     access: &Access,
     headers: &mut HeaderMap,
 ) -> bool {
-    // Who the edge relays for is the edge's to say, never a client's.
-    for name in [ON_BEHALF_OF, CLIENT_IP, CLIENT_TLS] {
-        headers.remove(name);
-    }
+    drop_claims(headers);
     if access == &Access::Public(Public::OriginDecides) {
         return true;
     }

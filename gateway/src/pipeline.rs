@@ -189,7 +189,14 @@ async fn cached(edge: &Arc<Edge>, context: &Context) -> Result<(Response, CacheO
     // store, whoever's fill brought the 404 into the cache.
     let trusted = &edge.config.trusted_proxies;
     if answer.0.status() == http::StatusCode::NOT_FOUND
-        && !crate::access::may_list(&edge.published, trusted, parts, route, &context.access)
+        && !crate::access::may_list(
+            &edge.keyring,
+            &edge.published,
+            trusted,
+            parts,
+            route,
+            &context.access,
+        )
     {
         return Err(Error::new(Code::AccessDenied));
     }

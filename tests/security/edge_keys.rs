@@ -566,3 +566,31 @@ async fn a_keyed_edge_serves_its_website_distribution_from_a_private_bucket() {
         .await
         .assert_error(403, "AccessDenied");
 }
+
+#[tokio::test]
+async fn a_cached_404_is_access_denied_to_a_reader_who_may_not_list() {
+    let pair = KeyedEdge::start();
+    let root = pair.store.client();
+    let b = pair.store.bucket(&root, "ek-404").await;
+    root.put_bucket_policy()
+        .bucket(&b)
+        .policy(format!(
+            r#"{{"Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{b}/*"}}]}}"#
+        ))
+        .send()
+        .await
+        .unwrap();
+    let lister = pair.key("lister", &b, &["--read"]);
+    pair.synced(&b).await;
+    let path = format!("/{b}/missing.txt");
+    // A reader who may list the bucket learns the key is missing; the 404 is cached.
+    for _ in 0..2 {
+        pair.get(&path, Some(&lister))
+            .await
+            .assert_error(404, "NoSuchKey");
+    }
+    // An anonymous reader, allowed GetObject but not ListBucket, does not.
+    pair.get(&path, None)
+        .await
+        .assert_error(403, "AccessDenied");
+}

@@ -124,11 +124,7 @@ pub(crate) async fn relay_untouched(
 ) -> Result<Response> {
     let route = outpost_store::s3::route_request(&parts, edge.config.base_domain.as_deref())?;
     let mut headers = parts.headers.clone();
-    edge.relay_as(
-        &parts,
-        &outpost_store::s3::context::Access::Pending,
-        &mut headers,
-    );
+    crate::access::drop_claims(&mut headers);
     let content_length = headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse().ok());
