@@ -594,3 +594,57 @@ async fn a_cached_404_is_access_denied_to_a_reader_who_may_not_list() {
         .await
         .assert_error(403, "AccessDenied");
 }
+
+#[tokio::test]
+async fn the_store_decides_a_relay_as_the_client_on_the_facts_its_edge_asserts() {
+    let store = TestStore::start();
+    let root = store.client();
+    let b = store.bucket(&root, "ek-assert").await;
+    put_bytes(&root, &b, "a.txt", b"x".to_vec()).await;
+    root.put_bucket_policy()
+        .bucket(&b)
+        .policy(format!(
+            r#"{{"Statement":[{{"Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{b}/*",
+              "Condition":{{"IpAddress":{{"aws:SourceIp":"203.0.113.0/24"}}}}}}]}}"#
+        ))
+        .send()
+        .await
+        .unwrap();
+    let (reader, _) = create_key(&store, "reader", &[]);
+    key_ok(&store, &["allow", "reader", "--bucket", &b, "--read"]);
+    let (stranger, _) = create_key(&store, "stranger", &[]);
+    let (edge, edge_secret) = create_key(&store, "edge", &["--edge"]);
+    let relay = |client: &str, ip: &str| {
+        RawRequest::new("GET", &format!("/{b}/a.txt"))
+            .header("x-amz-outpost-on-behalf-of", client)
+            .header("x-amz-outpost-client-ip", ip)
+            .sign_with(&store, &SignOpts::default().keys(&edge, &edge_secret))
+            .0
+    };
+    assert_eq!(
+        relay(&reader, "198.51.100.1").send(&store).await.status,
+        200
+    );
+    relay(&reader, "203.0.113.9")
+        .send(&store)
+        .await
+        .assert_error(403, "AccessDenied");
+    // As the client: one without a grant is refused, whoever relays it; so is no one.
+    relay(&stranger, "198.51.100.1")
+        .send(&store)
+        .await
+        .assert_error(403, "AccessDenied");
+    relay("anonymous", "198.51.100.1")
+        .send(&store)
+        .await
+        .assert_error(403, "AccessDenied");
+    relay("OKNOSUCHKEY000000000", "198.51.100.1")
+        .send(&store)
+        .await
+        .assert_error(403, "AccessDenied");
+    // The edge key for itself may fill its cache, the policy aside.
+    let own = RawRequest::new("GET", &format!("/{b}/a.txt"))
+        .sign_with(&store, &SignOpts::default().keys(&edge, &edge_secret))
+        .0;
+    assert_eq!(own.send(&store).await.status, 200);
+}
