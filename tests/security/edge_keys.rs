@@ -21,6 +21,14 @@ impl KeyedEdge {
         KeyedEdge::start_with("")
     }
 
+    /// [`KeyedEdge::start`], a root client of the store and a new bucket.
+    async fn with_bucket(prefix: &str) -> (KeyedEdge, aws_sdk_s3::Client, String) {
+        let pair = KeyedEdge::start();
+        let root = pair.store.client();
+        let b = pair.store.bucket(&root, prefix).await;
+        (pair, root, b)
+    }
+
     fn start_with(edge_toml: &str) -> KeyedEdge {
         let store = TestStore::start();
         let (id, secret) = create_key(&store, "edge", &["--edge"]);
@@ -94,6 +102,13 @@ impl KeyedEdge {
     }
 }
 
+/// A policy that lets anyone read every object of `bucket`.
+fn anyone_reads(bucket: &str) -> String {
+    format!(
+        r#"{{"Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{bucket}/*"}}]}}"#
+    )
+}
+
 static SYNCS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 fn is_hit(r: &raw::RawResponse) -> bool {
@@ -125,9 +140,7 @@ where
 
 #[tokio::test]
 async fn a_read_key_reads_through_a_keyed_edge_miss_then_hit() {
-    let pair = KeyedEdge::start();
-    let root = pair.store.client();
-    let b = pair.store.bucket(&root, "ek-read").await;
+    let (pair, root, b) = KeyedEdge::with_bucket("ek-read").await;
     put_bytes(&root, &b, "a.txt", b"hello".to_vec()).await;
     let reader = pair.key("reader", &b, &["--read"]);
     pair.synced(&b).await;
@@ -148,9 +161,7 @@ async fn a_read_key_reads_through_a_keyed_edge_miss_then_hit() {
 
 #[tokio::test]
 async fn a_key_without_a_grant_is_refused_at_the_edge_even_for_a_cached_object() {
-    let pair = KeyedEdge::start();
-    let root = pair.store.client();
-    let b = pair.store.bucket(&root, "ek-nogrant").await;
+    let (pair, root, b) = KeyedEdge::with_bucket("ek-nogrant").await;
     put_bytes(&root, &b, "a.txt", b"secret".to_vec()).await;
     let reader = pair.key("reader", &b, &["--read"]);
     let stranger = pair.key("stranger", &b, &[]);
@@ -186,18 +197,14 @@ async fn a_key_without_a_grant_is_refused_at_the_edge_even_for_a_cached_object()
 
 #[tokio::test]
 async fn revoked_keys_and_a_policy_made_private_are_refused_at_the_edge_within_5s() {
-    let pair = KeyedEdge::start();
-    let root = pair.store.client();
-    let b = pair.store.bucket(&root, "ek-revoke").await;
+    let (pair, root, b) = KeyedEdge::with_bucket("ek-revoke").await;
     put_bytes(&root, &b, "a.txt", b"cached".to_vec()).await;
     let path = format!("/{b}/a.txt");
     let denied = pair.key("denied", &b, &["--read"]);
     let deleted = pair.key("deleted", &b, &["--read"]);
     root.put_bucket_policy()
         .bucket(&b)
-        .policy(format!(
-            r#"{{"Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{b}/*"}}]}}"#
-        ))
+        .policy(anyone_reads(&b))
         .send()
         .await
         .unwrap();
@@ -306,9 +313,7 @@ async fn an_on_behalf_of_header_from_anyone_but_an_edge_key_is_refused_by_the_st
 
 #[tokio::test]
 async fn a_write_only_key_uploads_through_the_edge_and_a_read_only_key_cannot() {
-    let pair = KeyedEdge::start();
-    let root = pair.store.client();
-    let b = pair.store.bucket(&root, "ek-write").await;
+    let (pair, root, b) = KeyedEdge::with_bucket("ek-write").await;
     let writer = pair.key("writer", &b, &["--write"]);
     let reader = pair.key("reader", &b, &["--read"]);
     pair.synced(&b).await;
@@ -405,9 +410,7 @@ async fn conditional_policies_hold_for_cached_reads_through_the_edge() {
 
 #[tokio::test]
 async fn sigv2_presigned_urls_are_relayed_to_the_store_and_decided_there() {
-    let pair = KeyedEdge::start();
-    let root = pair.store.client();
-    let b = pair.store.bucket(&root, "ek-v2").await;
+    let (pair, root, b) = KeyedEdge::with_bucket("ek-v2").await;
     put_bytes(&root, &b, "file.txt", b"v2 presigned".to_vec()).await;
     let reader = pair.key("reader", &b, &["--read"]);
     let stranger = pair.key("stranger", &b, &[]);
@@ -446,9 +449,7 @@ async fn sigv2_presigned_urls_are_relayed_to_the_store_and_decided_there() {
 
 #[tokio::test]
 async fn a_presigned_url_from_days_ago_is_checked_at_the_edge() {
-    let pair = KeyedEdge::start();
-    let root = pair.store.client();
-    let b = pair.store.bucket(&root, "ek-old").await;
+    let (pair, root, b) = KeyedEdge::with_bucket("ek-old").await;
     put_bytes(&root, &b, "a.txt", b"old url".to_vec()).await;
     let reader = pair.key("reader", &b, &["--read"]);
     pair.synced(&b).await;
@@ -569,14 +570,10 @@ async fn a_keyed_edge_serves_its_website_distribution_from_a_private_bucket() {
 
 #[tokio::test]
 async fn a_cached_404_is_access_denied_to_a_reader_who_may_not_list() {
-    let pair = KeyedEdge::start();
-    let root = pair.store.client();
-    let b = pair.store.bucket(&root, "ek-404").await;
+    let (pair, root, b) = KeyedEdge::with_bucket("ek-404").await;
     root.put_bucket_policy()
         .bucket(&b)
-        .policy(format!(
-            r#"{{"Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{b}/*"}}]}}"#
-        ))
+        .policy(anyone_reads(&b))
         .send()
         .await
         .unwrap();
