@@ -332,12 +332,14 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Up(args) => {
             let (config, mut edge, ca) = args.into_configs()?;
-            let (store, root) = start_store(config, Some(ca.as_deref())).await?;
+            let (store, edge_key) = start_store(config, Some(ca.as_deref())).await?;
             edge.origins = vec![store.url.clone()];
             edge.validate()?;
-            let edge = start_edge(edge, root).await?;
+            let edge = start_edge(edge, edge_key).await?;
             println!(
-                "Through the edge (cached reads, relayed writes): aws{} --endpoint-url {} s3 ls",
+                "Through the edge (cached reads, relayed writes), with a key of your own (the \
+                 edge holds no root key and takes none): outpost key create me && outpost key \
+                 allow me --create-bucket, then with its exports: aws{} --endpoint-url {} s3 ls",
                 ca_bundle(ca.as_deref()),
                 edge.url
             );
@@ -389,9 +391,10 @@ async fn start_edge(mut config: EdgeConfig, credentials: Credentials) -> anyhow:
     })
 }
 
-/// Also returns the root credentials (an edge started alongside signs with them). `laptop`:
-/// started by `outpost up` (with the local CA's path under `--tls`), which shows the
-/// credentials and an example command.
+/// Also returns the credentials an edge started alongside signs with: the root key's, or for
+/// `laptop` the edge key [`UP_EDGE_KEY`] (created on the first start). `laptop`: started by
+/// `outpost up` (with the local CA's path under `--tls`), which shows the credentials and an
+/// example command.
 async fn start_store(
     config: StoreConfig,
     laptop: Option<Option<&Path>>,
@@ -405,6 +408,10 @@ async fn start_store(
     let exports = outpost_store::shell_exports(&root, &config.region);
     let data_dir = config.data_dir.clone();
     let store = Store::open(config, root.clone()).await?;
+    let edge_key = match laptop {
+        Some(_) => store.edge_key(UP_EDGE_KEY).await?,
+        None => root,
+    };
     if generated {
         println!(
             "Generated root credentials, saved in {}; paste into your shell:",
@@ -430,8 +437,11 @@ async fn start_store(
         url,
         task: tokio::spawn(store.serve(bound.listeners, shutdown_signal())),
     };
-    Ok((running, root))
+    Ok((running, edge_key))
 }
+
+/// The edge key of `outpost up`'s edge.
+const UP_EDGE_KEY: &str = "outpost-up-edge";
 
 /// ` --ca-bundle PATH` for the example commands when the servers use a local CA.
 fn ca_bundle(ca: Option<&Path>) -> String {

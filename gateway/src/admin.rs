@@ -43,9 +43,17 @@ impl Edge {
             config.max_connections,
             config.max_connections_per_ip,
         );
-        server::serve(listeners, self.router(), limits, shutdown).await
+        // The first document before the first client, if the store answers soon; the poll
+        // goes on for as long as the edge serves.
+        let poll = self.poller.start(FIRST_POLL).await;
+        let served = server::serve(listeners, self.router(), limits, shutdown).await;
+        poll.abort();
+        served
     }
 }
+
+/// How long the edge waits for the store's access document before it starts serving.
+const FIRST_POLL: std::time::Duration = std::time::Duration::from_secs(3);
 
 async fn metrics(State(edge): State<Arc<Edge>>) -> impl axum::response::IntoResponse {
     (

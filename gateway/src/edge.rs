@@ -5,8 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use outpost_store::access::edge::PublishedView;
 use outpost_store::s3::auth::{Credentials, Keyring};
 
+use outpost_store::s3::context::Access;
+
+use crate::access;
 use crate::cache::Cache;
 use crate::cache::object::Object;
 use crate::config::{Behavior, EdgeConfig};
@@ -19,9 +23,15 @@ use crate::spool::Spool;
 /// Everything a request needs, shared by all requests.
 pub struct Edge {
     pub config: EdgeConfig,
-    /// The identity clients sign with (the store's root key): the edge checks signatures
-    /// with the same rules as the store, and signs toward the origin with the same key.
+    /// The edge's own key (its only "root" key: it signs toward the origin with it) and the
+    /// keys the store publishes to it: the edge checks signatures with the same rules as the
+    /// store.
     pub keyring: Keyring,
+    /// What the store publishes to an edge key ([`crate::access`]): empty until the first
+    /// poll answers, and always at an edge that runs with the root key.
+    pub published: PublishedView,
+    /// Keeps `published` current.
+    pub poller: Arc<access::Poller>,
     pub cache: Arc<Cache>,
     /// The S3 face's behaviour: the default one, keyed on every query parameter (partNumber,
     /// versionId, response-* all change the answer), never compressed.
@@ -76,8 +86,12 @@ impl Edge {
             Arc::clone(&origins),
         )
         .with_context(|| format!("opening the upload spool in {}", config.cache_dir.display()))?;
+        let published = PublishedView::default();
+        let poll_group = OriginGroup::new(&config.origins, settings())?;
         Ok(Arc::new(Edge {
-            keyring: Keyring::new([credentials]),
+            poller: Arc::new(access::Poller::new(poll_group, published.clone())),
+            keyring: Keyring::new([credentials]).with_published(published.clone()),
+            published,
             cache: Arc::new(cache),
             s3_behavior: Arc::new(Behavior {
                 query_keys: vec!["*".into()],
@@ -96,10 +110,26 @@ impl Edge {
         }))
     }
 
-    /// An object on the S3 face. Anonymous readers get their own entries, fetched without the
-    /// edge's signature, so the origin's policy (public bucket or not) decides what they may
-    /// see.
+    /// An object on the S3 face, for a requester of `access`. Readers the origin decides for
+    /// get their own entries, fetched without the edge's signature, so the origin's policy
+    /// decides what they may see; everyone else shares entries (the edge decided each one
+    /// first), filled on the behalf of the requester whose miss fills them.
     pub(crate) fn s3_object<'a>(
+        &self,
+        parts: &'a http::request::Parts,
+        bucket: &'a str,
+        key: &'a str,
+        access: &Access,
+    ) -> Object<'a> {
+        let mut headers = http::HeaderMap::new();
+        let anonymous = self.relay_as(parts, access, &mut headers);
+        self.s3_entry(bucket, key, parts.uri.query(), anonymous)
+            .on_behalf(headers)
+    }
+
+    /// The S3 face's entry for an object (`anonymous`: fetched unsigned, in entries of its
+    /// own), filled by the edge for itself unless told on whose behalf.
+    pub(crate) fn s3_entry<'a>(
         &self,
         bucket: &'a str,
         key: &'a str,
@@ -116,5 +146,16 @@ impl Edge {
             &self.s3_behavior,
             anonymous,
         )
+    }
+
+    /// How a request of `access` is relayed ([`access::relay_as`]): true for unsigned.
+    pub(crate) fn relay_as(
+        &self,
+        parts: &http::request::Parts,
+        access: &Access,
+        headers: &mut http::HeaderMap,
+    ) -> bool {
+        let trusted = &self.config.trusted_proxies;
+        access::relay_as(&self.keyring, trusted, parts, access, headers)
     }
 }

@@ -23,8 +23,9 @@
 //! Imports point down only: `admin` → `viewer` → `pipeline` → `site` / `respond` / `ops` → `edge` (the
 //! shared context) → `cache` / `spool` / `distribution` / `metrics` → `origin` → `config`.
 //!
-//! Modules: [`admin`] (router, `/_outpost/*` endpoints, serve), [`viewer`] (viewer protocol
-//! policy and HSTS of distributions), [`pipeline`] (the S3 face's
+//! Modules: [`access`] (the access decisions the edge makes for its clients, on what the
+//! store publishes to its edge key), [`admin`] (router, `/_outpost/*` endpoints, serve),
+//! [`viewer`] (viewer protocol policy and HSTS of distributions), [`pipeline`] (the S3 face's
 //! request path and its one dispatch), [`respond`] (answers from cached heads and slices),
 //! [`site`] (serving sites to browsers) with [`website`] (static-website rules), [`ops`]
 //! ([`ops::multipart`]: the client side of uploads; [`ops::post`]: browser form uploads,
@@ -38,6 +39,7 @@
 //! upload parts held at the edge; the spool's workers *push* spooled parts to the store.
 //! Errors are the store's S3 error type: the edge speaks the same API.
 
+pub mod access;
 pub mod admin;
 pub mod cache;
 pub mod compress;

@@ -13,7 +13,7 @@ use outpost_store::error::{Code, Error, Result};
 use outpost_store::metrics::Metrics;
 use outpost_store::s3::auth::Identity;
 use outpost_store::s3::body::BodyLimits;
-use outpost_store::s3::context::{self, Access, Context, FrontEnd, Public, Settings};
+use outpost_store::s3::context::{self, Access, Context, FrontEnd, Settings};
 use outpost_store::s3::cors::{CorsConfiguration, Preflight, PreflightRequest};
 use outpost_store::s3::route::{Endpoint, Route};
 use outpost_store::s3::serve::{self, Note};
@@ -41,6 +41,10 @@ pub async fn handle(
                 Some(o) => with_outcome(&edge, note, response, o),
                 None => response,
             });
+        }
+        if crate::access::is_foreign_sigv2(&edge.keyring, &edge.published, &parts) {
+            note.operation("RelayedSigV2");
+            return forward::relay_untouched(&edge, parts, body).await;
         }
         let context = context::context(&*edge, parts, body, note).await?;
         dispatch(&edge, context, note).await
@@ -73,8 +77,10 @@ async fn dispatch(edge: &Arc<Edge>, context: Context, note: &mut Note) -> Result
     }
 }
 
-/// What the edge decides before any handler runs. Signed requests are the edge's own
-/// identity's; anonymous ones are relayed unsigned so the origin's policy decides, except
+/// What the edge decides before any handler runs ([`crate::access::decide`]): with what the
+/// store publishes to its edge key, every client's request, anonymous ones too, on the
+/// client's facts; before that (or with the root key), signed requests are the edge's own
+/// identity's and anonymous ones are relayed unsigned so the origin's policy decides, except
 /// UploadPart, which the edge holds itself and no origin sees before it is answered.
 impl FrontEnd for Edge {
     fn settings(&self) -> Settings<'_> {
@@ -120,17 +126,19 @@ impl FrontEnd for Edge {
 
     async fn authorize(
         &self,
-        _parts: &http::request::Parts,
+        parts: &http::request::Parts,
         route: &Route,
         identity: &Identity,
     ) -> Result<Access> {
-        match identity {
-            Identity::Key(key) => Ok(Access::Signed(key.clone())),
-            Identity::Anonymous if matches!(route.endpoint, Endpoint::UploadPart(_)) => {
-                Err(Error::new(Code::AccessDenied))
-            }
-            Identity::Anonymous => Ok(Access::Public(Public::OriginDecides)),
-        }
+        let trusted = &self.config.trusted_proxies;
+        crate::access::decide(
+            &self.keyring,
+            &self.published,
+            trusted,
+            parts,
+            route,
+            identity,
+        )
     }
 }
 
@@ -174,12 +182,23 @@ fn with_outcome(
 async fn cached(edge: &Arc<Edge>, context: &Context) -> Result<(Response, CacheOutcome)> {
     let parts = &context.parts;
     let route = &context.route;
-    let object = edge.s3_object(
-        &route.bucket,
-        &route.key,
-        parts.uri.query(),
-        context.access.is_public(),
-    );
+    let object = edge.s3_object(parts, &route.bucket, &route.key, &context.access);
     let found = object.lookup(&edge.cache, respond::hint(parts)).await;
-    respond::answer(edge, parts, &object, found).await
+    let answer = respond::answer(edge, parts, &object, found).await?;
+    // A missing key is AccessDenied to a reader who may not list the bucket, as at the
+    // store, whoever's fill brought the 404 into the cache.
+    let trusted = &edge.config.trusted_proxies;
+    if answer.0.status() == http::StatusCode::NOT_FOUND
+        && !crate::access::may_list(
+            &edge.keyring,
+            &edge.published,
+            trusted,
+            parts,
+            route,
+            &context.access,
+        )
+    {
+        return Err(Error::new(Code::AccessDenied));
+    }
+    Ok(answer)
 }

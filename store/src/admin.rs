@@ -1,5 +1,6 @@
 //! The store's admin API under `/_outpost/admin/`: access keys and their grants, JSON in and
-//! out, callable only by the root key (what `outpost key ...` talks to).
+//! out, callable only by the root key (what `outpost key ...` talks to); and the document an
+//! edge polls to check its own clients, callable by the root key and edge keys.
 //!
 //! ```text
 //!   POST   /_outpost/admin/keys              {name, edge}   → 201 {name, access_key_id,
@@ -10,6 +11,9 @@
 //!   DELETE /_outpost/admin/keys/NAME                        → {deleted: NAME}
 //!   POST   /_outpost/admin/keys/NAME/allow   {bucket, read, write, owner} | {create_bucket: true}
 //!   POST   /_outpost/admin/keys/NAME/deny    (the same)     → key
+//!   GET    /_outpost/admin/edge/access                      → access::edge::EdgeAccess, ETag
+//!                                                             (root and edge keys; 304 to a
+//!                                                             matching If-None-Match)
 //! ```
 //!
 //! Each request goes through the kit's SigV4 check ([`auth::authenticate`]) against the
@@ -29,8 +33,10 @@ use axum::extract::State;
 use http::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use sha2::Digest;
 
 use crate::access::Grant;
+use crate::access::edge::{EdgeAccess, EdgeBucket, EdgeKey, signing_dates};
 use crate::engine::keys::Key;
 use crate::engine::{Kind, What};
 use crate::error::{Code, Error, Result};
@@ -53,8 +59,18 @@ pub async fn handle(
     let id = request_id();
     let (parts, body) = request.into_parts();
     let asked = Asked::of(&parts);
-    let (status, answer) = match answer(&s3, &parts, body).await {
-        Ok(answer) => answer,
+    let (status, answer, etag) = match answer(&s3, &parts, body).await {
+        Ok(Reply::Json(status, answer)) => (status, answer, None),
+        Ok(Reply::Versioned(answer, etag)) => (StatusCode::OK, answer, Some(etag)),
+        Ok(Reply::NotModified(etag)) => {
+            let mut response = http::Response::builder()
+                .status(StatusCode::NOT_MODIFIED)
+                .header(http::header::ETAG, etag)
+                .body(Body::empty())
+                .expect("static response parts are valid");
+            finish_response(&mut response, &id, asked);
+            return response;
+        }
         Err(e) => {
             let path = parts.uri.path();
             if e.code == Code::InternalError {
@@ -63,7 +79,7 @@ pub async fn handle(
                 tracing::debug!(request_id = id, path, error = ?e, "admin request refused");
             }
             let body = json!({ "code": e.code.as_str(), "message": e.message() });
-            (e.code.status(), body)
+            (e.code.status(), body, None)
         }
     };
     let mut answer = answer;
@@ -76,21 +92,45 @@ pub async fn handle(
         .header(http::header::CONTENT_LENGTH, text.len())
         .body(Body::from(text))
         .expect("static response parts are valid");
+    if let Some(etag) = etag {
+        let value = http::HeaderValue::from_str(&etag).expect("a hex ETag is a header value");
+        response.headers_mut().insert(http::header::ETAG, value);
+    }
     finish_response(&mut response, &id, asked);
     response
 }
 
+/// What a call answers.
+enum Reply {
+    Json(StatusCode, Value),
+    /// A document with its version (its ETag), answered 304 to a poll that holds it.
+    Versioned(Value, String),
+    NotModified(String),
+}
+
 /// Authenticates, reads the checked body, and runs the call the path names.
-async fn answer(s3: &S3, parts: &http::request::Parts, body: Body) -> Result<(StatusCode, Value)> {
-    let payload = authenticate_root(s3, parts)?;
+async fn answer(s3: &S3, parts: &http::request::Parts, body: Body) -> Result<Reply> {
+    let path = parts.uri.path().strip_prefix(PREFIX).unwrap_or_default();
+    if path == "edge/access" {
+        return edge_access(s3, parts).await;
+    }
+    let (caller, payload) = authenticate(s3, parts)?;
+    if !s3.keyring.is_root(&caller) {
+        return Err(Error::msg(
+            Code::AccessDenied,
+            "The admin API is for the root key only.",
+        ));
+    }
     let settings = s3.settings();
     let raw = body::client_body(body, settings.body_limits, |_| {});
     let (checked, _) = auth::verified_body(raw, payload);
     let body = xml::read_small_body(checked, MAX_BODY).await?;
-    let path = parts.uri.path().strip_prefix(PREFIX).unwrap_or_default();
     let segments: Vec<&str> = path.split('/').collect();
     match (&parts.method, segments.as_slice()) {
-        (&Method::POST, ["keys"]) => create(s3, &body).await,
+        (&Method::POST, ["keys"]) => {
+            let (status, answer) = create(s3, &body).await?;
+            Ok(Reply::Json(status, answer))
+        }
         (&Method::GET, ["keys"]) => ok(json!({
             "keys": s3.engine.keys().keys().map(|k| summary(k)).collect::<Vec<_>>(),
         })),
@@ -111,14 +151,13 @@ async fn answer(s3: &S3, parts: &http::request::Parts, body: Body) -> Result<(St
     }
 }
 
-fn ok(value: Value) -> Result<(StatusCode, Value)> {
-    Ok((StatusCode::OK, value))
+fn ok(value: Value) -> Result<Reply> {
+    Ok(Reply::Json(StatusCode::OK, value))
 }
 
-/// The request's payload check, once its signature is verified as a root key's with a signed
-/// body hash.
-fn authenticate_root(s3: &S3, parts: &http::request::Parts) -> Result<Payload> {
-    let authenticated = auth::authenticate(
+/// The request's signature checked against the keyring.
+fn verified(s3: &S3, parts: &http::request::Parts) -> Result<auth::Authenticated> {
+    auth::authenticate(
         parts,
         &AuthParams {
             keyring: &s3.keyring,
@@ -127,23 +166,102 @@ fn authenticate_root(s3: &S3, parts: &http::request::Parts) -> Result<Payload> {
             now: SystemTime::now(),
             max_skew: crate::s3::MAX_CLOCK_SKEW,
         },
-    )?;
-    match &authenticated.identity {
-        Identity::Key(id) if s3.keyring.is_root(id) => {}
-        _ => {
-            return Err(Error::msg(
-                Code::AccessDenied,
-                "The admin API is for the root key only.",
-            ));
-        }
-    }
+    )
+}
+
+/// The caller's access key id and the request's payload check, once its signature is
+/// verified with a signed body hash.
+fn authenticate(s3: &S3, parts: &http::request::Parts) -> Result<(String, Payload)> {
+    let authenticated = verified(s3, parts)?;
+    let Identity::Key(caller) = authenticated.identity else {
+        return Err(Error::msg(
+            Code::AccessDenied,
+            "The admin API is for the root key only.",
+        ));
+    };
     match authenticated.payload {
-        payload @ Payload::Sha256(_) => Ok(payload),
+        payload @ Payload::Sha256(_) => Ok((caller, payload)),
         _ => Err(Error::msg(
             Code::AccessDenied,
             "The admin API needs the body's SHA-256 signed in x-amz-content-sha256.",
         )),
     }
+}
+
+/// `GET edge/access`: what an edge needs to check its own clients ([`EdgeAccess`]), for the
+/// root key and edge keys only; `If-None-Match` with the current version answers 304.
+///
+/// A GET changes nothing, so its body's hash need not be signed (an edge signs
+/// `UNSIGNED-PAYLOAD`); a presigned URL is refused all the same: it would be a bearer token
+/// for every key's signing keys.
+async fn edge_access(s3: &S3, parts: &http::request::Parts) -> Result<Reply> {
+    let Identity::Key(caller) = verified(s3, parts)?.identity else {
+        return Err(Error::new(Code::AccessDenied));
+    };
+    if !parts.headers.contains_key(http::header::AUTHORIZATION) {
+        return Err(Error::msg(
+            Code::AccessDenied,
+            "The edge access document needs a signed Authorization header.",
+        ));
+    }
+    let caller = caller.as_str();
+    let keys = s3.engine.keys();
+    let caller_is_edge = match keys.by_access_key(caller) {
+        Some(key) if key.edge => true,
+        _ if s3.keyring.is_root(caller) => false,
+        _ => {
+            return Err(Error::msg(
+                Code::AccessDenied,
+                "The edge access document is for edge keys and the root key only.",
+            ));
+        }
+    };
+    if parts.method != Method::GET {
+        return Err(Error::new(Code::MethodNotAllowed));
+    }
+    let region = &s3.config.region;
+    let dates = signing_dates(SystemTime::now());
+    let published = |key: &Key| EdgeKey {
+        name: key.name.clone(),
+        create_bucket: key.create_bucket,
+        grants: key.grants.clone(),
+        signing_keys: dates
+            .iter()
+            .map(|date| {
+                let derived = auth::sigv4::signing_key(key.secret.expose(), date, region, "s3");
+                (date.clone(), hex::encode(derived))
+            })
+            .collect(),
+    };
+    let mut doc = EdgeAccess {
+        region: region.clone(),
+        caller_is_edge,
+        keys: keys
+            .keys()
+            .filter(|k| !k.edge)
+            .map(|k| (k.access_key_id.clone(), published(k)))
+            .collect(),
+        ..EdgeAccess::default()
+    };
+    for bucket in s3.engine.list_buckets().await? {
+        let settings = bucket.settings;
+        let published = EdgeBucket {
+            policy: settings.policy,
+            public_access_block: settings.public_access_block.unwrap_or_default(),
+            public_read_acl: settings.public_read_acl,
+        };
+        doc.buckets.insert(bucket.name, published);
+    }
+    let value = serde_json::to_value(&doc).map_err(Error::internal)?;
+    let etag = format!(
+        "\"{}\"",
+        hex::encode(sha2::Sha256::digest(value.to_string().as_bytes()))
+    );
+    let held = parts.headers.get(http::header::IF_NONE_MATCH);
+    if held.is_some_and(|v| v.as_bytes() == etag.as_bytes()) {
+        return Ok(Reply::NotModified(etag));
+    }
+    Ok(Reply::Versioned(value, etag))
 }
 
 #[derive(Debug, Deserialize)]

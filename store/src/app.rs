@@ -49,6 +49,21 @@ impl Store {
         Ok(Store { s3: Arc::new(s3) })
     }
 
+    /// The edge key named `name`, created (with no rights) if there is none: what `outpost
+    /// up` gives the edge beside the store. An error if a key of that name is not an edge key.
+    pub async fn edge_key(&self, name: &str) -> anyhow::Result<Credentials> {
+        let engine = &self.s3.engine;
+        let key = match engine.keys().by_name(name).cloned() {
+            Some(key) => key,
+            None => engine.create_key(name, true).await?,
+        };
+        anyhow::ensure!(key.edge, "the access key {name} is not an edge key");
+        Ok(Credentials {
+            access_key_id: key.access_key_id.clone(),
+            secret: key.secret.clone(),
+        })
+    }
+
     /// `/_outpost/health`, `/_outpost/metrics`, the admin API (`/_outpost/admin/...`), and the
     /// S3 API for everything else.
     pub fn router(&self) -> axum::Router {

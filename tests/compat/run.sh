@@ -272,8 +272,19 @@ echo "   store at $TLS_STORE_URL, edge at $TLS_EDGE_URL (pid $UP_PID)"
 # Both clients read the CA from here (aws-cli's --ca-bundle, botocore's verify).
 export AWS_CA_BUNDLE="$UP_DATA/tls/ca.pem"
 check "up --tls prints how to trust its CA" grep -q -- "--ca-bundle .*$UP_DATA/tls/ca.pem" "$WORK/up.out"
+# The edge of `outpost up` runs with an edge key and takes no root key: through it, a key of
+# one's own that may create buckets (and owns those it creates).
+ROOT_KEY_ID="$AWS_ACCESS_KEY_ID" ROOT_KEY_SECRET="$AWS_SECRET_ACCESS_KEY"
+TLS_KEY="$("$OUTPOST_BIN" key create compat-tls --json --endpoint "$TLS_STORE_URL")"
+"$OUTPOST_BIN" key allow compat-tls --create-bucket --endpoint "$TLS_STORE_URL" >/dev/null
+TLS_KEY_ID="$(python3 -c 'import json,sys; print(json.load(sys.stdin)["access_key_id"])' <<<"$TLS_KEY")"
+TLS_KEY_SECRET="$(python3 -c 'import json,sys; print(json.load(sys.stdin)["secret_access_key"])' <<<"$TLS_KEY")"
+as_tls_key() { export AWS_ACCESS_KEY_ID="$TLS_KEY_ID" AWS_SECRET_ACCESS_KEY="$TLS_KEY_SECRET"; }
+as_root() { export AWS_ACCESS_KEY_ID="$ROOT_KEY_ID" AWS_SECRET_ACCESS_KEY="$ROOT_KEY_SECRET"; }
 for target in store edge; do
-  if [[ "$target" == store ]]; then URL="$TLS_STORE_URL"; else URL="$TLS_EDGE_URL"; fi
+  if [[ "$target" == store ]]; then URL="$TLS_STORE_URL"; else URL="$TLS_EDGE_URL"; as_tls_key; fi
+  # The edge learns of a new key within a second (it polls the store).
+  for _ in $(seq 1 50); do aws_s3 s3 ls >/dev/null 2>&1 && break; sleep 0.1; done
   B4="${B}-tls-$target"
   check "https $target: mb" aws_s3 s3 mb "s3://$B4"
   check "https $target: cp small up" aws_s3 s3 cp "$WORK/small.txt" "s3://$B4/small.txt"
@@ -290,13 +301,18 @@ for target in store edge; do
     v=$(curl -fsS --http2 --cacert "$AWS_CA_BUNDLE" -o "$3/presigned.tls" -w "%{http_version}" "$u") && echo "HTTP/$v" &&
     [[ "$v" == 2 ]] && [[ "$(sha256sum <"$3/presigned.tls")" == "$(sha256sum <"$3/small.txt")" ]]' "$AWS" "$URL" "$B4" "$WORK"
   check "https $target: rb --force" aws_s3 s3 rb --force "s3://$B4"
+  as_root
 done
 echo "== boto3 over https (store, then through the edge)"
 python_checks boto3_session.py "$TLS_STORE_URL"
+as_tls_key
 python_checks boto3_conditionals.py "$TLS_EDGE_URL"
+as_root
 echo "== rclone (--ca-cert) and s3cmd (--ca-certs) over https (store, then through the edge)"
 rclone_s3cmd_session "https store" "$TLS_STORE_URL" "$AWS_CA_BUNDLE"
+as_tls_key
 rclone_s3cmd_session "https edge" "$TLS_EDGE_URL" "$AWS_CA_BUNDLE"
+as_root
 unset AWS_CA_BUNDLE
 
 for pid in "$STORE_PID" "$EDGE_PID" "$UP_PID"; do

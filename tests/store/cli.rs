@@ -199,3 +199,72 @@ async fn credentials_are_shell_exports_on_every_start_and_on_request() {
     assert!(String::from_utf8_lossy(&none.stderr).contains("no credentials in"));
     assert!(!dir.path().join("nothing").exists());
 }
+
+/// `outpost key ARGS --json` against the store of `up`, with the root credentials.
+fn up_key(up: &Up, args: &[&str]) -> serde_json::Value {
+    let out = outpost(&["key"])
+        .args(args)
+        .args(["--json", "--endpoint", &format!("http://{}", up.store)])
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn up_runs_its_edge_with_an_edge_key_made_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let start = || {
+        let mut cmd = outpost(&[]);
+        cmd.args(up_args(&data))
+            .env("OUTPOST_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("OUTPOST_SECRET_ACCESS_KEY", SECRET_KEY);
+        Up::start(cmd)
+    };
+    let edge_key = |up: &Up| {
+        let list = up_key(up, &["list"]);
+        let keys = list["keys"].as_array().unwrap().clone();
+        let edges: Vec<_> = keys.iter().filter(|k| k["edge"] == true).collect();
+        assert_eq!(edges.len(), 1, "{list}");
+        assert_eq!(edges[0]["name"], "outpost-up-edge");
+        edges[0]["access_key_id"].as_str().unwrap().to_owned()
+    };
+    let up = start();
+    let first = edge_key(&up);
+    // The edge takes no root key: a key of one's own works through it.
+    let root_at_edge = client_for(&format!("http://{}", up.edge), ACCESS_KEY, SECRET_KEY);
+    let refused = root_at_edge.list_buckets().send().await;
+    assert_sdk_err(refused, 403, "InvalidAccessKeyId");
+    let me = up_key(&up, &["create", "me"]);
+    up_key(&up, &["allow", "me", "--create-bucket"]);
+    let (id, secret) = (
+        me["access_key_id"].as_str().unwrap(),
+        me["secret_access_key"].as_str().unwrap(),
+    );
+    let mine = client_for(&format!("http://{}", up.edge), id, secret);
+    let started = std::time::Instant::now();
+    while mine.create_bucket().bucket("mine").send().await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the edge never took the key"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    put_bytes(&mine, "mine", "k", "through the edge").await;
+    assert_eq!(object_bytes(&mine, "mine", "k").await, b"through the edge");
+    drop(up);
+
+    let again = start();
+    assert_eq!(
+        edge_key(&again),
+        first,
+        "the edge key is made once and reused"
+    );
+}

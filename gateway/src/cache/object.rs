@@ -23,6 +23,8 @@ pub struct Object<'a> {
     key: Cow<'a, str>,
     query: Option<Cow<'a, str>>,
     anonymous: bool,
+    /// Headers its fills carry besides the edge's (who the edge fetches for).
+    on_behalf: HeaderMap,
     source: OnceLock<Arc<Source>>,
 }
 
@@ -47,8 +49,15 @@ impl<'a> Object<'a> {
             key: Cow::Borrowed(key),
             query: query.map(Cow::Borrowed),
             anonymous,
+            on_behalf: HeaderMap::new(),
             source: OnceLock::new(),
         }
+    }
+
+    /// Its fills carry `headers` (the client the edge fetches for: [`crate::access`]).
+    pub fn on_behalf(mut self, headers: HeaderMap) -> Object<'a> {
+        self.on_behalf = headers;
+        self
     }
 
     /// The same object, owning what it borrowed (for a task of its own).
@@ -62,6 +71,7 @@ impl<'a> Object<'a> {
             key: owned(self.key),
             query: self.query.map(owned),
             anonymous: self.anonymous,
+            on_behalf: self.on_behalf,
             source: self.source,
         }
     }
@@ -73,7 +83,7 @@ impl<'a> Object<'a> {
             let path_and_query = origin::path(&self.bucket, &self.key, &query);
             // Checksums are always fetched and stored, and shown to clients that ask: one
             // entry serves both kinds of client.
-            let mut headers = HeaderMap::new();
+            let mut headers = self.on_behalf.clone();
             headers.insert("x-amz-checksum-mode", HeaderValue::from_static("ENABLED"));
             Arc::new(Source {
                 origin: Arc::clone(&self.origins),

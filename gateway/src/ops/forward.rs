@@ -30,7 +30,7 @@ pub(crate) async fn forward(edge: &Arc<Edge>, context: Context) -> Result<Respon
         body,
         ..
     } = context;
-    let mut headers = parts.headers;
+    let mut headers = parts.headers.clone();
     let chunked = matches!(body.payload(), auth::Payload::Chunked { .. });
     let (body, trailers) = body.into_stream();
     let mut content_length = headers
@@ -63,6 +63,7 @@ pub(crate) async fn forward(edge: &Arc<Edge>, context: Context) -> Result<Respon
         }
         _ => Body::from_stream(auth::held_until_checked(body)),
     };
+    let anonymous = edge.relay_as(&parts, &access, &mut headers);
     let request = OriginRequest {
         method: parts.method.clone(),
         path_and_query: origin::path(
@@ -71,7 +72,7 @@ pub(crate) async fn forward(edge: &Arc<Edge>, context: Context) -> Result<Respon
             &key::strip_auth_params(parts.uri.query()),
         ),
         headers,
-        anonymous: access.is_public(),
+        anonymous,
         aws_chunked: with_trailer,
     };
     let response = edge
@@ -87,6 +88,11 @@ pub(crate) async fn forward(edge: &Arc<Edge>, context: Context) -> Result<Respon
         for site in edge.sites.for_bucket(&route.bucket) {
             edge.cors.forget(&site.id, &route.bucket).await;
         }
+    }
+    if changes_access(&route.endpoint) && response.status().is_success() {
+        // The client's next request through this edge sees what it changed (a bucket it
+        // created is its own at once).
+        edge.poller.refresh().await;
     }
     if route.endpoint == Endpoint::DeleteObjects {
         // The keys are in a body that went by as a stream, and a quiet answer does not list
@@ -105,6 +111,54 @@ pub(crate) async fn forward(edge: &Arc<Edge>, context: Context) -> Result<Respon
         }
     }
     Ok(origin::to_client(response))
+}
+
+/// A request the edge cannot check (a SigV2 presigned URL, see
+/// [`crate::access::is_foreign_sigv2`]), sent to the origin as the client signed it: path-style
+/// (SigV2 signs `/bucket/key` either way), its query and headers kept, not signed by the edge,
+/// its body streamed as it comes; nothing is cached, and a write drops the edge's copies.
+pub(crate) async fn relay_untouched(
+    edge: &Arc<Edge>,
+    parts: http::request::Parts,
+    body: Body,
+) -> Result<Response> {
+    let route = outpost_store::s3::route_request(&parts, edge.config.base_domain.as_deref())?;
+    let mut headers = parts.headers.clone();
+    crate::access::drop_claims(&mut headers);
+    let content_length = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    let request = OriginRequest {
+        method: parts.method.clone(),
+        path_and_query: origin::path(&route.bucket, &route.key, parts.uri.query().unwrap_or("")),
+        headers,
+        anonymous: true,
+        aws_chunked: false,
+    };
+    let response = edge
+        .origins
+        .send(request, body, content_length)
+        .await
+        .map_err(OriginError::into_client_error)?;
+    if parts.method != Method::GET && parts.method != Method::HEAD && !route.key.is_empty() {
+        edge.cache
+            .invalidate(&[format!("/{}/{}", route.bucket, route.key)]);
+    }
+    Ok(origin::to_client(response))
+}
+
+/// Operations whose success changes what the edge's access document says.
+fn changes_access(endpoint: &Endpoint) -> bool {
+    matches!(
+        endpoint,
+        Endpoint::CreateBucket
+            | Endpoint::DeleteBucket
+            | Endpoint::PutBucketPolicy
+            | Endpoint::DeleteBucketPolicy
+            | Endpoint::PutPublicAccessBlock
+            | Endpoint::DeletePublicAccessBlock
+            | Endpoint::PutBucketAcl
+    )
 }
 
 /// Bodies up to this size are read and checked whole before the origin request starts (a
@@ -138,7 +192,7 @@ fn strip_aws_chunked(headers: &mut HeaderMap) {
 pub(crate) fn write_through(edge: &Arc<Edge>, bucket: &str, key: &str) {
     let mut objects = Vec::new();
     if edge.s3_behavior.write_through {
-        objects.push(edge.s3_object(bucket, key, None, false).into_owned());
+        objects.push(edge.s3_entry(bucket, key, None, false).into_owned());
     }
     for site in edge.sites.for_bucket(bucket) {
         let behavior = site.behavior(&format!("/{key}"), &edge.default_behavior);

@@ -23,11 +23,13 @@ pub(crate) async fn post_object(edge: &Arc<Edge>, context: Context) -> Result<Re
     let (body, _) = context.body.into_stream();
     let upload = post::accept(&**edge, &context.parts, &context.route, body).await?;
     let route = &upload.route;
+    let mut headers = upload.headers;
+    let anonymous = edge.relay_as(&context.parts, &upload.access, &mut headers);
     let request = OriginRequest {
         method: Method::PUT,
         path_and_query: origin::path(&route.bucket, &route.key, ""),
-        headers: upload.headers,
-        anonymous: upload.access.is_public(),
+        headers,
+        anonymous,
         aws_chunked: false,
     };
     // The length is known only at the end: the last piece is held until the file's checks

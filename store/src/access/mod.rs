@@ -9,8 +9,10 @@
 //! in the bucket policy wins; otherwise a grant covering the action or a policy `Allow`
 //! permits; otherwise AccessDenied. This module knows no HTTP and no storage: it is given the
 //! facts and answers. Modules: [`policy`] (bucket policies: parse, validate, evaluate),
-//! [`ip_net`] (CIDR blocks).
+//! [`ip_net`] (CIDR blocks), [`edge`] (what the store publishes to edges so that they decide
+//! for their clients with this same evaluator).
 
+pub mod edge;
 mod ip_net;
 pub mod policy;
 
@@ -157,6 +159,24 @@ impl Request {
             resource,
             ..self.clone()
         }
+    }
+
+    /// The same request reading the object `bucket`/`key` (a copy's source).
+    pub fn reading(&self, bucket: &str, key: &str) -> Request {
+        let action = Action {
+            name: "s3:GetObject",
+            class: Class::Read,
+        };
+        self.asking(action, resource_arn(bucket, key))
+    }
+
+    /// The same request listing `bucket` (whether a missing key may be told apart).
+    pub fn listing(&self, bucket: &str) -> Request {
+        let action = Action {
+            name: "s3:ListBucket",
+            class: Class::Read,
+        };
+        self.asking(action, resource_arn(bucket, ""))
     }
 }
 

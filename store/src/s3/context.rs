@@ -41,7 +41,8 @@ pub trait FrontEnd: Send + Sync {
     /// The authorisation decision: may `identity` do what `route` asks (`parts` carries the
     /// facts policy conditions read: source address, Referer, User-Agent)? `Err`
     /// (AccessDenied) refuses the request before its body is read. Both front ends decide
-    /// with [`crate::access`]; the edge lets the origin decide for anonymous requests.
+    /// with [`crate::access`] (the edge on what the store publishes to its edge key; until
+    /// then, or with the root key, it lets the origin decide for anonymous requests).
     fn authorize(
         &self,
         parts: &http::request::Parts,

@@ -75,7 +75,12 @@ pub fn verify<'a>(
                 "The credential scope date does not match x-amz-date.",
             ));
         }
-        let key = sigv4::signing_key(secret(access_key)?.expose(), date, region, "s3");
+        if !keyring.knows(access_key) {
+            return Err(Error::new(Code::InvalidAccessKeyId));
+        }
+        let key = keyring
+            .signing_key(access_key, date, region)
+            .ok_or_else(|| Error::new(Code::SignatureDoesNotMatch))?;
         let expected = sigv4::signature(&key, policy);
         check(expected.as_bytes(), given.as_bytes())?;
         return Ok(Signed {
