@@ -36,6 +36,7 @@ impl Store {
             data_dir: config.data_dir.clone(),
             max_object_size: config.max_object_size,
             stale_upload_age: config.stale_upload_age(),
+            changes: config.change_retention(),
         })
         .await
         .with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;

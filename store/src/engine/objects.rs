@@ -14,6 +14,7 @@ use futures::StreamExt;
 use futures::future::try_join_all;
 
 use super::blobs::Blobs;
+use super::changes::{self, Change};
 use super::error::{Error, Invalid, Kind, Result, What};
 use super::index::{self, BUCKETS, INLINE, OBJECTS, ObjectRecord, Segment};
 use super::{
@@ -284,6 +285,7 @@ pub(super) async fn replace_headers(
             record.headers = headers;
             record.last_modified_ms = index::now_ms();
             objects.insert((b.as_str(), k.as_str()), index::encode(&record)?.as_slice())?;
+            changes::record(txn, Change::put(&b, &k, &record.etag))?;
             Ok(record)
         })
         .await?;
@@ -315,6 +317,7 @@ pub(super) async fn delete(
                             bodies.remove((b.as_str(), key.as_str()))?;
                         }
                         blobs.extend(current.blobs());
+                        changes::record(txn, Change::delete(&b, key))?;
                     }
                     outcomes.push(outcome);
                 }

@@ -110,8 +110,8 @@ pub fn check_condition(current: Option<&ObjectRecord>, cond: &WriteCondition) ->
 }
 
 /// Stores `record` at (bucket, key) if the bucket exists and `cond` holds, with `inline` as its
-/// body when `record.inline` (the record replaced loses its inline body, if it had one);
-/// returns the record it replaced, whose blobs the caller deletes after the commit.
+/// body when `record.inline` (the record replaced loses its inline body, if it had one), and
+/// records the put in the change log; returns the record it replaced, whose blobs the caller deletes after the commit.
 pub fn commit_object(
     txn: &WriteTransaction,
     bucket: &str,
@@ -131,6 +131,8 @@ pub fn commit_object(
         None if current.as_ref().is_some_and(|c| c.inline) => drop(bodies.remove((bucket, key))?),
         None => {}
     }
+    let change = crate::engine::Change::put(bucket, key, &record.etag);
+    crate::engine::changes::record(txn, change)?;
     Ok(current)
 }
 
