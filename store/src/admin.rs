@@ -53,22 +53,29 @@ pub async fn handle(
     let id = request_id();
     let (parts, body) = request.into_parts();
     let asked = Asked::of(&parts);
-    let (status, answer) = match answer(&s3, &parts, body).await {
-        Ok(answer) => answer,
-        Err(e) => {
-            let path = parts.uri.path();
-            if e.code == Code::InternalError {
-                tracing::error!(request_id = id, path, error = ?e, "admin request failed");
-            } else {
-                tracing::debug!(request_id = id, path, error = ?e, "admin request refused");
-            }
-            let body = json!({ "code": e.code.as_str(), "message": e.message() });
-            (e.code.status(), body)
+    let answer = answer(&s3, &parts, body).await;
+    json_response(answer, &parts, &id, asked)
+}
+
+/// A JSON answer, or an error as `{"code", "message"}` with its status, carrying the request
+/// id (the one its log lines carry). Shared with the change feed's calls (`feed.rs`).
+pub(crate) fn json_response(
+    answer: Result<(StatusCode, Value)>,
+    parts: &http::request::Parts,
+    id: &str,
+    asked: Asked,
+) -> axum::response::Response {
+    let (status, mut answer) = answer.unwrap_or_else(|e| {
+        let path = parts.uri.path();
+        if e.code == Code::InternalError {
+            tracing::error!(request_id = id, path, error = ?e, "admin request failed");
+        } else {
+            tracing::debug!(request_id = id, path, error = ?e, "admin request refused");
         }
-    };
-    let mut answer = answer;
-    // The id the log lines of this call carry.
-    answer["request_id"] = Value::String(id.clone());
+        let body = json!({ "code": e.code.as_str(), "message": e.message() });
+        (e.code.status(), body)
+    });
+    answer["request_id"] = Value::String(id.to_owned());
     let text = answer.to_string();
     let mut response = http::Response::builder()
         .status(status)
@@ -76,7 +83,7 @@ pub async fn handle(
         .header(http::header::CONTENT_LENGTH, text.len())
         .body(Body::from(text))
         .expect("static response parts are valid");
-    finish_response(&mut response, &id, asked);
+    finish_response(&mut response, id, asked);
     response
 }
 
@@ -118,16 +125,7 @@ fn ok(value: Value) -> Result<(StatusCode, Value)> {
 /// The request's payload check, once its signature is verified as a root key's with a signed
 /// body hash.
 fn authenticate_root(s3: &S3, parts: &http::request::Parts) -> Result<Payload> {
-    let authenticated = auth::authenticate(
-        parts,
-        &AuthParams {
-            keyring: &s3.keyring,
-            region: &s3.config.region,
-            bucket: "",
-            now: SystemTime::now(),
-            max_skew: crate::s3::MAX_CLOCK_SKEW,
-        },
-    )?;
+    let authenticated = authenticate(s3, parts)?;
     match &authenticated.identity {
         Identity::Key(id) if s3.keyring.is_root(id) => {}
         _ => {
@@ -144,6 +142,20 @@ fn authenticate_root(s3: &S3, parts: &http::request::Parts) -> Result<Payload> {
             "The admin API needs the body's SHA-256 signed in x-amz-content-sha256.",
         )),
     }
+}
+
+/// The request's signature checked against the keyring (the store's keys and the root key).
+pub(crate) fn authenticate(s3: &S3, parts: &http::request::Parts) -> Result<auth::Authenticated> {
+    auth::authenticate(
+        parts,
+        &AuthParams {
+            keyring: &s3.keyring,
+            region: &s3.config.region,
+            bucket: "",
+            now: SystemTime::now(),
+            max_skew: crate::s3::MAX_CLOCK_SKEW,
+        },
+    )
 }
 
 #[derive(Debug, Deserialize)]

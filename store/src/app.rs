@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use axum::extract::State;
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use rand::distr::{Alphanumeric, SampleString};
 use serde::{Deserialize, Serialize};
 
@@ -58,6 +58,11 @@ impl Store {
             .route("/_outpost/health", get(health))
             .route("/_outpost/ready", get(ready))
             .route("/_outpost/metrics", get(metrics))
+            .route(crate::feed::CHANGES_PATH, get(crate::feed::changes))
+            .route(
+                crate::feed::INVALIDATIONS_PATH,
+                post(crate::feed::invalidations),
+            )
             .fallback(s3::handle)
             .with_state(Arc::clone(&self.s3))
     }
@@ -125,6 +130,8 @@ async fn ready(State(s3): State<Arc<S3>>) -> impl axum::response::IntoResponse {
 }
 
 async fn metrics(State(s3): State<Arc<S3>>) -> impl axum::response::IntoResponse {
+    let (subscribers, retained) = s3.engine.change_log_state();
+    s3.metrics.set_feed(subscribers, retained);
     (
         [(http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         s3.metrics.render(),

@@ -10,6 +10,7 @@
 pub mod browser;
 pub mod cors;
 pub mod faulty;
+pub mod feed;
 pub mod form;
 pub mod hash;
 pub mod keys;
