@@ -25,6 +25,8 @@ mod cors;
 mod cors_browser;
 #[path = "edge/faces.rs"]
 mod faces;
+#[path = "edge/feed.rs"]
+mod feed;
 #[path = "edge/list_parts.rs"]
 mod list_parts;
 #[path = "edge/metrics_page.rs"]

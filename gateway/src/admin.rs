@@ -43,7 +43,15 @@ impl Edge {
             config.max_connections,
             config.max_connections_per_ip,
         );
-        server::serve(listeners, self.router(), limits, shutdown).await
+        // Following the origins' change feeds ends with serving.
+        let feeds = config
+            .feed
+            .then(|| tokio::spawn(crate::feed::follow_all(Arc::clone(&self))));
+        let served = server::serve(listeners, self.router(), limits, shutdown).await;
+        if let Some(feeds) = feeds {
+            feeds.abort();
+        }
+        served
     }
 }
 

@@ -128,6 +128,8 @@ pub struct ObjectInfo {
     pub checksum: Option<StoredChecksum>,
     /// Empty for single-part objects.
     pub parts: Vec<PartSummary>,
+    /// The change log's number of the commit that wrote this version (0: older than the log).
+    pub seq: u64,
 }
 
 /// Per-bucket settings kept in the index. Opaque documents are stored as sent.

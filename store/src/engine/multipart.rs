@@ -292,6 +292,7 @@ fn assemble(
             })
             .collect(),
         inline: false,
+        seq: 0, // given at commit
     })
 }
 

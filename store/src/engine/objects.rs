@@ -110,6 +110,7 @@ pub(super) async fn put(
             })
             .collect(),
         inline: written.inline.is_some(),
+        seq: 0, // given at commit
     };
     let info = record.info(key);
     let inner = Arc::clone(inner);
@@ -284,8 +285,8 @@ pub(super) async fn replace_headers(
                 index::get_object(&objects, &b, &k)?.ok_or_else(|| Error::not_found(What::Key))?;
             record.headers = headers;
             record.last_modified_ms = index::now_ms();
+            record.seq = changes::record(txn, Change::put(&b, &k, &record.etag))?;
             objects.insert((b.as_str(), k.as_str()), index::encode(&record)?.as_slice())?;
-            changes::record(txn, Change::put(&b, &k, &record.etag))?;
             Ok(record)
         })
         .await?;

@@ -124,15 +124,18 @@ pub fn commit_object(
     let mut objects = txn.open_table(OBJECTS)?;
     let current = get_object(&objects, bucket, key)?;
     check_condition(current.as_ref(), cond)?;
-    objects.insert((bucket, key), encode(record)?.as_slice())?;
+    let change = crate::engine::Change::put(bucket, key, &record.etag);
+    let record = ObjectRecord {
+        seq: crate::engine::changes::record(txn, change)?,
+        ..record.clone()
+    };
+    objects.insert((bucket, key), encode(&record)?.as_slice())?;
     let mut bodies = txn.open_table(INLINE)?;
     match inline.filter(|_| record.inline) {
         Some(body) => drop(bodies.insert((bucket, key), body)?),
         None if current.as_ref().is_some_and(|c| c.inline) => drop(bodies.remove((bucket, key))?),
         None => {}
     }
-    let change = crate::engine::Change::put(bucket, key, &record.etag);
-    crate::engine::changes::record(txn, change)?;
     Ok(current)
 }
 
