@@ -249,3 +249,46 @@ async fn numbers_continue_after_the_store_is_killed_and_restarted() {
     put_bytes(&store.client(), &b, "k", "two").await;
     assert_eq!(feed.event().await["seq"], 3);
 }
+
+#[tokio::test]
+async fn outpost_invalidate_posts_the_paths_as_one_event() {
+    let store = TestStore::start();
+    let run = |creds: Option<(&str, &str)>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_outpost"));
+        cmd.args([
+            "invalidate",
+            "--endpoint",
+            &store.url,
+            "/site/index.html",
+            "/site/img/*",
+        ])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+        if let Some((id, secret)) = creds {
+            cmd.env("AWS_ACCESS_KEY_ID", id)
+                .env("AWS_SECRET_ACCESS_KEY", secret);
+        }
+        cmd.output().expect("run outpost invalidate")
+    };
+    let out = run(Some((ACCESS_KEY, SECRET_KEY)));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("accepted as change 1"), "{stdout}");
+    let mut feed = Feed::open(&store, "after=0", None).await;
+    hello(&mut feed).await;
+    let event = feed.event().await;
+    assert_eq!(
+        event["paths"],
+        serde_json::json!(["/site/index.html", "/site/img/*"])
+    );
+    // A key that is neither the root's nor an edge's is refused.
+    let (app_id, app_secret) = create_key(&store, "app", &[]);
+    let out = run(Some((&app_id, &app_secret)));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("AccessDenied"));
+    assert!(!run(None).status.success(), "no credentials");
+}
