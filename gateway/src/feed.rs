@@ -246,10 +246,19 @@ async fn session(
         while let Some(end) = buffer.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = buffer.drain(..=end).collect();
             let text = String::from_utf8_lossy(&line[..end]);
-            match position.read(&text) {
+            let step = position.read(&text);
+            // Counted before the cache changes, so whoever sees the change sees it counted.
+            if let Some(last) = position.last {
+                edge.metrics
+                    .feed
+                    .last_seq
+                    .get_or_create(label)
+                    .set(last as i64);
+            }
+            match step {
                 Ok(Step::Apply(event)) => {
-                    apply(edge, &event).await;
                     observe(edge, label, &event);
+                    apply(edge, &event).await;
                 }
                 Ok(Step::Nothing) => {}
                 Ok(Step::CaughtUp) => {
@@ -261,13 +270,6 @@ async fn session(
                     resync(edge, label, followed);
                     return End::Cut(why);
                 }
-            }
-            if let Some(last) = position.last {
-                edge.metrics
-                    .feed
-                    .last_seq
-                    .get_or_create(label)
-                    .set(last as i64);
             }
         }
         if buffer.len() > MAX_LINE {
@@ -291,6 +293,7 @@ fn resync(edge: &Edge, label: &OriginLabel, followed: &Followed) {
     for group in &followed.groups {
         edge.cache.mark_for_revalidation(group);
     }
+    // Counted once marked: a test waiting for the count then finds the entries marked.
     edge.metrics.feed.resyncs.get_or_create(label).inc();
     tracing::info!(
         origin = label.origin,

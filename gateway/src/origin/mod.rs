@@ -359,9 +359,10 @@ impl OriginGroup {
 
     /// Marks every entry from this group stored before `at` as needing revalidation.
     pub fn revalidate_before(&self, at: SystemTime) {
+        // Rounded up: an entry received in the same millisecond, before `at`, is marked too.
         let ms = at
             .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+            .map_or(0, |d| d.as_millis() as u64 + 1);
         self.revalidate_before_ms
             .fetch_max(ms, std::sync::atomic::Ordering::AcqRel);
     }

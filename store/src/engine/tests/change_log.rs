@@ -168,12 +168,7 @@ async fn every_mutation_is_one_numbered_event() {
 
 #[tokio::test]
 async fn numbers_and_the_store_id_survive_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(config(dir.path())).await.unwrap();
-    engine
-        .create_bucket("b", BucketSettings::default())
-        .await
-        .unwrap();
+    let (dir, engine) = setup().await;
     put(&engine, "k", b"v").await.unwrap();
     let (id, before) = (engine.store_id().to_owned(), last(&engine));
     assert_eq!(before, 2);
