@@ -81,6 +81,12 @@ impl Store {
             config.max_connections,
             config.max_connections_per_ip,
         );
+        // Feeds never end by themselves: ended at shutdown, the server need not wait for them.
+        let engine = self.s3.engine.clone();
+        let shutdown = async move {
+            shutdown.await;
+            engine.close_feeds();
+        };
         let result = server::serve(listeners, self.router(), limits, shutdown).await;
         sweeper.abort();
         result

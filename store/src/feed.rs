@@ -304,6 +304,7 @@ async fn open(engine: &Engine, after: Option<u64>) -> Result<Opened> {
     match engine.changes_after(after, 0).await? {
         ChangesAfter::Gone { oldest, last } => Ok(Opened::Gone { oldest, last }),
         ChangesAfter::Events { last, .. } => Ok(Opened::Feed(Tail {
+            closing: engine.feeds_closing(),
             engine: engine.clone(),
             after,
             watch,
@@ -318,6 +319,7 @@ async fn open(engine: &Engine, after: Option<u64>) -> Result<Opened> {
 /// A feed being sent: the events after `after`, then whatever commits bring.
 struct Tail {
     engine: Engine,
+    closing: tokio_util::sync::CancellationToken,
     after: u64,
     watch: tokio::sync::watch::Receiver<u64>,
     hello: Option<Line>,
@@ -332,13 +334,16 @@ impl Tail {
         })
     }
 
-    /// The next lines to send; None ends the feed (the store shuts down, or this reader fell
-    /// behind the retention).
+    /// The next lines to send; None ends the feed (the store shuts down: [`Engine::close_feeds`],
+    /// or this reader fell behind the retention).
     async fn next(&mut self, keepalive: Duration) -> Result<Option<String>> {
         if let Some(hello) = self.hello.take() {
             return Ok(Some(hello.to_text(SystemTime::now())));
         }
         loop {
+            if self.closing.is_cancelled() {
+                return Ok(None);
+            }
             // Marked seen before reading: a commit after the read wakes the wait below.
             let last = *self.watch.borrow_and_update();
             if last > self.after {
@@ -357,6 +362,7 @@ impl Tail {
                 }
             }
             tokio::select! {
+                () = self.closing.cancelled() => return Ok(None),
                 changed = self.watch.changed() => {
                     if changed.is_err() {
                         return Ok(None);

@@ -69,6 +69,14 @@ impl Feed {
         }
     }
 
+    /// Waits for the feed to end (lines before the end are dropped); panics after `within`.
+    pub async fn end(&mut self, within: Duration) {
+        let ended = tokio::time::timeout(within, async {
+            while let Some(Ok(_)) = self.body.next().await {}
+        });
+        ended.await.expect("the feed did not end");
+    }
+
     /// The next event line (keep-alive lines skipped).
     pub async fn event(&mut self) -> Value {
         loop {

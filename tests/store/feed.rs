@@ -292,3 +292,35 @@ async fn outpost_invalidate_posts_the_paths_as_one_event() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("AccessDenied"));
     assert!(!run(None).status.success(), "no credentials");
 }
+
+#[tokio::test]
+async fn a_store_shutting_down_ends_its_feeds_instead_of_waiting_for_them() {
+    let store = TestStore::start();
+    let mut feed = Feed::open(&store, "", None).await;
+    hello(&mut feed).await;
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &store.pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success());
+    feed.end(WAIT).await;
+    // And the process exits (a zombie until the harness reaps it).
+    let started = std::time::Instant::now();
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", store.pid)).unwrap_or_default();
+        let state = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .next();
+        if matches!(state, None | Some("Z" | "X")) {
+            break;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "the store did not exit: {state:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -507,6 +507,16 @@ impl Engine {
         self.inner.index.subscribe()
     }
 
+    /// Cancelled once [`Engine::close_feeds`] is called: a reader of the log stops then.
+    pub fn feeds_closing(&self) -> tokio_util::sync::CancellationToken {
+        self.inner.index.feeds_closing()
+    }
+
+    /// Ends every feed being sent (the server shuts down and waits for its connections).
+    pub fn close_feeds(&self) {
+        self.inner.index.close_feeds();
+    }
+
     /// Readers of [`Engine::watch_changes`] now, and events the log keeps (for metrics).
     pub fn change_log_state(&self) -> (usize, u64) {
         let index = &self.inner.index;

@@ -82,6 +82,8 @@ struct Shared {
     /// Events the change log kept at the last commit.
     retained: std::sync::atomic::AtomicU64,
     store_id: String,
+    /// Cancelled as the server shuts down: feeds end, so the shutdown need not wait for them.
+    closing: tokio_util::sync::CancellationToken,
     /// Group commits that committed, for tests of the batching.
     #[cfg(test)]
     group_commits: std::sync::atomic::AtomicUsize,
@@ -150,6 +152,7 @@ impl Index {
                     last_seq: tokio::sync::watch::channel(last).0,
                     retained: kept.into(),
                     store_id,
+                    closing: Default::default(),
                     #[cfg(test)]
                     group_commits: Default::default(),
                 }),
@@ -226,6 +229,16 @@ impl Index {
     /// documentation).
     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
         self.shared.last_seq.subscribe()
+    }
+
+    /// Cancelled by [`Index::close_feeds`]: readers of the change log stop.
+    pub fn feeds_closing(&self) -> tokio_util::sync::CancellationToken {
+        self.shared.closing.clone()
+    }
+
+    /// Tells the change log's readers to stop (the server shuts down).
+    pub fn close_feeds(&self) {
+        self.shared.closing.cancel();
     }
 
     /// How many readers of the change log are subscribed.
