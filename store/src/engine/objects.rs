@@ -112,7 +112,7 @@ pub(super) async fn put(
         inline: written.inline.is_some(),
         seq: 0, // given at commit
     };
-    let info = record.info(key);
+    let mut info = record.info(key);
     let inner = Arc::clone(inner);
     let (b, k) = (bucket.to_owned(), key.to_owned());
     let condition = opts.condition;
@@ -125,7 +125,8 @@ pub(super) async fn put(
             })
             .await;
         match committed {
-            Ok(replaced) => {
+            Ok((replaced, seq)) => {
+                info.seq = seq;
                 if let Some(guard) = written.blob {
                     guard.keep();
                 }
