@@ -195,8 +195,9 @@ fn info_text(key: &Value) -> String {
     out
 }
 
-/// The admin API of one store, signed with the root credentials.
-struct Admin {
+/// The admin API of one store, signed with the root credentials (also what `outpost
+/// invalidate` posts with).
+pub(crate) struct Admin {
     endpoint: String,
     host: String,
     region: String,
@@ -205,12 +206,12 @@ struct Admin {
 }
 
 impl Admin {
-    fn from_env(endpoint: &str) -> anyhow::Result<Admin> {
+    pub(crate) fn from_env(endpoint: &str) -> anyhow::Result<Admin> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let (Some(id), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY"))
         else {
             bail!(
-                "outpost key needs the store's root credentials in AWS_ACCESS_KEY_ID and \
+                "this command needs the store's root credentials in AWS_ACCESS_KEY_ID and \
                  AWS_SECRET_ACCESS_KEY: eval \"$(outpost credentials)\" sets them"
             );
         };
@@ -238,11 +239,21 @@ impl Admin {
 
     /// One admin call; its JSON answer, or the store's error as an error.
     async fn call(&self, method: Method, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.call_at(method, &format!("/_outpost/admin/{path}"), body)
+            .await
+    }
+
+    /// A JSON call at `path` of the store, its body's hash signed.
+    pub(crate) async fn call_at(
+        &self,
+        method: Method,
+        path: &str,
+        body: &Value,
+    ) -> anyhow::Result<Value> {
         let body = match body {
             Value::Null => Vec::new(),
             body => serde_json::to_vec(body)?,
         };
-        let path = format!("/_outpost/admin/{path}");
         let mut headers = HeaderMap::new();
         headers.insert(http::header::HOST, self.host.parse()?);
         if !body.is_empty() {
@@ -254,7 +265,7 @@ impl Admin {
         // The admin API takes only signed bodies: the signature covers the body's hash.
         let hash = hex::encode(sha2::Sha256::digest(&body));
         self.signer
-            .sign(&method, &path, &mut headers, &hash, SystemTime::now())
+            .sign(&method, path, &mut headers, &hash, SystemTime::now())
             .map_err(anyhow::Error::msg)?;
         let mut request = http::Request::builder()
             .method(method)

@@ -6,6 +6,7 @@
 //!
 //! Configuration is layered: TOML file (`--config`) → environment (`OUTPOST_*`) → flags.
 
+mod invalidate;
 mod keys;
 mod speedtest;
 
@@ -49,6 +50,9 @@ enum Command {
     /// Manage access keys and their grants on a running store (with the root credentials
     /// from the environment).
     Key(keys::KeyArgs),
+    /// Invalidate paths at every edge following a store's change feed (with the root
+    /// credentials from the environment).
+    Invalidate(invalidate::InvalidateArgs),
 }
 
 #[derive(Args)]
@@ -321,6 +325,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Speedtest(args) => speedtest::run(args).await,
         Command::Key(args) => keys::run(args).await,
+        Command::Invalidate(args) => invalidate::run(args).await,
         Command::Credentials(args) => {
             print!("{}", args.exports()?);
             Ok(())

@@ -25,6 +25,8 @@ mod cors;
 mod cors_browser;
 #[path = "edge/faces.rs"]
 mod faces;
+#[path = "edge/feed.rs"]
+mod feed;
 #[path = "edge/https_browser.rs"]
 mod https_browser;
 #[path = "edge/list_parts.rs"]

@@ -35,6 +35,8 @@ mod crash;
 mod crash_small;
 #[path = "store/errors.rs"]
 mod errors;
+#[path = "store/feed.rs"]
+mod feed;
 #[path = "store/grants.rs"]
 mod grants;
 #[path = "store/keys.rs"]

@@ -44,10 +44,16 @@ impl Edge {
             config.max_connections_per_ip,
         );
         // The first document before the first client, if the store answers soon; the poll
-        // goes on for as long as the edge serves.
+        // goes on for as long as the edge serves. Following the origins' change feeds too.
         let poll = self.poller.start(FIRST_POLL).await;
+        let feeds = config
+            .feed
+            .then(|| tokio::spawn(crate::feed::follow_all(Arc::clone(&self))));
         let served = server::serve(listeners, self.router(), limits, shutdown).await;
         poll.abort();
+        if let Some(feeds) = feeds {
+            feeds.abort();
+        }
         served
     }
 }

@@ -107,6 +107,9 @@ pub struct EdgeConfig {
     /// Test support: enables `POST /_outpost/test/clock?advance=SECONDS` (signed), which moves
     /// the cache's clock forward so tests need not sleep through TTLs. Never in production.
     pub test_clock: bool,
+    /// Follow the change feed of every origin that is an Outpost store, dropping exactly what
+    /// changed there (see the README's "Change feed"). Default true.
+    pub feed: bool,
     /// Distributions selected by Host header; requests for other hosts use the S3 face.
     #[serde(rename = "distribution")]
     pub distributions: Vec<Distribution>,
@@ -148,6 +151,7 @@ impl Default for EdgeConfig {
             relay_wait_secs: 300,
             default_behavior: Behavior::default(),
             test_clock: false,
+            feed: true,
             distributions: Vec::new(),
         }
     }

@@ -95,6 +95,7 @@ where
         .max_capacity(CAPACITY_BYTES)
         .weigher(weigher)
         .time_to_live(2 * TTL)
+        .support_invalidation_closures()
         .build()
 }
 
@@ -150,6 +151,15 @@ impl Cors {
         self.rules
             .invalidate(&(scope.to_owned(), bucket.to_owned()))
             .await;
+    }
+
+    /// Drops what is held for `bucket` in every scope (the store's change feed said its rules
+    /// changed).
+    pub fn forget_bucket(&self, bucket: &str) {
+        let bucket = bucket.to_owned();
+        self.rules
+            .invalidate_entries_if(move |(_, b), _| *b == bucket)
+            .expect("invalidation closures are enabled");
     }
 
     /// The answer to `asked`; one that allows says whether it was kept (`X-Cache: Hit from

@@ -94,6 +94,12 @@ impl Distributions {
         self.viewer_rules
     }
 
+    /// Every origin group the sites use, the default one included (some may repeat).
+    pub fn origin_groups(&self) -> impl Iterator<Item = &Arc<OriginGroup>> {
+        let sites = self.sites.iter().map(|(_, site)| &site.origins);
+        std::iter::once(&self.default_origins).chain(sites)
+    }
+
     /// The configured sites serving `bucket`.
     pub fn for_bucket<'a>(&'a self, bucket: &'a str) -> impl Iterator<Item = &'a Arc<Site>> {
         self.sites

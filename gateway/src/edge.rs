@@ -20,6 +20,9 @@ use crate::metrics::EdgeMetrics;
 use crate::origin::{self, OriginGroup, OriginSettings};
 use crate::spool::Spool;
 
+/// The namespace of the S3 face's anonymous entries (a bucket's policy decides them).
+pub const ANONYMOUS: &str = "anon";
+
 /// Everything a request needs, shared by all requests.
 pub struct Edge {
     pub config: EdgeConfig,
@@ -136,7 +139,7 @@ impl Edge {
         query: Option<&'a str>,
         anonymous: bool,
     ) -> Object<'a> {
-        let namespace = if anonymous { "anon" } else { "s3" };
+        let namespace = if anonymous { ANONYMOUS } else { "s3" };
         Object::new(
             &self.origins,
             namespace,

@@ -33,7 +33,8 @@
 //! the store by its workers), [`cache`] (objects, outcomes, policy, keys, tiers, collapsing,
 //! reading), [`distribution`] (Host → site, path → behaviour), [`origin`] (client toward the
 //! stores), [`cors`] (buckets' CORS rules and preflight answers, learnt from the origin),
-//! [`compress`], [`metrics`], [`config`].
+//! [`compress`], [`metrics`], [`config`]; [`feed`] follows each origin store's change feed
+//! and drops exactly what changed.
 //!
 //! Words: *forward* = pass a client's request to the origin as it is (re-signed); *spool* = the
 //! upload parts held at the edge; the spool's workers *push* spooled parts to the store.
@@ -47,6 +48,7 @@ pub mod config;
 pub mod cors;
 pub mod distribution;
 pub mod edge;
+pub mod feed;
 pub mod metrics;
 pub mod ops;
 pub mod origin;

@@ -1,5 +1,5 @@
 //! Edge metrics: the store's request metrics under the `outpost_edge` prefix, plus cache
-//! outcomes, origin requests and cache sizes.
+//! outcomes, origin requests, cache sizes and the change feed's followers.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,8 +34,30 @@ struct StatusLabel {
     status: u16,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OriginLabel {
+    /// The follower's number (`feed.rs`): the S3 face's origins first, then the sites'.
+    pub origin: usize,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: &'static str,
+}
+
+/// The change feed's followers (`feed.rs`).
+#[derive(Default)]
+pub struct FeedMetrics {
+    pub last_seq: Family<OriginLabel, Gauge>,
+    pub lag_seconds: Family<OriginLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    pub applied: Family<KindLabel, Counter>,
+    pub reconnects: Family<OriginLabel, Counter>,
+    pub resyncs: Family<OriginLabel, Counter>,
+}
+
 pub struct EdgeMetrics {
     pub requests: Metrics,
+    pub feed: FeedMetrics,
     outcomes: Family<OutcomeLabel, Counter>,
     bypasses: Family<ReasonLabel, Counter>,
     origin_requests: Family<StatusLabel, Counter>,
@@ -92,8 +114,35 @@ impl EdgeMetrics {
             "Bodies dropped from a cache tier to make room",
             cache.evictions.clone(),
         );
+        let feed = FeedMetrics::default();
+        r.register(
+            "feed_last_seq",
+            "Last sequence number of an origin's change feed applied",
+            feed.last_seq.clone(),
+        );
+        r.register(
+            "feed_lag_seconds",
+            "How far behind an origin's commits the last event applied was",
+            feed.lag_seconds.clone(),
+        );
+        r.register(
+            "feed_events_applied",
+            "Change feed events applied, by kind",
+            feed.applied.clone(),
+        );
+        r.register(
+            "feed_reconnects",
+            "Change feed connections that ended and were opened again",
+            feed.reconnects.clone(),
+        );
+        r.register(
+            "feed_resyncs",
+            "Times an origin's entries were marked for revalidation: events missed",
+            feed.resyncs.clone(),
+        );
         EdgeMetrics {
             requests,
+            feed,
             outcomes,
             bypasses,
             origin_requests,

@@ -59,9 +59,9 @@ pub async fn handle(
     let id = request_id();
     let (parts, body) = request.into_parts();
     let asked = Asked::of(&parts);
-    let (status, answer, etag) = match answer(&s3, &parts, body).await {
-        Ok(Reply::Json(status, answer)) => (status, answer, None),
-        Ok(Reply::Versioned(answer, etag)) => (StatusCode::OK, answer, Some(etag)),
+    let (answer, etag) = match answer(&s3, &parts, body).await {
+        Ok(Reply::Json(status, answer)) => (Ok((status, answer)), None),
+        Ok(Reply::Versioned(answer, etag)) => (Ok((StatusCode::OK, answer)), Some(etag)),
         Ok(Reply::NotModified(etag)) => {
             let mut response = http::Response::builder()
                 .status(StatusCode::NOT_MODIFIED)
@@ -71,20 +71,35 @@ pub async fn handle(
             finish_response(&mut response, &id, asked);
             return response;
         }
-        Err(e) => {
-            let path = parts.uri.path();
-            if e.code == Code::InternalError {
-                tracing::error!(request_id = id, path, error = ?e, "admin request failed");
-            } else {
-                tracing::debug!(request_id = id, path, error = ?e, "admin request refused");
-            }
-            let body = json!({ "code": e.code.as_str(), "message": e.message() });
-            (e.code.status(), body, None)
-        }
+        Err(e) => (Err(e), None),
     };
-    let mut answer = answer;
-    // The id the log lines of this call carry.
-    answer["request_id"] = Value::String(id.clone());
+    let mut response = json_response(answer, &parts, &id, asked);
+    if let Some(etag) = etag {
+        let value = http::HeaderValue::from_str(&etag).expect("a hex ETag is a header value");
+        response.headers_mut().insert(http::header::ETAG, value);
+    }
+    response
+}
+
+/// A JSON answer, or an error as `{"code", "message"}` with its status, carrying the request
+/// id (the one its log lines carry). Shared with the change feed's calls (`feed.rs`).
+pub(crate) fn json_response(
+    answer: Result<(StatusCode, Value)>,
+    parts: &http::request::Parts,
+    id: &str,
+    asked: Asked,
+) -> axum::response::Response {
+    let (status, mut answer) = answer.unwrap_or_else(|e| {
+        let path = parts.uri.path();
+        if e.code == Code::InternalError {
+            tracing::error!(request_id = id, path, error = ?e, "admin request failed");
+        } else {
+            tracing::debug!(request_id = id, path, error = ?e, "admin request refused");
+        }
+        let body = json!({ "code": e.code.as_str(), "message": e.message() });
+        (e.code.status(), body)
+    });
+    answer["request_id"] = Value::String(id.to_owned());
     let text = answer.to_string();
     let mut response = http::Response::builder()
         .status(status)
@@ -92,11 +107,7 @@ pub async fn handle(
         .header(http::header::CONTENT_LENGTH, text.len())
         .body(Body::from(text))
         .expect("static response parts are valid");
-    if let Some(etag) = etag {
-        let value = http::HeaderValue::from_str(&etag).expect("a hex ETag is a header value");
-        response.headers_mut().insert(http::header::ETAG, value);
-    }
-    finish_response(&mut response, &id, asked);
+    finish_response(&mut response, id, asked);
     response
 }
 
@@ -155,8 +166,9 @@ fn ok(value: Value) -> Result<Reply> {
     Ok(Reply::Json(StatusCode::OK, value))
 }
 
-/// The request's signature checked against the keyring.
-fn verified(s3: &S3, parts: &http::request::Parts) -> Result<auth::Authenticated> {
+/// The request's signature checked against the keyring (the store's keys and the root key).
+/// Shared with the change feed's calls (`feed.rs`).
+pub(crate) fn verified(s3: &S3, parts: &http::request::Parts) -> Result<auth::Authenticated> {
     auth::authenticate(
         parts,
         &AuthParams {

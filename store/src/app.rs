@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use axum::extract::State;
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use rand::distr::{Alphanumeric, SampleString};
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +36,7 @@ impl Store {
             data_dir: config.data_dir.clone(),
             max_object_size: config.max_object_size,
             stale_upload_age: config.stale_upload_age(),
+            changes: config.change_retention(),
         })
         .await
         .with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;
@@ -72,6 +73,11 @@ impl Store {
             .route("/_outpost/health", get(health))
             .route("/_outpost/ready", get(ready))
             .route("/_outpost/metrics", get(metrics))
+            .route(crate::feed::CHANGES_PATH, get(crate::feed::changes))
+            .route(
+                crate::feed::INVALIDATIONS_PATH,
+                post(crate::feed::invalidations),
+            )
             .fallback(s3::handle)
             .with_state(Arc::clone(&self.s3))
     }
@@ -90,6 +96,12 @@ impl Store {
             config.max_connections,
             config.max_connections_per_ip,
         );
+        // Feeds never end by themselves: ended at shutdown, the server need not wait for them.
+        let engine = self.s3.engine.clone();
+        let shutdown = async move {
+            shutdown.await;
+            engine.close_feeds();
+        };
         let result = server::serve(listeners, self.router(), limits, shutdown).await;
         sweeper.abort();
         result
@@ -139,6 +151,8 @@ async fn ready(State(s3): State<Arc<S3>>) -> impl axum::response::IntoResponse {
 }
 
 async fn metrics(State(s3): State<Arc<S3>>) -> impl axum::response::IntoResponse {
+    let (subscribers, retained) = s3.engine.change_log_state();
+    s3.metrics.set_feed(subscribers, retained);
     (
         [(http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         s3.metrics.render(),

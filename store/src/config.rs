@@ -59,6 +59,13 @@ pub struct StoreConfig {
     /// Proxies (addresses or CIDR blocks, e.g. `["10.0.0.0/8"]`) whose `X-Forwarded-For`
     /// names the client in the access log. Default none: the log shows the TCP peer.
     pub trusted_proxies: Vec<IpNet>,
+    /// How long the change feed (`/_outpost/changes`) keeps events, in seconds; an edge away
+    /// longer revalidates what it holds. Default 86400 (a day).
+    pub change_retention_secs: u64,
+    /// Most events the change feed keeps, the oldest dropped first. Default 1000000.
+    pub change_max_events: u64,
+    /// An idle feed sends a keep-alive line this often, in seconds. Default 10.
+    pub change_keepalive_secs: u64,
 }
 
 impl Default for StoreConfig {
@@ -83,6 +90,9 @@ impl Default for StoreConfig {
             max_connections: None,
             max_connections_per_ip: 1024,
             trusted_proxies: Vec::new(),
+            change_retention_secs: 86_400,
+            change_max_events: 1_000_000,
+            change_keepalive_secs: 10,
         }
     }
 }
@@ -101,7 +111,22 @@ impl StoreConfig {
             "access_key_id and secret_access_key go together"
         );
         crate::tls::TlsFiles::check_config(&self.tls_cert, &self.tls_key, self.http_listen)?;
+        anyhow::ensure!(
+            self.change_max_events > 0,
+            "change_max_events must be positive"
+        );
+        anyhow::ensure!(
+            self.change_keepalive_secs > 0,
+            "change_keepalive_secs must be positive"
+        );
         Ok(())
+    }
+
+    pub fn change_retention(&self) -> crate::engine::changes::Retention {
+        crate::engine::changes::Retention {
+            max_age: Duration::from_secs(self.change_retention_secs),
+            max_events: self.change_max_events,
+        }
     }
 
     pub fn stale_upload_age(&self) -> Duration {

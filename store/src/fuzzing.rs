@@ -242,6 +242,7 @@ pub fn range_conditionals(data: &[u8]) -> bool {
         headers: ObjectHeaders::default(),
         checksum: None,
         parts: vec![],
+        seq: 0,
     };
     let read_and_copy = [
         ("", false, &headers::ConditionFields::READ),

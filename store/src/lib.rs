@@ -10,7 +10,7 @@
 //! through the same two steps, with its own `s3::context::FrontEnd`.
 //!
 //! Modules: [`access`] (who may do what: the one access decision), [`admin`] (the admin API: keys and grants), [`app`] (assembly: engine + protocol + admin endpoints), [`config`], [`error`]
-//! (the one S3 error type), [`engine`] (storage: index + blobs, its own error kinds, durable
+//! (the one S3 error type), [`feed`] (the change feed and invalidations, for edges), [`engine`] (storage: index + blobs, its own error kinds, durable
 //! writes for the store and the edge), [`s3`] (protocol: routing, auth, operations, XML; the
 //! engine's error kinds become S3 codes in `s3/engine_errors.rs`), [`server`] (accept loop
 //! and connection caps),
@@ -22,6 +22,7 @@ pub mod app;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod feed;
 pub mod fuzzing;
 pub mod metrics;
 pub mod s3;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -26,11 +27,14 @@ pub struct Metrics {
     latency: Family<OperationLabel, Histogram>,
     bytes_in: Counter,
     bytes_out: Counter,
+    feed_subscribers: Gauge,
+    feed_events: Gauge,
 }
 
 impl Metrics {
     /// Metrics named `<prefix>_requests_total`, `<prefix>_request_duration_seconds`,
-    /// `<prefix>_bytes_received_total`, `<prefix>_bytes_sent_total`.
+    /// `<prefix>_bytes_received_total`, `<prefix>_bytes_sent_total`,
+    /// `<prefix>_feed_subscribers`, `<prefix>_feed_events_retained`.
     pub fn new(prefix: &str) -> Self {
         let mut registry = Registry::with_prefix(prefix);
         let requests = Family::<RequestLabels, Counter>::default();
@@ -55,13 +59,32 @@ impl Metrics {
             bytes_in.clone(),
         );
         registry.register("bytes_sent", "Response body bytes sent", bytes_out.clone());
+        let (feed_subscribers, feed_events) = (Gauge::default(), Gauge::default());
+        registry.register(
+            "feed_subscribers",
+            "Readers of the change feed connected now",
+            feed_subscribers.clone(),
+        );
+        registry.register(
+            "feed_events_retained",
+            "Events the change feed keeps",
+            feed_events.clone(),
+        );
         Metrics {
             registry,
             requests,
             latency,
             bytes_in,
             bytes_out,
+            feed_subscribers,
+            feed_events,
         }
+    }
+
+    /// The change feed's state, set as a page is rendered.
+    pub fn set_feed(&self, subscribers: usize, retained: u64) {
+        self.feed_subscribers.set(subscribers as i64);
+        self.feed_events.set(retained as i64);
     }
 
     /// Operation names are static (AWS operation names): labels cost no allocation.

@@ -10,6 +10,7 @@
 pub mod browser;
 pub mod cors;
 pub mod faulty;
+pub mod feed;
 pub mod form;
 pub mod hash;
 pub mod keys;
@@ -634,12 +635,17 @@ impl EdgePair {
         EdgePair::start_with("")
     }
 
-    /// `edge_toml`: extra lines for the edge's `[edge]` table.
+    /// `edge_toml`: extra lines for the edge's `[edge]` table. The pair tests the cache's own
+    /// rules (TTLs, revalidation, invalidation at the edge), so the edge does not follow the
+    /// store's change feed, which would drop entries as the store changes (tests/edge/feed.rs
+    /// tests that).
     pub fn start_with(edge_toml: &str) -> EdgePair {
         let store = TestStore::start();
         let edge = TestStore::start_edge(
             &[&store],
-            StoreOptions::default().config(&format!("[edge]\ntest_clock = true\n{edge_toml}")),
+            StoreOptions::default().config(&format!(
+                "[edge]\ntest_clock = true\nfeed = false\n{edge_toml}"
+            )),
         );
         EdgePair { store, edge }
     }

@@ -134,6 +134,8 @@ async fn distributions_pick_behaviours_by_path() {
         StoreOptions::default().config(&format!(
             r#"[edge]
 test_clock = true
+# TTLs are what this test is about, not the change feed.
+feed = false
 [[edge.distribution]]
 hosts = ["cdn.example.test"]
 bucket = "{b}"

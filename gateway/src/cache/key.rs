@@ -50,11 +50,11 @@ pub fn cache_key(
     out
 }
 
-/// The object part of a key (`bucket/key`), what invalidation paths match against.
-pub fn object_path(cache_key: &str) -> Option<(&str, &str)> {
+/// A key's namespace, bucket and object key: what invalidation paths and the change feed's
+/// events match against.
+pub fn parts(cache_key: &str) -> Option<(&str, &str, &str)> {
     let mut parts = cache_key.splitn(4, '\n');
-    parts.next()?;
-    Some((parts.next()?, parts.next()?))
+    Some((parts.next()?, parts.next()?, parts.next()?))
 }
 
 #[cfg(test)]
@@ -72,7 +72,7 @@ mod tests {
             cache_key("w", "b", "k", Some("v=3&utm=x"), &["v".to_string()]),
             cache_key("w", "b", "k", Some("utm=y&v=3"), &["v".to_string()])
         );
-        assert_eq!(object_path(&a), Some(("b", "k")));
+        assert_eq!(parts(&a), Some(("s3", "b", "k")));
         assert_eq!(
             strip_auth_params(Some("X-Amz-Date=1&partNumber=2")),
             "partNumber=2"

@@ -33,6 +33,7 @@ use prometheus_client::metrics::family::Family;
 
 use crate::compress::Encoding;
 use crate::config::EdgeConfig;
+use crate::origin::OriginGroup;
 use policy::Freshness;
 
 /// One body slice of one version of a response.
@@ -60,6 +61,15 @@ impl Head {
     pub fn etag(&self) -> Option<&str> {
         self.headers.get(http::header::ETAG)?.to_str().ok()
     }
+
+    /// The change feed's number of the commit that wrote this version, as the store said it
+    /// (0: not said, an origin that is not an Outpost store).
+    pub fn seq(&self) -> u64 {
+        self.headers
+            .get(outpost_store::s3::headers::SEQ_HEADER)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .unwrap_or(0)
+    }
 }
 
 /// The edge's notion of now. Cache logic reads time only from here, so end-to-end tests can
@@ -81,6 +91,11 @@ impl Clock {
     }
 }
 
+/// Objects lately changed remembered at most ([`Cache::supersede`]), and for how long: longer
+/// than any fill runs.
+const SUPERSEDED_KEYS: u64 = 100_000;
+const SUPERSEDED_FOR: std::time::Duration = std::time::Duration::from_secs(600);
+
 pub struct Cache {
     pub clock: Clock,
     heads: moka::future::Cache<String, Arc<Head>>,
@@ -92,6 +107,13 @@ pub struct Cache {
     pub fills: collapse::Fills,
     /// Bodies dropped for room, by `tier` (`memory`, `disk`): one metric family.
     pub evictions: Family<Vec<(String, String)>, Counter>,
+    /// Some origin group has entries marked for revalidation ([`Cache::mark_for_revalidation`]):
+    /// until then a hit does not look.
+    marked: std::sync::atomic::AtomicBool,
+    /// The change feed's last number for a `bucket\nkey` lately changed at its store: a head
+    /// of an older version (its `x-outpost-seq` below) is no longer stored, so a fill that
+    /// raced the change cannot bring the old version back ([`Cache::supersede`]).
+    superseded: moka::future::Cache<String, u64>,
 }
 
 impl Cache {
@@ -136,6 +158,11 @@ impl Cache {
                 disk_evictions,
             )?,
             evictions,
+            marked: Default::default(),
+            superseded: moka::future::Cache::builder()
+                .max_capacity(SUPERSEDED_KEYS)
+                .time_to_live(SUPERSEDED_FOR)
+                .build(),
             slice_bytes: config.slice_bytes,
             // A healthy fill goes no longer without news than its origins' timeouts allow.
             fills: collapse::Fills::new(std::time::Duration::from_secs(
@@ -151,7 +178,29 @@ impl Cache {
     }
 
     pub async fn put_head(&self, key: &str, head: Arc<Head>) {
+        if let Some((_, bucket, object)) = key::parts(key)
+            && let Some(seq) = self.superseded.get(&format!("{bucket}\n{object}")).await
+            && head.seq() < seq
+        {
+            return; // fetched before a change the feed told of
+        }
         self.heads.insert(key.to_owned(), head).await;
+    }
+
+    /// The object (`bucket`, `key`) changed at its store in the change feed's commit `seq`:
+    /// every entry of it from before that commit goes (every face, namespace and variant),
+    /// and none from before is stored any more; entries already as new stay (written through
+    /// by this edge's own upload, say).
+    pub async fn supersede(&self, bucket: &str, key: &str, seq: u64) {
+        let name = format!("{bucket}\n{key}");
+        let known = self.superseded.get(&name).await.unwrap_or(0);
+        self.superseded.insert(name, known.max(seq)).await;
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        self.heads
+            .invalidate_entries_if(move |k, head| {
+                head.seq() < seq && key::parts(k).is_some_and(|(_, b, o)| b == bucket && o == key)
+            })
+            .expect("invalidation closures are enabled");
     }
 
     pub async fn remove_head(&self, key: &str) {
@@ -217,15 +266,42 @@ impl Cache {
     /// Drops every entry whose `bucket/key` matches one of `paths` (`prefix*` wildcards),
     /// and detaches matching fills in flight so later requests start afresh.
     pub fn invalidate(&self, paths: &[String]) {
-        let paths: Arc<Vec<String>> = Arc::new(paths.to_vec());
-        let matcher = Arc::clone(&paths);
+        let paths = paths.to_vec();
+        self.purge(move |_, b, o| path_matches(&paths, b, o));
+    }
+
+    /// Drops every entry whose (namespace, bucket, key) `matches` (every variant of it:
+    /// its slices and compressed bodies belong to its head's version, unreachable once the
+    /// head is gone), and detaches matching fills in flight so none stores what it fetched.
+    pub fn purge(&self, matches: impl Fn(&str, &str, &str) -> bool + Send + Sync + 'static) {
+        let matches = Arc::new(matches);
+        let matcher = Arc::clone(&matches);
         self.heads
             .invalidate_entries_if(move |k, _| {
-                key::object_path(k).is_some_and(|(b, o)| path_matches(&matcher, b, o))
+                key::parts(k).is_some_and(|(n, b, o)| matcher(n, b, o))
             })
             .expect("invalidation closures are enabled");
         self.fills
-            .invalidate(|k| key::object_path(k).is_some_and(|(b, o)| path_matches(&paths, b, o)));
+            .invalidate(|k| key::parts(k).is_some_and(|(n, b, o)| matches(n, b, o)));
+    }
+
+    /// Marks every entry from `origins` stored until now as needing revalidation before its
+    /// next use (a 304 keeps its body): what an edge does when it missed changes.
+    pub fn mark_for_revalidation(&self, origins: &OriginGroup) {
+        origins.revalidate_before(self.clock.now());
+        self.marked
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether `head` was marked ([`Cache::mark_for_revalidation`]) for the group `origins`
+    /// names, asked only once some group was.
+    pub fn revalidation_marked<'g>(
+        &self,
+        head: &Head,
+        origins: impl FnOnce() -> &'g Arc<OriginGroup>,
+    ) -> bool {
+        self.marked.load(std::sync::atomic::Ordering::Acquire)
+            && origins().must_revalidate(head.freshness.received)
     }
 
     /// (entries, bytes) per tier, for metrics.

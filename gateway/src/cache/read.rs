@@ -63,7 +63,11 @@ pub async fn lookup<'s>(
             Err(ended) => found_without_head(ended, None, now),
         };
     };
-    match stored.freshness.state(now) {
+    let mut state = stored.freshness.state(now);
+    if state == State::Fresh && cache.revalidation_marked(&stored, || &source().origin) {
+        state = State::Expired;
+    }
+    match state {
         State::Fresh => Found::Head(stored, CacheOutcome::Hit),
         State::StaleWhileRevalidate => {
             join_or_start(

@@ -157,6 +157,10 @@ pub struct OriginGroup {
     idle_timeout: Duration,
     retry_after: Duration,
     observer: Option<Observer>,
+    /// Entries from this group stored before this time (ms since the epoch, by the cache
+    /// clock; 0: none) are revalidated before their next use: set when the change feed of
+    /// one of its origins missed events (`feed.rs`).
+    revalidate_before_ms: std::sync::atomic::AtomicU64,
 }
 
 struct Origin {
@@ -208,6 +212,7 @@ impl OriginGroup {
             idle_timeout: settings.idle_timeout,
             retry_after: settings.retry_after,
             observer: None,
+            revalidate_before_ms: Default::default(),
         })
     }
 
@@ -328,6 +333,46 @@ impl OriginGroup {
         }
         let (origin, cause) = last_cause.expect("attempts() yields at least the primary");
         Err(OriginError::Unreachable { origin, cause })
+    }
+
+    /// GET from the origin at `index` alone (no failover, no circuit, not observed): what
+    /// the change feed's follower of that origin sends (`feed.rs`). Bounded by the timeout
+    /// until the response head; its body by the idle timeout.
+    pub async fn fetch_from(
+        &self,
+        index: usize,
+        req: &OriginRequest,
+    ) -> Result<OriginResponse, OriginError> {
+        let origin = self
+            .origins
+            .get(index)
+            .ok_or_else(|| OriginError::Invalid(format!("no origin {index}")))?;
+        let headers = self.forwarded_headers(req, None);
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        self.send_by(deadline, self.build(origin, req, &headers, Body::empty())?)
+            .await
+            .map_err(|cause| OriginError::Unreachable {
+                origin: origin.url.clone(),
+                cause,
+            })
+    }
+
+    /// Marks every entry from this group stored before `at` as needing revalidation.
+    pub fn revalidate_before(&self, at: SystemTime) {
+        // Rounded up: an entry received in the same millisecond, before `at`, is marked too.
+        let ms = at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64 + 1);
+        self.revalidate_before_ms
+            .fetch_max(ms, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// Whether an entry from this group received at `received` must be revalidated first.
+    pub fn must_revalidate(&self, received: SystemTime) -> bool {
+        let mark = self
+            .revalidate_before_ms
+            .load(std::sync::atomic::Ordering::Acquire);
+        mark > 0 && received < SystemTime::UNIX_EPOCH + Duration::from_millis(mark)
     }
 
     /// Each origin's URL and whether its circuit is open (failed, not yet proved healthy

@@ -28,6 +28,7 @@ use std::time::SystemTime;
 use rand::distr::{Alphanumeric, SampleString};
 use redb::{ReadableTable, WriteTransaction};
 
+use super::changes::{self, Change, ChangeKind};
 use super::error::{Error, Kind, Result, What};
 use super::index::{self, BUCKETS, BucketRecord, GRANTS, KEYS, KeyRecord};
 use super::{BucketSettings, Engine, Inner, objects::detached};
@@ -268,6 +269,10 @@ impl Engine {
                 created_ms: index::now_ms(),
             };
             keys.insert(name, index::encode(&record)?.as_slice())?;
+            changes::record(
+                txn,
+                Change::key(ChangeKind::Key, &record.access_key_id, None),
+            )?;
             Ok(())
         })
         .await
@@ -295,6 +300,7 @@ impl Engine {
             for bucket in buckets {
                 grants.remove((id, bucket.as_str()))?;
             }
+            changes::record(txn, Change::key(ChangeKind::Key, id, None))?;
             Ok(())
         })
         .await
@@ -320,6 +326,10 @@ impl Engine {
             let mut record = require_key(&keys, name)?;
             record.create_bucket = allowed;
             keys.insert(name, index::encode(&record)?.as_slice())?;
+            changes::record(
+                txn,
+                Change::key(ChangeKind::Key, &record.access_key_id, None),
+            )?;
             Ok(())
         })
         .await
@@ -349,6 +359,7 @@ impl Engine {
                 let row = index::encode(&next)?;
                 grants.insert((id.as_str(), bucket.as_str()), row.as_slice())?;
             }
+            changes::record(txn, Change::key(ChangeKind::Grant, &id, Some(&bucket)))?;
             Ok(())
         })
         .await
@@ -398,6 +409,8 @@ impl Engine {
             let row = index::encode(&Grant::ALL)?;
             txn.open_table(GRANTS)?
                 .insert((owner.as_str(), name.as_str()), row.as_slice())?;
+            changes::record(txn, Change::bucket(ChangeKind::BucketCreate, &name))?;
+            changes::record(txn, Change::key(ChangeKind::Grant, &owner, Some(&name)))?;
             Ok(())
         })
         .await

@@ -5,6 +5,8 @@
 //!          ├─► multipart.rs  uploads and parts; a completed upload's segments are its part blobs
 //!          ├─► index.rs      redb: buckets, objects (bucket,key), uploads, parts — ordered, ACID;
 //!          │                 small bodies inline; group commit of concurrent writes
+//!          ├─► changes.rs    the change log: a sequence number per committed mutation, in its
+//!          │                 transaction; read after a number, woken by commits (the feed)
 //!          ├─► keys.rs       access keys, grants, bucket owners; the live key directory
 //!          ├─► blobs.rs      object_store: immutable blobs named by generated ids, never by keys
 //!          ├─► durable.rs    StagedFile: staging file → fsync → rename → fsync dir, removed on drop;
@@ -33,6 +35,7 @@
 //! commit: nothing becomes visible.
 
 pub mod blobs;
+pub mod changes;
 pub mod checksum;
 pub mod durable;
 mod error;
@@ -53,6 +56,7 @@ use futures::stream::BoxStream;
 use redb::ReadableTable as _;
 use serde::{Deserialize, Serialize};
 
+pub use changes::{Change, ChangeKind, ChangesAfter, Event};
 pub use checksum::{ChecksumAlgorithm, ChecksumType, ChecksumValue};
 pub use multipart::MIN_PART_SIZE;
 pub use objects::MAX_KEY_LEN;
@@ -73,6 +77,8 @@ pub struct EngineConfig {
     pub max_object_size: u64,
     /// Multipart uploads idle for longer than this are aborted by [`Engine::sweep_stale_uploads`].
     pub stale_upload_age: Duration,
+    /// How long and how many events the change log keeps.
+    pub changes: changes::Retention,
 }
 
 /// Headers stored with an object and returned on GET/HEAD.
@@ -122,6 +128,8 @@ pub struct ObjectInfo {
     pub checksum: Option<StoredChecksum>,
     /// Empty for single-part objects.
     pub parts: Vec<PartSummary>,
+    /// The change log's number of the commit that wrote this version (0: older than the log).
+    pub seq: u64,
 }
 
 /// Per-bucket settings kept in the index. Opaque documents are stored as sent.
@@ -140,6 +148,26 @@ pub struct BucketSettings {
     /// The CORS configuration XML, validated and written back by the protocol layer
     /// (`s3::cors`) at PutBucketCors.
     pub cors: Option<String>,
+}
+
+impl BucketSettings {
+    /// The kinds of change from `old` to these settings.
+    fn changed_from(&self, old: &BucketSettings) -> Vec<ChangeKind> {
+        let mut kinds = Vec::new();
+        if self.policy != old.policy || self.public_read_acl != old.public_read_acl {
+            kinds.push(ChangeKind::Policy);
+        }
+        if self.public_access_block != old.public_access_block {
+            kinds.push(ChangeKind::PublicAccess);
+        }
+        if self.website != old.website {
+            kinds.push(ChangeKind::Website);
+        }
+        if self.cors != old.cors {
+            kinds.push(ChangeKind::Cors);
+        }
+        kinds
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -303,7 +331,7 @@ impl Engine {
         let data_dir = cfg.data_dir.clone();
         let dir = data_dir.clone();
         tokio::task::spawn_blocking(move || durable::create_dir_all(&dir)).await??;
-        let index = index::Index::open(&data_dir.join("index.redb")).await?;
+        let index = index::Index::open(&data_dir.join("index.redb"), cfg.changes).await?;
         let blobs = blobs::Blobs::local(data_dir.join("blobs")).await?;
         let report = sweep::sweep_orphans(&index, &blobs).await?;
         let keys = keys::open_view(&index).await?;
@@ -385,7 +413,9 @@ impl Engine {
                     settings,
                     owner: None,
                 };
-                index::insert_new_bucket(txn, &name, &record)
+                index::insert_new_bucket(txn, &name, &record)?;
+                changes::record(txn, Change::bucket(ChangeKind::BucketCreate, &name))?;
+                Ok(())
             })
             .await
     }
@@ -405,6 +435,7 @@ impl Engine {
                 let blobs = multipart::remove_bucket_uploads(txn, &name)?;
                 keys::remove_bucket_grants(txn, &name)?;
                 buckets.remove(name.as_str())?;
+                changes::record(txn, Change::bucket(ChangeKind::BucketDelete, &name))?;
                 Ok(blobs)
             })
             .await?;
@@ -441,7 +472,8 @@ impl Engine {
             .await
     }
 
-    /// Replaces the bucket's settings (policy, ACL flag, website). NoSuchBucket if absent.
+    /// Replaces the bucket's settings (policy, ACL flag, website, CORS, Public Access Block).
+    /// NoSuchBucket if absent. Each setting that changed is an event of its kind.
     pub async fn set_bucket_settings(&self, name: &str, settings: BucketSettings) -> Result<()> {
         let name = name.to_owned();
         self.inner
@@ -449,9 +481,65 @@ impl Engine {
             .write(move |txn| {
                 let mut buckets = txn.open_table(index::BUCKETS)?;
                 let mut record = index::require_bucket(&buckets, &name)?;
+                for kind in settings.changed_from(&record.settings) {
+                    changes::record(txn, Change::bucket(kind, &name))?;
+                }
                 record.settings = settings;
                 buckets.insert(name.as_str(), index::encode(&record)?.as_slice())?;
                 Ok(())
+            })
+            .await
+    }
+
+    // ----- the change log (see changes.rs) -----
+
+    /// Up to `limit` events after sequence number `after`, or Gone when some are no longer
+    /// kept (or `after` is past the last number: other data).
+    pub async fn changes_after(&self, after: u64, limit: usize) -> Result<ChangesAfter> {
+        self.inner
+            .index
+            .read(move |txn| changes::after(txn, after, limit))
+            .await
+    }
+
+    /// The last sequence number committed, announced after each commit that moved it.
+    pub fn watch_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.index.subscribe()
+    }
+
+    /// Cancelled once [`Engine::close_feeds`] is called: a reader of the log stops then.
+    pub fn feeds_closing(&self) -> tokio_util::sync::CancellationToken {
+        self.inner.index.feeds_closing()
+    }
+
+    /// Ends every feed being sent (the server shuts down and waits for its connections).
+    pub fn close_feeds(&self) {
+        self.inner.index.close_feeds();
+    }
+
+    /// Readers of [`Engine::watch_changes`] now, and events the log keeps (for metrics).
+    pub fn change_log_state(&self) -> (usize, u64) {
+        let index = &self.inner.index;
+        // The engine keeps one receiver-less sender; every receiver is a reader.
+        (index.subscribers(), index.retained())
+    }
+
+    /// This store's data's id (made with its index), which the feed names.
+    pub fn store_id(&self) -> &str {
+        self.inner.index.store_id()
+    }
+
+    /// Records an invalidation of `paths` (`/bucket/key`, `prefix*`) as an event for every
+    /// edge; its sequence number.
+    pub async fn record_invalidation(&self, paths: Vec<String>) -> Result<u64> {
+        self.inner
+            .index
+            .write(move |txn| {
+                let change = Change {
+                    paths: paths.clone(),
+                    ..Change::new(ChangeKind::Invalidation)
+                };
+                changes::record(txn, change)
             })
             .await
     }

@@ -292,6 +292,7 @@ fn assemble(
             })
             .collect(),
         inline: false,
+        seq: 0, // given at commit
     })
 }
 
@@ -373,7 +374,7 @@ pub(super) async fn complete(
                         .collect();
                 let record = assemble(&upload, &parts, &stored)?;
                 check_declared(record.checksum.as_ref(), expected.as_ref())?;
-                let replaced = index::commit_object(txn, &b, &k, &record, None, &condition)?;
+                let (replaced, _) = index::commit_object(txn, &b, &k, &record, None, &condition)?;
                 let kept: std::collections::HashSet<&str> =
                     record.segments.iter().map(|s| s.blob.as_str()).collect();
                 let mut unreachable: Vec<String> = index::remove_upload(txn, &b, &k, &id)?

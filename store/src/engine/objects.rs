@@ -14,6 +14,7 @@ use futures::StreamExt;
 use futures::future::try_join_all;
 
 use super::blobs::Blobs;
+use super::changes::{self, Change};
 use super::error::{Error, Invalid, Kind, Result, What};
 use super::index::{self, BUCKETS, INLINE, OBJECTS, ObjectRecord, Segment};
 use super::{
@@ -109,8 +110,9 @@ pub(super) async fn put(
             })
             .collect(),
         inline: written.inline.is_some(),
+        seq: 0, // given at commit
     };
-    let info = record.info(key);
+    let mut info = record.info(key);
     let inner = Arc::clone(inner);
     let (b, k) = (bucket.to_owned(), key.to_owned());
     let condition = opts.condition;
@@ -123,7 +125,8 @@ pub(super) async fn put(
             })
             .await;
         match committed {
-            Ok(replaced) => {
+            Ok((replaced, seq)) => {
+                info.seq = seq;
                 if let Some(guard) = written.blob {
                     guard.keep();
                 }
@@ -283,6 +286,7 @@ pub(super) async fn replace_headers(
                 index::get_object(&objects, &b, &k)?.ok_or_else(|| Error::not_found(What::Key))?;
             record.headers = headers;
             record.last_modified_ms = index::now_ms();
+            record.seq = changes::record(txn, Change::put(&b, &k, &record.etag))?;
             objects.insert((b.as_str(), k.as_str()), index::encode(&record)?.as_slice())?;
             Ok(record)
         })
@@ -315,6 +319,7 @@ pub(super) async fn delete(
                             bodies.remove((b.as_str(), key.as_str()))?;
                         }
                         blobs.extend(current.blobs());
+                        changes::record(txn, Change::delete(&b, key))?;
                     }
                     outcomes.push(outcome);
                 }

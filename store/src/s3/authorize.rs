@@ -272,6 +272,7 @@ mod tests {
             data_dir: dir.path().to_owned(),
             max_object_size: 1 << 20,
             stale_upload_age: std::time::Duration::from_secs(60),
+            changes: Default::default(),
         })
         .await
         .unwrap();

@@ -32,6 +32,11 @@
 //! the transaction, is answered with its error, and the others are run again in a fresh one
 //! without it (nothing it wrote survives). Nobody is answered before the commit that holds
 //! their write has returned. No timer: a lone write commits at once, as before.
+//!
+//! The change log (`engine/changes.rs`) rides on every commit: writes record their events in
+//! their transaction, and just before each commit the index prunes the log to its retention
+//! and reads the last sequence number, which [`Index::subscribe`] announces once the commit
+//! returned.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,6 +44,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 
 use redb::{Database, ReadTransaction, WriteTransaction};
 
+use super::changes::{self, Retention};
 use super::error::{Error, Kind, Result};
 use super::space;
 
@@ -70,6 +76,14 @@ struct Shared {
     failed: AtomicBool,
     /// Writes waiting for the next group commit (see the module documentation).
     group: Mutex<Group>,
+    retention: Retention,
+    /// The last sequence number of the change log committed, for the feed's readers.
+    last_seq: tokio::sync::watch::Sender<u64>,
+    /// Events the change log kept at the last commit.
+    retained: std::sync::atomic::AtomicU64,
+    store_id: String,
+    /// Cancelled as the server shuts down: feeds end, so the shutdown need not wait for them.
+    closing: tokio_util::sync::CancellationToken,
     /// Group commits that committed, for tests of the batching.
     #[cfg(test)]
     group_commits: std::sync::atomic::AtomicUsize,
@@ -121,17 +135,24 @@ where
 }
 
 impl Index {
-    /// Opens or creates the database and makes sure every table exists.
-    pub async fn open(path: &Path) -> Result<Index> {
+    /// Opens or creates the database and makes sure every table exists; the change log keeps
+    /// what `retention` says.
+    pub async fn open(path: &Path, retention: Retention) -> Result<Index> {
         let path = path.to_owned();
         tokio::task::spawn_blocking(move || {
             let db = open_db(&path)?;
+            let (store_id, last, kept) = changes::state(&db.begin_read()?)?;
             Ok(Index {
                 shared: Arc::new(Shared {
                     path,
                     db: RwLock::new(Some(db)),
                     failed: AtomicBool::new(false),
                     group: Mutex::default(),
+                    retention,
+                    last_seq: tokio::sync::watch::channel(last).0,
+                    retained: kept.into(),
+                    store_id,
+                    closing: Default::default(),
                     #[cfg(test)]
                     group_commits: Default::default(),
                 }),
@@ -163,7 +184,7 @@ impl Index {
                 let txn = db.begin_write()?;
                 match f(&txn) {
                     Ok(out) => {
-                        txn.commit()?;
+                        shared.commit(txn)?;
                         Ok(out)
                     }
                     Err(e) => {
@@ -204,6 +225,37 @@ impl Index {
             .map_err(|_| Error::internal(anyhow::anyhow!("the index committer stopped")))?
     }
 
+    /// The last sequence number of the change log committed, as it moves on (see the module
+    /// documentation).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.last_seq.subscribe()
+    }
+
+    /// Cancelled by [`Index::close_feeds`]: readers of the change log stop.
+    pub fn feeds_closing(&self) -> tokio_util::sync::CancellationToken {
+        self.shared.closing.clone()
+    }
+
+    /// Tells the change log's readers to stop (the server shuts down).
+    pub fn close_feeds(&self) {
+        self.shared.closing.cancel();
+    }
+
+    /// How many readers of the change log are subscribed.
+    pub fn subscribers(&self) -> usize {
+        self.shared.last_seq.receiver_count()
+    }
+
+    /// Events the change log kept as of the last commit.
+    pub fn retained(&self) -> u64 {
+        self.shared.retained.load(Ordering::Acquire)
+    }
+
+    /// Made when the index was created; another id means other data.
+    pub fn store_id(&self) -> &str {
+        &self.shared.store_id
+    }
+
     /// Whether the index can take writes: Err(reason) while it waits to be reopened after an
     /// I/O failure (this call tries the reopen).
     pub async fn writable(&self) -> std::result::Result<(), String> {
@@ -218,6 +270,21 @@ impl Index {
 }
 
 impl Shared {
+    /// Prunes the change log, commits, then tells the feed's readers the last sequence number.
+    fn commit(&self, txn: WriteTransaction) -> Result<()> {
+        let (last, kept) = changes::before_commit(&txn, &self.retention, now_ms())?;
+        txn.commit()?;
+        self.retained.store(kept, Ordering::Release);
+        self.last_seq.send_if_modified(|seen| {
+            let newer = last > *seen;
+            if newer {
+                *seen = last;
+            }
+            newer
+        });
+        Ok(())
+    }
+
     fn run<T>(&self, writes: bool, op: impl FnOnce(&Database) -> Result<T>) -> Result<T> {
         // A read goes on from the old handle while the index cannot be reopened.
         if let Err(e) = self.recover()
@@ -289,7 +356,7 @@ impl Shared {
                         return Ok(Some(i));
                     }
                 }
-                txn.commit()?;
+                self.commit(txn)?;
                 #[cfg(test)]
                 self.group_commits.fetch_add(1, Ordering::AcqRel);
                 Ok(None)
@@ -374,6 +441,7 @@ fn open_db(path: &Path) -> Result<Database> {
     txn.open_table(INLINE)?;
     txn.open_table(KEYS)?;
     txn.open_table(GRANTS)?;
+    changes::init(&txn)?;
     txn.commit()?;
     Ok(db)
 }
@@ -392,7 +460,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_group_commit_answers_each_write_on_its_own() {
         let dir = tempfile::tempdir().unwrap();
-        let index = Index::open(&dir.path().join("index.redb")).await.unwrap();
+        let index = Index::open(&dir.path().join("index.redb"), Retention::default())
+            .await
+            .unwrap();
         let insert = |txn: &WriteTransaction, name: &str| -> Result<()> {
             txn.open_table(BUCKETS)?.insert(name, b"{}".as_slice())?;
             Ok(())

@@ -78,6 +78,10 @@ pub struct ObjectRecord {
     /// (a small single-part object: see `objects::INLINE_MAX`); `segments` is empty.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub inline: bool,
+    /// The change log's number of the commit that wrote this version (0: written before the
+    /// log existed); GET and HEAD say it (`x-outpost-seq`), so an edge told of a later change
+    /// knows which of its entries predate it.
+    pub seq: u64,
 }
 
 impl ObjectRecord {
@@ -90,6 +94,7 @@ impl ObjectRecord {
             headers: self.headers.clone(),
             checksum: self.checksum.clone(),
             parts: self.parts.clone(),
+            seq: self.seq,
         }
     }
 

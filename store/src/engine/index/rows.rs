@@ -110,8 +110,9 @@ pub fn check_condition(current: Option<&ObjectRecord>, cond: &WriteCondition) ->
 }
 
 /// Stores `record` at (bucket, key) if the bucket exists and `cond` holds, with `inline` as its
-/// body when `record.inline` (the record replaced loses its inline body, if it had one);
-/// returns the record it replaced, whose blobs the caller deletes after the commit.
+/// body when `record.inline` (the record replaced loses its inline body, if it had one), and
+/// records the put in the change log; returns the record it replaced, whose blobs the caller
+/// deletes after the commit, and the put's sequence number.
 pub fn commit_object(
     txn: &WriteTransaction,
     bucket: &str,
@@ -119,19 +120,24 @@ pub fn commit_object(
     record: &ObjectRecord,
     inline: Option<&[u8]>,
     cond: &WriteCondition,
-) -> Result<Option<ObjectRecord>> {
+) -> Result<(Option<ObjectRecord>, u64)> {
     require_bucket(&txn.open_table(BUCKETS)?, bucket)?;
     let mut objects = txn.open_table(OBJECTS)?;
     let current = get_object(&objects, bucket, key)?;
     check_condition(current.as_ref(), cond)?;
-    objects.insert((bucket, key), encode(record)?.as_slice())?;
+    let change = crate::engine::Change::put(bucket, key, &record.etag);
+    let record = ObjectRecord {
+        seq: crate::engine::changes::record(txn, change)?,
+        ..record.clone()
+    };
+    objects.insert((bucket, key), encode(&record)?.as_slice())?;
     let mut bodies = txn.open_table(INLINE)?;
     match inline.filter(|_| record.inline) {
         Some(body) => drop(bodies.insert((bucket, key), body)?),
         None if current.as_ref().is_some_and(|c| c.inline) => drop(bodies.remove((bucket, key))?),
         None => {}
     }
-    Ok(current)
+    Ok((current, record.seq))
 }
 
 /// The inline body of the object `record` (as read in the same transaction); None when its

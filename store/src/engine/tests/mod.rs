@@ -3,6 +3,7 @@
 //! (`#[cfg(test)] mod tests` at the end of its own module).
 
 mod buckets;
+mod change_log;
 mod durability;
 mod keys;
 mod listing;
@@ -27,6 +28,7 @@ fn config(dir: &Path) -> EngineConfig {
         data_dir: dir.to_path_buf(),
         max_object_size: 64 << 20,
         stale_upload_age: Duration::from_secs(3600),
+        changes: super::changes::Retention::default(),
     }
 }
 

@@ -439,6 +439,7 @@ mod tests {
             headers: ObjectHeaders::default(),
             checksum: None,
             parts: vec![],
+            seq: 0,
         };
         let code = |pairs: &[(&'static str, &str)], fields| {
             check_preconditions(&headers(pairs), fields, &obj).map_err(|e| e.code)

@@ -134,6 +134,10 @@ fn decode_rfc2047(value: &str) -> String {
     decoded.unwrap_or_else(|| value.to_owned())
 }
 
+/// The change feed's number of the commit that wrote the version answered (an Outpost
+/// extension, for edges: see `crate::feed`).
+pub const SEQ_HEADER: &str = "x-outpost-seq";
+
 pub fn quote_etag(etag: &str) -> String {
     format!("\"{etag}\"")
 }
@@ -152,6 +156,9 @@ pub fn write_object_headers(out: &mut HeaderMap, info: &ObjectInfo) {
         &httpdate::fmt_http_date(info.last_modified),
     );
     set(header::ACCEPT_RANGES, "bytes");
+    if info.seq > 0 {
+        set(HeaderName::from_static(SEQ_HEADER), &info.seq.to_string());
+    }
     set(
         header::CONTENT_TYPE,
         h.content_type.as_deref().unwrap_or("binary/octet-stream"),

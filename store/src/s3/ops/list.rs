@@ -340,6 +340,7 @@ mod tests {
             headers: Default::default(),
             checksum: None,
             parts: vec![],
+            seq: 0,
         };
         let mut page = ListPage {
             objects: vec![object("a"), object("c")],

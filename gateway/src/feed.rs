@@ -1,0 +1,411 @@
+//! Following the change feed of every origin that is an Outpost store, so the edge drops
+//! exactly what changed there, within a moment of its commit, whatever the TTLs say.
+//!
+//! ```text
+//!  one follower per origin URL (S3 face's group first, then each site's):
+//!    GET /_outpost/changes?after=LAST  (signed with the group's key, that origin alone)
+//!      200 NDJSON ─► hello: another store id than before, or no position yet ─► resync
+//!                 ─► event seq = LAST+1 ─► apply, LAST = seq      (seq ≤ LAST: seen, skipped)
+//!                 ─► event past LAST+1, a line that does not parse ─► resync, reconnect
+//!      410 gone   ─► resync, LAST = the store's last
+//!      404/400/405/501 (not a store) ─► ask again in a minute; anything else ─► backoff
+//!  resync: every entry of every group holding that origin is revalidated before its next
+//!          hit (a 304 keeps the body); nothing is flushed
+//! ```
+//!
+//! Applying an event ([`apply`]) drops, across the whole cache, the entries it names: an
+//! object's put or delete drops every entry of that bucket and key older than the event's
+//! commit (the store's `x-outpost-seq` on each answer says which commit wrote it; both faces,
+//! signed and anonymous, every site, every query and header variant; slices and compressed
+//! bodies go with their head), and no older answer is stored after it; a bucket created or deleted drops the bucket's; a policy or Public Access
+//! Block change drops the bucket's anonymous entries on the S3 face (sites fetch with the
+//! edge's key); a website change drops the bucket's website configuration entries; a CORS
+//! change forgets the bucket's CORS rules; an invalidation drops its paths. Key and grant
+//! changes hold nothing cached here. A line is parsed whole before anything of it is applied.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use http::{HeaderMap, Method, StatusCode};
+use http_body_util::BodyExt;
+use outpost_store::engine::{ChangeKind, Event};
+use outpost_store::feed::{CHANGES_PATH, Line};
+
+use crate::edge::{ANONYMOUS, Edge};
+use crate::metrics::{KindLabel, OriginLabel};
+use crate::origin::{OriginGroup, OriginRequest};
+
+/// First wait before reconnecting a feed that broke; doubled up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// How often an origin that is not a store (or refuses this edge) is asked again.
+const NOT_FOLLOWED_RETRY: Duration = Duration::from_secs(60);
+/// A line longer than this is garbage (an invalidation of 3,000 long paths fits).
+const MAX_LINE: usize = 8 << 20;
+/// The largest "gone" answer read.
+const MAX_GONE: usize = 64 << 10;
+
+/// One origin followed: the URL at `index` of `group`, and every group that holds it (whose
+/// entries a resync marks).
+pub struct Followed {
+    pub url: String,
+    group: Arc<OriginGroup>,
+    index: usize,
+    groups: Vec<Arc<OriginGroup>>,
+}
+
+/// Every origin URL of the edge's groups, once each.
+pub fn followed(edge: &Edge) -> Vec<Followed> {
+    let mut out: Vec<Followed> = Vec::new();
+    let groups = std::iter::once(&edge.origins).chain(edge.sites.origin_groups());
+    for group in groups {
+        for (index, (url, _)) in group.health().into_iter().enumerate() {
+            match out.iter_mut().find(|f| f.url == url) {
+                Some(f) if f.groups.iter().any(|g| Arc::ptr_eq(g, group)) => {}
+                Some(f) => f.groups.push(Arc::clone(group)),
+                None => out.push(Followed {
+                    url,
+                    group: Arc::clone(group),
+                    index,
+                    groups: vec![Arc::clone(group)],
+                }),
+            }
+        }
+    }
+    out
+}
+
+/// Follows every origin's feed, for as long as the edge runs.
+pub async fn follow_all(edge: Arc<Edge>) {
+    let followers = followed(&edge).into_iter().enumerate().map(|(n, f)| {
+        let edge = Arc::clone(&edge);
+        async move { follow(edge, n, f).await }
+    });
+    futures::future::join_all(followers).await;
+}
+
+/// Where a follower stands in its origin's feed.
+#[derive(Debug, Default)]
+struct Position {
+    store_id: Option<String>,
+    /// The last sequence number applied (None: not connected yet).
+    last: Option<u64>,
+}
+
+/// What one line asks of the follower.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    Apply(Event),
+    Nothing,
+    /// A keep-alive: everything the store committed has been applied.
+    CaughtUp,
+    /// Events were missed (or the data replaced): revalidate everything from this origin.
+    Resync,
+}
+
+impl Position {
+    /// Reads one line of the feed. Err: garbage (the follower resyncs and reconnects).
+    fn read(&mut self, text: &str) -> Result<Step, String> {
+        let line = Line::parse(text)?;
+        match (line, self.last) {
+            (Line::Hello { store_id, last }, known) => {
+                let same = self.store_id.as_deref() == Some(store_id.as_str());
+                self.store_id = Some(store_id);
+                if same && known.is_some() {
+                    return Ok(Step::Nothing);
+                }
+                // First contact (the cache may hold what was fetched before), or other data.
+                self.last = Some(last);
+                Ok(Step::Resync)
+            }
+            (_, None) => Err("a feed line before the hello line".into()),
+            (Line::KeepAlive { last }, Some(applied)) if last < applied => {
+                // The store's numbers went back: its data was restored from an older copy.
+                self.last = Some(last);
+                Ok(Step::Resync)
+            }
+            (Line::KeepAlive { .. }, Some(_)) => Ok(Step::CaughtUp),
+            (Line::Event(e), Some(applied)) if e.seq <= applied => Ok(Step::Nothing),
+            (Line::Event(e), Some(applied)) if e.seq > applied + 1 => {
+                self.last = Some(e.seq);
+                Ok(Step::Resync)
+            }
+            (Line::Event(e), Some(_)) => {
+                self.last = Some(e.seq);
+                Ok(Step::Apply(e))
+            }
+        }
+    }
+
+    fn path(&self) -> String {
+        match self.last {
+            Some(last) => format!("{CHANGES_PATH}?after={last}"),
+            None => CHANGES_PATH.to_owned(),
+        }
+    }
+}
+
+/// How a connection to the feed ended.
+enum End {
+    /// Broken, refused or garbled: reconnect after a backoff.
+    Cut(String),
+    /// Events were missed and the entries marked: follow on at once.
+    Resynced,
+    /// Not a feed here (not an Outpost store, or it refuses this edge's key).
+    NotFollowed(String),
+}
+
+async fn follow(edge: Arc<Edge>, n: usize, followed: Followed) {
+    let label = OriginLabel { origin: n };
+    let mut position = Position::default();
+    let mut backoff = MIN_BACKOFF;
+    let mut said_not_followed = false;
+    loop {
+        let started = std::time::Instant::now();
+        let wait = match session(&edge, &label, &followed, &mut position).await {
+            End::Resynced => Duration::ZERO,
+            End::NotFollowed(why) => {
+                if !std::mem::replace(&mut said_not_followed, true) {
+                    tracing::info!(origin = n, %why, "not following this origin's change feed");
+                }
+                NOT_FOLLOWED_RETRY
+            }
+            End::Cut(why) => {
+                tracing::debug!(origin = n, %why, "change feed cut; reconnecting");
+                if started.elapsed() > MAX_BACKOFF {
+                    backoff = MIN_BACKOFF; // it had been working
+                }
+                let wait = backoff;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                wait
+            }
+        };
+        edge.metrics.feed.reconnects.get_or_create(&label).inc();
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// One connection to the feed, read until it ends.
+async fn session(
+    edge: &Edge,
+    label: &OriginLabel,
+    followed: &Followed,
+    position: &mut Position,
+) -> End {
+    let request = OriginRequest {
+        method: Method::GET,
+        path_and_query: position.path(),
+        headers: HeaderMap::new(),
+        anonymous: false,
+        aws_chunked: false,
+    };
+    let response = match followed.group.fetch_from(followed.index, &request).await {
+        Ok(r) => r,
+        Err(e) => return End::Cut(e.to_string()),
+    };
+    let status = response.status();
+    let ndjson = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/x-ndjson"));
+    let mut body = response.into_body();
+    match status {
+        StatusCode::OK if ndjson => {}
+        StatusCode::GONE => {
+            let answer = match read_small(&mut body).await {
+                Some(a) => a,
+                None => return End::Cut("unreadable gone answer".into()),
+            };
+            let Some(last) = answer["last"].as_u64() else {
+                return End::Cut("gone answer without last".into());
+            };
+            position.store_id = answer["store_id"].as_str().map(str::to_owned);
+            position.last = Some(last);
+            resync(edge, label, followed);
+            return End::Resynced;
+        }
+        StatusCode::FORBIDDEN => {
+            return End::NotFollowed("the origin refuses this edge's key".into());
+        }
+        s if s.is_client_error() || s == StatusCode::NOT_IMPLEMENTED || !ndjson => {
+            return End::NotFollowed(format!("the origin answers {s}: not an Outpost store"));
+        }
+        s => return End::Cut(format!("the origin answers {s}")),
+    }
+    let mut buffer = Vec::new();
+    loop {
+        let frame = match body.frame().await {
+            None => return End::Cut("the feed ended".into()),
+            Some(Err(e)) => return End::Cut(e.to_string()),
+            Some(Ok(frame)) => frame,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        buffer.extend_from_slice(&data);
+        while let Some(end) = buffer.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buffer.drain(..=end).collect();
+            let text = String::from_utf8_lossy(&line[..end]);
+            let step = position.read(&text);
+            // Counted before the cache changes, so whoever sees the change sees it counted.
+            if let Some(last) = position.last {
+                edge.metrics
+                    .feed
+                    .last_seq
+                    .get_or_create(label)
+                    .set(last as i64);
+            }
+            match step {
+                Ok(Step::Apply(event)) => {
+                    observe(edge, label, &event);
+                    apply(edge, &event).await;
+                }
+                Ok(Step::Nothing) => {}
+                Ok(Step::CaughtUp) => {
+                    edge.metrics.feed.lag_seconds.get_or_create(label).set(0.0);
+                }
+                Ok(Step::Resync) => resync(edge, label, followed),
+                Err(why) => {
+                    tracing::warn!(origin = label.origin, %why, "garbage in the change feed; resyncing");
+                    resync(edge, label, followed);
+                    return End::Cut(why);
+                }
+            }
+        }
+        if buffer.len() > MAX_LINE {
+            resync(edge, label, followed);
+            return End::Cut("a feed line past the largest".into());
+        }
+    }
+}
+
+fn observe(edge: &Edge, label: &OriginLabel, event: &Event) {
+    let feed = &edge.metrics.feed;
+    let kind = event.change.kind.as_str();
+    feed.applied.get_or_create(&KindLabel { kind }).inc();
+    let lag = SystemTime::now()
+        .duration_since(event.time)
+        .unwrap_or_default();
+    feed.lag_seconds.get_or_create(label).set(lag.as_secs_f64());
+}
+
+fn resync(edge: &Edge, label: &OriginLabel, followed: &Followed) {
+    for group in &followed.groups {
+        edge.cache.mark_for_revalidation(group);
+    }
+    // Counted once marked: a test waiting for the count then finds the entries marked.
+    edge.metrics.feed.resyncs.get_or_create(label).inc();
+    tracing::info!(
+        origin = label.origin,
+        "change feed resynced: held entries will be revalidated"
+    );
+}
+
+/// Drops what `event` makes stale (see the module documentation).
+pub async fn apply(edge: &Edge, event: &Event) {
+    let change = &event.change;
+    let bucket = change.bucket.clone().unwrap_or_default();
+    let cache = &edge.cache;
+    match change.kind {
+        ChangeKind::Put | ChangeKind::Delete => {
+            let key = change.key.as_deref().unwrap_or_default();
+            cache.supersede(&bucket, key, event.seq).await;
+        }
+        ChangeKind::BucketCreate | ChangeKind::BucketDelete => {
+            edge.cors.forget_bucket(&bucket);
+            cache.purge(move |_, b, _| b == bucket);
+        }
+        ChangeKind::Policy | ChangeKind::PublicAccess => {
+            cache.purge(move |n, b, _| n == ANONYMOUS && b == bucket);
+        }
+        ChangeKind::Website => cache.purge(move |_, b, k| b == bucket && k.is_empty()),
+        ChangeKind::Cors => edge.cors.forget_bucket(&bucket),
+        ChangeKind::Invalidation => cache.invalidate(&change.paths),
+        ChangeKind::Key | ChangeKind::Grant => {}
+    }
+}
+
+/// A small JSON answer's body.
+async fn read_small(body: &mut crate::origin::OriginBody) -> Option<serde_json::Value> {
+    let mut all = Vec::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.ok()?.into_data() {
+            all.extend_from_slice(&data);
+            if all.len() > MAX_GONE {
+                return None;
+            }
+        }
+    }
+    serde_json::from_slice(&all).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use outpost_store::engine::Change;
+
+    fn event(seq: u64) -> String {
+        Line::Event(Event {
+            seq,
+            time: SystemTime::UNIX_EPOCH,
+            change: Change::put("b", "k", "e"),
+        })
+        .to_text(SystemTime::UNIX_EPOCH)
+    }
+
+    fn hello(id: &str, last: u64) -> String {
+        Line::Hello {
+            store_id: id.into(),
+            last,
+        }
+        .to_text(SystemTime::now())
+    }
+
+    fn read(p: &mut Position, text: &str) -> Result<Step, String> {
+        p.read(text.trim_end())
+    }
+
+    #[test]
+    fn a_follower_applies_each_event_once_in_order() {
+        let mut p = Position::default();
+        assert!(read(&mut p, &event(1)).is_err(), "an event before hello");
+        assert_eq!(
+            read(&mut p, &hello("s1", 4)),
+            Ok(Step::Resync),
+            "first contact"
+        );
+        assert_eq!(p.path(), "/_outpost/changes?after=4");
+        assert_eq!(read(&mut p, &event(3)), Ok(Step::Nothing), "seen");
+        assert!(matches!(read(&mut p, &event(5)), Ok(Step::Apply(e)) if e.seq == 5));
+        // Reconnected to the same store: nothing missed.
+        assert_eq!(read(&mut p, &hello("s1", 9)), Ok(Step::Nothing));
+        assert_eq!(read(&mut p, &event(7)), Ok(Step::Resync), "6 never came");
+        assert_eq!(p.last, Some(7));
+        // Other data behind the same address.
+        assert_eq!(read(&mut p, &hello("s2", 2)), Ok(Step::Resync));
+        assert_eq!(p.last, Some(2));
+        let keepalive = Line::KeepAlive { last: 1 }.to_text(SystemTime::now());
+        assert_eq!(
+            read(&mut p, &keepalive),
+            Ok(Step::Resync),
+            "numbers went back"
+        );
+    }
+
+    #[test]
+    fn garbage_is_never_half_applied() {
+        let mut p = Position::default();
+        read(&mut p, &hello("s", 0)).unwrap();
+        let whole = event(1);
+        for bad in [
+            &whole[..whole.len() / 2],
+            "not json",
+            "{\"seq\":1,\"kind\":\"put\"}",
+            "{\"seq\":1,\"time\":\"2026-01-01T00:00:00Z\",\"kind\":\"launch\"}",
+        ] {
+            assert!(read(&mut p, bad).is_err(), "{bad}");
+            assert_eq!(p.last, Some(0), "nothing of {bad:?} taken");
+        }
+        assert!(matches!(read(&mut p, &whole), Ok(Step::Apply(_))));
+    }
+}
