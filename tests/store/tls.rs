@@ -293,3 +293,39 @@ async fn stalled_handshakes_do_not_hold_back_other_clients() {
     let read = tokio::time::timeout(Duration::from_secs(30), tcp.read_to_end(&mut rest)).await;
     assert!(read.is_ok(), "a stalled handshake was kept open");
 }
+
+/// `aws:SecureTransport` is true over TLS and false over the plain listener beside it: a
+/// policy denying plain HTTP holds on one and not the other.
+#[tokio::test]
+async fn secure_transport_in_a_policy_tells_the_two_listeners_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = local_ca(dir.path());
+    let store = TestStore::start_with(store_options(&ca).env("OUTPOST_HTTP_LISTEN", "127.0.0.1:0"));
+    let plain_url = store
+        .printed("outpost store also listening on ")
+        .expect("the plain listener's line");
+    let s3 = sdk_client(&store, &ca);
+    let b = store.bucket(&s3, "sectr").await;
+    put_bytes(&s3, &b, "k", b"secret".to_vec()).await;
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[
+        {{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{b}/*"}},
+        {{"Effect":"Deny","Principal":"*","Action":"s3:*","Resource":"arn:aws:s3:::{b}/*",
+          "Condition":{{"Bool":{{"aws:SecureTransport":"false"}}}}}}]}}"#
+    );
+    s3.put_bucket_policy()
+        .bucket(&b)
+        .policy(policy)
+        .send()
+        .await
+        .unwrap();
+
+    let over_tls = reqwest_client(&ca)
+        .get(format!("{}/{b}/k", store.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(over_tls.status(), 200, "anonymous over https");
+    let plain = reqwest::get(format!("{plain_url}/{b}/k")).await.unwrap();
+    assert_eq!(plain.status(), 403, "anonymous over plain http");
+}
