@@ -12,13 +12,16 @@
 # when_required, tests/compat/boto3_session.py, boto3_conditionals.py, keys_session.py
 # (access keys through `outpost key`, used by aws-cli and boto3), boto3_post_form.py (browser
 # form uploads, also through the edge) and aws_cli_policies.py (bucket policies, policy status,
-# public access block, ACLs; also through the edge). Edge session: uploads
-# relayed (single and multipart), downloads cached (miss then hit, checked in the edge's
-# metrics), presign, sync, boto3_conditionals.py again through the edge; then both metrics
-# pages through prometheus_client's OpenMetrics parser. HTTPS session: `outpost up --tls`, the
-# same uploads and downloads against its store and through its edge with the local CA as
-# AWS_CA_BUNDLE (over https the clients send aws-chunked bodies with trailing checksums), presign
-# + curl over HTTP/2, and the boto3 scripts over https.
+# public access block, ACLs; also through the edge), boto3_cors.py (CORS rules and
+# preflights, also through the edge) and rclone_s3cmd.sh (rclone and s3cmd: mkdir, copy,
+# multipart, ls, cat, delete). Edge session: uploads relayed (single and multipart), downloads
+# cached (miss then hit, checked in the edge's metrics), presign, sync, boto3_conditionals.py
+# again through the edge; then both metrics pages through prometheus_client's OpenMetrics
+# parser. HTTPS session: `outpost up --tls` (its edge runs with an edge key, so requests
+# through it use a key of their own, made with `outpost key`), the same uploads and downloads
+# against its store and through its edge with the local CA as AWS_CA_BUNDLE (over https the
+# clients send aws-chunked bodies with trailing checksums), presign + curl over HTTP/2, the
+# boto3 scripts, rclone (--ca-cert) and s3cmd (--ca-certs) over https.
 # Prints "N passed, M failed" and exits non-zero on any failure.
 set -euo pipefail
 
