@@ -154,8 +154,14 @@ impl Blobs {
                 digests,
             }),
             Err(e) => {
-                if let Sink::Multipart(w) = sink {
-                    let _ = w.abort().await;
+                match sink {
+                    Sink::Multipart(w) => {
+                        let _ = w.abort().await;
+                    }
+                    // The staged file is removed before the error is answered, not later on
+                    // the blocking pool: a refused write leaves nothing behind once it returns.
+                    Sink::Local(local) => local.discard().await,
+                    Sink::Buffer(..) => {}
                 }
                 guard.discard().await;
                 Err(e)
@@ -381,6 +387,11 @@ impl LocalSink {
             }
             Ok(file)
         })
+    }
+
+    /// Waits for the write in flight, then drops the staged file (which removes it).
+    async fn discard(mut self) {
+        let _ = self.settle().await;
     }
 
     /// Writes what is left and makes the blob durable under its final name (fsync, rename,
