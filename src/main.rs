@@ -314,8 +314,10 @@ fn colour_logs() -> bool {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
+            // rustls warns about each peer's protocol oddities (one line per connection from
+            // a client that sends an IP address as SNI): nothing an operator can act on.
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,outpost::access=warn".into()),
+                .unwrap_or_else(|_| "info,outpost::access=warn,rustls=error".into()),
         )
         .with_writer(std::io::stderr)
         // Colour codes only for a person at a terminal: a log file or journald would keep
