@@ -299,3 +299,39 @@ fn make_local_certificates(names: &[&str]) -> anyhow::Result<(String, String, St
     let leaf = leaf.signed_by(&leaf_key, &ca, &ca_key)?;
     Ok((ca.pem(), leaf.pem(), leaf_key.serialize_pem()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pair_goes_together_and_a_plain_listener_needs_a_tls_one() {
+        let some = |p: &str| Some(PathBuf::from(p));
+        let listen = Some("127.0.0.1:0".parse().unwrap());
+        assert!(TlsFiles::check_config(&some("c"), &some("k"), listen).is_ok());
+        assert!(TlsFiles::check_config(&None, &None, None).is_ok());
+        let half = TlsFiles::check_config(&some("c"), &None, None).unwrap_err();
+        assert!(half.to_string().contains("go together"), "{half}");
+        let plain = TlsFiles::check_config(&None, &None, listen).unwrap_err();
+        assert!(plain.to_string().contains("beside a TLS one"), "{plain}");
+    }
+
+    #[test]
+    fn a_pair_that_does_not_belong_together_is_refused_at_load() {
+        let (one, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (a, b) = (
+            LocalCa::in_dir(one.path()).unwrap(),
+            LocalCa::in_dir(other.path()).unwrap(),
+        );
+        assert!(Certificates::load(&a.files, &[]).is_ok());
+        let mixed = TlsFiles {
+            cert: a.files.cert.clone(),
+            key: b.files.key.clone(),
+        };
+        let e = Certificates::load(&mixed, &[]).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("not a certificate and its key"),
+            "{e:#}"
+        );
+    }
+}
