@@ -121,9 +121,12 @@ fn principals_name_keys_by_id_or_user_arn() {
     assert!(!p.is_public());
 }
 
+/// A condition block, how the request is changed, and the verdict expected.
+type ConditionCase = (&'static str, fn(&mut Request), Verdict);
+
 #[test]
 fn conditions() {
-    let cases: &[(&str, fn(&mut Request), Verdict)] = &[
+    let cases: &[ConditionCase] = &[
         (
             r#"{"IpAddress":{"aws:SourceIp":"127.0.0.1/32"}}"#,
             |_| {},
