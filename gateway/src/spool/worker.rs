@@ -67,8 +67,7 @@ async fn push_part(
     let file = tokio::fs::File::open(data)
         .await
         .map_err(|e| e.to_string())?;
-    let body =
-        axum::body::Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
+    let body = axum::body::Body::from_stream(closing_read(file, meta.size));
     let mut headers = http::HeaderMap::new();
     let md5 = hex::decode(&meta.md5_hex).map_err(|e| e.to_string())?;
     let content_md5 = base64::engine::general_purpose::STANDARD.encode(md5);
@@ -109,6 +108,38 @@ async fn push_part(
     } else {
         Err(format!("the store answered {status}"))
     }
+}
+
+/// The part's bytes as a stream that closes the file as soon as the last byte is read, before
+/// that byte is sent. The HTTP client may hold a finished body for a while, and an open file
+/// that the worker unlinks afterwards keeps its disk space taken: a full spool would not get
+/// its room back when the store answers.
+fn closing_read(
+    file: tokio::fs::File,
+    size: u64,
+) -> impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send {
+    futures::stream::try_unfold(Some((file, size)), |state| async move {
+        use bytes::BufMut as _;
+        use tokio::io::AsyncReadExt as _;
+        let Some((mut file, left)) = state else {
+            return Ok(None);
+        };
+        if left == 0 {
+            return Ok(None);
+        }
+        let want = left.min(1 << 20) as usize;
+        let mut chunk = bytes::BytesMut::with_capacity(want);
+        while chunk.len() < want {
+            let room = want - chunk.len();
+            if file.read_buf(&mut (&mut chunk).limit(room)).await? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+        let left = left - want as u64;
+        // Dropping the file here, with the last chunk, is the point of this stream.
+        let next = (left > 0).then_some((file, left));
+        Ok(Some((chunk.freeze(), next)))
+    })
 }
 
 fn encode(s: &str) -> String {
