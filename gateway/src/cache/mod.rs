@@ -293,15 +293,11 @@ impl Cache {
             .store(true, std::sync::atomic::Ordering::Release);
     }
 
-    /// Whether `head` was marked ([`Cache::mark_for_revalidation`]) for the group `origins`
-    /// names, asked only once some group was.
-    pub fn revalidation_marked<'g>(
-        &self,
-        head: &Head,
-        origins: impl FnOnce() -> &'g Arc<OriginGroup>,
-    ) -> bool {
+    /// Whether `head` was marked ([`Cache::mark_for_revalidation`]) for the group `origins`,
+    /// asked only once some group was.
+    pub fn revalidation_marked(&self, head: &Head, origins: &OriginGroup) -> bool {
         self.marked.load(std::sync::atomic::Ordering::Acquire)
-            && origins().must_revalidate(head.freshness.received)
+            && origins.must_revalidate(head.freshness.received)
     }
 
     /// (entries, bytes) per tier, for metrics.

@@ -102,7 +102,14 @@ impl<'a> Object<'a> {
     /// The head for this object (see [`read::lookup`]); `hint` is the byte range the client
     /// wants first.
     pub async fn lookup(&self, cache: &Arc<Cache>, hint: Option<Range<u64>>) -> Found {
-        read::lookup(cache, || self.source(), &self.cache_key, hint).await
+        read::lookup(
+            cache,
+            &self.origins,
+            || self.source(),
+            &self.cache_key,
+            hint,
+        )
+        .await
     }
 
     /// The body bytes `range` of `head`, from slices and fills.

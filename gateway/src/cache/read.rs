@@ -51,6 +51,7 @@ pub enum Found {
 /// is (a hit needs none).
 pub async fn lookup<'s>(
     cache: &Arc<Cache>,
+    origins: &OriginGroup,
     source: impl Fn() -> &'s Arc<Source>,
     key: &str,
     range: Option<Range<u64>>,
@@ -64,7 +65,7 @@ pub async fn lookup<'s>(
         };
     };
     let mut state = stored.freshness.state(now);
-    if state == State::Fresh && cache.revalidation_marked(&stored, || &source().origin) {
+    if state == State::Fresh && cache.revalidation_marked(&stored, origins) {
         state = State::Expired;
     }
     match state {
