@@ -35,6 +35,8 @@ mod list_parts;
 mod metrics_page;
 #[path = "edge/no_leak.rs"]
 mod no_leak;
+#[path = "edge/notifications.rs"]
+mod notifications;
 #[path = "edge/one_fill.rs"]
 mod one_fill;
 #[path = "edge/post_browser.rs"]
