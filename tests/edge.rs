@@ -39,6 +39,8 @@ mod no_leak;
 mod notifications;
 #[path = "edge/one_fill.rs"]
 mod one_fill;
+#[path = "edge/origin_tls.rs"]
+mod origin_tls;
 #[path = "edge/post_browser.rs"]
 mod post_browser;
 #[path = "edge/post_object.rs"]
