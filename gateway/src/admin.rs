@@ -54,7 +54,14 @@ impl Edge {
         let feeds = config
             .feed
             .then(|| tokio::spawn(crate::feed::follow_all(Arc::clone(&self))));
-        let served = server::serve(listeners, self.router(), limits, shutdown).await;
+        let served = server::serve(
+            listeners,
+            self.router(),
+            limits,
+            self.metrics.requests.tls_handshakes(),
+            shutdown,
+        )
+        .await;
         poll.abort();
         if let Some(feeds) = feeds {
             feeds.abort();

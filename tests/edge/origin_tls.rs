@@ -117,3 +117,83 @@ async fn an_origin_certificate_for_another_host_fails_that_origin() {
     let elsewhere = |ca: &Ca| ca.leaf("elsewhere", &["elsewhere.example"], |_| {});
     fails_over(elsewhere, "not valid for name").await;
 }
+
+/// Handshakes the store completed: (full, resumed), read on its plain listener at `plain`
+/// (a TLS client asking would add its own).
+async fn handshakes(plain: &str) -> (f64, f64) {
+    let r = RawRequest::new("GET", "/_outpost/metrics")
+        .send_to(plain, plain)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = r.text();
+    let count = |resumed| {
+        metric_sum(
+            &text,
+            "outpost_s3_tls_handshakes_total",
+            &[("resumed", resumed)],
+        )
+    };
+    (count("false"), count("true"))
+}
+
+/// Reads through `edge` that the store answers (a missing key each time: a miss at the edge).
+async fn origin_reads(edge: &TestStore, from: usize, count: usize) {
+    for i in from..from + count {
+        let r = RawRequest::new("GET", &format!("/no-such-bucket/k{i}"))
+            .sign(edge)
+            .send(edge)
+            .await;
+        r.assert_error(404, "NoSuchBucket");
+    }
+}
+
+#[tokio::test]
+async fn the_long_haul_handshake_is_paid_once_then_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = crate::common::tls::local_ca(dir.path());
+    // The store closes a keep-alive connection idle for a second: the edge's pooled ones go.
+    let store = TestStore::start_with(
+        crate::common::tls::store_options(&ca)
+            .env("OUTPOST_HTTP_LISTEN", "127.0.0.1:0")
+            .config("[store]\nheader_read_timeout_secs = 1\n"),
+    );
+    let plain = store
+        .printed("outpost store also listening on ")
+        .expect("the plain listener's line");
+    let plain = plain.trim_start_matches("http://").trim_end_matches('/');
+    let edge = TestStore::start_edge(
+        &[&store],
+        StoreOptions::default().config(&format!(
+            "[edge]\norigin_ca_file = \"{}\"\nfeed = false\n",
+            ca.ca.display()
+        )),
+    );
+
+    // Many requests, few connections: each request does not pay a handshake.
+    origin_reads(&edge, 0, 40).await;
+    let (full, resumed) = handshakes(plain).await;
+    assert!(
+        full + resumed <= 3.0,
+        "40 requests through the edge took {full} full and {resumed} resumed handshakes"
+    );
+
+    // Once the store has closed them (idle past its second), the edge's next connection
+    // resumes its session.
+    let started = std::time::Instant::now();
+    let mut n = 40;
+    while handshakes(plain).await.1 <= resumed {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "no resumed handshake at the store: {:?}",
+            handshakes(plain).await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        origin_reads(&edge, n, 1).await;
+        n += 1;
+    }
+    assert_eq!(
+        handshakes(plain).await.0,
+        full,
+        "a new connection from the edge paid a full handshake"
+    );
+}
