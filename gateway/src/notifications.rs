@@ -12,9 +12,9 @@
 //!
 //! A record that names an object applies (created, removed, ACL, tagging, restore, lifecycle
 //! expiry: anything that may change what a read answers), except reads (`ObjectAccessed:*`,
-//! which the edge's own fills cause at a MinIO that reports them). Records that name no
-//! object (bucket events, a test event) or whose key does not decode are ignored, and
-//! counted. The S3 face serves every bucket of the edge's origins, so no bucket is foreign.
+//! which the edge's own fills cause at a MinIO that reports them); a bucket created or
+//! removed drops the bucket's entries and CORS rules, as the feed's bucket events do. Records
+//! that name neither, or whose key does not decode, are ignored, and counted. The S3 face serves every bucket of the edge's origins, so no bucket is foreign.
 //! Other fields (MinIO's top-level `EventName` and `Key`, AWS's `sequencer`) are not read.
 
 use std::collections::{HashMap, HashSet};
@@ -62,9 +62,21 @@ struct ObjectRef {
     key: String,
 }
 
+/// What one record makes stale.
+#[derive(Debug, PartialEq, Eq)]
+enum Stale {
+    Object {
+        bucket: String,
+        key: String,
+    },
+    /// A bucket created or removed (MinIO's `s3:BucketCreated:*`, `s3:BucketRemoved:*`):
+    /// everything of it, as for the feed's bucket events (a cached `NoSuchBucket` included).
+    Bucket(String),
+}
+
 impl Record {
-    /// The (bucket, key) this record makes stale, if any.
-    fn object(&self) -> Option<(String, String)> {
+    /// What this record makes stale, if anything.
+    fn stale(&self) -> Option<Stale> {
         let name = self
             .event_name
             .strip_prefix("s3:")
@@ -73,9 +85,15 @@ impl Record {
             return None;
         }
         let s3 = self.s3.as_ref()?;
-        let bucket = &s3.bucket.as_ref()?.name;
+        let bucket = s3.bucket.as_ref()?.name.clone();
+        if bucket.is_empty() {
+            return None;
+        }
+        if name.starts_with("BucketCreated:") || name.starts_with("BucketRemoved:") {
+            return Some(Stale::Bucket(bucket));
+        }
         let key = decode_key(&s3.object.as_ref()?.key)?;
-        (!bucket.is_empty() && !key.is_empty()).then(|| (bucket.clone(), key))
+        (!key.is_empty()).then_some(Stale::Object { bucket, key })
     }
 }
 
@@ -136,18 +154,27 @@ pub async fn handle(
     crate::admin::answer(&parts, &id, StatusCode::OK, result)
 }
 
-/// Drops the objects `notification` names, all at once; the summary answered.
+/// Drops what `notification` names, all at once; the summary answered.
 fn apply(edge: &Edge, notification: &Notification) -> serde_json::Value {
+    let mut buckets = HashSet::new();
     let mut objects: HashMap<String, HashSet<String>> = HashMap::new();
     let mut applied = 0;
-    for (bucket, key) in notification.records.iter().filter_map(Record::object) {
-        objects.entry(bucket).or_default().insert(key);
+    for stale in notification.records.iter().filter_map(Record::stale) {
+        match stale {
+            Stale::Object { bucket, key } => {
+                objects.entry(bucket).or_default().insert(key);
+            }
+            Stale::Bucket(bucket) => {
+                edge.cors.forget_bucket(&bucket);
+                buckets.insert(bucket);
+            }
+        }
         applied += 1;
     }
     let ignored = notification.records.len() as u64 - applied;
-    if !objects.is_empty() {
+    if applied > 0 {
         edge.cache.purge(move |_, bucket, key| {
-            objects.get(bucket).is_some_and(|keys| keys.contains(key))
+            buckets.contains(bucket) || objects.get(bucket).is_some_and(|keys| keys.contains(key))
         });
     }
     // Counted once purged: whoever sees the count finds the entries gone.
@@ -169,29 +196,42 @@ mod tests {
     }
 
     #[test]
-    fn records_name_the_objects_they_change() {
-        let object = |b: &str, k: &str| Some((b.to_owned(), k.to_owned()));
+    fn records_name_what_they_make_stale() {
+        let object = |b: &str, k: &str| {
+            Some(Stale::Object {
+                bucket: b.to_owned(),
+                key: k.to_owned(),
+            })
+        };
         assert_eq!(
-            record("ObjectCreated:Put", "b", "red+flower.jpg").object(),
+            record("ObjectCreated:Put", "b", "red+flower.jpg").stale(),
             object("b", "red flower.jpg")
         );
         assert_eq!(
-            record("s3:ObjectRemoved:Delete", "b", "dir%2F%C3%A4+%2B.txt").object(),
+            record("s3:ObjectRemoved:Delete", "b", "dir%2F%C3%A4+%2B.txt").stale(),
             object("b", "dir/ä +.txt")
         );
         assert_eq!(
-            record("LifecycleExpiration:Delete", "b", "*").object(),
+            record("LifecycleExpiration:Delete", "b", "*").stale(),
             object("b", "*")
         );
-        assert_eq!(record("s3:ObjectAccessed:Get", "b", "k").object(), None);
-        assert_eq!(record("ObjectCreated:Put", "", "k").object(), None);
-        assert_eq!(record("ObjectCreated:Put", "b", "").object(), None);
-        assert_eq!(record("ObjectCreated:Put", "b", "%FF").object(), None);
-        let bucket_event: Record = serde_json::from_value(serde_json::json!({
-            "eventName": "s3:BucketCreated:Put", "s3": {"bucket": {"name": "b"}},
-        }))
-        .unwrap();
-        assert_eq!(bucket_event.object(), None);
+        assert_eq!(record("s3:ObjectAccessed:Get", "b", "k").stale(), None);
+        assert_eq!(record("ObjectCreated:Put", "", "k").stale(), None);
+        assert_eq!(record("ObjectCreated:Put", "b", "").stale(), None);
+        assert_eq!(record("ObjectCreated:Put", "b", "%FF").stale(), None);
+        let bucket_event = |event: &str| -> Record {
+            serde_json::from_value(serde_json::json!({
+                "eventName": event, "s3": {"bucket": {"name": "b"}},
+            }))
+            .unwrap()
+        };
+        for event in ["s3:BucketCreated:Put", "s3:BucketRemoved:Delete"] {
+            assert_eq!(bucket_event(event).stale(), Some(Stale::Bucket("b".into())));
+        }
+        assert_eq!(
+            bucket_event("s3:Replication:OperationFailedReplication").stale(),
+            None
+        );
     }
 
     #[test]

@@ -138,12 +138,12 @@ async fn an_aws_notification_purges_only_its_key() {
     hit(&p.edge, &b, key, "new").await;
     hit(&p.edge, &b, "other", "keep").await;
 
-    // A key `*` is that key, not a wildcard; a read event and a bucket event name nothing to
-    // drop: nothing else goes.
+    // A key `*` is that key, not a wildcard; a read event and a record naming no object drop
+    // nothing: nothing else goes.
     let body = json!({"Records": [
         aws_record("ObjectCreated:Copy", &b, "%2A"),
         aws_record("ObjectAccessed:Get", &b, "other"),
-        {"eventName": "s3:BucketCreated:Put", "s3": {"bucket": {"name": b}}},
+        {"eventName": "Replication:OperationFailedReplication", "s3": {"bucket": {"name": b}}},
     ]});
     let r = notify(&p.edge, Some(TOKEN), body.to_string()).await;
     assert_eq!(summary(&r), (1, 2));
@@ -162,7 +162,7 @@ async fn an_aws_notification_purges_only_its_key() {
 }
 
 #[tokio::test]
-async fn a_minio_notification_purges_overwrites_and_deletes() {
+async fn minio_notifications_purge_overwrites_deletes_and_buckets() {
     let key = "a b/ü+ñ.bin";
     let objects = [(key, "old"), ("gone", "here"), ("other", "keep")];
     let (p, s3, b) = cached_objects("notify-minio", &objects).await;
@@ -188,6 +188,17 @@ async fn a_minio_notification_purges_overwrites_and_deletes() {
     assert_eq!(summary(&r), (1, 0));
     assert_eq!(get(&p.edge, &b, "gone").await.0, 404);
     hit(&p.edge, &b, "other", "keep").await;
+
+    // A bucket event (MinIO's own kind) drops the whole bucket, as the feed's do.
+    let recreated = minio_notification("s3:BucketCreated:Put", &b, "", "");
+    assert_eq!(
+        summary(&notify(&p.edge, Some(TOKEN), recreated.to_string()).await),
+        (1, 0)
+    );
+    assert_eq!(
+        get(&p.edge, &b, "other").await,
+        (200, b"keep".to_vec(), "Miss from outpost".into())
+    );
 }
 
 #[tokio::test]
