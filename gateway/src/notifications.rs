@@ -69,7 +69,7 @@ enum Stale {
         bucket: String,
         key: String,
     },
-    /// A bucket created or removed (MinIO's `s3:BucketCreated:*`, `s3:BucketRemoved:*`):
+    /// A bucket created or removed (MinIO's `s3:BucketCreated`, `s3:BucketRemoved`):
     /// everything of it, as for the feed's bucket events (a cached `NoSuchBucket` included).
     Bucket(String),
 }
@@ -81,7 +81,9 @@ impl Record {
             .event_name
             .strip_prefix("s3:")
             .unwrap_or(&self.event_name);
-        if name.starts_with("ObjectAccessed:") {
+        // `ObjectCreated:Put`, `BucketCreated` (MinIO's bucket events have no second part).
+        let kind = name.split(':').next().unwrap_or_default();
+        if kind == "ObjectAccessed" {
             return None;
         }
         let s3 = self.s3.as_ref()?;
@@ -89,7 +91,7 @@ impl Record {
         if bucket.is_empty() {
             return None;
         }
-        if name.starts_with("BucketCreated:") || name.starts_with("BucketRemoved:") {
+        if kind == "BucketCreated" || kind == "BucketRemoved" {
             return Some(Stale::Bucket(bucket));
         }
         let key = decode_key(&s3.object.as_ref()?.key)?;
@@ -225,7 +227,11 @@ mod tests {
             }))
             .unwrap()
         };
-        for event in ["s3:BucketCreated:Put", "s3:BucketRemoved:Delete"] {
+        for event in [
+            "s3:BucketCreated",
+            "s3:BucketRemoved",
+            "BucketRemoved:Delete",
+        ] {
             assert_eq!(bucket_event(event).stale(), Some(Stale::Bucket("b".into())));
         }
         assert_eq!(
