@@ -35,8 +35,12 @@ mod list_parts;
 mod metrics_page;
 #[path = "edge/no_leak.rs"]
 mod no_leak;
+#[path = "edge/notifications.rs"]
+mod notifications;
 #[path = "edge/one_fill.rs"]
 mod one_fill;
+#[path = "edge/origin_tls.rs"]
+mod origin_tls;
 #[path = "edge/post_browser.rs"]
 mod post_browser;
 #[path = "edge/post_object.rs"]

@@ -1,4 +1,5 @@
-//! The admin endpoints (`/_outpost/health`, `/_outpost/metrics`, `POST /_outpost/invalidations`)
+//! The admin endpoints (`/_outpost/health`, `/_outpost/metrics`, `POST /_outpost/invalidations`,
+//! `POST /_outpost/notifications` in [`crate::notifications`])
 //! and the edge's router and accept loop: everything else goes to the request pipeline.
 
 use std::future::Future;
@@ -26,6 +27,10 @@ impl Edge {
             .route("/_outpost/ready", get(ready))
             .route("/_outpost/metrics", get(metrics))
             .route("/_outpost/invalidations", post(invalidate))
+            .route(
+                "/_outpost/notifications",
+                post(crate::notifications::handle),
+            )
             .route("/_outpost/test/clock", post(advance_clock))
             .fallback(viewer::handle)
             .with_state(Arc::clone(self))
@@ -49,7 +54,14 @@ impl Edge {
         let feeds = config
             .feed
             .then(|| tokio::spawn(crate::feed::follow_all(Arc::clone(&self))));
-        let served = server::serve(listeners, self.router(), limits, shutdown).await;
+        let served = server::serve(
+            listeners,
+            self.router(),
+            limits,
+            self.metrics.requests.tls_handshakes(),
+            shutdown,
+        )
+        .await;
         poll.abort();
         if let Some(feeds) = feeds {
             feeds.abort();
@@ -168,19 +180,30 @@ async fn admin(
         action(edge, &parts, &pieces.concat())
     }
     .await;
+    answer(&parts, &id, http::StatusCode::CREATED, result)
+}
+
+/// An admin request's answer: `status` with the JSON `result` (its `id` the request id), or
+/// the S3 error document.
+pub(crate) fn answer(
+    parts: &http::request::Parts,
+    id: &str,
+    status: http::StatusCode,
+    result: Result<serde_json::Value, Error>,
+) -> axum::response::Response {
     let mut response = match result {
         Ok(mut answer) => {
-            answer["id"] = serde_json::Value::String(id.clone());
+            answer["id"] = serde_json::Value::String(id.to_owned());
             (
-                http::StatusCode::CREATED,
+                status,
                 [(http::header::CONTENT_TYPE, "application/json")],
                 answer.to_string(),
             )
                 .into_response()
         }
-        Err(e) => outpost_store::s3::error_response(&e, parts.uri.path(), &id, false),
+        Err(e) => outpost_store::s3::error_response(&e, parts.uri.path(), id, false),
     };
-    let asked = outpost_store::s3::serve::Asked::of(&parts);
-    outpost_store::s3::finish_response(&mut response, &id, asked);
+    let asked = outpost_store::s3::serve::Asked::of(parts);
+    outpost_store::s3::finish_response(&mut response, id, asked);
     response
 }

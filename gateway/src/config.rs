@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use outpost_store::s3::client_ip::IpNet;
+use outpost_store::secret::SecretKey;
 use outpost_store::tls::TlsFiles;
 use serde::Deserialize;
 
@@ -110,6 +111,11 @@ pub struct EdgeConfig {
     /// Follow the change feed of every origin that is an Outpost store, dropping exactly what
     /// changed there (see the README's "Change feed"). Default true.
     pub feed: bool,
+    /// Token an origin that is not an Outpost store (MinIO, Ceph RGW) sends with its S3 event
+    /// notifications to `POST /_outpost/notifications`, in `Authorization` (as it is, or after
+    /// `Bearer `); each object event drops that key (see the README's "Event notifications").
+    /// Default none: the endpoint is off.
+    pub notification_token: Option<SecretKey>,
     /// Distributions selected by Host header; requests for other hosts use the S3 face.
     #[serde(rename = "distribution")]
     pub distributions: Vec<Distribution>,
@@ -152,6 +158,7 @@ impl Default for EdgeConfig {
             default_behavior: Behavior::default(),
             test_clock: false,
             feed: true,
+            notification_token: None,
             distributions: Vec::new(),
         }
     }
@@ -181,6 +188,12 @@ impl EdgeConfig {
             "edge.origins must name at least one store"
         );
         TlsFiles::check_config(&self.tls_cert, &self.tls_key, self.http_listen)?;
+        anyhow::ensure!(
+            self.notification_token
+                .as_ref()
+                .is_none_or(|t| !t.expose().is_empty()),
+            "edge.notification_token must not be empty (leave it out to switch notifications off)"
+        );
         anyhow::ensure!(
             self.slice_bytes >= 64 * 1024,
             "edge.slice_bytes must be >= 64 KiB"

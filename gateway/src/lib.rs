@@ -34,7 +34,8 @@
 //! reading), [`distribution`] (Host → site, path → behaviour), [`origin`] (client toward the
 //! stores), [`cors`] (buckets' CORS rules and preflight answers, learnt from the origin),
 //! [`compress`], [`metrics`], [`config`]; [`feed`] follows each origin store's change feed
-//! and drops exactly what changed.
+//! and drops exactly what changed; [`notifications`] takes S3 event notifications from
+//! origins that are not Outpost stores and drops the same.
 //!
 //! Words: *forward* = pass a client's request to the origin as it is (re-signed); *spool* = the
 //! upload parts held at the edge; the spool's workers *push* spooled parts to the store.
@@ -50,6 +51,7 @@ pub mod distribution;
 pub mod edge;
 pub mod feed;
 pub mod metrics;
+pub mod notifications;
 pub mod ops;
 pub mod origin;
 pub mod pipeline;

@@ -65,6 +65,8 @@ pub struct EdgeMetrics {
     cache_bytes: Family<TierLabel, Gauge>,
     cache_entries: Family<TierLabel, Gauge>,
     fills: Gauge,
+    /// Records of S3 event notifications, by outcome (`applied`, `ignored`).
+    notification_records: Family<OutcomeLabel, Counter>,
 }
 
 impl EdgeMetrics {
@@ -140,6 +142,12 @@ impl EdgeMetrics {
             "Times an origin's entries were marked for revalidation: events missed",
             feed.resyncs.clone(),
         );
+        let notification_records = Family::<OutcomeLabel, Counter>::default();
+        r.register(
+            "notification_records",
+            "Records of S3 event notifications (POST /_outpost/notifications), applied or ignored",
+            notification_records.clone(),
+        );
         EdgeMetrics {
             requests,
             feed,
@@ -150,6 +158,16 @@ impl EdgeMetrics {
             cache_bytes,
             cache_entries,
             fills,
+            notification_records,
+        }
+    }
+
+    /// One notification's records: `applied` purged their key, `ignored` named nothing to purge.
+    pub fn notification_records(&self, applied: u64, ignored: u64) {
+        for (outcome, n) in [("applied", applied), ("ignored", ignored)] {
+            self.notification_records
+                .get_or_create(&OutcomeLabel { outcome })
+                .inc_by(n);
         }
     }
 

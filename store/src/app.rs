@@ -102,7 +102,14 @@ impl Store {
             shutdown.await;
             engine.close_feeds();
         };
-        let result = server::serve(listeners, self.router(), limits, shutdown).await;
+        let result = server::serve(
+            listeners,
+            self.router(),
+            limits,
+            self.s3.metrics.tls_handshakes(),
+            shutdown,
+        )
+        .await;
         sweeper.abort();
         result
     }

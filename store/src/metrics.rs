@@ -21,8 +21,25 @@ pub struct OperationLabel {
     pub operation: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResumedLabel {
+    resumed: bool,
+}
+
+/// TLS handshakes a server completed, by whether they resumed an earlier session: how often
+/// clients pay a full handshake (a handle the accept loop counts into).
+#[derive(Clone, Default)]
+pub struct TlsHandshakes(Family<ResumedLabel, Counter>);
+
+impl TlsHandshakes {
+    pub fn count(&self, resumed: bool) {
+        self.0.get_or_create(&ResumedLabel { resumed }).inc();
+    }
+}
+
 pub struct Metrics {
     registry: Registry,
+    tls_handshakes: TlsHandshakes,
     requests: Family<RequestLabels, Counter>,
     latency: Family<OperationLabel, Histogram>,
     bytes_in: Counter,
@@ -34,7 +51,8 @@ pub struct Metrics {
 impl Metrics {
     /// Metrics named `<prefix>_requests_total`, `<prefix>_request_duration_seconds`,
     /// `<prefix>_bytes_received_total`, `<prefix>_bytes_sent_total`,
-    /// `<prefix>_feed_subscribers`, `<prefix>_feed_events_retained`.
+    /// `<prefix>_feed_subscribers`, `<prefix>_feed_events_retained`,
+    /// `<prefix>_tls_handshakes_total{resumed}`.
     pub fn new(prefix: &str) -> Self {
         let mut registry = Registry::with_prefix(prefix);
         let requests = Family::<RequestLabels, Counter>::default();
@@ -70,8 +88,15 @@ impl Metrics {
             "Events the change feed keeps",
             feed_events.clone(),
         );
+        let tls_handshakes = TlsHandshakes::default();
+        registry.register(
+            "tls_handshakes",
+            "TLS handshakes completed, by whether they resumed a session",
+            tls_handshakes.0.clone(),
+        );
         Metrics {
             registry,
+            tls_handshakes,
             requests,
             latency,
             bytes_in,
@@ -105,6 +130,11 @@ impl Metrics {
     /// The received-bytes counter itself, for a body stream that outlives a borrow.
     pub fn bytes_in(&self) -> Counter {
         self.bytes_in.clone()
+    }
+
+    /// The handshake counter, for the accept loop ([`crate::server::serve`]).
+    pub fn tls_handshakes(&self) -> TlsHandshakes {
+        self.tls_handshakes.clone()
     }
 
     /// The registry for components that add their own metrics.

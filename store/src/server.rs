@@ -26,6 +26,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 
+use crate::metrics::TlsHandshakes;
+
 /// Headers of an origin's answer the edge's client parses (an object's answer carries its
 /// metadata headers). Requests are parsed with hyper's default of 100 instead: hyper sets up
 /// its parse buffers for the whole count on every request head (1000 cost ~8 % of the edge's
@@ -173,11 +175,13 @@ impl Listener {
 }
 
 /// Serves `router` on every listener until `shutdown` resolves, then lets in-flight requests
-/// finish. The connection caps count the listeners' connections together.
+/// finish. The connection caps count the listeners' connections together; TLS handshakes are
+/// counted into `handshakes`.
 pub async fn serve(
     listeners: Vec<Listener>,
     router: axum::Router,
     limits: ConnLimits,
+    handshakes_done: TlsHandshakes,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
@@ -264,6 +268,7 @@ pub async fn serve(
         };
         let service = TowerToHyperService::new(connected.layer(axum::Extension(Encrypted)));
         let (auto, handshakes) = (Arc::clone(&auto), Arc::clone(&handshakes));
+        let handshakes_done = handshakes_done.clone();
         lanes.next().spawn(async move {
             let _admitted = admitted;
             let Ok(stream) = TcpStream::from_std(stream) else {
@@ -272,7 +277,11 @@ pub async fn serve(
             let handshake = handshake(&acceptor, &handshakes, stream);
             let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake);
             let stream = match handshake.await {
-                Ok(Some(stream)) => stream,
+                Ok(Some(stream)) => {
+                    let kind = stream.get_ref().1.handshake_kind();
+                    handshakes_done.count(kind == Some(rustls::HandshakeKind::Resumed));
+                    stream
+                }
                 Ok(None) => return,
                 Err(_) => {
                     tracing::debug!(%peer, "TLS handshake timed out");

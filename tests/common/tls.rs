@@ -29,8 +29,13 @@ pub fn ca_pem(ca: &LocalCa) -> Vec<u8> {
 
 /// aws-sdk-s3 over HTTPS, trusting `ca` only.
 pub fn sdk_client(server: &TestStore, ca: &LocalCa) -> Client {
+    sdk_client_trusting(server, &ca_pem(ca))
+}
+
+/// aws-sdk-s3 over HTTPS, trusting the CA certificate `ca_pem` only.
+pub fn sdk_client_trusting(server: &TestStore, ca_pem: &[u8]) -> Client {
     let context = TlsContext::builder()
-        .with_trust_store(TrustStore::empty().with_pem_certificate(ca_pem(ca)))
+        .with_trust_store(TrustStore::empty().with_pem_certificate(ca_pem))
         .build()
         .expect("a TLS context");
     let http = aws_smithy_http_client::Builder::new()

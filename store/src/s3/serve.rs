@@ -444,6 +444,7 @@ mod tests {
             vec![crate::server::Listener::plain(listener)],
             router,
             limits,
+            Default::default(),
             async {
                 let _ = stopped.await;
             },
