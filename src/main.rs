@@ -310,12 +310,6 @@ fn colour_logs() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
-/// mimalloc instead of glibc's malloc: a request allocates and frees many small buffers
-/// across threads, and glibc's arenas spent ~5 % of the edge's CPU on a small cache hit
-/// (`malloc`, `_int_free`, `malloc_consolidate` in `perf`), BENCHMARKS.md.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
