@@ -545,11 +545,11 @@ mod tests {
     #[test]
     fn after_is_a_number_once() {
         assert_eq!(number(None, "after").unwrap(), None);
-        assert_eq!(number(Some("after=12")).unwrap(), Some(12));
-        assert_eq!(number(Some("x=1&after=0")).unwrap(), Some(0));
+        assert_eq!(number(Some("after=12"), "after").unwrap(), Some(12));
+        assert_eq!(number(Some("x=1&after=0"), "after").unwrap(), Some(0));
         for bad in ["after=", "after=-1", "after=1x", "after=1&after=2", "after"] {
             assert_eq!(
-                number(Some(bad)).unwrap_err().code,
+                number(Some(bad), "after").unwrap_err().code,
                 Code::InvalidArgument,
                 "{bad}"
             );
