@@ -252,11 +252,8 @@ pub async fn applied(
     State(s3): State<Arc<S3>>,
     request: axum::extract::Request,
 ) -> axum::response::Response {
-    let id = request_id();
-    let (parts, _) = request.into_parts();
-    let asked = Asked::of(&parts);
-    let answer = (|| {
-        let caller = authorise(&s3, &parts)?;
+    call(request, |parts| {
+        let caller = authorise(&s3, parts)?;
         let query = parts.uri.query();
         let missing = |name: &str| Error::msg(Code::InvalidArgument, format!("{name} is missing."));
         let subscription = number(query, "subscription")?.ok_or_else(|| missing("subscription"))?;
@@ -267,14 +264,12 @@ pub async fn applied(
                 "seq is past the last change this store made.",
             ));
         }
+        let now = SystemTime::now();
         s3.feeds
-            .applied(subscription, &caller.access_key_id, seq, SystemTime::now())?;
-        Ok((
-            StatusCode::OK,
-            json!({ "subscription": subscription, "applied": seq }),
-        ))
-    })();
-    json_response(answer, &parts, &id, asked)
+            .applied(subscription, &caller.access_key_id, seq, now)?;
+        let answer = json!({ "subscription": subscription, "applied": seq });
+        Ok((StatusCode::OK, answer))
+    })
 }
 
 /// `GET /_outpost/changes/subscribers`: the root key's view of who follows the feed.
@@ -282,11 +277,8 @@ pub async fn subscribers(
     State(s3): State<Arc<S3>>,
     request: axum::extract::Request,
 ) -> axum::response::Response {
-    let id = request_id();
-    let (parts, _) = request.into_parts();
-    let asked = Asked::of(&parts);
-    let answer = (|| {
-        if !authorise(&s3, &parts)?.root {
+    call(request, |parts| {
+        if !authorise(&s3, parts)?.root {
             return Err(Error::msg(
                 Code::AccessDenied,
                 "The feed's subscribers are shown to the root key only.",
@@ -296,8 +288,18 @@ pub async fn subscribers(
         let list = s3.feeds.list(SystemTime::now(), keep);
         let last = *s3.engine.watch_changes().borrow();
         Ok((StatusCode::OK, json!({ "last": last, "subscribers": list })))
-    })();
-    json_response(answer, &parts, &id, asked)
+    })
+}
+
+/// A call answered from its head alone (its body is not read), as JSON.
+fn call(
+    request: axum::extract::Request,
+    answer: impl FnOnce(&http::request::Parts) -> Result<(StatusCode, Value)>,
+) -> axum::response::Response {
+    let id = request_id();
+    let (parts, _) = request.into_parts();
+    let asked = Asked::of(&parts);
+    json_response(answer(&parts), &parts, &id, asked)
 }
 
 /// `{"paths": [...]}`, each path starting with `/` (added if not), at least one.

@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::common::feed::Feed;
 use crate::common::keys::create_key;
 use crate::common::*;
+use crate::feed::public_policy;
 
 /// Generous, for a loaded 2-core machine; the feed itself takes milliseconds.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -99,12 +100,6 @@ async fn until(http: &reqwest::Client, url: &str, what: &str, done: impl Fn(&[u8
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-fn public_policy(bucket: &str) -> String {
-    format!(
-        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{bucket}/*"}}]}}"#
-    )
 }
 
 /// `outpost up --edges 3 [--tls]`: three edges on ports of their own, each with its own cache
