@@ -1,6 +1,7 @@
 //! `outpost`: the one binary. `outpost store` runs the S3-compatible store, `outpost edge` a
-//! caching edge in front of stores, and `outpost up` both in one process for a laptop (local
-//! data directory, printed credentials and endpoints). `outpost speedtest` compares uploads
+//! caching edge in front of stores, and `outpost up` a store and its edges (one, or N with
+//! `--edges N`) in one process for a laptop (local data directory, printed credentials and
+//! endpoints). `outpost speedtest` compares uploads
 //! straight to a store with uploads through an edge. `outpost key ...` manages access keys
 //! and grants through a running store's admin API.
 //!
