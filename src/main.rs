@@ -1,6 +1,7 @@
 //! `outpost`: the one binary. `outpost store` runs the S3-compatible store, `outpost edge` a
-//! caching edge in front of stores, and `outpost up` both in one process for a laptop (local
-//! data directory, printed credentials and endpoints). `outpost speedtest` compares uploads
+//! caching edge in front of stores, and `outpost up` a store and its edges (one, or N with
+//! `--edges N`) in one process for a laptop (local data directory, printed credentials and
+//! endpoints). `outpost speedtest` compares uploads
 //! straight to a store with uploads through an edge. `outpost key ...` manages access keys
 //! and grants through a running store's admin API.
 //!
@@ -40,7 +41,7 @@ enum Command {
     Store(StoreArgs),
     /// Run a caching edge gateway in front of one or more stores.
     Edge(EdgeArgs),
-    /// Run everything on one machine (a store on local disk and an edge in front of it) and
+    /// Run everything on one machine (a store on local disk and edges in front of it) and
     /// print how to use it.
     Up(UpArgs),
     /// Upload test objects straight to a store and through an edge; print both side by side.
@@ -100,9 +101,15 @@ struct EdgeArgs {
 struct UpArgs {
     #[command(flatten)]
     store: StoreArgs,
-    /// Address of the edge [default: 127.0.0.1:9080].
+    /// Address of the (first) edge [default: 127.0.0.1:9080]; with `--edges N` the others
+    /// listen on the next ports (9081, 9082...), or each on a port of its own choosing when
+    /// this one is 0.
     #[arg(long, env = "OUTPOST_EDGE_LISTEN")]
     edge_listen: Option<SocketAddr>,
+    /// How many edges to run in front of the store, each with its own cache directory, all
+    /// following the store's change feed.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    edges: u16,
     /// Serve HTTPS (store and edge) with a certificate from a local CA made in the data
     /// directory (`tls/ca.pem`, kept across restarts): trust it with `aws --ca-bundle` or
     /// `curl --cacert`.
@@ -246,10 +253,11 @@ impl EdgeArgs {
 }
 
 impl UpArgs {
-    /// The store's config, and the edge's: the file's `[edge]` table (distributions,
+    /// The store's config, and each edge's: the file's `[edge]` table (distributions,
     /// behaviours, cache sizes...), in front of this store (its origins and region are the
-    /// store's), with its cache in the data directory unless the table names one.
-    fn into_configs(self) -> anyhow::Result<(StoreConfig, EdgeConfig, Option<PathBuf>)> {
+    /// store's), with its cache in the data directory unless the table names one. Edge `i`
+    /// listens `i` ports after the first and keeps its cache in `<cache dir>-<i>`.
+    fn into_configs(self) -> anyhow::Result<(StoreConfig, Vec<EdgeConfig>, Option<PathBuf>)> {
         let mut edge = file_config(self.store.config.as_deref())?.edge;
         let mut store = self.store.into_config()?;
         let mut ca = None;
@@ -270,7 +278,24 @@ impl UpArgs {
         edge.region = store.region.clone();
         // Set once the store is bound (it may listen on port 0).
         edge.origins = Vec::new();
-        Ok((store, edge, ca))
+        let edges = (0..self.edges)
+            .map(|i| {
+                let mut nth = edge.clone();
+                if i > 0 {
+                    let mut dir = nth.cache_dir.into_os_string();
+                    dir.push(format!("-{i}"));
+                    nth.cache_dir = dir.into();
+                    if edge.listen.port() != 0 {
+                        let port = edge.listen.port().checked_add(i).with_context(|| {
+                            format!("{} edges from port {}", self.edges, edge.listen.port())
+                        })?;
+                        nth.listen.set_port(port);
+                    }
+                }
+                Ok(nth)
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok((store, edges, ca))
     }
 }
 
@@ -338,27 +363,39 @@ async fn main() -> anyhow::Result<()> {
             start_edge(config, credentials).await?.await
         }
         Command::Up(args) => {
-            let (config, mut edge, ca) = args.into_configs()?;
+            let (config, edges, ca) = args.into_configs()?;
             let (store, edge_key) = start_store(config, Some(ca.as_deref())).await?;
-            edge.origins = vec![store.url.clone()];
-            edge.validate()?;
-            let edge = start_edge(edge, edge_key).await?;
+            let mut running = Vec::new();
+            for mut edge in edges {
+                edge.origins = vec![store.url.clone()];
+                edge.validate()?;
+                running.push(start_edge(edge, edge_key.clone()).await?);
+            }
+            let urls: Vec<&str> = running.iter().map(|e| e.url.as_str()).collect();
             println!(
                 "Through the edge (cached reads, relayed writes), with a key of your own (the \
                  edge holds no root key and takes none): outpost key create me && outpost key \
                  allow me --create-bucket, then with its exports: aws{} --endpoint-url {} s3 ls",
                 ca_bundle(ca.as_deref()),
-                edge.url
+                urls[0]
             );
+            if urls.len() > 1 {
+                println!(
+                    "{} edges, all following the store's change feed: {}",
+                    urls.len(),
+                    urls.join(" ")
+                );
+            }
             if let Some(ca) = &ca {
                 println!(
                     "HTTPS with the local CA {}: aws --ca-bundle {0} ..., curl --cacert {0} ...",
                     ca.display()
                 );
             }
+            let edges = futures::future::select_all(running);
             tokio::select! {
                 r = store => r,
-                r = edge => r,
+                (r, _, _) = edges => r,
             }
         }
     }

@@ -13,6 +13,9 @@
 //!          hit (a 304 keeps the body); nothing is flushed
 //! ```
 //!
+//! Each connection confirms to the store the numbers it applied ([`applied`]), for the
+//! report of `outpost invalidate`.
+//!
 //! Applying an event ([`apply`]) drops, across the whole cache, the entries it names: an
 //! object's put or delete drops every entry of that bucket and key older than the event's
 //! commit (the store's `x-outpost-seq` on each answer says which commit wrote it; both faces,
@@ -23,10 +26,12 @@
 //! change forgets the bucket's CORS rules; an invalidation drops its paths. Key and grant
 //! changes hold nothing cached here. A line is parsed whole before anything of it is applied.
 
+mod applied;
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use http::{HeaderMap, Method, StatusCode};
+use http::{Method, StatusCode};
 use http_body_util::BodyExt;
 use outpost_store::engine::{ChangeKind, Event};
 use outpost_store::feed::{CHANGES_PATH, Line};
@@ -195,7 +200,7 @@ async fn session(
     let request = OriginRequest {
         method: Method::GET,
         path_and_query: position.path(),
-        headers: HeaderMap::new(),
+        headers: applied::announcement(edge),
         anonymous: false,
         aws_chunked: false,
     };
@@ -208,6 +213,7 @@ async fn session(
         .headers()
         .get(http::header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/x-ndjson"));
+    let subscription = applied::subscription(response.headers());
     let mut body = response.into_body();
     match status {
         StatusCode::OK if ndjson => {}
@@ -232,6 +238,8 @@ async fn session(
         }
         s => return End::Cut(format!("the origin answers {s}")),
     }
+    let group = Arc::clone(&followed.group);
+    let reporter = subscription.map(|id| applied::Reporter::start(group, followed.index, id));
     let mut buffer = Vec::new();
     loop {
         let frame = match body.frame().await {
@@ -270,6 +278,10 @@ async fn session(
                     resync(edge, label, followed);
                     return End::Cut(why);
                 }
+            }
+            // Applied (or marked for revalidation) up to here: the store may say so.
+            if let (Some(reporter), Some(last)) = (&reporter, position.last) {
+                reporter.applied(last);
             }
         }
         if buffer.len() > MAX_LINE {

@@ -46,6 +46,7 @@ impl Store {
             engine,
             config,
             metrics: Metrics::new("outpost_s3"),
+            feeds: Default::default(),
         };
         Ok(Store { s3: Arc::new(s3) })
     }
@@ -74,6 +75,8 @@ impl Store {
             .route("/_outpost/ready", get(ready))
             .route("/_outpost/metrics", get(metrics))
             .route(crate::feed::CHANGES_PATH, get(crate::feed::changes))
+            .route(crate::feed::APPLIED_PATH, post(crate::feed::applied))
+            .route(crate::feed::SUBSCRIBERS_PATH, get(crate::feed::subscribers))
             .route(
                 crate::feed::INVALIDATIONS_PATH,
                 post(crate::feed::invalidations),

@@ -85,6 +85,8 @@ codes! {
     NoSuchCORSConfiguration => NOT_FOUND, "The CORS configuration does not exist";
     NoSuchKey => NOT_FOUND, "The specified key does not exist.";
     NoSuchPublicAccessBlockConfiguration => NOT_FOUND, "The public access block configuration was not found";
+    // Not an S3 code: a change feed confirmation for a subscription the store does not have.
+    NoSuchSubscription => NOT_FOUND, "The change feed subscription does not exist (the store restarted, or the feed ended long ago).";
     NoSuchUpload => NOT_FOUND, "The specified multipart upload does not exist. The upload ID might be invalid, or the multipart upload might have been aborted or completed.";
     NoSuchWebsiteConfiguration => NOT_FOUND, "The specified bucket does not have a website configuration.";
     NotImplemented => NOT_IMPLEMENTED, "A header or query you provided implies functionality that is not implemented.";

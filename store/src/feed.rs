@@ -9,16 +9,26 @@
 //!        longer all kept (retention), or SEQ was never given (other data): the reader missed
 //!        events and must revalidate what it holds, then follow from `last`
 //!      → 400 InvalidArgument: `after` is not a number; no `after`: from now
+//!        (the request may name the reader: `x-outpost-edge: URL`; the answer carries the
+//!        subscription's id in `x-outpost-subscription`)
+//!   POST /_outpost/changes/applied?subscription=ID&seq=N → 200: the reader has applied every
+//!        event up to N (edges confirm as they go, for `outpost invalidate`'s report)
+//!   GET  /_outpost/changes/subscribers → 200 {"last":N,"subscribers":[…]} (root key only):
+//!        who follows the feed, who left, what each confirmed ([`subscribers`])
 //!   POST /_outpost/invalidations {"paths": ["/bucket/key", "/bucket/prefix*"]}
-//!      → 201 {"status":"Accepted","paths":[…],"seq":N}: an `invalidation` event for every edge
+//!      → 201 {"status":"Accepted","paths":[…],"seq":N,"time":"…"}: an `invalidation` event
+//!        for every edge
 //! ```
 //!
-//! Both are signed (SigV4, the kit's check) by the root key or an edge key; anonymous and
+//! All are signed (SigV4, the kit's check) by the root key or an edge key; anonymous and
 //! other keys get AccessDenied (403, JSON as the admin API's errors). Events are read from the
 //! index's change log (`engine/changes.rs`) after a commit announced a new number: an idle
 //! feed costs no disk reads. A reader so slow that the events it has yet to read are pruned
 //! meanwhile is cut off; reconnecting tells it they are gone.
 
+pub mod subscribers;
+
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -35,9 +45,14 @@ use crate::error::{Code, Error, Result};
 use crate::s3::auth::{Identity, verified_body};
 use crate::s3::context::FrontEnd as _;
 use crate::s3::{S3, body, request_id, serve::Asked, xml};
+use subscribers::{EDGE_HEADER, SUBSCRIPTION_HEADER, Subscription};
 
 /// Where the feed is served.
 pub const CHANGES_PATH: &str = "/_outpost/changes";
+/// Where a reader confirms what it applied.
+pub const APPLIED_PATH: &str = "/_outpost/changes/applied";
+/// Where the root key reads who follows the feed.
+pub const SUBSCRIBERS_PATH: &str = "/_outpost/changes/subscribers";
 /// Where invalidations are posted.
 pub const INVALIDATIONS_PATH: &str = "/_outpost/invalidations";
 /// Events read from the index at a time.
@@ -167,9 +182,19 @@ pub async fn changes(
     let (parts, _) = request.into_parts();
     let asked = Asked::of(&parts);
     let opened = async {
-        authorise(&s3, &parts)?;
-        let after = after(parts.uri.query())?;
-        open(&s3.engine, after).await
+        let caller = authorise(&s3, &parts)?;
+        let after = number(parts.uri.query(), "after")?;
+        let announced = parts.headers.get(EDGE_HEADER).and_then(|v| v.to_str().ok());
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<SocketAddr>>()
+            .map(|c| c.0);
+        let join = |after| {
+            let now = SystemTime::now();
+            let key = (caller.name, caller.access_key_id);
+            s3.feeds.join(key, announced, peer, after, now)
+        };
+        open(&s3.engine, after, join).await
     };
     match opened.await {
         Ok(Opened::Feed(tail)) => {
@@ -177,6 +202,7 @@ pub async fn changes(
                 .header(http::header::CONTENT_TYPE, "application/x-ndjson")
                 .header(http::header::CACHE_CONTROL, "no-store")
                 .header("x-outpost-store-id", s3.engine.store_id())
+                .header(SUBSCRIPTION_HEADER, tail.subscription.id)
                 .body(Body::from_stream(
                     tail.lines(s3.config.change_keepalive_secs),
                 ))
@@ -207,17 +233,73 @@ pub async fn invalidations(
     let (parts, body) = request.into_parts();
     let asked = Asked::of(&parts);
     let answer = async {
-        let payload = authorise(&s3, &parts)?;
+        let payload = authorise(&s3, &parts)?.payload;
         let raw = body::client_body(body, s3.settings().body_limits, |_| {});
         let (checked, _) = verified_body(raw, payload);
         let body = xml::read_small_body(checked, MAX_BODY).await?;
         let paths = invalidation_paths(&body)?;
         let seq = s3.engine.record_invalidation(paths.clone()).await?;
         tracing::info!(?paths, seq, "invalidation recorded for the edges");
-        let answer = json!({ "status": "Accepted", "paths": paths, "seq": seq });
+        let time = xml::iso8601(SystemTime::now());
+        let answer = json!({ "status": "Accepted", "paths": paths, "seq": seq, "time": time });
         Ok((StatusCode::CREATED, answer))
     };
     json_response(answer.await, &parts, &id, asked)
+}
+
+/// `POST /_outpost/changes/applied?subscription=ID&seq=N`: by the key the feed was opened with.
+pub async fn applied(
+    State(s3): State<Arc<S3>>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    call(request, |parts| {
+        let caller = authorise(&s3, parts)?;
+        let query = parts.uri.query();
+        let missing = |name: &str| Error::msg(Code::InvalidArgument, format!("{name} is missing."));
+        let subscription = number(query, "subscription")?.ok_or_else(|| missing("subscription"))?;
+        let seq = number(query, "seq")?.ok_or_else(|| missing("seq"))?;
+        if seq > *s3.engine.watch_changes().borrow() {
+            return Err(Error::msg(
+                Code::InvalidArgument,
+                "seq is past the last change this store made.",
+            ));
+        }
+        let now = SystemTime::now();
+        s3.feeds
+            .applied(subscription, &caller.access_key_id, seq, now)?;
+        let answer = json!({ "subscription": subscription, "applied": seq });
+        Ok((StatusCode::OK, answer))
+    })
+}
+
+/// `GET /_outpost/changes/subscribers`: the root key's view of who follows the feed.
+pub async fn subscribers(
+    State(s3): State<Arc<S3>>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    call(request, |parts| {
+        if !authorise(&s3, parts)?.root {
+            return Err(Error::msg(
+                Code::AccessDenied,
+                "The feed's subscribers are shown to the root key only.",
+            ));
+        }
+        let keep = s3.config.change_retention().max_age;
+        let list = s3.feeds.list(SystemTime::now(), keep);
+        let last = *s3.engine.watch_changes().borrow();
+        Ok((StatusCode::OK, json!({ "last": last, "subscribers": list })))
+    })
+}
+
+/// A call answered from its head alone (its body is not read), as JSON.
+fn call(
+    request: axum::extract::Request,
+    answer: impl FnOnce(&http::request::Parts) -> Result<(StatusCode, Value)>,
+) -> axum::response::Response {
+    let id = request_id();
+    let (parts, _) = request.into_parts();
+    let asked = Asked::of(&parts);
+    json_response(answer(&parts), &parts, &id, asked)
 }
 
 /// `{"paths": [...]}`, each path starting with `/` (added if not), at least one.
@@ -252,43 +334,66 @@ fn invalidation_paths(body: &[u8]) -> Result<Vec<String>> {
         .collect())
 }
 
-/// The root key or an edge key; the request's payload check.
-fn authorise(s3: &S3, parts: &http::request::Parts) -> Result<crate::s3::auth::Payload> {
+/// The name the root key goes by in the feed's subscribers.
+const ROOT: &str = "root";
+
+/// A caller the feed serves.
+struct Caller {
+    access_key_id: String,
+    /// The name of its key ([`ROOT`] for the root key).
+    name: String,
+    root: bool,
+    payload: crate::s3::auth::Payload,
+}
+
+/// The root key or an edge key, and the request's payload check.
+fn authorise(s3: &S3, parts: &http::request::Parts) -> Result<Caller> {
     let authenticated = verified(s3, parts)?;
-    let allowed = match &authenticated.identity {
+    let (name, root) = match &authenticated.identity {
+        Identity::Key(id) if s3.keyring.is_root(id) => (Some(ROOT.to_owned()), true),
         Identity::Key(id) => {
-            s3.keyring.is_root(id) || s3.engine.keys().by_access_key(id).is_some_and(|k| k.edge)
+            let keys = s3.engine.keys();
+            let key = keys.by_access_key(id).filter(|k| k.edge);
+            (key.map(|k| k.name.clone()), false)
         }
-        Identity::Anonymous => false,
+        Identity::Anonymous => (None, false),
     };
-    if !allowed {
+    let (Some(name), Identity::Key(access_key_id)) = (name, authenticated.identity) else {
         return Err(Error::msg(
             Code::AccessDenied,
             "The change feed is for the root key and edge keys only.",
         ));
-    }
-    Ok(authenticated.payload)
+    };
+    Ok(Caller {
+        access_key_id,
+        name,
+        root,
+        payload: authenticated.payload,
+    })
 }
 
-/// `after=SEQ`; None when absent (follow from now).
-fn after(query: Option<&str>) -> Result<Option<u64>> {
-    let mut after = None;
+/// The query parameter `name` as a decimal number (`after=SEQ`, `seq=N`...); None when absent.
+fn number(query: Option<&str>, name: &str) -> Result<Option<u64>> {
+    let mut found = None;
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if name != "after" {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if key != name {
             continue;
         }
-        let seq = value.parse::<u64>().map_err(|_| {
+        let n = value.parse::<u64>().map_err(|_| {
             Error::msg(
                 Code::InvalidArgument,
-                "after must be a sequence number (a decimal integer).",
+                format!("{name} must be a decimal integer."),
             )
         })?;
-        if after.replace(seq).is_some() {
-            return Err(Error::msg(Code::InvalidArgument, "after is given twice."));
+        if found.replace(n).is_some() {
+            return Err(Error::msg(
+                Code::InvalidArgument,
+                format!("{name} is given twice."),
+            ));
         }
     }
-    Ok(after)
+    Ok(found)
 }
 
 enum Opened {
@@ -296,14 +401,20 @@ enum Opened {
     Gone { oldest: u64, last: u64 },
 }
 
-/// Checks `after` against the log before the answer's status is sent.
-async fn open(engine: &Engine, after: Option<u64>) -> Result<Opened> {
+/// Checks `after` against the log before the answer's status is sent; `join`s the
+/// subscribers once the feed is to be sent.
+async fn open(
+    engine: &Engine,
+    after: Option<u64>,
+    join: impl FnOnce(u64) -> Subscription,
+) -> Result<Opened> {
     let mut watch = engine.watch_changes();
     let now = *watch.borrow_and_update();
     let after = after.unwrap_or(now);
     match engine.changes_after(after, 0).await? {
         ChangesAfter::Gone { oldest, last } => Ok(Opened::Gone { oldest, last }),
         ChangesAfter::Events { last, .. } => Ok(Opened::Feed(Tail {
+            subscription: join(after),
             closing: engine.feeds_closing(),
             engine: engine.clone(),
             after,
@@ -323,6 +434,7 @@ struct Tail {
     after: u64,
     watch: tokio::sync::watch::Receiver<u64>,
     hello: Option<Line>,
+    subscription: Subscription,
 }
 
 impl Tail {
@@ -350,6 +462,7 @@ impl Tail {
                 match self.engine.changes_after(self.after, PAGE).await? {
                     ChangesAfter::Events { events, .. } if !events.is_empty() => {
                         self.after = events.last().map_or(self.after, |e| e.seq);
+                        self.subscription.sent(self.after);
                         let now = SystemTime::now();
                         let text = events.into_iter().map(|e| Line::Event(e).to_text(now));
                         return Ok(Some(text.collect()));
@@ -433,12 +546,12 @@ mod tests {
 
     #[test]
     fn after_is_a_number_once() {
-        assert_eq!(after(None).unwrap(), None);
-        assert_eq!(after(Some("after=12")).unwrap(), Some(12));
-        assert_eq!(after(Some("x=1&after=0")).unwrap(), Some(0));
+        assert_eq!(number(None, "after").unwrap(), None);
+        assert_eq!(number(Some("after=12"), "after").unwrap(), Some(12));
+        assert_eq!(number(Some("x=1&after=0"), "after").unwrap(), Some(0));
         for bad in ["after=", "after=-1", "after=1x", "after=1&after=2", "after"] {
             assert_eq!(
-                after(Some(bad)).unwrap_err().code,
+                number(Some(bad), "after").unwrap_err().code,
                 Code::InvalidArgument,
                 "{bad}"
             );

@@ -20,8 +20,21 @@ impl Feed {
     /// Opens `/_outpost/changes?{query}` signed with `keys` (None: the root key, Some(None):
     /// unsigned).
     pub async fn open(store: &TestStore, query: &str, keys: Option<Option<(&str, &str)>>) -> Feed {
+        Feed::open_with(store, query, keys, &[]).await
+    }
+
+    /// [`Feed::open`] with these request headers too (signed with the rest).
+    pub async fn open_with(
+        store: &TestStore,
+        query: &str,
+        keys: Option<Option<(&str, &str)>>,
+        headers: &[(&str, &str)],
+    ) -> Feed {
         let target = format!("/_outpost/changes?{query}");
         let mut request = RawRequest::new("GET", &target);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
         request = match keys {
             None => request.sign(store),
             Some(Some((id, secret))) => {

@@ -101,6 +101,19 @@ impl TestStore {
     }
 
     pub fn start_with(opts: StoreOptions) -> TestStore {
+        TestStore::start_command(&["store"], &[], opts)
+    }
+
+    /// `outpost up ARGS` (`--edges 3`, `--tls`...), its edges from port 0 too: the store, once
+    /// it listens; the edges' URLs by [`TestStore::printed_all`] (`outpost edge listening on `).
+    pub fn start_up(args: &[&str], opts: StoreOptions) -> TestStore {
+        let edges = ["--edge-listen", "127.0.0.1:0"];
+        TestStore::start_command(&["up"], &[&edges, args].concat(), opts)
+    }
+
+    /// `outpost COMMAND --listen ... --data ... ARGS`, with a fresh data dir unless `opts` names
+    /// one.
+    fn start_command(command: &[&str], args: &[&str], opts: StoreOptions) -> TestStore {
         let tmp = tempfile::Builder::new()
             .prefix("outpost-e2e-")
             .tempdir()
@@ -110,11 +123,11 @@ impl TestStore {
             None => tmp.path().join("data"),
         };
         let listen = format!("127.0.0.1:{}", opts.port.unwrap_or(0));
-        let mut args: Vec<String> = ["store", "--listen", &listen, "--data"]
-            .map(String::from)
-            .to_vec();
-        args.push(data_dir.display().to_string());
-        TestStore::spawn("store", &args, data_dir, tmp, &opts)
+        let mut all: Vec<String> = command.iter().map(|a| a.to_string()).collect();
+        all.extend(["--listen", &listen, "--data"].map(String::from));
+        all.push(data_dir.display().to_string());
+        all.extend(args.iter().map(|a| a.to_string()));
+        TestStore::spawn("store", &all, data_dir, tmp, &opts)
     }
 
     /// An `outpost edge` in front of `origins` (primary first), with a fresh cache dir.
@@ -254,10 +267,33 @@ impl TestStore {
     /// What follows `prefix` on the first line of the child's stdout that starts with it
     /// (e.g. the URL of `outpost edge also listening on `).
     pub fn printed(&self, prefix: &str) -> Option<String> {
+        self.all_printed(prefix).into_iter().next()
+    }
+
+    fn all_printed(&self, prefix: &str) -> Vec<String> {
         let lines = self.stdout_lines.lock().unwrap();
         lines
             .iter()
-            .find_map(|line| line.strip_prefix(prefix).map(|rest| rest.trim().to_owned()))
+            .filter_map(|line| line.strip_prefix(prefix).map(|rest| rest.trim().to_owned()))
+            .collect()
+    }
+
+    /// What follows `prefix` on each line of the child's stdout that starts with it, once
+    /// there are `n` such lines (within 30 s).
+    pub async fn printed_all(&self, prefix: &str, n: usize) -> Vec<String> {
+        let started = std::time::Instant::now();
+        loop {
+            let found = self.all_printed(prefix);
+            if found.len() >= n {
+                return found;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{n} lines {prefix:?} expected, got {found:?}\nstderr:\n{}",
+                self.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// What the child wrote to stderr (last 64 KiB).

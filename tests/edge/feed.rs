@@ -76,7 +76,7 @@ async fn cached(edge: &TestStore, bucket: &str, key: &str, signed: bool, data: &
     );
 }
 
-fn public_policy(bucket: &str) -> String {
+pub(crate) fn public_policy(bucket: &str) -> String {
     format!(
         r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{bucket}/*"}}]}}"#
     )

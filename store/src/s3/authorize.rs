@@ -286,6 +286,7 @@ mod tests {
             config,
             metrics: crate::metrics::Metrics::new("test"),
             owner_id: "ROOT".into(),
+            feeds: Default::default(),
         };
         let key = s3.engine.create_key("app", false).await.unwrap();
         let signed = Access::Signed(key.access_key_id.clone());

@@ -60,6 +60,8 @@ pub struct S3 {
     pub metrics: Metrics,
     /// The canonical id reported as bucket and object owner (the root access key id).
     pub owner_id: String,
+    /// Who follows the change feed.
+    pub feeds: crate::feed::subscribers::Subscribers,
 }
 
 /// One request after routing and authentication: what an operation works with (its
