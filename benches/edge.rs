@@ -35,7 +35,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use common::{
-    Killed, S3, SliceBody, md5_hex, metric_sum, next_frame, path, spawn_outpost, tool_version,
+    Killed, S3, SliceBody, md5_hex, metric_sum, next_frame, path, spawn_edge, spawn_outpost,
+    tool_version,
 };
 use outpost_store::tls::{LocalCa, TlsFiles};
 use rand::{RngCore, SeedableRng};
@@ -81,18 +82,7 @@ async fn run() -> anyhow::Result<()> {
     let _store = Killed(store);
     let cache_dir = work.join("edge");
     let origin = format!("http://{store_addr}");
-    let (edge, edge_addr) = spawn_outpost(
-        &bin,
-        "edge",
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--origin",
-            &origin,
-            "--cache-dir",
-            path(&cache_dir),
-        ],
-    )?;
+    let (edge, edge_addr) = spawn_edge(&bin, &origin, &cache_dir, &[])?;
     let _edge = Killed(edge);
     // One ECDSA P-256 certificate for both TLS servers (what `outpost up --tls` makes).
     let ca = LocalCa::in_dir(&work.join("tls"))?;

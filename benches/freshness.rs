@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
-use common::{Killed, S3, SliceBody, md5_hex, metric_sum, path, spawn_outpost};
+use common::{Killed, S3, SliceBody, md5_hex, metric_sum, path, spawn_edge, spawn_outpost};
 
 const BUCKET: &str = "freshness";
 /// What the guarantee promises: no old bytes served this long after the acknowledgement.
@@ -106,20 +106,8 @@ async fn run() -> anyhow::Result<()> {
     let mut edge_addrs = Vec::new();
     for i in 0..edges {
         let cache = work.join(format!("edge-{i}"));
-        let (child, addr) = spawn_outpost(
-            &bin,
-            "edge",
-            &[
-                "--listen",
-                "127.0.0.1:0",
-                "--origin",
-                &origin,
-                "--cache-dir",
-                path(&cache),
-                "--config",
-                path(&edge_config),
-            ],
-        )?;
+        let config = ["--config", path(&edge_config)];
+        let (child, addr) = spawn_edge(&bin, &origin, &cache, &config)?;
         running.push(Killed(child));
         edge_addrs.push(addr);
     }

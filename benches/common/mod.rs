@@ -72,6 +72,20 @@ pub fn spawn_outpost(bin: &Path, kind: &str, args: &[&str]) -> anyhow::Result<(C
     spawn_outpost_in(None, bin, kind, args)
 }
 
+/// An `outpost edge` in front of `origin` on a free port, caching in `cache_dir`; `extra`
+/// flags follow. Returns the child and its address.
+pub fn spawn_edge(
+    bin: &Path,
+    origin: &str,
+    cache_dir: &Path,
+    extra: &[&str],
+) -> anyhow::Result<(Child, String)> {
+    let mut args = vec!["--listen", "127.0.0.1:0", "--origin", origin];
+    args.extend(["--cache-dir", path(cache_dir)]);
+    args.extend(extra);
+    spawn_outpost(bin, "edge", &args)
+}
+
 /// [`spawn_outpost`] inside a network namespace (`ip netns exec NETNS bin ...`) when one is given.
 pub fn spawn_outpost_in(
     netns: Option<&str>,

@@ -14,7 +14,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::common::{Killed, path, spawn_outpost};
+use super::common::{Killed, path, spawn_edge};
 use super::{BUCKET, hit_rows};
 
 /// Connections in flight at once in the handshake rows.
@@ -27,22 +27,8 @@ pub fn start_edge(
     origin: &str,
     tls: &TlsFiles,
 ) -> anyhow::Result<(Killed, String)> {
-    let (edge, addr) = spawn_outpost(
-        bin,
-        "edge",
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--origin",
-            origin,
-            "--cache-dir",
-            path(cache_dir),
-            "--tls-cert",
-            path(&tls.cert),
-            "--tls-key",
-            path(&tls.key),
-        ],
-    )?;
+    let tls_flags = ["--tls-cert", path(&tls.cert), "--tls-key", path(&tls.key)];
+    let (edge, addr) = spawn_edge(bin, origin, cache_dir, &tls_flags)?;
     Ok((Killed(edge), addr))
 }
 
