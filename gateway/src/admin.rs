@@ -27,10 +27,7 @@ impl Edge {
             .route("/_outpost/ready", get(ready))
             .route("/_outpost/metrics", get(metrics))
             .route("/_outpost/invalidations", post(invalidate))
-            .route(
-                "/_outpost/notifications",
-                post(crate::notifications::handle),
-            )
+            .route("/_outpost/notifications", post(notifications))
             .route("/_outpost/test/clock", post(advance_clock))
             .fallback(viewer::handle)
             .with_state(Arc::clone(self))
@@ -128,6 +125,17 @@ async fn invalidate(
     .await
 }
 
+/// S3 event notifications from an origin with no change feed ([`crate::notifications`]).
+async fn notifications(
+    State(edge): State<Arc<Edge>>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    let id = outpost_store::s3::request_id();
+    let (parts, body) = request.into_parts();
+    let result = crate::notifications::receive(&edge, &parts, body).await;
+    answer(&parts, &id, http::StatusCode::OK, result)
+}
+
 /// Test support (`test_clock = true` only): moves the cache clock forward.
 async fn advance_clock(
     State(edge): State<Arc<Edge>>,
@@ -185,7 +193,7 @@ async fn admin(
 
 /// An admin request's answer: `status` with the JSON `result` (its `id` the request id), or
 /// the S3 error document.
-pub(crate) fn answer(
+fn answer(
     parts: &http::request::Parts,
     id: &str,
     status: http::StatusCode,

@@ -18,10 +18,7 @@
 //! Other fields (MinIO's top-level `EventName` and `Key`, AWS's `sequencer`) are not read.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
-use axum::extract::State;
-use http::StatusCode;
 use outpost_store::error::{Code, Error};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
@@ -119,41 +116,38 @@ fn authorized(headers: &http::HeaderMap, token: &str) -> bool {
     bool::from(bare.ct_eq(token.as_bytes()))
 }
 
-pub async fn handle(
-    State(edge): State<Arc<Edge>>,
-    request: axum::extract::Request,
-) -> axum::response::Response {
-    let id = outpost_store::s3::request_id();
-    let (parts, body) = request.into_parts();
-    let result = async {
-        let Some(token) = &edge.config.notification_token else {
-            return Err(Error::msg(
-                Code::AccessDenied,
-                "Event notifications are off at this edge.",
-            ));
-        };
-        if !authorized(&parts.headers, token.expose()) {
-            tracing::warn!("event notification refused: missing or wrong token");
-            return Err(Error::new(Code::AccessDenied));
-        }
-        let bytes = axum::body::to_bytes(body, MAX_BODY)
-            .await
-            .map_err(|_| Error::new(Code::EntityTooLarge))?;
-        let malformed = |e: &dyn std::fmt::Display| {
-            Error::msg(
-                Code::MalformedJSON,
-                format!("Expected an S3 event notification ({{\"Records\": [...]}}): {e}"),
-            )
-        };
-        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| malformed(&e))?;
-        if !value.is_object() {
-            return Err(malformed(&"not a JSON object"));
-        }
-        let notification = Notification::deserialize(value).map_err(|e| malformed(&e))?;
-        Ok(apply(&edge, &notification))
+/// One notification request: its summary, or why it is refused. The token is checked before
+/// the body is read.
+pub async fn receive(
+    edge: &Edge,
+    parts: &http::request::Parts,
+    body: axum::body::Body,
+) -> Result<serde_json::Value, Error> {
+    let Some(token) = &edge.config.notification_token else {
+        return Err(Error::msg(
+            Code::AccessDenied,
+            "Event notifications are off at this edge.",
+        ));
+    };
+    if !authorized(&parts.headers, token.expose()) {
+        tracing::warn!("event notification refused: missing or wrong token");
+        return Err(Error::new(Code::AccessDenied));
     }
-    .await;
-    crate::admin::answer(&parts, &id, StatusCode::OK, result)
+    let bytes = axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| Error::new(Code::EntityTooLarge))?;
+    let malformed = |e: &dyn std::fmt::Display| {
+        Error::msg(
+            Code::MalformedJSON,
+            format!("Expected an S3 event notification ({{\"Records\": [...]}}): {e}"),
+        )
+    };
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| malformed(&e))?;
+    if !value.is_object() {
+        return Err(malformed(&"not a JSON object"));
+    }
+    let notification = Notification::deserialize(value).map_err(|e| malformed(&e))?;
+    Ok(apply(edge, &notification))
 }
 
 /// Drops what `notification` names, all at once; the summary answered.

@@ -23,8 +23,8 @@ use redb::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::codec;
 use super::error::Result;
-use super::index;
 
 pub(in crate::engine) const CHANGES: TableDefinition<u64, &[u8]> = TableDefinition::new("changes");
 pub(in crate::engine) const FEED: TableDefinition<&str, &[u8]> = TableDefinition::new("feed");
@@ -200,11 +200,11 @@ pub fn record(txn: &WriteTransaction, change: Change) -> Result<u64> {
     let seq = read_u64(&feed, LAST_SEQ)? + 1;
     feed.insert(LAST_SEQ, seq.to_be_bytes().as_slice())?;
     let row = StoredChange {
-        time_ms: index::now_ms(),
+        time_ms: codec::now_ms(),
         change,
     };
     txn.open_table(CHANGES)?
-        .insert(seq, index::encode(&row)?.as_slice())?;
+        .insert(seq, codec::encode(&row)?.as_slice())?;
     Ok(seq)
 }
 
@@ -223,7 +223,7 @@ pub(in crate::engine) fn before_commit(
         let old = match changes.first()? {
             None => break,
             Some((_, row)) => {
-                removed < over || index::decode::<StoredChange>(row.value())?.time_ms < cutoff
+                removed < over || codec::decode::<StoredChange>(row.value())?.time_ms < cutoff
             }
         };
         if !old {
@@ -277,10 +277,10 @@ pub(in crate::engine) fn after(
     let mut events = Vec::new();
     for entry in changes.range(after + 1..)?.take(limit) {
         let (seq, row) = entry?;
-        let row: StoredChange = index::decode(row.value())?;
+        let row: StoredChange = codec::decode(row.value())?;
         events.push(Event {
             seq: seq.value(),
-            time: index::from_ms(row.time_ms),
+            time: codec::from_ms(row.time_ms),
             change: row.change,
         });
     }

@@ -37,6 +37,7 @@
 pub mod blobs;
 pub mod changes;
 pub mod checksum;
+mod codec;
 pub mod durable;
 mod error;
 pub mod index;

@@ -1,13 +1,10 @@
 //! The rows of the index's tables, as JSON values (`#[serde(default)]`: a field added later
 //! reads old rows), and the time and codec helpers they use.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use redb::TableDefinition;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::error::Result;
+pub use crate::engine::codec::{decode, encode, from_ms, now_ms, to_ms};
 use crate::engine::{
     BucketSettings, ChecksumAlgorithm, ChecksumType, ObjectHeaders, ObjectInfo, PartInfo,
     PartSummary, StoredChecksum, UploadInfo,
@@ -164,28 +161,6 @@ impl PartRecord {
             checksum: self.checksum.clone(),
         }
     }
-}
-
-pub fn to_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-pub fn from_ms(ms: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(ms)
-}
-
-pub fn now_ms() -> u64 {
-    to_ms(SystemTime::now())
-}
-
-pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
-    Ok(serde_json::to_vec(value)?)
-}
-
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    Ok(serde_json::from_slice(bytes)?)
 }
 
 #[cfg(test)]
