@@ -12,6 +12,8 @@
 //! - [`policy`]: pure freshness rules (time is a parameter).
 //! - [`key`]: cache keys.
 //! - [`disk`]: the disk tier. The memory tier is two moka caches right here.
+//! - [`records`]: the heads of the disk tier's entries and the change feeds' positions, kept
+//!   on disk so the disk tier survives a restart (the memory tier starts empty).
 //! - [`collapse`]: fills in flight; concurrent misses share one origin request.
 //! - [`read`]: serving a byte range from slices and fills.
 
@@ -22,6 +24,7 @@ pub mod object;
 pub mod outcome;
 pub mod policy;
 pub mod read;
+pub mod records;
 
 use std::sync::Arc;
 
@@ -103,6 +106,9 @@ pub struct Cache {
     /// Compressed representations, by body version and encoding.
     variants: moka::future::Cache<(u64, Encoding), Bytes>,
     disk: disk::DiskTier,
+    pub records: Arc<records::Records>,
+    /// It started with entries kept from an earlier run.
+    restored: bool,
     pub slice_bytes: u64,
     pub fills: collapse::Fills,
     /// Bodies dropped for room, by `tier` (`memory`, `disk`): one metric family.
@@ -129,13 +135,41 @@ impl Cache {
         };
         let (memory_evictions, disk_evictions) = (tier("memory"), tier("disk"));
         let variant_budget = config.memory_cache_bytes / 8;
+        // The disk tier keeps the slices of the heads kept on disk, and they the heads of
+        // the slices it kept.
+        let (mut records, read) = records::Records::open(&config.cache_dir, config.slice_bytes)?;
+        let sizes = read.iter().map(|(_, h)| (h.version, h.size)).collect();
+        let evicted = records.eviction_sink();
+        let (disk, with_slices) = disk::DiskTier::open(
+            &config.cache_dir,
+            (
+                config.disk_cache_bytes,
+                config.spool_bytes,
+                config.slice_bytes,
+            ),
+            &sizes,
+            disk_evictions,
+            Box::new(evicted),
+        )?;
+        let restored = records.keep(read, &with_slices);
+        let heads = moka::future::Cache::builder()
+            .max_capacity(head_budget)
+            .weigher(|k: &String, h: &Arc<Head>| head_weight(k, h))
+            .support_invalidation_closures()
+            .build();
+        let restored_any = !restored.is_empty();
+        if restored_any {
+            tracing::info!(entries = restored.len(), "disk cache restored");
+        }
+        // Start-up only, before anything else uses the cache: nothing to wait for but moka.
+        futures::executor::block_on(async {
+            for (key, head) in restored {
+                heads.insert(key, Arc::new(head)).await;
+            }
+        });
         Ok(Cache {
             clock: Clock::default(),
-            heads: moka::future::Cache::builder()
-                .max_capacity(head_budget)
-                .weigher(|k: &String, h: &Arc<Head>| head_weight(k, h))
-                .support_invalidation_closures()
-                .build(),
+            heads,
             memory: moka::future::Cache::builder()
                 .max_capacity(config.memory_cache_bytes - head_budget - variant_budget)
                 .weigher(|_, b: &Bytes| u32::try_from(b.len()).unwrap_or(u32::MAX))
@@ -151,12 +185,9 @@ impl Cache {
                 .max_capacity(variant_budget)
                 .weigher(|_, b: &Bytes| u32::try_from(b.len()).unwrap_or(u32::MAX))
                 .build(),
-            disk: disk::DiskTier::open(
-                &config.cache_dir,
-                config.disk_cache_bytes,
-                config.spool_bytes,
-                disk_evictions,
-            )?,
+            disk,
+            records: Arc::new(records),
+            restored: restored_any,
             evictions,
             marked: Default::default(),
             superseded: moka::future::Cache::builder()
@@ -173,6 +204,12 @@ impl Cache {
         })
     }
 
+    /// Whether it started with entries kept from an earlier run (`feed::start` then lets the
+    /// followers catch up before the edge serves).
+    pub fn restored(&self) -> bool {
+        self.restored
+    }
+
     pub async fn head(&self, key: &str) -> Option<Arc<Head>> {
         self.heads.get(key).await
     }
@@ -184,7 +221,20 @@ impl Cache {
         {
             return; // fetched before a change the feed told of
         }
-        self.heads.insert(key.to_owned(), head).await;
+        self.heads.insert(key.to_owned(), Arc::clone(&head)).await;
+        if head.size > self.slice_bytes {
+            // Its body goes to disk: so does its head, to outlive a restart.
+            let (records, heads, key) = (
+                Arc::clone(&self.records),
+                self.heads.clone(),
+                key.to_owned(),
+            );
+            tokio::spawn(async move {
+                records
+                    .write(&key, &head, || heads.contains_key(&key))
+                    .await;
+            });
+        }
     }
 
     /// The object (`bucket`, `key`) changed at its store in the change feed's commit `seq`:
@@ -195,16 +245,22 @@ impl Cache {
         let name = format!("{bucket}\n{key}");
         let known = self.superseded.get(&name).await.unwrap_or(0);
         self.superseded.insert(name, known.max(seq)).await;
-        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        let (b, o) = (bucket.to_owned(), key.to_owned());
         self.heads
             .invalidate_entries_if(move |k, head| {
-                head.seq() < seq && key::parts(k).is_some_and(|(_, b, o)| b == bucket && o == key)
+                head.seq() < seq && key::parts(k).is_some_and(|(_, kb, ko)| kb == b && ko == o)
             })
             .expect("invalidation closures are enabled");
+        self.records
+            .forget(Some((bucket, key)), |_, _, held| held < seq);
     }
 
     pub async fn remove_head(&self, key: &str) {
         self.heads.invalidate(key).await;
+        if let Some((_, bucket, object)) = key::parts(key) {
+            self.records
+                .forget(Some((bucket, object)), |k, _, _| k == key);
+        }
     }
 
     /// Up to `len` bytes from `offset` within a slice of a body of `size` bytes, from
@@ -281,6 +337,9 @@ impl Cache {
                 key::parts(k).is_some_and(|(n, b, o)| matcher(n, b, o))
             })
             .expect("invalidation closures are enabled");
+        self.records.forget(None, |k, _, _| {
+            key::parts(k).is_some_and(|(n, b, o)| matches(n, b, o))
+        });
         self.fills
             .invalidate(|k| key::parts(k).is_some_and(|(n, b, o)| matches(n, b, o)));
     }
