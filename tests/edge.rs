@@ -27,6 +27,8 @@ mod cors_browser;
 mod faces;
 #[path = "edge/feed.rs"]
 mod feed;
+#[path = "edge/feed_restart.rs"]
+mod feed_restart;
 #[path = "edge/https_browser.rs"]
 mod https_browser;
 #[path = "edge/list_parts.rs"]

@@ -113,7 +113,7 @@ pub async fn start(edge: Arc<Edge>) -> tokio::task::JoinHandle<()> {
             }
             let (settled, caught_up) = tokio::sync::oneshot::channel();
             behind.push((caught_up, followed.groups.clone()));
-            let progress = Progress::new(&followed.url, settled, saved);
+            let progress = Progress::new((n, &followed.url), settled, saved);
             follow(Arc::clone(&edge), n, followed, position, progress)
         })
         .collect();
@@ -248,6 +248,8 @@ enum End {
 /// What a follower tells besides the cache: that it caught up (once, to [`start`]), and
 /// where it stands (saved with the disk tier, for the next run).
 struct Progress {
+    /// The follower's number, as in metrics.
+    origin: usize,
     url: String,
     settled: Option<tokio::sync::oneshot::Sender<()>>,
     saved: Option<FeedPosition>,
@@ -256,11 +258,12 @@ struct Progress {
 
 impl Progress {
     fn new(
-        url: &str,
+        (origin, url): (usize, &str),
         settled: tokio::sync::oneshot::Sender<()>,
         saved: Option<FeedPosition>,
     ) -> Progress {
         Progress {
+            origin,
             url: url.to_owned(),
             settled: Some(settled),
             saved,
@@ -291,9 +294,16 @@ impl Progress {
         let Some(saved) = position.to_save(&self.url) else {
             return;
         };
-        edge.cache.records.save_feed_position(&saved).await;
-        self.saved = Some(saved);
+        // A failed save is tried again once due again.
         self.saved_at = tokio::time::Instant::now();
+        if edge.cache.records.save_feed_position(&saved).await {
+            let label = OriginLabel {
+                origin: self.origin,
+            };
+            let gauge = edge.metrics.feed.saved_seq.get_or_create(&label);
+            gauge.set(saved.last as i64);
+            self.saved = Some(saved);
+        }
     }
 }
 

@@ -8,16 +8,21 @@ use crate::common::faulty::{Fault, FaultyOrigin};
 use crate::common::*;
 
 /// Generous, for a loaded 2-core machine; the feed itself takes milliseconds.
-const DEADLINE: Duration = Duration::from_secs(30);
+pub(crate) const DEADLINE: Duration = Duration::from_secs(30);
 
 /// An edge in front of `origin`, with `extra` lines in its `[edge]` table.
-fn edge_for(origin: &str, extra: &str) -> TestStore {
+pub(crate) fn edge_for(origin: &str, extra: &str) -> TestStore {
+    edge_with(origin, extra, StoreOptions::default())
+}
+
+/// As [`edge_for`], started with `opts` (a cache dir to reuse, say).
+pub(crate) fn edge_with(origin: &str, extra: &str, opts: StoreOptions) -> TestStore {
     let toml = format!("[edge]\norigins = [\"{origin}\"]\ntest_clock = true\n{extra}");
-    TestStore::start_edge(&[], StoreOptions::default().config(&toml))
+    TestStore::start_edge(&[], opts.config(&toml))
 }
 
 /// Waits until `edge` has heard from its origin's feed (its first contact counts a resync).
-async fn following(edge: &TestStore) {
+pub(crate) async fn following(edge: &TestStore) {
     let started = Instant::now();
     while edge.metric("outpost_edge_feed_resyncs_total", &[]).await < 1.0 {
         assert!(
@@ -29,7 +34,12 @@ async fn following(edge: &TestStore) {
 }
 
 /// A GET through `edge` (signed with the root key, or anonymous): status, body, X-Cache.
-async fn get(edge: &TestStore, bucket: &str, key: &str, signed: bool) -> (u16, Vec<u8>, String) {
+pub(crate) async fn get(
+    edge: &TestStore,
+    bucket: &str,
+    key: &str,
+    signed: bool,
+) -> (u16, Vec<u8>, String) {
     let mut r = RawRequest::new("GET", &format!("/{bucket}/{key}"));
     if signed {
         r = r.sign(edge);
@@ -40,7 +50,7 @@ async fn get(edge: &TestStore, bucket: &str, key: &str, signed: bool) -> (u16, V
 }
 
 /// Polls `edge` until `done` holds for a GET, within the deadline; that answer.
-async fn until(
+pub(crate) async fn until(
     edge: &TestStore,
     bucket: &str,
     key: &str,
@@ -67,7 +77,7 @@ async fn until(
 }
 
 /// Caches `key` at `edge` (a miss, then a hit of `data`).
-async fn cached(edge: &TestStore, bucket: &str, key: &str, signed: bool, data: &[u8]) {
+pub(crate) async fn cached(edge: &TestStore, bucket: &str, key: &str, signed: bool, data: &[u8]) {
     get(edge, bucket, key, signed).await;
     let (status, body, cache) = get(edge, bucket, key, signed).await;
     assert_eq!(

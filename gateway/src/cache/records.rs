@@ -264,8 +264,9 @@ impl Records {
         (saved.url == url).then_some(saved)
     }
 
-    /// Saves `position` (see the module documentation for why the heads are synced first).
-    pub async fn save_feed_position(&self, position: &FeedPosition) {
+    /// Saves `position` (see the module documentation for why the heads are synced first);
+    /// false if it could not (logged).
+    pub async fn save_feed_position(&self, position: &FeedPosition) -> bool {
         let text = serde_json::to_vec(position).expect("a position always serialises");
         let (heads, path) = (
             self.heads.clone(),
@@ -276,9 +277,11 @@ impl Records {
             durable::write_replace(&path, &text, FILE_MODE)
         })
         .await;
-        if !matches!(saved, Ok(Ok(()))) {
+        let saved = matches!(saved, Ok(Ok(())));
+        if !saved {
             tracing::warn!(url = %position.url, "disk cache: saving a feed position failed");
         }
+        saved
     }
 }
 
