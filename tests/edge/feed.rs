@@ -23,12 +23,16 @@ pub(crate) fn edge_with(origin: &str, extra: &str, opts: StoreOptions) -> TestSt
 
 /// Waits until `edge` has heard from its origin's feed (its first contact counts a resync).
 pub(crate) async fn following(edge: &TestStore) {
+    let never = "the edge never followed the feed";
+    reaches(edge, "outpost_edge_feed_resyncs_total", 1.0, never).await;
+}
+
+/// Waits until `edge`'s metric `name` (all its series) is at least `value`; else panics with
+/// `never` after the deadline.
+pub(crate) async fn reaches(edge: &TestStore, name: &str, value: f64, never: &str) {
     let started = Instant::now();
-    while edge.metric("outpost_edge_feed_resyncs_total", &[]).await < 1.0 {
-        assert!(
-            started.elapsed() < DEADLINE,
-            "the edge never followed the feed"
-        );
+    while edge.metric(name, &[]).await < value {
+        assert!(started.elapsed() < DEADLINE, "{never}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -118,8 +118,12 @@ pub struct Cache {
     marked: std::sync::atomic::AtomicBool,
     /// The change feed's last number for a `bucket\nkey` lately changed at its store: a head
     /// of an older version (its `x-outpost-seq` below) is no longer stored, so a fill that
-    /// raced the change cannot bring the old version back ([`Cache::supersede`]).
-    superseded: moka::future::Cache<String, u64>,
+    /// raced the change cannot bring the old version back ([`Cache::supersede`]). Read
+    /// without waiting, under the disk records' lock too.
+    superseded: moka::sync::Cache<String, u64>,
+    /// Purges so far: a head stored while one ran keeps no record on disk (the purge may
+    /// have missed it; purges are rare).
+    purges: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Cache {
@@ -190,10 +194,11 @@ impl Cache {
             restored: restored_any,
             evictions,
             marked: Default::default(),
-            superseded: moka::future::Cache::builder()
+            superseded: moka::sync::Cache::builder()
                 .max_capacity(SUPERSEDED_KEYS)
                 .time_to_live(SUPERSEDED_FOR)
                 .build(),
+            purges: Default::default(),
             slice_bytes: config.slice_bytes,
             // A healthy fill goes no longer without news than its origins' timeouts allow.
             fills: collapse::Fills::new(std::time::Duration::from_secs(
@@ -215,24 +220,28 @@ impl Cache {
     }
 
     pub async fn put_head(&self, key: &str, head: Arc<Head>) {
-        if let Some((_, bucket, object)) = key::parts(key)
-            && let Some(seq) = self.superseded.get(&format!("{bucket}\n{object}")).await
-            && head.seq() < seq
-        {
+        let object = key::parts(key).map(|(_, bucket, object)| format!("{bucket}\n{object}"));
+        if superseded(&self.superseded, object.as_deref(), &head) {
             return; // fetched before a change the feed told of
         }
+        let purges = self.purges.load(std::sync::atomic::Ordering::Acquire);
         self.heads.insert(key.to_owned(), Arc::clone(&head)).await;
         if head.size > self.slice_bytes {
-            // Its body goes to disk: so does its head, to outlive a restart.
+            // Its body goes to disk: so does its head, to outlive a restart, unless the
+            // entry went meanwhile (its record would bring it back).
             let (records, heads, key) = (
                 Arc::clone(&self.records),
                 self.heads.clone(),
                 key.to_owned(),
             );
+            let (superseded_keys, purged) = (self.superseded.clone(), Arc::clone(&self.purges));
             tokio::spawn(async move {
-                records
-                    .write(&key, &head, || heads.contains_key(&key))
-                    .await;
+                let current = || {
+                    heads.contains_key(&key)
+                        && !superseded(&superseded_keys, object.as_deref(), &head)
+                        && purged.load(std::sync::atomic::Ordering::Acquire) == purges
+                };
+                records.write(&key, &head, current).await;
             });
         }
     }
@@ -243,8 +252,8 @@ impl Cache {
     /// by this edge's own upload, say).
     pub async fn supersede(&self, bucket: &str, key: &str, seq: u64) {
         let name = format!("{bucket}\n{key}");
-        let known = self.superseded.get(&name).await.unwrap_or(0);
-        self.superseded.insert(name, known.max(seq)).await;
+        let known = self.superseded.get(&name).unwrap_or(0);
+        self.superseded.insert(name, known.max(seq));
         let (b, o) = (bucket.to_owned(), key.to_owned());
         self.heads
             .invalidate_entries_if(move |k, head| {
@@ -330,6 +339,8 @@ impl Cache {
     /// its slices and compressed bodies belong to its head's version, unreachable once the
     /// head is gone), and detaches matching fills in flight so none stores what it fetched.
     pub fn purge(&self, matches: impl Fn(&str, &str, &str) -> bool + Send + Sync + 'static) {
+        self.purges
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         let matches = Arc::new(matches);
         let matcher = Arc::clone(&matches);
         self.heads
@@ -371,6 +382,13 @@ impl Cache {
             (self.disk.entry_count(), self.disk.weighted_size()),
         ]
     }
+}
+
+/// Whether `head` of `object` (`bucket\nkey`) is older than a change the feed told of.
+fn superseded(known: &moka::sync::Cache<String, u64>, object: Option<&str>, head: &Head) -> bool {
+    object
+        .and_then(|o| known.get(o))
+        .is_some_and(|seq| head.seq() < seq)
 }
 
 fn head_weight(key: &str, head: &Head) -> u32 {

@@ -16,9 +16,10 @@
 //!   its next line; and a feed position is saved only after the heads directory is synced.
 //!   A saved position thus never vouches for a record that an event up to it dropped.
 //!   Replaying events after a saved position is harmless: an event drops only what is older.
-//! - A record is written first and then held only if the memory tier still holds its entry
-//!   (asked under the lock [`Records::forget`] takes, after the cache dropped what an event
-//!   names); otherwise its file goes again. A fill that raced a change leaves nothing behind.
+//! - A record is written first and then held only if its entry is still current: in the
+//!   memory tier, no change of its object told by the feed since, no purge since it was
+//!   stored (asked under the lock [`Records::forget`] takes, after the cache dropped what an
+//!   event names); otherwise its file goes again. A fill that raced a change leaves nothing.
 //! - At start, a record that does not parse, names another version than its file, was cut
 //!   in slices of another size, or has no slice left on disk goes, slices with it; of two
 //!   records of one key the older goes.
@@ -420,13 +421,11 @@ mod tests {
         key::cache_key("s3", "b", object, None, &[])
     }
 
-    fn names(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
+    fn names(dir: &Path) -> std::collections::BTreeSet<String> {
+        let files = std::fs::read_dir(dir).unwrap();
+        files
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect()
     }
 
     /// Opens the records of `dir` as a restart would, every record having its slices.
@@ -483,7 +482,7 @@ mod tests {
         records.forget(Some(("b", "newer")), |_, _, seq| seq < 5);
         records.forget(None, |k, _, _| k == key("purged"));
         let heads = dir.path().join("heads");
-        assert_eq!(names(&heads), [version_name(3)]);
+        assert_eq!(names(&heads), [version_name(3)].into());
         // A newer version of a key replaces the older's record; an older one does not.
         records
             .write(
@@ -499,13 +498,13 @@ mod tests {
                 || true,
             )
             .await;
-        assert_eq!(names(&heads), [version_name(5)]);
+        assert_eq!(names(&heads), [version_name(5)].into());
         // A version whose slices were evicted for room goes at the next write.
         records.eviction_sink()(5);
         records
             .write(&key("other"), &head(8, 1, now), || true)
             .await;
-        assert_eq!(names(&heads), [version_name(8)]);
+        assert_eq!(names(&heads), [version_name(8)].into());
         drop(records);
         let restored = reopen(dir.path());
         assert_eq!(restored.len(), 1);
@@ -538,7 +537,7 @@ mod tests {
         assert_eq!(read.len(), 2, "good and no slices parse");
         let kept = records.keep(read, &HashSet::from([1]));
         assert_eq!(kept.len(), 1);
-        assert_eq!(names(&heads), [version_name(1)]);
+        assert_eq!(names(&heads), [version_name(1)].into());
         // Cut in slices of another size: nothing of it is kept.
         drop(records);
         let (_, read) = Records::open(dir.path(), 2 * SLICE).unwrap();
