@@ -109,7 +109,8 @@ pub async fn start(edge: Arc<Edge>) -> tokio::task::JoinHandle<()> {
             if position.revalidate_before_ms > 0 {
                 let at =
                     SystemTime::UNIX_EPOCH + Duration::from_millis(position.revalidate_before_ms);
-                followed.groups.iter().for_each(|g| g.revalidate_before(at));
+                let mark = |g: &Arc<OriginGroup>| edge.cache.mark_received_before(g, at);
+                followed.groups.iter().for_each(mark);
             }
             let (settled, caught_up) = tokio::sync::oneshot::channel();
             behind.push((caught_up, followed.groups.clone()));

@@ -247,14 +247,19 @@ async fn an_edge_with_the_feed_off_keeps_what_it_holds() {
 /// An edge behind a proxy the test cuts (every answer swallowed, every new connection reset)
 /// while objects change at the store; the store sends keep-alives every second and the edge
 /// gives up on a silent origin after 2.
-struct Cut {
-    store: TestStore,
-    proxy: FaultyOrigin,
-    edge: TestStore,
+pub(crate) struct Cut {
+    pub(crate) store: TestStore,
+    pub(crate) proxy: FaultyOrigin,
+    pub(crate) edge: TestStore,
 }
 
 impl Cut {
     async fn start(store_toml: &str) -> Cut {
+        Cut::start_with(store_toml, "").await
+    }
+
+    /// As [`Cut::start`], with `edge_toml` lines for the edge too.
+    pub(crate) async fn start_with(store_toml: &str, edge_toml: &str) -> Cut {
         let store = TestStore::start_with(
             StoreOptions::default()
                 .config(&format!("[store]\nchange_keepalive_secs = 1\n{store_toml}")),
@@ -262,7 +267,7 @@ impl Cut {
         let proxy = FaultyOrigin::start(&store.addr);
         let edge = edge_for(
             &proxy.url,
-            "origin_idle_timeout_secs = 2\norigin_timeout_secs = 2\n",
+            &format!("origin_idle_timeout_secs = 2\norigin_timeout_secs = 2\n{edge_toml}"),
         );
         following(&edge).await;
         Cut { store, proxy, edge }
@@ -270,7 +275,7 @@ impl Cut {
 
     /// Cuts the feed, runs `change`, waits until the edge has noticed and tried again, and
     /// mends the path.
-    async fn while_cut(&self, change: impl std::future::Future<Output = ()>) {
+    pub(crate) async fn while_cut(&self, change: impl std::future::Future<Output = ()>) {
         let reconnects = self
             .edge
             .metric("outpost_edge_feed_reconnects_total", &[])

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::common::faulty::FaultyOrigin;
 use crate::common::feed::Feed;
 use crate::common::*;
-use crate::feed::{DEADLINE, cached, edge_for, edge_with, following, get, reaches, until};
+use crate::feed::{Cut, DEADLINE, cached, edge_for, edge_with, following, get, reaches, until};
 
 /// Slices of 64 KiB (the least): the objects below are four of them.
 const SLICES: &str = "slice_bytes = 65536\n";
@@ -96,6 +96,17 @@ async fn an_edge_killed_and_restarted_keeps_its_disk_cache_and_serves_nothing_th
     assert_eq!(status, 200);
     assert!(body == data(0), "the bytes it held");
     assert_eq!(cache, "Hit from outpost", "kept across the restart");
+    // Its head too: validators, age, ranges across slices.
+    let ranged = RawRequest::new("GET", &format!("/{b}/same"))
+        .header("range", "bytes=60000-140000")
+        .sign(&edge)
+        .send(&edge)
+        .await;
+    assert_eq!(ranged.status, 206);
+    assert!(ranged.body == data(0)[60000..=140000], "the range's bytes");
+    assert_eq!(ranged.header("etag"), Some(etag_of(&data(0)).as_str()));
+    assert_eq!(ranged.header("x-cache"), Some("Hit from outpost"));
+    assert!(ranged.header("age").is_some());
     assert_eq!(
         origin_gets(&store).await,
         before,
@@ -251,6 +262,35 @@ async fn an_edge_restarted_in_front_of_replaced_store_data_revalidates_what_it_h
     assert_eq!(
         edge.metric("outpost_edge_feed_resyncs_total", &[]).await,
         1.0
+    );
+}
+
+#[tokio::test]
+async fn an_edge_that_missed_events_still_revalidates_after_a_restart() {
+    // The store keeps two events: a cut outlasts them.
+    let mut cut = Cut::start_with("change_max_events = 2\n", SLICES).await;
+    let s3 = cut.store.client();
+    let b = cut.store.bucket(&s3, "away").await;
+    put_bytes(&s3, &b, "changed", random_bytes(LARGE, 5)).await;
+    cached(&cut.edge, &b, "changed", true, &random_bytes(LARGE, 5)).await;
+    on_disk(&cut.edge, 1).await;
+    cut.while_cut(async {
+        put_bytes(&s3, &b, "changed", random_bytes(LARGE, 6)).await;
+        for i in 0..3 {
+            put_bytes(&s3, &b, &format!("other{i}"), "x").await;
+        }
+    })
+    .await;
+    let never = "the edge never learnt it missed events";
+    reaches(&cut.edge, "outpost_edge_feed_resyncs_total", 2.0, never).await;
+    // Marked, not yet revalidated, when the edge goes down.
+    saved(&cut.edge, store_last_seq(&cut.store).await).await;
+    let edge = restart(&mut cut.edge, &cut.proxy.url, SLICES);
+    let (status, body, cache) = get(&edge, &b, "changed", true).await;
+    assert_eq!((status, cache.as_str()), (200, "Miss from outpost"));
+    assert!(
+        body == random_bytes(LARGE, 6),
+        "the mark outlived the restart"
     );
 }
 

@@ -358,7 +358,13 @@ impl Cache {
     /// Marks every entry from `origins` stored until now as needing revalidation before its
     /// next use (a 304 keeps its body): what an edge does when it missed changes.
     pub fn mark_for_revalidation(&self, origins: &OriginGroup) {
-        origins.revalidate_before(self.clock.now());
+        self.mark_received_before(origins, self.clock.now());
+    }
+
+    /// Marks every entry from `origins` received before `at` as needing revalidation (a
+    /// mark made before a restart: `feed::start`).
+    pub fn mark_received_before(&self, origins: &OriginGroup, at: std::time::SystemTime) {
+        origins.revalidate_before(at);
         self.marked
             .store(true, std::sync::atomic::Ordering::Release);
     }
