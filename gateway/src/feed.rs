@@ -14,8 +14,8 @@
 //! ```
 //!
 //! A restart keeps the disk tier (`cache/records.rs`) and, beside it, each follower's place:
-//! the store id, the last sequence applied (saved at most [`SAVE_EVERY`] after it moved, and
-//! at once when the follower caught up or resynced) and the time of its last resync. Before
+//! the store id, the last sequence applied and the time of its last resync, saved about
+//! every [`SAVE_EVERY`] while it moves ([`keep_saving`]). Before
 //! an edge that restored entries serves its first client, each follower resumes from its
 //! saved place and applies what happened meanwhile ([`start`]); a follower that cannot within
 //! [`CATCH_UP_WAIT`] (the store is unreachable or slow) has its groups' entries marked for
@@ -56,8 +56,8 @@ const NOT_FOLLOWED_RETRY: Duration = Duration::from_secs(60);
 const MAX_LINE: usize = 8 << 20;
 /// The largest "gone" answer read.
 const MAX_GONE: usize = 64 << 10;
-/// A follower's place is saved at most this long after it moved (a restart replays at most
-/// the events of this long, which drops a little more than needed, never too little).
+/// A follower's place is saved at most this often (a restart replays at most the events of
+/// about this long, which drops a little more than needed, never too little).
 const SAVE_EVERY: Duration = Duration::from_millis(500);
 /// How long a restarted edge that restored entries waits for its followers to catch up
 /// before it serves (the first access-document poll waits as long, at the same time).
@@ -114,8 +114,14 @@ pub async fn start(edge: Arc<Edge>) -> tokio::task::JoinHandle<()> {
             }
             let (settled, caught_up) = tokio::sync::oneshot::channel();
             behind.push((caught_up, followed.groups.clone()));
-            let progress = Progress::new((n, &followed.url), settled, saved);
-            follow(Arc::clone(&edge), n, followed, position, progress)
+            let (place, moves) = tokio::sync::watch::channel(saved);
+            let progress = Progress {
+                url: followed.url.clone(),
+                settled: Some(settled),
+                place,
+            };
+            let follower = follow(Arc::clone(&edge), n, followed, position, progress);
+            futures::future::join(follower, keep_saving(Arc::clone(&edge), n, moves))
         })
         .collect();
     let task = tokio::spawn(futures::future::join_all(followers).map(drop));
@@ -247,31 +253,14 @@ enum End {
 }
 
 /// What a follower tells besides the cache: that it caught up (once, to [`start`]), and
-/// where it stands (saved with the disk tier, for the next run).
+/// where it stands, to its saver ([`keep_saving`]), which keeps it with the disk tier.
 struct Progress {
-    /// The follower's number, as in metrics.
-    origin: usize,
     url: String,
     settled: Option<tokio::sync::oneshot::Sender<()>>,
-    saved: Option<FeedPosition>,
-    saved_at: tokio::time::Instant,
+    place: tokio::sync::watch::Sender<Option<FeedPosition>>,
 }
 
 impl Progress {
-    fn new(
-        (origin, url): (usize, &str),
-        settled: tokio::sync::oneshot::Sender<()>,
-        saved: Option<FeedPosition>,
-    ) -> Progress {
-        Progress {
-            origin,
-            url: url.to_owned(),
-            settled: Some(settled),
-            saved,
-            saved_at: tokio::time::Instant::now(),
-        }
-    }
-
     /// The follower knows what to make of the entries it holds (caught up, resynced, or not
     /// a feed here).
     fn settle(&mut self) {
@@ -280,30 +269,48 @@ impl Progress {
         }
     }
 
-    /// When the position must be saved by, if it moved since it last was.
-    fn due(&self, position: &Position) -> Option<tokio::time::Instant> {
-        (position.to_save(&self.url) != self.saved).then_some(self.saved_at + SAVE_EVERY)
+    /// The follower applied what `position` says (the cache forgot what it dropped before
+    /// `apply` returned): it may be saved.
+    fn moved(&self, position: &Position) {
+        let now = position.to_save(&self.url);
+        self.place.send_if_modified(|place| {
+            let moved = *place != now;
+            if moved {
+                place.clone_from(&now);
+            }
+            moved
+        });
     }
+}
 
-    /// Saves the position if it moved (`now`: at once, else once due). Everything it vouches
-    /// for was applied before, and the cache forgot what it dropped before `apply` returned.
-    async fn save(&mut self, edge: &Edge, position: &Position, now: bool) {
-        let due = self.due(position);
-        if due.is_none_or(|at| !now && at > tokio::time::Instant::now()) {
-            return;
-        }
-        let Some(saved) = position.to_save(&self.url) else {
-            return;
-        };
-        // A failed save is tried again once due again.
-        self.saved_at = tokio::time::Instant::now();
-        if edge.cache.records.save_feed_position(&saved).await {
-            let label = OriginLabel {
-                origin: self.origin,
+/// Saves the place of follower `n` each time it moved, at most once per [`SAVE_EVERY`] (and
+/// again after a failure), off the follower's path: a saved place may lag behind, never run
+/// ahead. Lagging is safe: a restart replays the events after it (an event drops only what is
+/// older), and the store tells again of any it can no longer give.
+async fn keep_saving(
+    edge: Arc<Edge>,
+    n: usize,
+    mut place: tokio::sync::watch::Receiver<Option<FeedPosition>>,
+) {
+    let gauge = edge
+        .metrics
+        .feed
+        .saved_seq
+        .get_or_create(&OriginLabel { origin: n })
+        .clone();
+    while place.changed().await.is_ok() {
+        loop {
+            let Some(saved) = place.borrow_and_update().clone() else {
+                break;
             };
-            let gauge = edge.metrics.feed.saved_seq.get_or_create(&label);
-            gauge.set(saved.last as i64);
-            self.saved = Some(saved);
+            let done = edge.cache.records.save_feed_position(&saved).await;
+            if done {
+                gauge.set(saved.last as i64);
+            }
+            tokio::time::sleep(SAVE_EVERY).await;
+            if done {
+                break;
+            }
         }
     }
 }
@@ -321,7 +328,7 @@ async fn follow(
     loop {
         let started = std::time::Instant::now();
         let end = session(&edge, &label, &followed, &mut position, &mut progress).await;
-        progress.save(&edge, &position, true).await;
+        progress.moved(&position);
         let wait = match end {
             End::Resynced => Duration::ZERO,
             End::NotFollowed(why) => {
@@ -397,16 +404,7 @@ async fn session(
     }
     let mut buffer = Vec::new();
     loop {
-        // Waiting for the next line, the position is saved once due.
-        let next = match progress.due(position) {
-            Some(at) => tokio::time::timeout_at(at, body.frame()).await,
-            None => Ok(body.frame().await),
-        };
-        let Ok(next) = next else {
-            progress.save(edge, position, true).await;
-            continue;
-        };
-        let frame = match next {
+        let frame = match body.frame().await {
             None => return End::Cut("the feed ended".into()),
             Some(Err(e)) => return End::Cut(e.to_string()),
             Some(Ok(frame)) => frame,
@@ -436,10 +434,7 @@ async fn session(
                 Ok(Step::CaughtUp) => {
                     edge.metrics.feed.lag_seconds.get_or_create(label).set(0.0);
                 }
-                Ok(Step::Resync) => {
-                    resync(edge, label, followed, position);
-                    progress.save(edge, position, true).await;
-                }
+                Ok(Step::Resync) => resync(edge, label, followed, position),
                 Err(why) => {
                     tracing::warn!(origin = label.origin, %why, "garbage in the change feed; resyncing");
                     resync(edge, label, followed, position);
@@ -447,8 +442,7 @@ async fn session(
                     return End::Cut(why);
                 }
             }
-            if position.caught_up() && progress.settled.is_some() {
-                progress.save(edge, position, true).await;
+            if position.caught_up() {
                 progress.settle();
             }
         }
@@ -457,7 +451,7 @@ async fn session(
             progress.settle();
             return End::Cut("a feed line past the largest".into());
         }
-        progress.save(edge, position, false).await;
+        progress.moved(position);
     }
 }
 
