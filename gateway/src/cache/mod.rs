@@ -235,13 +235,13 @@ impl Cache {
                 key.to_owned(),
             );
             let (superseded_keys, purged) = (self.superseded.clone(), Arc::clone(&self.purges));
-            tokio::spawn(async move {
+            tokio::task::spawn_blocking(move || {
                 let current = || {
                     heads.contains_key(&key)
                         && !superseded(&superseded_keys, object.as_deref(), &head)
                         && purged.load(std::sync::atomic::Ordering::Acquire) == purges
                 };
-                records.write(&key, &head, current).await;
+                records.write(&key, &head, current);
             });
         }
     }

@@ -16,10 +16,10 @@
 //!   its next line; and a feed position is saved only after the heads directory is synced.
 //!   A saved position thus never vouches for a record that an event up to it dropped.
 //!   Replaying events after a saved position is harmless: an event drops only what is older.
-//! - A record is written first and then held only if its entry is still current: in the
-//!   memory tier, no change of its object told by the feed since, no purge since it was
-//!   stored (asked under the lock [`Records::forget`] takes, after the cache dropped what an
-//!   event names); otherwise its file goes again. A fill that raced a change leaves nothing.
+//! - A record is staged, then committed under the lock [`Records::forget`] takes, and only
+//!   if its entry is still current: in the memory tier, no change of its object told by the
+//!   feed since, no purge since it was stored (the cache drops what an event names before it
+//!   forgets the records). A fill that raced a change leaves nothing behind.
 //! - At start, a record that does not parse, names another version than its file, was cut
 //!   in slices of another size, or has no slice left on disk goes, slices with it; of two
 //!   records of one key the older goes.
@@ -28,12 +28,13 @@
 //! restart removes them (they belong to no record).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use http::{HeaderName, HeaderValue, StatusCode};
-use outpost_store::engine::durable;
+use outpost_store::engine::durable::{self, StagedFile};
 use serde::{Deserialize, Serialize};
 
 use super::policy::Freshness;
@@ -178,31 +179,33 @@ impl Records {
     }
 
     /// Writes the record of `head` under `key` (replacing the key's record of an older
-    /// head) and holds it if `current` (asked under the lock [`Records::forget`] takes) says
-    /// the cache still holds the entry.
-    pub async fn write(&self, key: &str, head: &Head, current: impl FnOnce() -> bool) {
+    /// head) if `current` (asked under the lock [`Records::forget`] takes) says the entry
+    /// still is. Blocking I/O: run it on the blocking pool.
+    pub fn write(&self, key: &str, head: &Head, current: impl FnOnce() -> bool) {
         let Some(place) = place(key) else { return };
         let Some(text) = record_of(key, head, self.slice_bytes) else {
             return; // a header value that is not text: not kept across a restart
         };
-        let path = self.heads.join(version_name(head.version));
-        let written =
-            tokio::task::spawn_blocking(move || durable::write_replace(&path, &text, FILE_MODE))
-                .await;
-        if !matches!(written, Ok(Ok(()))) {
-            tracing::warn!(?written, "disk cache: writing a head failed");
-            return;
-        }
+        let staged = StagedFile::create_in(&self.heads, FILE_MODE)
+            .and_then(|mut staged| staged.write_all(&text).map(|()| staged));
+        let staged = match staged {
+            Ok(staged) => staged,
+            Err(e) => return tracing::warn!(error = %e, "disk cache: writing a head failed"),
+        };
         let mut held = self.held.lock().expect("records lock");
         self.drop_evicted(&mut held);
         let new = Held::of(head);
-        let stale = |h: &Held| h.received > new.received;
         match held.get(&place).copied() {
-            // A later head of the same body holds the file (one freshness older at worst).
-            Some(h) if h.version == new.version && stale(&h) => {}
-            Some(h) if stale(&h) => unlink(&self.heads, [new.version]),
-            _ if !current() => unlink(&self.heads, [new.version]),
+            // A later head holds the key (of this body or another).
+            Some(h) if h.received > new.received => {}
+            _ if !current() => {}
             old => {
+                // Committed under the lock: a forget either finds it or ran before `current`
+                // was asked (and then the entry is not current).
+                let path = self.heads.join(version_name(new.version));
+                if let Err(e) = staged.commit(&path) {
+                    return tracing::warn!(error = %e, "disk cache: writing a head failed");
+                }
                 held.insert(place, new);
                 if let Some(old) = old.filter(|h| h.version != new.version) {
                     unlink(&self.heads, [old.version]);
@@ -441,7 +444,7 @@ mod tests {
         let (records, _) = Records::open(dir.path(), SLICE).unwrap();
         let received = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
         let written = head(7, 3, received);
-        records.write(&key("k"), &written, || true).await;
+        records.write(&key("k"), &written, || true);
         drop(records);
         let restored = reopen(dir.path());
         assert_eq!(restored.len(), 1);
@@ -465,18 +468,10 @@ mod tests {
         let (records, _) = Records::open(dir.path(), SLICE).unwrap();
         let now = SystemTime::now();
         // The cache dropped the entry while its record was being written.
-        records
-            .write(&key("raced"), &head(1, 1, now), || false)
-            .await;
-        records
-            .write(&key("changed"), &head(2, 4, now), || true)
-            .await;
-        records
-            .write(&key("newer"), &head(3, 9, now), || true)
-            .await;
-        records
-            .write(&key("purged"), &head(4, 1, now), || true)
-            .await;
+        records.write(&key("raced"), &head(1, 1, now), || false);
+        records.write(&key("changed"), &head(2, 4, now), || true);
+        records.write(&key("newer"), &head(3, 9, now), || true);
+        records.write(&key("purged"), &head(4, 1, now), || true);
         // An event of commit 5 drops what is older.
         records.forget(Some(("b", "changed")), |_, _, seq| seq < 5);
         records.forget(Some(("b", "newer")), |_, _, seq| seq < 5);
@@ -484,26 +479,20 @@ mod tests {
         let heads = dir.path().join("heads");
         assert_eq!(names(&heads), [version_name(3)].into());
         // A newer version of a key replaces the older's record; an older one does not.
-        records
-            .write(
-                &key("newer"),
-                &head(5, 10, now + Duration::from_secs(1)),
-                || true,
-            )
-            .await;
-        records
-            .write(
-                &key("newer"),
-                &head(6, 8, now - Duration::from_secs(1)),
-                || true,
-            )
-            .await;
+        records.write(
+            &key("newer"),
+            &head(5, 10, now + Duration::from_secs(1)),
+            || true,
+        );
+        records.write(
+            &key("newer"),
+            &head(6, 8, now - Duration::from_secs(1)),
+            || true,
+        );
         assert_eq!(names(&heads), [version_name(5)].into());
         // A version whose slices were evicted for room goes at the next write.
         records.eviction_sink()(5);
-        records
-            .write(&key("other"), &head(8, 1, now), || true)
-            .await;
+        records.write(&key("other"), &head(8, 1, now), || true);
         assert_eq!(names(&heads), [version_name(8)].into());
         drop(records);
         let restored = reopen(dir.path());
@@ -516,14 +505,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (records, _) = Records::open(dir.path(), SLICE).unwrap();
         let now = SystemTime::now();
-        records.write(&key("good"), &head(1, 1, now), || true).await;
-        records.write(&key("torn"), &head(2, 1, now), || true).await;
-        records
-            .write(&key("renamed"), &head(3, 1, now), || true)
-            .await;
-        records
-            .write(&key("no slices"), &head(4, 1, now), || true)
-            .await;
+        records.write(&key("good"), &head(1, 1, now), || true);
+        records.write(&key("torn"), &head(2, 1, now), || true);
+        records.write(&key("renamed"), &head(3, 1, now), || true);
+        records.write(&key("no slices"), &head(4, 1, now), || true);
         drop(records);
         let heads = dir.path().join("heads");
         let torn = heads.join(version_name(2));
