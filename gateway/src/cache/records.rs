@@ -186,8 +186,13 @@ impl Records {
         let Some(text) = record_of(key, head, self.slice_bytes) else {
             return; // a header value that is not text: not kept across a restart
         };
-        let staged = StagedFile::create_in(&self.heads, FILE_MODE)
-            .and_then(|mut staged| staged.write_all(&text).map(|()| staged));
+        // Written and synced before the lock, renamed into place under it, its name synced
+        // after: the lock is held for a rename.
+        let staged = StagedFile::create_in(&self.heads, FILE_MODE).and_then(|mut staged| {
+            staged.write_all(&text)?;
+            staged.file().sync_all()?;
+            Ok(staged)
+        });
         let staged = match staged {
             Ok(staged) => staged,
             Err(e) => return tracing::warn!(error = %e, "disk cache: writing a head failed"),
@@ -200,16 +205,20 @@ impl Records {
             Some(h) if h.received > new.received => {}
             _ if !current() => {}
             old => {
-                // Committed under the lock: a forget either finds it or ran before `current`
+                // Named under the lock: a forget either finds it or ran before `current`
                 // was asked (and then the entry is not current).
                 let path = self.heads.join(version_name(new.version));
-                if let Err(e) = staged.commit(&path) {
+                if let Err(e) = staged.rename_into(&path) {
                     return tracing::warn!(error = %e, "disk cache: writing a head failed");
                 }
                 held.insert(place, new);
                 if let Some(old) = old.filter(|h| h.version != new.version) {
                     unlink(&self.heads, [old.version]);
                 }
+                drop(held);
+                // A name lost to a power cut is a record lost, never one kept too long: the
+                // unlinks of forgotten ones are synced before a feed position is saved.
+                let _ = durable::sync_dir(&self.heads);
             }
         }
     }
