@@ -29,6 +29,8 @@ mod faces;
 mod feed;
 #[path = "edge/feed_network.rs"]
 mod feed_network;
+#[path = "edge/feed_restart.rs"]
+mod feed_restart;
 #[path = "edge/https_browser.rs"]
 mod https_browser;
 #[path = "edge/list_parts.rs"]

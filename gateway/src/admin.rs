@@ -46,11 +46,15 @@ impl Edge {
             config.max_connections_per_ip,
         );
         // The first document before the first client, if the store answers soon; the poll
-        // goes on for as long as the edge serves. Following the origins' change feeds too.
-        let poll = self.poller.start(FIRST_POLL).await;
-        let feeds = config
-            .feed
-            .then(|| tokio::spawn(crate::feed::follow_all(Arc::clone(&self))));
+        // goes on for as long as the edge serves. Following the origins' change feeds too,
+        // caught up with what changed while the edge was down (if it kept entries) meanwhile.
+        let feeds = async {
+            match config.feed {
+                true => Some(crate::feed::start(Arc::clone(&self)).await),
+                false => None,
+            }
+        };
+        let (poll, feeds) = tokio::join!(self.poller.start(FIRST_POLL), feeds);
         let served = server::serve(
             listeners,
             self.router(),

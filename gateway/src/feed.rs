@@ -16,6 +16,16 @@
 //! Each connection confirms to the store the numbers it applied ([`applied`]), for the
 //! report of `outpost invalidate`.
 //!
+//! A restart keeps the disk tier (`cache/records.rs`) and, beside it, each follower's place:
+//! the store id, the last sequence applied and the time of its last resync, saved about
+//! every [`SAVE_EVERY`] while it moves ([`keep_saving`]). Before
+//! an edge that restored entries serves its first client, each follower resumes from its
+//! saved place and applies what happened meanwhile ([`start`]); a follower that cannot within
+//! [`CATCH_UP_WAIT`] (the store is unreachable or slow) has its groups' entries marked for
+//! revalidation instead, as a resync would: the edge promises freshness to clients only while
+//! it hears from the store. A marked entry the store cannot revalidate is still served within
+//! its TTL and stale-if-error grace, as an edge without a feed would serve it.
+//!
 //! Applying an event ([`apply`]) drops, across the whole cache, the entries it names: an
 //! object's put or delete drops every entry of that bucket and key older than the event's
 //! commit (the store's `x-outpost-seq` on each answer says which commit wrote it; both faces,
@@ -31,11 +41,13 @@ mod applied;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use futures::FutureExt;
 use http::{Method, StatusCode};
 use http_body_util::BodyExt;
 use outpost_store::engine::{ChangeKind, Event};
 use outpost_store::feed::{CHANGES_PATH, Line};
 
+use crate::cache::records::FeedPosition;
 use crate::edge::{ANONYMOUS, Edge};
 use crate::metrics::{KindLabel, OriginLabel};
 use crate::origin::{OriginGroup, OriginRequest};
@@ -49,6 +61,12 @@ const NOT_FOLLOWED_RETRY: Duration = Duration::from_secs(60);
 const MAX_LINE: usize = 8 << 20;
 /// The largest "gone" answer read.
 const MAX_GONE: usize = 64 << 10;
+/// A follower's place is saved at most this often (a restart replays at most the events of
+/// about this long, which drops a little more than needed, never too little).
+const SAVE_EVERY: Duration = Duration::from_millis(500);
+/// How long a restarted edge that restored entries waits for its followers to catch up
+/// before it serves (the first access-document poll waits as long, at the same time).
+pub const CATCH_UP_WAIT: Duration = Duration::from_secs(3);
 
 /// One origin followed: the URL at `index` of `group`, and every group that holds it (whose
 /// entries a resync marks).
@@ -80,13 +98,55 @@ pub fn followed(edge: &Edge) -> Vec<Followed> {
     out
 }
 
-/// Follows every origin's feed, for as long as the edge runs.
-pub async fn follow_all(edge: Arc<Edge>) {
-    let followers = followed(&edge).into_iter().enumerate().map(|(n, f)| {
-        let edge = Arc::clone(&edge);
-        async move { follow(edge, n, f).await }
-    });
-    futures::future::join_all(followers).await;
+/// Starts following every origin's feed, each from its saved place, for as long as the
+/// edge runs (the task returned). When the cache restored entries from an earlier run, waits
+/// up to [`CATCH_UP_WAIT`] until each follower has caught up with its store (or learnt that
+/// it missed events, or that its origin has no feed); the groups of a follower still behind
+/// then have their entries marked for revalidation (see the module documentation).
+pub async fn start(edge: Arc<Edge>) -> tokio::task::JoinHandle<()> {
+    let mut behind = Vec::new();
+    let followers: Vec<_> = followed(&edge)
+        .into_iter()
+        .enumerate()
+        .map(|(n, followed)| {
+            let saved = edge.cache.records.feed_position(&followed.url);
+            let position = Position::saved(saved.clone());
+            if position.revalidate_before_ms > 0 {
+                let at =
+                    SystemTime::UNIX_EPOCH + Duration::from_millis(position.revalidate_before_ms);
+                let mark = |g: &Arc<OriginGroup>| edge.cache.mark_received_before(g, at);
+                followed.groups.iter().for_each(mark);
+            }
+            let (settled, caught_up) = tokio::sync::oneshot::channel();
+            behind.push((caught_up, followed.groups.clone()));
+            let (place, moves) = tokio::sync::watch::channel(saved);
+            let progress = Progress {
+                url: followed.url.clone(),
+                settled: Some(settled),
+                place,
+            };
+            let follower = follow(Arc::clone(&edge), n, followed, position, progress);
+            futures::future::join(follower, keep_saving(Arc::clone(&edge), n, moves))
+        })
+        .collect();
+    let task = tokio::spawn(futures::future::join_all(followers).map(drop));
+    if edge.cache.restored() {
+        let deadline = tokio::time::Instant::now() + CATCH_UP_WAIT;
+        for (caught_up, groups) in behind {
+            if !matches!(
+                tokio::time::timeout_at(deadline, caught_up).await,
+                Ok(Ok(()))
+            ) {
+                tracing::warn!(
+                    "a change feed did not catch up in time: the entries restored from its origin will be revalidated"
+                );
+                groups
+                    .iter()
+                    .for_each(|g| edge.cache.mark_for_revalidation(g));
+            }
+        }
+    }
+    task
 }
 
 /// Where a follower stands in its origin's feed.
@@ -95,6 +155,12 @@ struct Position {
     store_id: Option<String>,
     /// The last sequence number applied (None: not connected yet).
     last: Option<u64>,
+    /// The store's last number when this connection opened: applied up to it, the follower
+    /// has caught up.
+    target: Option<u64>,
+    /// When the entries from this origin were last marked for revalidation (ms since the
+    /// epoch, by the cache clock; 0: never).
+    revalidate_before_ms: u64,
 }
 
 /// What one line asks of the follower.
@@ -109,6 +175,34 @@ enum Step {
 }
 
 impl Position {
+    /// The place saved by an earlier run, if any.
+    fn saved(saved: Option<FeedPosition>) -> Position {
+        match saved {
+            Some(saved) => Position {
+                store_id: Some(saved.store_id),
+                last: Some(saved.last),
+                target: None,
+                revalidate_before_ms: saved.revalidate_before_ms,
+            },
+            None => Position::default(),
+        }
+    }
+
+    /// What to save of it (once it is connected).
+    fn to_save(&self, url: &str) -> Option<FeedPosition> {
+        Some(FeedPosition {
+            url: url.to_owned(),
+            store_id: self.store_id.clone()?,
+            last: self.last?,
+            revalidate_before_ms: self.revalidate_before_ms,
+        })
+    }
+
+    /// Everything the store had committed when this connection opened is applied.
+    fn caught_up(&self) -> bool {
+        matches!((self.last, self.target), (Some(last), Some(target)) if last >= target)
+    }
+
     /// Reads one line of the feed. Err: garbage (the follower resyncs and reconnects).
     fn read(&mut self, text: &str) -> Result<Step, String> {
         let line = Line::parse(text)?;
@@ -116,7 +210,10 @@ impl Position {
             (Line::Hello { store_id, last }, known) => {
                 let same = self.store_id.as_deref() == Some(store_id.as_str());
                 self.store_id = Some(store_id);
-                if same && known.is_some() {
+                self.target = Some(last);
+                // Numbers that went back are other data under the same name (restored from
+                // an older copy).
+                if same && known.is_some_and(|k| k <= last) {
                     return Ok(Step::Nothing);
                 }
                 // First contact (the cache may hold what was fetched before), or other data.
@@ -160,16 +257,87 @@ enum End {
     NotFollowed(String),
 }
 
-async fn follow(edge: Arc<Edge>, n: usize, followed: Followed) {
+/// What a follower tells besides the cache: that it caught up (once, to [`start`]), and
+/// where it stands, to its saver ([`keep_saving`]), which keeps it with the disk tier.
+struct Progress {
+    url: String,
+    settled: Option<tokio::sync::oneshot::Sender<()>>,
+    place: tokio::sync::watch::Sender<Option<FeedPosition>>,
+}
+
+impl Progress {
+    /// The follower knows what to make of the entries it holds (caught up, resynced, or not
+    /// a feed here).
+    fn settle(&mut self) {
+        if let Some(settled) = self.settled.take() {
+            let _ = settled.send(());
+        }
+    }
+
+    /// The follower applied what `position` says (the cache forgot what it dropped before
+    /// `apply` returned): it may be saved.
+    fn moved(&self, position: &Position) {
+        let now = position.to_save(&self.url);
+        self.place.send_if_modified(|place| {
+            let moved = *place != now;
+            if moved {
+                place.clone_from(&now);
+            }
+            moved
+        });
+    }
+}
+
+/// Saves the place of follower `n` each time it moved, at most once per [`SAVE_EVERY`] (and
+/// again after a failure), off the follower's path: a saved place may lag behind, never run
+/// ahead. Lagging is safe: a restart replays the events after it (an event drops only what is
+/// older), and the store tells again of any it can no longer give.
+async fn keep_saving(
+    edge: Arc<Edge>,
+    n: usize,
+    mut place: tokio::sync::watch::Receiver<Option<FeedPosition>>,
+) {
+    let gauge = edge
+        .metrics
+        .feed
+        .saved_seq
+        .get_or_create(&OriginLabel { origin: n })
+        .clone();
+    while place.changed().await.is_ok() {
+        loop {
+            let Some(saved) = place.borrow_and_update().clone() else {
+                break;
+            };
+            let done = edge.cache.records.save_feed_position(&saved).await;
+            if done {
+                gauge.set(saved.last as i64);
+            }
+            tokio::time::sleep(SAVE_EVERY).await;
+            if done {
+                break;
+            }
+        }
+    }
+}
+
+async fn follow(
+    edge: Arc<Edge>,
+    n: usize,
+    followed: Followed,
+    mut position: Position,
+    mut progress: Progress,
+) {
     let label = OriginLabel { origin: n };
-    let mut position = Position::default();
     let mut backoff = MIN_BACKOFF;
     let mut said_not_followed = false;
     loop {
         let started = std::time::Instant::now();
-        let wait = match session(&edge, &label, &followed, &mut position).await {
+        let end = session(&edge, &label, &followed, &mut position, &mut progress).await;
+        progress.moved(&position);
+        let wait = match end {
             End::Resynced => Duration::ZERO,
             End::NotFollowed(why) => {
+                progress.settle();
                 if !std::mem::replace(&mut said_not_followed, true) {
                     tracing::info!(origin = n, %why, "not following this origin's change feed");
                 }
@@ -196,6 +364,7 @@ async fn session(
     label: &OriginLabel,
     followed: &Followed,
     position: &mut Position,
+    progress: &mut Progress,
 ) -> End {
     let request = OriginRequest {
         method: Method::GET,
@@ -227,7 +396,8 @@ async fn session(
             };
             position.store_id = answer["store_id"].as_str().map(str::to_owned);
             position.last = Some(last);
-            resync(edge, label, followed);
+            resync(edge, label, followed, position);
+            progress.settle();
             return End::Resynced;
         }
         StatusCode::FORBIDDEN => {
@@ -272,10 +442,11 @@ async fn session(
                 Ok(Step::CaughtUp) => {
                     edge.metrics.feed.lag_seconds.get_or_create(label).set(0.0);
                 }
-                Ok(Step::Resync) => resync(edge, label, followed),
+                Ok(Step::Resync) => resync(edge, label, followed, position),
                 Err(why) => {
                     tracing::warn!(origin = label.origin, %why, "garbage in the change feed; resyncing");
-                    resync(edge, label, followed);
+                    resync(edge, label, followed, position);
+                    progress.settle();
                     return End::Cut(why);
                 }
             }
@@ -283,11 +454,16 @@ async fn session(
             if let (Some(reporter), Some(last)) = (&reporter, position.last) {
                 reporter.applied(last);
             }
+            if position.caught_up() {
+                progress.settle();
+            }
         }
         if buffer.len() > MAX_LINE {
-            resync(edge, label, followed);
+            resync(edge, label, followed, position);
+            progress.settle();
             return End::Cut("a feed line past the largest".into());
         }
+        progress.moved(position);
     }
 }
 
@@ -301,10 +477,17 @@ fn observe(edge: &Edge, label: &OriginLabel, event: &Event) {
     feed.lag_seconds.get_or_create(label).set(lag.as_secs_f64());
 }
 
-fn resync(edge: &Edge, label: &OriginLabel, followed: &Followed) {
+fn resync(edge: &Edge, label: &OriginLabel, followed: &Followed, position: &mut Position) {
     for group in &followed.groups {
         edge.cache.mark_for_revalidation(group);
     }
+    // Saved with the position: the marks outlive a restart.
+    let now = edge
+        .cache
+        .clock
+        .now()
+        .duration_since(SystemTime::UNIX_EPOCH);
+    position.revalidate_before_ms = now.map_or(0, |d| d.as_millis() as u64 + 1);
     // Counted once marked: a test waiting for the count then finds the entries marked.
     edge.metrics.feed.resyncs.get_or_create(label).inc();
     tracing::info!(
@@ -402,6 +585,37 @@ mod tests {
             Ok(Step::Resync),
             "numbers went back"
         );
+    }
+
+    #[test]
+    fn a_saved_place_resumes_without_a_resync_and_knows_when_it_caught_up() {
+        let saved = |last| {
+            Position::saved(Some(FeedPosition {
+                url: "u".into(),
+                store_id: "s1".into(),
+                last,
+                revalidate_before_ms: 0,
+            }))
+        };
+        let mut p = saved(4);
+        assert_eq!(p.path(), "/_outpost/changes?after=4");
+        assert!(!p.caught_up(), "not before the store said where it is");
+        assert_eq!(read(&mut p, &hello("s1", 6)), Ok(Step::Nothing));
+        assert!(!p.caught_up());
+        assert!(matches!(read(&mut p, &event(5)), Ok(Step::Apply(_))));
+        assert!(!p.caught_up());
+        assert!(matches!(read(&mut p, &event(6)), Ok(Step::Apply(_))));
+        assert!(p.caught_up());
+        assert_eq!(p.to_save("u").map(|s| s.last), Some(6));
+        // Nothing happened meanwhile: caught up at hello.
+        let mut p = saved(6);
+        assert_eq!(read(&mut p, &hello("s1", 6)), Ok(Step::Nothing));
+        assert!(p.caught_up());
+        // Other data, or the same name with numbers that went back: a resync.
+        assert_eq!(read(&mut saved(6), &hello("s2", 9)), Ok(Step::Resync));
+        let mut p = saved(6);
+        assert_eq!(read(&mut p, &hello("s1", 3)), Ok(Step::Resync));
+        assert_eq!((p.last, p.caught_up()), (Some(3), true));
     }
 
     #[test]

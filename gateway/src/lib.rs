@@ -31,7 +31,7 @@
 //! ([`ops::multipart`]: the client side of uploads; [`ops::post`]: browser form uploads,
 //! relayed as a PutObject; [`ops::forward`]: everything passed to the origin unchanged), [`edge`] (the shared context), [`spool`] (parts held on disk, pushed to
 //! the store by its workers), [`cache`] (objects, outcomes, policy, keys, tiers, collapsing,
-//! reading), [`distribution`] (Host → site, path → behaviour), [`origin`] (client toward the
+//! reading, and the records that keep the disk tier across restarts), [`distribution`] (Host → site, path → behaviour), [`origin`] (client toward the
 //! stores), [`cors`] (buckets' CORS rules and preflight answers, learnt from the origin),
 //! [`compress`], [`metrics`], [`config`]; [`feed`] follows each origin store's change feed
 //! and drops exactly what changed; [`notifications`] takes S3 event notifications from

@@ -49,6 +49,7 @@ pub struct KindLabel {
 #[derive(Default)]
 pub struct FeedMetrics {
     pub last_seq: Family<OriginLabel, Gauge>,
+    pub saved_seq: Family<OriginLabel, Gauge>,
     pub lag_seconds: Family<OriginLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     pub applied: Family<KindLabel, Counter>,
     pub reconnects: Family<OriginLabel, Counter>,
@@ -121,6 +122,11 @@ impl EdgeMetrics {
             "feed_last_seq",
             "Last sequence number of an origin's change feed applied",
             feed.last_seq.clone(),
+        );
+        r.register(
+            "feed_saved_seq",
+            "Last sequence number of an origin's change feed saved with the disk cache (where a restart resumes)",
+            feed.saved_seq.clone(),
         );
         r.register(
             "feed_lag_seconds",

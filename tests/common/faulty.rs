@@ -4,6 +4,9 @@
 //! connections already open too (the edge keeps its origin connections warm and pooled), so
 //! a test needs no knowledge of which connection the edge picks.
 //!
+//! [`FaultyOrigin::inject_into_feed`] slips bytes into the change feed's stream instead, as a
+//! chunk of the HTTP/1.1 answer of its own (the edge sees them as the store's).
+//!
 //! The proxy runs on its own thread and runtime, so it serves whatever runtime (or none) the
 //! test uses; dropping it stops it and closes every connection.
 
@@ -39,6 +42,8 @@ struct State {
     /// Answer bytes still let through under [`Fault::StallAfter`].
     budget: AtomicUsize,
     accepted: AtomicUsize,
+    /// Bytes to put into the next change feed answer passing by, at a chunk boundary.
+    feed_inject: Mutex<Option<Vec<u8>>>,
 }
 
 impl State {
@@ -85,6 +90,7 @@ impl FaultyOrigin {
             fault: Mutex::new(Fault::Pass),
             budget: AtomicUsize::new(0),
             accepted: AtomicUsize::new(0),
+            feed_inject: Mutex::new(None),
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let shared = Arc::clone(&state);
@@ -128,6 +134,13 @@ impl FaultyOrigin {
         *self.state.fault.lock().unwrap() = fault;
     }
 
+    /// Puts `bytes` into the change feed stream (the answer to a `GET /_outpost/changes`
+    /// passing through) as a chunk of its own, between two of the store's chunks: once, at
+    /// the next boundary. Only while the proxy passes everything.
+    pub fn inject_into_feed(&self, bytes: &[u8]) {
+        *self.state.feed_inject.lock().unwrap() = Some(bytes.to_vec());
+    }
+
     /// Connections accepted so far.
     pub fn accepted(&self) -> usize {
         self.state.accepted.load(Ordering::SeqCst)
@@ -145,6 +158,80 @@ impl Drop for FaultyOrigin {
     }
 }
 
+/// Where an HTTP/1.1 answer stands, byte by byte, to find the boundaries of its chunks.
+enum Chunks {
+    /// The head so far.
+    Head(Vec<u8>),
+    /// Where a chunk's size line starts: a boundary.
+    Start,
+    Size(usize),
+    Data(usize),
+    /// The CRLF after a chunk's data: bytes of it left.
+    DataEnd(u8),
+    /// The last chunk came, or the body is not chunked.
+    Done,
+}
+
+impl Default for Chunks {
+    fn default() -> Self {
+        Chunks::Head(Vec::new())
+    }
+}
+
+impl Chunks {
+    /// Offsets in `bytes` (the next bytes of the answer) where a chunk may be put in.
+    fn boundaries(&mut self, bytes: &[u8]) -> Vec<usize> {
+        let mut at = Vec::new();
+        for (i, &b) in bytes.iter().enumerate() {
+            if matches!(self, Chunks::Start) {
+                at.push(i);
+            }
+            *self = match (std::mem::take(self), b) {
+                (Chunks::Head(mut head), b) => {
+                    head.push(b);
+                    match head.ends_with(b"\r\n\r\n") {
+                        false => Chunks::Head(head),
+                        true if head
+                            .to_ascii_lowercase()
+                            .windows(7)
+                            .any(|w| w == b"chunked") =>
+                        {
+                            Chunks::Start
+                        }
+                        true => Chunks::Done,
+                    }
+                }
+                (Chunks::Start, b) => Chunks::Size(hex(b)),
+                (Chunks::Size(0), b'\n') => Chunks::Done,
+                (Chunks::Size(n), b'\n') => Chunks::Data(n),
+                (Chunks::Size(n), b) if b.is_ascii_hexdigit() => {
+                    Chunks::Size(n.saturating_mul(16).saturating_add(hex(b)))
+                }
+                (Chunks::Size(n), _) => Chunks::Size(n),
+                (Chunks::Data(1), _) => Chunks::DataEnd(2),
+                (Chunks::Data(n), _) => Chunks::Data(n - 1),
+                (Chunks::DataEnd(1), _) => Chunks::Start,
+                (Chunks::DataEnd(n), _) => Chunks::DataEnd(n - 1),
+                (Chunks::Done, _) => Chunks::Done,
+            };
+        }
+        if matches!(self, Chunks::Start) {
+            at.push(bytes.len());
+        }
+        at
+    }
+}
+
+fn hex(b: u8) -> usize {
+    (b as char).to_digit(16).unwrap_or(0) as usize
+}
+
+/// Whether `bytes` start like a request (`GET /...`, `PUT /...`).
+fn is_request_line(bytes: &[u8]) -> bool {
+    let method = bytes.iter().take_while(|b| b.is_ascii_uppercase()).count();
+    method > 0 && bytes[method..].starts_with(b" /")
+}
+
 /// How a connection ends when the edge sends under a fault that ends it.
 enum End {
     Closed,
@@ -158,6 +245,9 @@ async fn proxy(mut client: TcpStream, upstream: SocketAddr, state: Arc<State>) {
         return;
     };
     let _ = store.set_nodelay(true);
+    // Which request answers on this connection (HTTP/1.1, no pipelining): 0 any but the
+    // change feed, else the feed request's number on it.
+    let feed = AtomicUsize::new(0);
     let end = {
         let (mut from_edge, mut to_edge) = client.split();
         let (mut from_store, mut to_store) = store.split();
@@ -168,6 +258,11 @@ async fn proxy(mut client: TcpStream, upstream: SocketAddr, state: Arc<State>) {
                     Ok(0) | Err(_) => return End::Closed,
                     Ok(n) => n,
                 };
+                if buf[..n].starts_with(b"GET /_outpost/changes") {
+                    feed.fetch_add(1, Ordering::SeqCst);
+                } else if is_request_line(&buf[..n]) {
+                    feed.store(0, Ordering::SeqCst);
+                }
                 match state.fault() {
                     Fault::Pass | Fault::StallAfter(_) => {
                         if to_store.write_all(&buf[..n]).await.is_err() {
@@ -182,13 +277,31 @@ async fn proxy(mut client: TcpStream, upstream: SocketAddr, state: Arc<State>) {
         };
         let answers = async {
             let mut buf = vec![0u8; 64 * 1024];
+            let (mut chunks, mut answering) = (Chunks::default(), 0);
             loop {
                 let n = match from_store.read(&mut buf).await {
                     Ok(0) | Err(_) => break,
                     Ok(n) => n,
                 };
                 let allowed = state.allow(n);
-                if to_edge.write_all(&buf[..allowed]).await.is_err() {
+                let mut out = buf[..allowed].to_vec();
+                let asked = feed.load(Ordering::SeqCst);
+                if asked != 0 && state.fault() == Fault::Pass {
+                    if asked != answering {
+                        (chunks, answering) = (Chunks::default(), asked);
+                    }
+                    let at = chunks.boundaries(&out);
+                    let injected = at
+                        .first()
+                        .and_then(|_| state.feed_inject.lock().unwrap().take());
+                    if let (Some(&at), Some(bytes)) = (at.first(), injected) {
+                        let mut chunk = format!("{:x}\r\n", bytes.len()).into_bytes();
+                        chunk.extend_from_slice(&bytes);
+                        chunk.extend_from_slice(b"\r\n");
+                        out.splice(at..at, chunk);
+                    }
+                }
+                if to_edge.write_all(&out).await.is_err() {
                     break;
                 }
             }

@@ -8,28 +8,42 @@ use crate::common::faulty::{Fault, FaultyOrigin};
 use crate::common::*;
 
 /// Generous, for a loaded 2-core machine; the feed itself takes milliseconds.
-const DEADLINE: Duration = Duration::from_secs(30);
+pub(crate) const DEADLINE: Duration = Duration::from_secs(30);
 
 /// An edge in front of `origin`, with `extra` lines in its `[edge]` table.
-fn edge_for(origin: &str, extra: &str) -> TestStore {
+pub(crate) fn edge_for(origin: &str, extra: &str) -> TestStore {
+    edge_with(origin, extra, StoreOptions::default())
+}
+
+/// As [`edge_for`], started with `opts` (a cache dir to reuse, say).
+pub(crate) fn edge_with(origin: &str, extra: &str, opts: StoreOptions) -> TestStore {
     let toml = format!("[edge]\norigins = [\"{origin}\"]\ntest_clock = true\n{extra}");
-    TestStore::start_edge(&[], StoreOptions::default().config(&toml))
+    TestStore::start_edge(&[], opts.config(&toml))
 }
 
 /// Waits until `edge` has heard from its origin's feed (its first contact counts a resync).
-async fn following(edge: &TestStore) {
+pub(crate) async fn following(edge: &TestStore) {
+    let never = "the edge never followed the feed";
+    reaches(edge, "outpost_edge_feed_resyncs_total", 1.0, never).await;
+}
+
+/// Waits until `edge`'s metric `name` (all its series) is at least `value`; else panics with
+/// `never` after the deadline.
+pub(crate) async fn reaches(edge: &TestStore, name: &str, value: f64, never: &str) {
     let started = Instant::now();
-    while edge.metric("outpost_edge_feed_resyncs_total", &[]).await < 1.0 {
-        assert!(
-            started.elapsed() < DEADLINE,
-            "the edge never followed the feed"
-        );
+    while edge.metric(name, &[]).await < value {
+        assert!(started.elapsed() < DEADLINE, "{never}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 /// A GET through `edge` (signed with the root key, or anonymous): status, body, X-Cache.
-async fn get(edge: &TestStore, bucket: &str, key: &str, signed: bool) -> (u16, Vec<u8>, String) {
+pub(crate) async fn get(
+    edge: &TestStore,
+    bucket: &str,
+    key: &str,
+    signed: bool,
+) -> (u16, Vec<u8>, String) {
     let mut r = RawRequest::new("GET", &format!("/{bucket}/{key}"));
     if signed {
         r = r.sign(edge);
@@ -40,7 +54,7 @@ async fn get(edge: &TestStore, bucket: &str, key: &str, signed: bool) -> (u16, V
 }
 
 /// Polls `edge` until `done` holds for a GET, within the deadline; that answer.
-async fn until(
+pub(crate) async fn until(
     edge: &TestStore,
     bucket: &str,
     key: &str,
@@ -66,14 +80,13 @@ async fn until(
     }
 }
 
-/// Caches `key` at `edge` (a miss, then a hit of `data`).
-async fn cached(edge: &TestStore, bucket: &str, key: &str, signed: bool, data: &[u8]) {
-    get(edge, bucket, key, signed).await;
-    let (status, body, cache) = get(edge, bucket, key, signed).await;
-    assert_eq!(
-        (status, body.as_slice(), cache.as_str()),
-        (200, data, "Hit from outpost")
-    );
+/// Caches `key` at `edge` (a miss, then a hit of `data`). Polled: the events of what the test
+/// just did at the store (its bucket's creation drops the bucket's entries) may reach a loaded
+/// edge after its first fill.
+pub(crate) async fn cached(edge: &TestStore, bucket: &str, key: &str, signed: bool, data: &[u8]) {
+    let hit = |g: &(u16, Vec<u8>, String)| g.2 == "Hit from outpost";
+    let (status, body, _) = until(edge, bucket, key, signed, "caching", hit).await;
+    assert_eq!((status, body.as_slice()), (200, data));
 }
 
 pub(crate) fn public_policy(bucket: &str) -> String {
@@ -233,14 +246,19 @@ async fn an_edge_with_the_feed_off_keeps_what_it_holds() {
 /// An edge behind a proxy the test cuts (every answer swallowed, every new connection reset)
 /// while objects change at the store; the store sends keep-alives every second and the edge
 /// gives up on a silent origin after 2.
-struct Cut {
-    store: TestStore,
-    proxy: FaultyOrigin,
-    edge: TestStore,
+pub(crate) struct Cut {
+    pub(crate) store: TestStore,
+    pub(crate) proxy: FaultyOrigin,
+    pub(crate) edge: TestStore,
 }
 
 impl Cut {
     async fn start(store_toml: &str) -> Cut {
+        Cut::start_with(store_toml, "").await
+    }
+
+    /// As [`Cut::start`], with `edge_toml` lines for the edge too.
+    pub(crate) async fn start_with(store_toml: &str, edge_toml: &str) -> Cut {
         let store = TestStore::start_with(
             StoreOptions::default()
                 .config(&format!("[store]\nchange_keepalive_secs = 1\n{store_toml}")),
@@ -248,7 +266,7 @@ impl Cut {
         let proxy = FaultyOrigin::start(&store.addr);
         let edge = edge_for(
             &proxy.url,
-            "origin_idle_timeout_secs = 2\norigin_timeout_secs = 2\n",
+            &format!("origin_idle_timeout_secs = 2\norigin_timeout_secs = 2\n{edge_toml}"),
         );
         following(&edge).await;
         Cut { store, proxy, edge }
@@ -256,7 +274,7 @@ impl Cut {
 
     /// Cuts the feed, runs `change`, waits until the edge has noticed and tried again, and
     /// mends the path.
-    async fn while_cut(&self, change: impl std::future::Future<Output = ()>) {
+    pub(crate) async fn while_cut(&self, change: impl std::future::Future<Output = ()>) {
         let reconnects = self
             .edge
             .metric("outpost_edge_feed_reconnects_total", &[])

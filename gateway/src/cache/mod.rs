@@ -12,6 +12,8 @@
 //! - [`policy`]: pure freshness rules (time is a parameter).
 //! - [`key`]: cache keys.
 //! - [`disk`]: the disk tier. The memory tier is two moka caches right here.
+//! - [`records`]: the heads of the disk tier's entries and the change feeds' positions, kept
+//!   on disk so the disk tier survives a restart (the memory tier starts empty).
 //! - [`collapse`]: fills in flight; concurrent misses share one origin request.
 //! - [`read`]: serving a byte range from slices and fills.
 
@@ -22,6 +24,7 @@ pub mod object;
 pub mod outcome;
 pub mod policy;
 pub mod read;
+pub mod records;
 
 use std::sync::Arc;
 
@@ -103,6 +106,9 @@ pub struct Cache {
     /// Compressed representations, by body version and encoding.
     variants: moka::future::Cache<(u64, Encoding), Bytes>,
     disk: disk::DiskTier,
+    pub records: Arc<records::Records>,
+    /// It started with entries kept from an earlier run.
+    restored: bool,
     pub slice_bytes: u64,
     pub fills: collapse::Fills,
     /// Bodies dropped for room, by `tier` (`memory`, `disk`): one metric family.
@@ -112,8 +118,12 @@ pub struct Cache {
     marked: std::sync::atomic::AtomicBool,
     /// The change feed's last number for a `bucket\nkey` lately changed at its store: a head
     /// of an older version (its `x-outpost-seq` below) is no longer stored, so a fill that
-    /// raced the change cannot bring the old version back ([`Cache::supersede`]).
-    superseded: moka::future::Cache<String, u64>,
+    /// raced the change cannot bring the old version back ([`Cache::supersede`]). Read
+    /// without waiting, under the disk records' lock too.
+    superseded: moka::sync::Cache<String, u64>,
+    /// Purges so far: a head stored while one ran keeps no record on disk (the purge may
+    /// have missed it; purges are rare).
+    purges: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Cache {
@@ -129,13 +139,41 @@ impl Cache {
         };
         let (memory_evictions, disk_evictions) = (tier("memory"), tier("disk"));
         let variant_budget = config.memory_cache_bytes / 8;
+        // The disk tier keeps the slices of the heads kept on disk, and they the heads of
+        // the slices it kept.
+        let (mut records, read) = records::Records::open(&config.cache_dir, config.slice_bytes)?;
+        let sizes = read.iter().map(|(_, h)| (h.version, h.size)).collect();
+        let evicted = records.eviction_sink();
+        let (disk, with_slices) = disk::DiskTier::open(
+            &config.cache_dir,
+            (
+                config.disk_cache_bytes,
+                config.spool_bytes,
+                config.slice_bytes,
+            ),
+            &sizes,
+            disk_evictions,
+            Box::new(evicted),
+        )?;
+        let restored = records.keep(read, &with_slices);
+        let heads = moka::future::Cache::builder()
+            .max_capacity(head_budget)
+            .weigher(|k: &String, h: &Arc<Head>| head_weight(k, h))
+            .support_invalidation_closures()
+            .build();
+        let restored_any = !restored.is_empty();
+        if restored_any {
+            tracing::info!(entries = restored.len(), "disk cache restored");
+        }
+        // Start-up only, before anything else uses the cache: nothing to wait for but moka.
+        futures::executor::block_on(async {
+            for (key, head) in restored {
+                heads.insert(key, Arc::new(head)).await;
+            }
+        });
         Ok(Cache {
             clock: Clock::default(),
-            heads: moka::future::Cache::builder()
-                .max_capacity(head_budget)
-                .weigher(|k: &String, h: &Arc<Head>| head_weight(k, h))
-                .support_invalidation_closures()
-                .build(),
+            heads,
             memory: moka::future::Cache::builder()
                 .max_capacity(config.memory_cache_bytes - head_budget - variant_budget)
                 .weigher(|_, b: &Bytes| u32::try_from(b.len()).unwrap_or(u32::MAX))
@@ -151,18 +189,16 @@ impl Cache {
                 .max_capacity(variant_budget)
                 .weigher(|_, b: &Bytes| u32::try_from(b.len()).unwrap_or(u32::MAX))
                 .build(),
-            disk: disk::DiskTier::open(
-                &config.cache_dir,
-                config.disk_cache_bytes,
-                config.spool_bytes,
-                disk_evictions,
-            )?,
+            disk,
+            records: Arc::new(records),
+            restored: restored_any,
             evictions,
             marked: Default::default(),
-            superseded: moka::future::Cache::builder()
+            superseded: moka::sync::Cache::builder()
                 .max_capacity(SUPERSEDED_KEYS)
                 .time_to_live(SUPERSEDED_FOR)
                 .build(),
+            purges: Default::default(),
             slice_bytes: config.slice_bytes,
             // A healthy fill goes no longer without news than its origins' timeouts allow.
             fills: collapse::Fills::new(std::time::Duration::from_secs(
@@ -173,18 +209,41 @@ impl Cache {
         })
     }
 
+    /// Whether it started with entries kept from an earlier run (`feed::start` then lets the
+    /// followers catch up before the edge serves).
+    pub fn restored(&self) -> bool {
+        self.restored
+    }
+
     pub async fn head(&self, key: &str) -> Option<Arc<Head>> {
         self.heads.get(key).await
     }
 
     pub async fn put_head(&self, key: &str, head: Arc<Head>) {
-        if let Some((_, bucket, object)) = key::parts(key)
-            && let Some(seq) = self.superseded.get(&format!("{bucket}\n{object}")).await
-            && head.seq() < seq
-        {
+        let object = key::parts(key).map(|(_, bucket, object)| format!("{bucket}\n{object}"));
+        if superseded(&self.superseded, object.as_deref(), &head) {
             return; // fetched before a change the feed told of
         }
-        self.heads.insert(key.to_owned(), head).await;
+        let purges = self.purges.load(std::sync::atomic::Ordering::Acquire);
+        self.heads.insert(key.to_owned(), Arc::clone(&head)).await;
+        if head.size > self.slice_bytes {
+            // Its body goes to disk: so does its head, to outlive a restart, unless the
+            // entry went meanwhile (its record would bring it back).
+            let (records, heads, key) = (
+                Arc::clone(&self.records),
+                self.heads.clone(),
+                key.to_owned(),
+            );
+            let (superseded_keys, purged) = (self.superseded.clone(), Arc::clone(&self.purges));
+            tokio::task::spawn_blocking(move || {
+                let current = || {
+                    heads.contains_key(&key)
+                        && !superseded(&superseded_keys, object.as_deref(), &head)
+                        && purged.load(std::sync::atomic::Ordering::Acquire) == purges
+                };
+                records.write(&key, &head, current);
+            });
+        }
     }
 
     /// The object (`bucket`, `key`) changed at its store in the change feed's commit `seq`:
@@ -193,18 +252,24 @@ impl Cache {
     /// by this edge's own upload, say).
     pub async fn supersede(&self, bucket: &str, key: &str, seq: u64) {
         let name = format!("{bucket}\n{key}");
-        let known = self.superseded.get(&name).await.unwrap_or(0);
-        self.superseded.insert(name, known.max(seq)).await;
-        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        let known = self.superseded.get(&name).unwrap_or(0);
+        self.superseded.insert(name, known.max(seq));
+        let (b, o) = (bucket.to_owned(), key.to_owned());
         self.heads
             .invalidate_entries_if(move |k, head| {
-                head.seq() < seq && key::parts(k).is_some_and(|(_, b, o)| b == bucket && o == key)
+                head.seq() < seq && key::parts(k).is_some_and(|(_, kb, ko)| kb == b && ko == o)
             })
             .expect("invalidation closures are enabled");
+        self.records
+            .forget(Some((bucket, key)), |_, _, held| held < seq);
     }
 
     pub async fn remove_head(&self, key: &str) {
         self.heads.invalidate(key).await;
+        if let Some((_, bucket, object)) = key::parts(key) {
+            self.records
+                .forget(Some((bucket, object)), |k, _, _| k == key);
+        }
     }
 
     /// Up to `len` bytes from `offset` within a slice of a body of `size` bytes, from
@@ -274,6 +339,8 @@ impl Cache {
     /// its slices and compressed bodies belong to its head's version, unreachable once the
     /// head is gone), and detaches matching fills in flight so none stores what it fetched.
     pub fn purge(&self, matches: impl Fn(&str, &str, &str) -> bool + Send + Sync + 'static) {
+        self.purges
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         let matches = Arc::new(matches);
         let matcher = Arc::clone(&matches);
         self.heads
@@ -281,6 +348,9 @@ impl Cache {
                 key::parts(k).is_some_and(|(n, b, o)| matcher(n, b, o))
             })
             .expect("invalidation closures are enabled");
+        self.records.forget(None, |k, _, _| {
+            key::parts(k).is_some_and(|(n, b, o)| matches(n, b, o))
+        });
         self.fills
             .invalidate(|k| key::parts(k).is_some_and(|(n, b, o)| matches(n, b, o)));
     }
@@ -288,7 +358,13 @@ impl Cache {
     /// Marks every entry from `origins` stored until now as needing revalidation before its
     /// next use (a 304 keeps its body): what an edge does when it missed changes.
     pub fn mark_for_revalidation(&self, origins: &OriginGroup) {
-        origins.revalidate_before(self.clock.now());
+        self.mark_received_before(origins, self.clock.now());
+    }
+
+    /// Marks every entry from `origins` received before `at` as needing revalidation (a
+    /// mark made before a restart: `feed::start`).
+    pub fn mark_received_before(&self, origins: &OriginGroup, at: std::time::SystemTime) {
+        origins.revalidate_before(at);
         self.marked
             .store(true, std::sync::atomic::Ordering::Release);
     }
@@ -308,6 +384,13 @@ impl Cache {
             (self.disk.entry_count(), self.disk.weighted_size()),
         ]
     }
+}
+
+/// Whether `head` of `object` (`bucket\nkey`) is older than a change the feed told of.
+fn superseded(known: &moka::sync::Cache<String, u64>, object: Option<&str>, head: &Head) -> bool {
+    object
+        .and_then(|o| known.get(o))
+        .is_some_and(|seq| head.seq() < seq)
 }
 
 fn head_weight(key: &str, head: &Head) -> u32 {

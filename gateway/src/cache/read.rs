@@ -95,7 +95,10 @@ pub async fn lookup<'s>(
 }
 
 fn found_without_head(ended: Ended, stale: Option<Arc<Head>>, now: SystemTime) -> Found {
-    let usable_stale = stale.filter(|h| matches!(h.freshness.state(now), State::StaleIfError));
+    // A fresh entry is revalidated only when marked (its feed missed events, or could not
+    // catch up after a restart): should its origin fail, it is served as its TTL allows.
+    let usable_stale =
+        stale.filter(|h| matches!(h.freshness.state(now), State::StaleIfError | State::Fresh));
     match (ended, usable_stale) {
         (Ended::NotModified(head), _) => Found::Head(head, CacheOutcome::RefreshHit),
         (Ended::Failed(_), Some(h)) => Found::Head(h, CacheOutcome::Stale),

@@ -95,23 +95,32 @@ impl StagedFile {
     /// Makes the file durable under `path` (in the staging directory), replacing any file
     /// there.
     pub fn commit(self, path: &Path) -> io::Result<()> {
-        self.finish(path, |tmp, path| {
-            tmp.persist(path).map(drop).map_err(|e| e.error)
-        })
+        self.finish(path, persist, true)
+    }
+
+    /// As [`StagedFile::commit`], but leaves the directory's sync to the caller: the whole
+    /// file is under `path` once this returns (a crash of the process keeps it), and survives
+    /// a power cut once the caller has synced the directory ([`sync_dir`]). For a rename that
+    /// must be quick (under a lock): sync [`StagedFile::file`] before, this then finds
+    /// nothing left to write.
+    pub fn rename_into(self, path: &Path) -> io::Result<()> {
+        self.finish(path, persist, false)
     }
 
     /// As [`StagedFile::commit`], but fails with `AlreadyExists` (and removes the staging
     /// file) if `path` exists: a file that must be created once, never overwritten.
     pub fn commit_new(self, path: &Path) -> io::Result<()> {
-        self.finish(path, |tmp, path| {
+        let persist_new = |tmp: tempfile::NamedTempFile, path: &Path| {
             tmp.persist_noclobber(path).map(drop).map_err(|e| e.error)
-        })
+        };
+        self.finish(path, persist_new, true)
     }
 
     fn finish(
         self,
         path: &Path,
         rename: impl FnOnce(tempfile::NamedTempFile, &Path) -> io::Result<()>,
+        sync_name: bool,
     ) -> io::Result<()> {
         if path
             .parent()
@@ -125,8 +134,15 @@ impl StagedFile {
         self.tmp.as_file().sync_all()?;
         // On failure persist hands the file back inside the error, which drops (removes) it.
         rename(self.tmp, path)?;
-        sync_dir(&self.dir)
+        match sync_name {
+            true => sync_dir(&self.dir),
+            false => Ok(()),
+        }
     }
+}
+
+fn persist(tmp: tempfile::NamedTempFile, path: &Path) -> io::Result<()> {
+    tmp.persist(path).map(drop).map_err(|e| e.error)
 }
 
 impl Write for StagedFile {
@@ -225,6 +241,18 @@ mod tests {
         assert!(!is_staging(".tmp"));
         assert!(!is_staging("0123456789abcdef0123456789abcdef"));
         assert!(!is_staging("credentials.toml"));
+    }
+
+    #[test]
+    fn a_file_renamed_into_place_is_whole_and_its_staging_name_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("record");
+        let mut staged = StagedFile::create_in(dir.path(), 0o600).unwrap();
+        staged.write_all(b"whole").unwrap();
+        staged.file().sync_all().unwrap();
+        staged.rename_into(&path).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"whole");
+        assert_eq!(names(dir.path()), ["record"]);
     }
 
     #[test]
