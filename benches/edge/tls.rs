@@ -13,7 +13,7 @@ use outpost_store::tls::{LocalCa, TlsFiles};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::common::{Killed, path, spawn_outpost, tls_client_config};
+use super::common::{Killed, path, spawn_outpost};
 use super::{BUCKET, hit_rows};
 
 /// Connections in flight at once in the handshake rows.
@@ -77,9 +77,9 @@ pub async fn run(
 
 /// A client trusting `ca`, HTTP/1.1 by ALPN, with or without session resumption.
 fn connector(ca: &LocalCa, resume: bool) -> anyhow::Result<tokio_rustls::TlsConnector> {
-    Ok(tokio_rustls::TlsConnector::from(tls_client_config(
-        &ca.ca, resume,
-    )?))
+    Ok(tokio_rustls::TlsConnector::from(
+        super::common::tls_client_config(&ca.ca, resume)?,
+    ))
 }
 
 /// One request on a new connection; whether its handshake was resumed.
