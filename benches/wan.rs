@@ -18,6 +18,12 @@
 //! and its ETag compared with the direct one. Then 1 KiB GETs, time to first response byte,
 //! direct vs an edge hit, on new connections (handshake included) and on one reused
 //! connection. Each row is the median and 90th percentile of `OUTPOST_WAN_SAMPLES` requests.
+//! The same rows again over TLS 1.3: store and edge serve TLS too (one ECDSA P-256 certificate
+//! from a local CA for the three addresses they are reached at, plain listeners beside it),
+//! and the bench's own rustls client trusts that CA, so a new connection pays the TCP
+//! handshake, a full TLS handshake and the request; a reused one only the request. The edge's
+//! origin is the store's TLS listener (`origin_ca_file`): the long haul runs over the edge's
+//! pooled, resumed TLS connections, whose handshakes the store's metrics count.
 //! Last, `outpost speedtest --sizes-mib 1,16` runs from the client, so its table shows what
 //! the tool reports on such a network.
 //!
@@ -37,23 +43,28 @@ mod link;
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Read, Write};
-use std::net::{Ipv4Addr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
 use bytes::Bytes;
-use common::{Killed, S3, path, spawn_outpost_in, tool_version};
+use common::{Killed, S3, metric_sum, path, spawn_outpost_in, tls_client_config, tool_version};
 use link::{End, Impairment, Link, enter_netns, ip};
 use md5::{Digest, Md5};
+use outpost_store::tls::LocalCa;
 use rand::{RngCore, SeedableRng};
+use rustls::pki_types::ServerName;
 
 const CLIENT: &str = "opwan-client";
 const EDGE: &str = "opwan-edge";
 const STORE: &str = "opwan-store";
 const STORE_PORT: u16 = 9000;
 const EDGE_PORT: u16 = 9080;
+const STORE_TLS_PORT: u16 = 9443;
+const EDGE_TLS_PORT: u16 = 9444;
 const BUCKET: &str = "wanbench";
 const SMALL_KEY: &str = "small-1k";
 
@@ -116,6 +127,11 @@ fn main() -> anyhow::Result<()> {
     println!("client: {}", tool_version(&aws, &["--version"]));
     println!("upload: {mib} MiB of random bytes, `aws s3 cp` with default transfer settings");
     println!("first byte: {samples} anonymous GETs of a 1 KiB public object per row");
+    println!(
+        "TLS: 1.3, one ECDSA P-256 certificate for store and edge; the bench's rustls client \
+         makes full handshakes (no resumption) on new connections"
+    );
+    println!("edge origin: https (the store's TLS listener; pooled, sessions resumed)");
     println!("TCP congestion control in every namespace: {congestion}");
     println!(
         "edge: defaults{}\n",
@@ -129,36 +145,40 @@ fn main() -> anyhow::Result<()> {
     let net = Network::build(&scenarios()[0], &congestion)?;
     let store_url = format!("http://{}:{STORE_PORT}", CLIENT_STORE.1);
     let edge_url = format!("http://{}:{EDGE_PORT}", CLIENT_EDGE.1);
-    let (store, _) = spawn_outpost_in(
-        Some(STORE),
+    let addresses = [CLIENT_STORE.1, CLIENT_EDGE.1, EDGE_STORE.1].map(|a| a.to_string());
+    let names: Vec<&str> = addresses.iter().map(String::as_str).collect();
+    let ca = LocalCa::in_dir_for(&work.join("tls"), &names)?;
+    let _store = spawn_server(
+        STORE,
         &bin,
         "store",
-        &[
-            "--listen",
-            &format!("0.0.0.0:{STORE_PORT}"),
-            "--data",
-            path(&work.join("store")),
-        ],
+        &ca,
+        (STORE_TLS_PORT, STORE_PORT),
+        &["--data", path(&work.join("store"))],
     )?;
-    let _store = Killed(store);
     let edge_config = work.join("edge.toml");
-    fs::write(&edge_config, format!("[edge]\n{edge_toml}\n"))?;
-    let (edge, _) = spawn_outpost_in(
-        Some(EDGE),
+    fs::write(
+        &edge_config,
+        format!(
+            "[edge]\norigin_ca_file = \"{}\"\n{edge_toml}\n",
+            path(&ca.ca)
+        ),
+    )?;
+    let _edge = spawn_server(
+        EDGE,
         &bin,
         "edge",
+        &ca,
+        (EDGE_TLS_PORT, EDGE_PORT),
         &[
-            "--listen",
-            &format!("0.0.0.0:{EDGE_PORT}"),
             "--origin",
-            &format!("http://{}:{STORE_PORT}", EDGE_STORE.1),
+            &format!("https://{}:{STORE_TLS_PORT}", EDGE_STORE.1),
             "--cache-dir",
             path(&work.join("edge")),
             "--config",
             path(&edge_config),
         ],
     )?;
-    let _edge = Killed(edge);
     prepare_bucket()?;
     let file = work.join("upload.bin");
     let file_md5 = write_random_file(&file, mib << 20)?;
@@ -168,6 +188,7 @@ fn main() -> anyhow::Result<()> {
             continue;
         }
         net.set(&scenario);
+        let handshakes_before = store_handshakes()?;
         println!("## Scenario: {}\n", scenario.name);
         println!("| upload {mib} MiB | seconds | MiB/s |");
         println!("|---|---|---|");
@@ -202,57 +223,15 @@ fn main() -> anyhow::Result<()> {
             net.edge_store.summary()
         );
 
-        println!("| 1 KiB GET, first byte | connection | p50 ms | p90 ms |");
-        println!("|---|---|---|---|");
-        let small = format!("/{BUCKET}/{SMALL_KEY}");
-        let mut first_bytes = in_netns(
-            CLIENT,
-            move || -> anyhow::Result<Vec<(String, Vec<f64>)>> {
-                let store = (CLIENT_STORE.1, STORE_PORT);
-                let edge = (CLIENT_EDGE.1, EDGE_PORT);
-                // The first GET through the edge fills its cache; every measured one is a hit.
-                get_first_byte(&mut connect(edge)?, edge, &small)?;
-                let mut rows = Vec::new();
-                for (via, target) in [("direct", store), ("edge hit", edge)] {
-                    let new: Vec<f64> = (0..samples)
-                        .map(|_| {
-                            let t = Instant::now();
-                            let mut conn = connect(target)?;
-                            let first = get_first_byte(&mut conn, target, &small)?;
-                            Ok((first - t).as_secs_f64() * 1e3)
-                        })
-                        .collect::<anyhow::Result<_>>()?;
-                    rows.push((format!("{via} | new"), new));
-                    let mut conn = connect(target)?;
-                    get_first_byte(&mut conn, target, &small)?;
-                    let reused: Vec<f64> = (0..samples)
-                        .map(|_| {
-                            let t = Instant::now();
-                            let first = get_first_byte(&mut conn, target, &small)?;
-                            Ok((first - t).as_secs_f64() * 1e3)
-                        })
-                        .collect::<anyhow::Result<_>>()?;
-                    rows.push((format!("{via} | reused"), reused));
-                }
-                Ok(rows)
-            },
-        )?;
-        for (row, ms) in &mut first_bytes {
-            ms.sort_by(f64::total_cmp);
-            println!(
-                "| {row} | {:.1} | {:.1} |",
-                percentile(ms, 50),
-                percentile(ms, 90)
-            );
-        }
-        let p50 = |row: &str| {
-            let (_, ms) = first_bytes.iter().find(|(r, _)| r == row).unwrap();
-            percentile(ms, 50)
-        };
+        first_byte_rows(samples, None)?;
+        let direct_tls_handshakes = samples + 1;
+        first_byte_rows(samples, Some(tls_client_config(&ca.ca, false)?))?;
+        let (full, resumed) = store_handshakes()?;
+        let (full, resumed) = (full - handshakes_before.0, resumed - handshakes_before.1);
         println!(
-            "\nfirst-byte speed-up of an edge hit (p50): new connections {:.1}x, reused {:.1}x\n",
-            p50("direct | new") / p50("edge hit | new"),
-            p50("direct | reused") / p50("edge hit | reused"),
+            "TLS handshakes at the store during this scenario: {full} full, {resumed} resumed; \
+             {direct_tls_handshakes} full ones are the direct rows', the rest the edge's \
+             (upload relay and origin reads over its pooled connections)\n"
         );
 
         println!("`outpost speedtest` from the client:\n");
@@ -492,17 +471,145 @@ fn aws_cp(aws: &Path, endpoint: &str, file: &Path, key: &str) -> anyhow::Result<
     Ok(took)
 }
 
-fn connect(target: (Ipv4Addr, u16)) -> anyhow::Result<TcpStream> {
+/// The first-byte table of 1 KiB GETs, direct and as edge hits, on new and reused connections:
+/// plain HTTP, or TLS with `tls` (the servers' TLS listeners). Prints the rows and the speed-ups.
+fn first_byte_rows(samples: usize, tls: Option<Arc<rustls::ClientConfig>>) -> anyhow::Result<()> {
+    let over = if tls.is_some() { " over TLS" } else { "" };
+    let (store_port, edge_port) = match tls {
+        Some(_) => (STORE_TLS_PORT, EDGE_TLS_PORT),
+        None => (STORE_PORT, EDGE_PORT),
+    };
+    println!("| 1 KiB GET{over}, first byte | connection | p50 ms | p90 ms |");
+    println!("|---|---|---|---|");
+    let small = format!("/{BUCKET}/{SMALL_KEY}");
+    let mut first_bytes = in_netns(
+        CLIENT,
+        move || -> anyhow::Result<Vec<(String, Vec<f64>)>> {
+            let tls = tls.as_ref();
+            let store = (CLIENT_STORE.1, store_port);
+            let edge = (CLIENT_EDGE.1, edge_port);
+            // The first GET through the edge fills its cache; every measured one is a hit.
+            get_first_byte(&mut connect(edge, tls)?, edge, &small)?;
+            let mut rows = Vec::new();
+            for (via, target) in [("direct", store), ("edge hit", edge)] {
+                let new: Vec<f64> = (0..samples)
+                    .map(|_| {
+                        let t = Instant::now();
+                        let mut conn = connect(target, tls)?;
+                        let first = get_first_byte(&mut conn, target, &small)?;
+                        Ok((first - t).as_secs_f64() * 1e3)
+                    })
+                    .collect::<anyhow::Result<_>>()?;
+                rows.push((format!("{via} | new"), new));
+                let mut conn = connect(target, tls)?;
+                get_first_byte(&mut conn, target, &small)?;
+                let reused: Vec<f64> = (0..samples)
+                    .map(|_| {
+                        let t = Instant::now();
+                        let first = get_first_byte(&mut conn, target, &small)?;
+                        Ok((first - t).as_secs_f64() * 1e3)
+                    })
+                    .collect::<anyhow::Result<_>>()?;
+                rows.push((format!("{via} | reused"), reused));
+            }
+            Ok(rows)
+        },
+    )?;
+    for (row, ms) in &mut first_bytes {
+        ms.sort_by(f64::total_cmp);
+        println!(
+            "| {row} | {:.1} | {:.1} |",
+            percentile(ms, 50),
+            percentile(ms, 90)
+        );
+    }
+    let p50 = |row: &str| {
+        let (_, ms) = first_bytes.iter().find(|(r, _)| r == row).unwrap();
+        percentile(ms, 50)
+    };
+    println!(
+        "\nfirst-byte speed-up of an edge hit{over} (p50): new connections {:.1}x, reused {:.1}x\n",
+        p50("direct | new") / p50("edge hit | new"),
+        p50("direct | reused") / p50("edge hit | reused"),
+    );
+    Ok(())
+}
+
+/// A byte stream to a server: plain TCP, or TLS over it.
+trait Conn: Read + Write {}
+impl<T: Read + Write> Conn for T {}
+
+/// A connection to `target`, TLS with `tls`. The TLS handshake happens on the first write,
+/// so a first byte timed from before this call includes it.
+fn connect(
+    target: (Ipv4Addr, u16),
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> anyhow::Result<Box<dyn Conn>> {
     let conn = TcpStream::connect(target).with_context(|| format!("connecting to {target:?}"))?;
     conn.set_nodelay(true)?;
     conn.set_read_timeout(Some(Duration::from_secs(30)))?;
-    Ok(conn)
+    let Some(config) = tls else {
+        return Ok(Box::new(conn));
+    };
+    let name = ServerName::from(IpAddr::V4(target.0));
+    let client = rustls::ClientConnection::new(Arc::clone(config), name)?;
+    Ok(Box::new(rustls::StreamOwned::new(client, conn)))
+}
+
+/// The store's TLS handshakes so far, (full, resumed), read on its plain loopback listener.
+fn store_handshakes() -> anyhow::Result<(u64, u64)> {
+    let text = in_netns(STORE, || -> anyhow::Result<String> {
+        let mut conn = TcpStream::connect((Ipv4Addr::LOCALHOST, STORE_PORT))?;
+        conn.write_all(
+            b"GET /_outpost/metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        )?;
+        let mut text = String::new();
+        conn.read_to_string(&mut text)?;
+        Ok(text)
+    })?;
+    let count = |resumed| {
+        metric_sum(
+            &text,
+            "outpost_s3_tls_handshakes_total",
+            &[("resumed", resumed)],
+        ) as u64
+    };
+    Ok((count("false"), count("true")))
+}
+
+/// `outpost KIND` in `netns` with TLS (`ca`'s certificate) on `ports.0`, plain HTTP on
+/// `ports.1`, and `more` arguments.
+fn spawn_server(
+    netns: &str,
+    bin: &Path,
+    kind: &str,
+    ca: &LocalCa,
+    ports: (u16, u16),
+    more: &[&str],
+) -> anyhow::Result<Killed> {
+    let (tls, plain) = (
+        format!("0.0.0.0:{}", ports.0),
+        format!("0.0.0.0:{}", ports.1),
+    );
+    let mut args = vec![
+        "--listen",
+        &tls,
+        "--http-listen",
+        &plain,
+        "--tls-cert",
+        path(&ca.files.cert),
+        "--tls-key",
+        path(&ca.files.key),
+    ];
+    args.extend_from_slice(more);
+    let (child, _) = spawn_outpost_in(Some(netns), bin, kind, &args)?;
+    Ok(Killed(child))
 }
 
 /// Sends one keep-alive GET and reads the whole answer (so the connection can carry the next
 /// request); returns when its first byte arrived.
 fn get_first_byte(
-    conn: &mut TcpStream,
+    conn: &mut dyn Conn,
     target: (Ipv4Addr, u16),
     path: &str,
 ) -> anyhow::Result<Instant> {

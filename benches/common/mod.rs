@@ -168,6 +168,27 @@ pub fn spawn_outpost_in(
     }
 }
 
+/// A TLS 1.3 client config trusting the CA certificates in `ca` (PEM), HTTP/1.1 by ALPN, with
+/// or without session resumption.
+pub fn tls_client_config(ca: &Path, resume: bool) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca)? {
+        roots.add(cert?)?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    if !resume {
+        config.resumption = rustls::client::Resumption::disabled();
+    }
+    Ok(Arc::new(config))
+}
+
 /// A request body that hands out slices of a shared buffer, `SEND_CHUNK` at a time.
 pub struct SliceBody {
     data: Bytes,

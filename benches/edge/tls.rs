@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use outpost_store::tls::{LocalCa, TlsFiles};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::common::{Killed, path, spawn_edge};
@@ -64,20 +63,9 @@ pub async fn run(
 
 /// A client trusting `ca`, HTTP/1.1 by ALPN, with or without session resumption.
 fn connector(ca: &LocalCa, resume: bool) -> anyhow::Result<tokio_rustls::TlsConnector> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(&ca.ca)? {
-        roots.add(cert?)?;
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    if !resume {
-        config.resumption = rustls::client::Resumption::disabled();
-    }
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+    Ok(tokio_rustls::TlsConnector::from(
+        super::common::tls_client_config(&ca.ca, resume)?,
+    ))
 }
 
 /// One request on a new connection; whether its handshake was resumed.
