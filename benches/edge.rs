@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use common::{
-    Killed, S3, SliceBody, md5_hex, metric_sum, next_frame, path, spawn_edge, spawn_outpost,
+    Killed, S3, SliceBody, md5_hex, metric_sum, next_frame, path, spawn_edge, spawn_store,
     tool_version,
 };
 use outpost_store::tls::{LocalCa, TlsFiles};
@@ -74,11 +74,7 @@ async fn run() -> anyhow::Result<()> {
     println!("load: wrk -t2 -c64 -d{duration} --latency, anonymous GETs of a public bucket\n");
 
     let data_dir = work.join("store");
-    let (store, store_addr) = spawn_outpost(
-        &bin,
-        "store",
-        &["--listen", "127.0.0.1:0", "--data", path(&data_dir)],
-    )?;
+    let (store, store_addr) = spawn_store(&bin, &data_dir)?;
     let _store = Killed(store);
     let cache_dir = work.join("edge");
     let origin = format!("http://{store_addr}");

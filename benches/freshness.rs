@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
-use common::{Killed, S3, SliceBody, md5_hex, metric_sum, path, spawn_edge, spawn_outpost};
+use common::{Killed, S3, SliceBody, md5_hex, metric_sum, path, spawn_edge, spawn_store};
 
 const BUCKET: &str = "freshness";
 /// What the guarantee promises: no old bytes served this long after the acknowledgement.
@@ -95,11 +95,7 @@ async fn run() -> anyhow::Result<()> {
         load()
     );
     let data_dir = work.join("store");
-    let (store, store_addr) = spawn_outpost(
-        &bin,
-        "store",
-        &["--listen", "127.0.0.1:0", "--data", path(&data_dir)],
-    )?;
+    let (store, store_addr) = spawn_store(&bin, &data_dir)?;
     let _store = Killed(store);
     let origin = format!("http://{store_addr}");
     let mut running = Vec::new();

@@ -72,6 +72,16 @@ pub fn spawn_outpost(bin: &Path, kind: &str, args: &[&str]) -> anyhow::Result<(C
     spawn_outpost_in(None, bin, kind, args)
 }
 
+/// An `outpost store` on a free port with its data in `data_dir`. Returns the child and its
+/// address.
+pub fn spawn_store(bin: &Path, data_dir: &Path) -> anyhow::Result<(Child, String)> {
+    spawn_outpost(
+        bin,
+        "store",
+        &["--listen", "127.0.0.1:0", "--data", path(data_dir)],
+    )
+}
+
 /// An `outpost edge` in front of `origin` on a free port, caching in `cache_dir`; `extra`
 /// flags follow. Returns the child and its address.
 pub fn spawn_edge(

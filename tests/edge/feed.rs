@@ -89,6 +89,16 @@ pub(crate) async fn cached(edge: &TestStore, bucket: &str, key: &str, signed: bo
     assert_eq!((status, body.as_slice()), (200, data));
 }
 
+/// Lets anyone read `bucket`'s objects.
+pub(crate) async fn make_public(s3: &aws_sdk_s3::Client, bucket: &str) {
+    s3.put_bucket_policy()
+        .bucket(bucket)
+        .policy(public_policy(bucket))
+        .send()
+        .await
+        .unwrap();
+}
+
 pub(crate) fn public_policy(bucket: &str) -> String {
     format!(
         r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{bucket}/*"}}]}}"#
@@ -153,12 +163,7 @@ async fn a_bucket_made_private_is_refused_to_anonymous_readers_at_every_edge() {
     let net = Network::start(3).await;
     let s3 = net.store.client();
     let b = net.store.bucket(&s3, "private").await;
-    s3.put_bucket_policy()
-        .bucket(&b)
-        .policy(public_policy(&b))
-        .send()
-        .await
-        .unwrap();
+    make_public(&s3, &b).await;
     put_bytes(&s3, &b, "photo.jpg", "jpeg").await;
     put_bytes(&s3, &b, "signed-only", "kept").await;
     for edge in &net.edges {

@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::common::feed::Feed;
 use crate::common::keys::create_key;
 use crate::common::*;
-use crate::feed::public_policy;
+use crate::feed::make_public;
 
 /// Generous, for a loaded 2-core machine; the feed itself takes milliseconds.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -134,12 +134,7 @@ async fn three_edges_follow_the_store(tls: bool) {
         following(&http, edge).await;
     }
     let b = store.bucket(&s3, "net").await;
-    s3.put_bucket_policy()
-        .bucket(&b)
-        .policy(public_policy(&b))
-        .send()
-        .await
-        .unwrap();
+    make_public(&s3, &b).await;
     put_bytes(&s3, &b, "index.html", "old page").await;
     for edge in &edges {
         // Public once the edge holds the store's new access document (polled every second).
