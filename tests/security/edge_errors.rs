@@ -143,7 +143,10 @@ async fn an_edge_out_of_file_descriptors_says_so_and_keeps_its_origin() {
     // against the primary, the next request would go to the failover and find no bucket.
     let primary = TestStore::start();
     let failover = TestStore::start();
-    let edge = TestStore::start_edge(&[&primary, &failover], StoreOptions::default());
+    // No change feed: its confirmations to the store keep a pooled origin connection open,
+    // which the request below would reuse instead of needing a new descriptor.
+    let no_feed = StoreOptions::default().config("[edge]\nfeed = false\n");
+    let edge = TestStore::start_edge(&[&primary, &failover], no_feed);
     let s3 = primary.client();
     let b = primary.bucket(&s3, "fds").await;
     put_bytes(&s3, &b, "k", "kept").await;
