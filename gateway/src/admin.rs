@@ -29,7 +29,7 @@ impl Edge {
             .route("/_outpost/invalidations", post(invalidate))
             .route("/_outpost/notifications", post(notifications))
             .route("/_outpost/test/clock", post(advance_clock))
-            .fallback(viewer::handle)
+            .fallback(requests)
             .with_state(Arc::clone(self))
     }
 
@@ -127,6 +127,21 @@ async fn invalidate(
         Ok(serde_json::json!({ "status": "Completed", "paths": request.paths }))
     })
     .await
+}
+
+/// Every request that is not an `/_outpost/` endpoint: the pipeline, with HSTS on a
+/// distribution's answers over https ([`viewer`]).
+async fn requests(
+    State(edge): State<Arc<Edge>>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    let hsts = viewer::hsts(&edge, &request);
+    let mut response = crate::pipeline::handle(State(edge), request).await;
+    if let Some(hsts) = hsts {
+        let headers = response.headers_mut();
+        headers.insert(http::header::STRICT_TRANSPORT_SECURITY, hsts);
+    }
+    response
 }
 
 /// S3 event notifications from an origin with no change feed ([`crate::notifications`]).

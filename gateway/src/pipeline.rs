@@ -103,6 +103,10 @@ impl FrontEnd for Edge {
         &self.metrics.requests
     }
 
+    fn refusal(&self, parts: &http::request::Parts) -> Option<(&'static str, Result<Response>)> {
+        crate::viewer::refusal(self, parts).map(|answer| ("ViewerProtocol", answer))
+    }
+
     async fn cors(&self, parts: &http::request::Parts) -> Result<Option<Arc<CorsConfiguration>>> {
         match self.cors_source(parts)? {
             Some(source) => self.cors.rules(&source, self.cache.clock.now()).await,

@@ -8,76 +8,67 @@
 //!  https      ─► served, with `Strict-Transport-Security` when the distribution sets it
 //! ```
 //!
-//! This runs before the pipeline, preflights included: CloudFront refuses a plain `OPTIONS`
-//! to such a distribution too. The S3 face (no distribution) is not governed here.
-
-use std::sync::Arc;
+//! The refusal runs first in the protocol kit's serve step, before preflights (CloudFront
+//! refuses a plain `OPTIONS` to such a distribution too), so it is counted and logged like any
+//! answer, as `ViewerProtocol`. The S3 face (no distribution) is not governed here.
 
 use axum::body::Body;
-use axum::extract::State;
 use axum::response::Response;
 use http::{HeaderValue, Method, StatusCode};
-use outpost_store::error::{Code, Error};
-use outpost_store::s3::serve::{error_response, request_id};
+use outpost_store::error::{Code, Error, Result};
 use outpost_store::server::Encrypted;
 
 use crate::config::ViewerProtocol;
-use crate::distribution::Site;
 use crate::edge::Edge;
-use crate::pipeline;
 
-pub async fn handle(State(edge): State<Arc<Edge>>, request: axum::extract::Request) -> Response {
+/// The HSTS header a request's answer gets: its distribution's, over https only.
+pub fn hsts(edge: &Edge, request: &axum::extract::Request) -> Option<HeaderValue> {
     let encrypted = request.extensions().get::<Encrypted>().is_some();
+    if !encrypted || !edge.sites.viewer_rules() {
+        return None;
+    }
     let site = edge
         .sites
-        .viewer_rules()
-        .then(|| edge.sites.for_host(host(&request)))
-        .flatten();
-    let Some(site) = site else {
-        return pipeline::handle(State(edge), request).await;
-    };
-    if !encrypted && let Some(refused) = over_plain_http(&edge, &site, &request) {
-        return refused;
-    }
-    let mut response = pipeline::handle(State(edge), request).await;
-    if let (true, Some(hsts)) = (encrypted, &site.hsts) {
-        let headers = response.headers_mut();
-        headers.insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
-    }
-    response
+        .for_host(host(request.headers(), request.uri()))?;
+    site.hsts.clone()
 }
 
 /// The Host header, or the authority of an HTTP/2 request.
-fn host(request: &axum::extract::Request) -> Option<&str> {
-    let header = request.headers().get(http::header::HOST);
+fn host<'a>(headers: &'a http::HeaderMap, uri: &'a http::Uri) -> Option<&'a str> {
+    let header = headers.get(http::header::HOST);
     header
         .and_then(|h| h.to_str().ok())
-        .or_else(|| request.uri().authority().map(|a| a.as_str()))
+        .or_else(|| uri.authority().map(|a| a.as_str()))
 }
 
-/// The answer to a plain-HTTP request the site's policy does not serve, if any.
-fn over_plain_http(edge: &Edge, site: &Site, request: &axum::extract::Request) -> Option<Response> {
-    let method = request.method();
+/// The answer to a plain-HTTP request its distribution's policy does not serve, if any
+/// ([`outpost_store::s3::context::FrontEnd::refusal`]: counted and logged as
+/// `ViewerProtocol`, before preflights).
+pub fn refusal(edge: &Edge, parts: &http::request::Parts) -> Option<Result<Response>> {
+    if parts.extensions.get::<Encrypted>().is_some() || !edge.sites.viewer_rules() {
+        return None;
+    }
+    let site = edge.sites.for_host(host(&parts.headers, &parts.uri))?;
+    let method = &parts.method;
     let redirect = match site.viewer_protocol {
         ViewerProtocol::AllowAll => return None,
         ViewerProtocol::RedirectToHttps => *method == Method::GET || *method == Method::HEAD,
         ViewerProtocol::HttpsOnly => false,
     };
     let location = redirect
-        .then(|| https_url(host(request)?, edge.config.listen.port(), request.uri()))
+        .then(|| {
+            https_url(
+                host(&parts.headers, &parts.uri)?,
+                edge.config.listen.port(),
+                &parts.uri,
+            )
+        })
         .flatten();
     let Some(location) = location else {
-        let e = Error::msg(
+        return Some(Err(Error::msg(
             Code::AccessDenied,
             "This distribution is served over HTTPS only: use https://.",
-        );
-        let path = request.uri().path();
-        return Some(error_response(
-            &e,
-            path,
-            &request_id(),
-            *method == Method::HEAD,
-        ));
+        )));
     };
     let response = http::Response::builder()
         .status(StatusCode::MOVED_PERMANENTLY)
@@ -85,7 +76,7 @@ fn over_plain_http(edge: &Edge, site: &Site, request: &axum::extract::Request) -
         .header(http::header::CONTENT_LENGTH, 0)
         .body(Body::empty())
         .expect("a valid redirect");
-    Some(response)
+    Some(Ok(response))
 }
 
 /// The URL of `uri` at `host` over https on the TLS listener's port: a Host that names a port

@@ -40,7 +40,10 @@ async fn viewers() -> (Viewers, aws_sdk_s3::Client, String) {
             "[[edge.distribution]]\nhosts = [\"{host}\"]\nbucket = \"{b}\"\n{policy}"
         ));
     }
-    let edge = TestStore::start_edge(&[&store], StoreOptions::default().config(&toml));
+    let options = StoreOptions::default()
+        .config(&toml)
+        .env("RUST_LOG", "warn,outpost::access=info");
+    let edge = TestStore::start_edge(&[&store], options);
     let plain = edge
         .printed("outpost edge also listening on ")
         .expect("a plain listener");
@@ -114,6 +117,27 @@ async fn plain_http_is_redirected_or_refused_as_the_distribution_says() {
             assert!(body.contains("HTTPS only"), "{body}");
         }
     }
+    // Every redirect and refusal is counted and logged like any answer.
+    let metrics = v
+        .send("GET", &v.plain("127.0.0.1", "/_outpost/metrics"))
+        .await;
+    let metrics = metrics.text().await.unwrap();
+    for (status, count) in [("301", 2.0), ("403", 9.0)] {
+        let labels = [("operation", "ViewerProtocol"), ("status", status)];
+        let counted = metric_sum(&metrics, "outpost_edge_requests_total", &labels);
+        assert_eq!(counted, count, "{status}");
+    }
+    let logged = |l: &&str| l.contains("outpost::access") && l.contains("ViewerProtocol");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while v.edge.stderr().lines().filter(logged).count() < 11 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "an access line for each of the 11:\n{}",
+            v.edge.stderr()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
     let served = v.send("GET", &v.plain("a.test", "/page.html")).await;
     assert_eq!(served.status(), 200);
     assert!(served.headers().get("strict-transport-security").is_none());

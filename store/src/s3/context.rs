@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
+use axum::response::Response;
 use bytes::Bytes;
 use prometheus_client::metrics::counter::Counter;
 
@@ -57,6 +58,12 @@ pub trait FrontEnd: Send + Sync {
         &self,
         parts: &http::request::Parts,
     ) -> impl Future<Output = Result<Option<Arc<CorsConfiguration>>>> + Send;
+    /// An answer given before anything else, preflights included, with the operation it is
+    /// counted and logged as; None lets the request go on (the store's case). The edge
+    /// answers here the plain-HTTP requests its distribution's viewer protocol does not serve.
+    fn refusal(&self, _parts: &http::request::Parts) -> Option<(&'static str, Result<Response>)> {
+        None
+    }
     /// The answer to the preflight `asked` of `parts`: the rules matched each time (the edge
     /// keeps its answers).
     fn preflight(

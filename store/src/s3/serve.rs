@@ -58,6 +58,10 @@ pub async fn serve<F: FrontEnd>(
     let mut cors = None;
     let result = async {
         super::check_header_size(&parts.headers, max_header_bytes)?;
+        if let Some((operation, answer)) = front.refusal(&parts) {
+            note.operation(operation);
+            return answer;
+        }
         if parts.method == Method::OPTIONS {
             note.operation("PreflightRequest");
             return preflight(front, &parts, base_domain).await;
