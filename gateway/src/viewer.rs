@@ -16,6 +16,7 @@ use axum::body::Body;
 use axum::response::Response;
 use http::{HeaderValue, Method, StatusCode};
 use outpost_store::error::{Code, Error, Result};
+use outpost_store::s3::context;
 use outpost_store::server::Encrypted;
 
 use crate::config::ViewerProtocol;
@@ -45,10 +46,11 @@ fn host<'a>(headers: &'a http::HeaderMap, uri: &'a http::Uri) -> Option<&'a str>
 /// ([`outpost_store::s3::context::FrontEnd::refusal`]: counted and logged as
 /// `ViewerProtocol`, before preflights).
 pub fn refusal(edge: &Edge, parts: &http::request::Parts) -> Option<Result<Response>> {
-    if parts.extensions.get::<Encrypted>().is_some() || !edge.sites.viewer_rules() {
+    if context::scheme(parts) == "https" || !edge.sites.viewer_rules() {
         return None;
     }
-    let site = edge.sites.for_host(host(&parts.headers, &parts.uri))?;
+    let host = outpost_store::s3::host(parts);
+    let site = edge.sites.for_host(host)?;
     let method = &parts.method;
     let redirect = match site.viewer_protocol {
         ViewerProtocol::AllowAll => return None,
@@ -56,13 +58,7 @@ pub fn refusal(edge: &Edge, parts: &http::request::Parts) -> Option<Result<Respo
         ViewerProtocol::HttpsOnly => false,
     };
     let location = redirect
-        .then(|| {
-            https_url(
-                host(&parts.headers, &parts.uri)?,
-                edge.config.listen.port(),
-                &parts.uri,
-            )
-        })
+        .then(|| https_url(host?, edge.config.listen.port(), &parts.uri))
         .flatten();
     let Some(location) = location else {
         return Some(Err(Error::msg(

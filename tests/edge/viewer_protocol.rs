@@ -103,6 +103,21 @@ async fn plain_http_is_redirected_or_refused_as_the_distribution_says() {
         );
         assert!(moved.headers().get("strict-transport-security").is_none());
     }
+    // A client's word that it came over TLS is not TLS.
+    let forged = v
+        .client
+        .get(v.plain("r.test", "/page.html"))
+        .header("x-forwarded-proto", "https")
+        .header("forwarded", "proto=https")
+        .header("x-forwarded-ssl", "on")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        forged.status(),
+        301,
+        "forwarded-proto headers change nothing"
+    );
     for method in ["PUT", "POST", "DELETE", "PATCH", "OPTIONS"] {
         let refused = v.send(method, &v.plain("r.test", "/page.html")).await;
         assert_eq!(refused.status(), 403, "{method} to redirect-to-https");
@@ -122,17 +137,17 @@ async fn plain_http_is_redirected_or_refused_as_the_distribution_says() {
         .send("GET", &v.plain("127.0.0.1", "/_outpost/metrics"))
         .await;
     let metrics = metrics.text().await.unwrap();
-    for (status, count) in [("301", 2.0), ("403", 9.0)] {
+    for (status, count) in [("301", 3.0), ("403", 9.0)] {
         let labels = [("operation", "ViewerProtocol"), ("status", status)];
         let counted = metric_sum(&metrics, "outpost_edge_requests_total", &labels);
         assert_eq!(counted, count, "{status}");
     }
     let logged = |l: &&str| l.contains("outpost::access") && l.contains("ViewerProtocol");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while v.edge.stderr().lines().filter(logged).count() < 11 {
+    while v.edge.stderr().lines().filter(logged).count() < 12 {
         assert!(
             std::time::Instant::now() < deadline,
-            "an access line for each of the 11:\n{}",
+            "an access line for each of the 12:\n{}",
             v.edge.stderr()
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
