@@ -29,6 +29,7 @@ use rand::distr::{Alphanumeric, SampleString};
 use redb::{ReadableTable, WriteTransaction};
 
 use super::changes::{self, Change, ChangeKind};
+use super::codec;
 use super::error::{Error, Kind, Result, What};
 use super::index::{self, BUCKETS, BucketRecord, GRANTS, KEYS, KeyRecord};
 use super::{BucketSettings, Engine, Inner, objects::detached};
@@ -94,7 +95,7 @@ impl Directory {
         for entry in grants.iter()? {
             let (k, v) = entry?;
             let (id, bucket) = k.value();
-            let grant: Grant = index::decode(v.value())?;
+            let grant: Grant = codec::decode(v.value())?;
             by_key
                 .entry(id.to_owned())
                 .or_default()
@@ -106,7 +107,7 @@ impl Directory {
         };
         for entry in keys.iter()? {
             let (k, v) = entry?;
-            let record: KeyRecord = index::decode(v.value())?;
+            let record: KeyRecord = codec::decode(v.value())?;
             let key = Arc::new(Key {
                 name: k.value().to_owned(),
                 grants: by_key.remove(&record.access_key_id).unwrap_or_default(),
@@ -114,7 +115,7 @@ impl Directory {
                 secret: record.secret,
                 edge: record.edge,
                 create_bucket: record.create_bucket,
-                created: index::from_ms(record.created_ms),
+                created: codec::from_ms(record.created_ms),
             });
             directory
                 .by_id
@@ -225,7 +226,7 @@ fn require_key(
     name: &str,
 ) -> Result<KeyRecord> {
     match keys.get(name)? {
-        Some(v) => index::decode(v.value()),
+        Some(v) => codec::decode(v.value()),
         None => Err(Error::not_found(What::AccessKey)),
     }
 }
@@ -251,7 +252,7 @@ impl Engine {
             }
             let mut taken = Vec::new();
             for entry in keys.iter()? {
-                taken.push(index::decode::<KeyRecord>(entry?.1.value())?.access_key_id);
+                taken.push(codec::decode::<KeyRecord>(entry?.1.value())?.access_key_id);
             }
             let mut rng = rand::rng();
             let access_key_id = loop {
@@ -266,9 +267,9 @@ impl Engine {
                 secret: SecretKey::new(Alphanumeric.sample_string(&mut rng, SECRET_LEN)),
                 edge,
                 create_bucket: false,
-                created_ms: index::now_ms(),
+                created_ms: codec::now_ms(),
             };
-            keys.insert(name, index::encode(&record)?.as_slice())?;
+            keys.insert(name, codec::encode(&record)?.as_slice())?;
             changes::record(
                 txn,
                 Change::key(ChangeKind::Key, &record.access_key_id, None),
@@ -325,7 +326,7 @@ impl Engine {
             let mut keys = txn.open_table(KEYS)?;
             let mut record = require_key(&keys, name)?;
             record.create_bucket = allowed;
-            keys.insert(name, index::encode(&record)?.as_slice())?;
+            keys.insert(name, codec::encode(&record)?.as_slice())?;
             changes::record(
                 txn,
                 Change::key(ChangeKind::Key, &record.access_key_id, None),
@@ -346,7 +347,7 @@ impl Engine {
             let id = require_key(&txn.open_table(KEYS)?, name)?.access_key_id;
             let mut grants = txn.open_table(GRANTS)?;
             let current: Grant = match grants.get((id.as_str(), bucket.as_str()))? {
-                Some(v) => index::decode(v.value())?,
+                Some(v) => codec::decode(v.value())?,
                 None => Grant::default(),
             };
             let next = change(current);
@@ -356,7 +357,7 @@ impl Engine {
                 // A grant names a bucket that exists: one deleted took its grants along, and
                 // a grant never waits for a bucket of that name to be created.
                 index::require_bucket(&txn.open_table(BUCKETS)?, &bucket)?;
-                let row = index::encode(&next)?;
+                let row = codec::encode(&next)?;
                 grants.insert((id.as_str(), bucket.as_str()), row.as_slice())?;
             }
             changes::record(txn, Change::key(ChangeKind::Grant, &id, Some(&bucket)))?;
@@ -395,18 +396,18 @@ impl Engine {
         write_keys(&self.inner, move |txn| {
             let mut known = false;
             for entry in txn.open_table(KEYS)?.iter()? {
-                known |= index::decode::<KeyRecord>(entry?.1.value())?.access_key_id == owner;
+                known |= codec::decode::<KeyRecord>(entry?.1.value())?.access_key_id == owner;
             }
             if !known {
                 return Err(Error::not_found(What::AccessKey));
             }
             let record = BucketRecord {
-                created_ms: index::now_ms(),
+                created_ms: codec::now_ms(),
                 settings,
                 owner: Some(owner.clone()),
             };
             index::insert_new_bucket(txn, &name, &record)?;
-            let row = index::encode(&Grant::ALL)?;
+            let row = codec::encode(&Grant::ALL)?;
             txn.open_table(GRANTS)?
                 .insert((owner.as_str(), name.as_str()), row.as_slice())?;
             changes::record(txn, Change::bucket(ChangeKind::BucketCreate, &name))?;

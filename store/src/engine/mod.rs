@@ -410,7 +410,7 @@ impl Engine {
             .index
             .write(move |txn| {
                 let record = index::BucketRecord {
-                    created_ms: index::now_ms(),
+                    created_ms: codec::now_ms(),
                     settings,
                     owner: None,
                 };
@@ -466,7 +466,7 @@ impl Engine {
                 let mut out = Vec::new();
                 for entry in txn.open_table(index::BUCKETS)?.iter()? {
                     let (k, v) = entry?;
-                    out.push(index::bucket_info(k.value(), index::decode(v.value())?));
+                    out.push(index::bucket_info(k.value(), codec::decode(v.value())?));
                 }
                 Ok(out)
             })
@@ -486,7 +486,7 @@ impl Engine {
                     changes::record(txn, Change::bucket(kind, &name))?;
                 }
                 record.settings = settings;
-                buckets.insert(name.as_str(), index::encode(&record)?.as_slice())?;
+                buckets.insert(name.as_str(), codec::encode(&record)?.as_slice())?;
                 Ok(())
             })
             .await

@@ -12,6 +12,7 @@ use redb::ReadableTable;
 use sha2::Sha256;
 
 use super::checksum::{self, ChecksumValue};
+use super::codec;
 use super::error::{Error, Invalid, Kind, Result, What};
 use super::index::{
     self, BUCKETS, COMPLETED, CompletedRecord, ObjectRecord, PARTS, PartRecord, Segment, UPLOADS,
@@ -51,7 +52,7 @@ fn lookup_upload(
     upload_id: &str,
 ) -> Result<UploadRecord> {
     match txn.open_table(UPLOADS)?.get((bucket, key, upload_id))? {
-        Some(v) => index::decode(v.value()),
+        Some(v) => codec::decode(v.value()),
         None => {
             index::require_bucket(&txn.open_table(BUCKETS)?, bucket)?;
             Err(no_such_upload())
@@ -74,7 +75,7 @@ pub(super) async fn create(
         ));
     }
     let record = UploadRecord {
-        initiated_ms: index::now_ms(),
+        initiated_ms: codec::now_ms(),
         headers,
         checksum,
     };
@@ -87,7 +88,7 @@ pub(super) async fn create(
             index::require_bucket(&txn.open_table(BUCKETS)?, &b)?;
             txn.open_table(UPLOADS)?.insert(
                 (b.as_str(), k.as_str(), id.as_str()),
-                index::encode(&stored)?.as_slice(),
+                codec::encode(&stored)?.as_slice(),
             )?;
             Ok(())
         })
@@ -135,7 +136,7 @@ pub(super) async fn upload_part(
         size: written.digests.size,
         etag: hex::encode(written.digests.md5),
         checksum: written.digests.checksum.as_ref().map(|c| c.to_base64()),
-        last_modified_ms: index::now_ms(),
+        last_modified_ms: codec::now_ms(),
         blob: written.blob.as_ref().map(|g| g.id().to_owned()),
     };
     let part = record.info(part_number);
@@ -156,9 +157,9 @@ pub(super) async fn upload_part(
                 let mut parts = txn.open_table(PARTS)?;
                 let old = parts.insert(
                     (id.as_str(), part_number),
-                    index::encode(&record)?.as_slice(),
+                    codec::encode(&record)?.as_slice(),
                 )?;
-                old.map(|v| index::decode::<PartRecord>(v.value()))
+                old.map(|v| codec::decode::<PartRecord>(v.value()))
                     .transpose()
             })
             .await;
@@ -271,7 +272,7 @@ fn assemble(
     Ok(ObjectRecord {
         size: chosen.iter().map(|r| r.size).sum(),
         etag,
-        last_modified_ms: index::now_ms(),
+        last_modified_ms: codec::now_ms(),
         headers: upload.headers.clone(),
         checksum,
         parts: chosen
@@ -361,7 +362,7 @@ pub(super) async fn complete(
                         .open_table(UPLOADS)?
                         .get((b.as_str(), k.as_str(), id.as_str()))?
                     {
-                        Some(v) => index::decode(v.value())?,
+                        Some(v) => codec::decode(v.value())?,
                         None => {
                             let done = recorded_answer(txn, &b, &k, &id, &digest)?;
                             check_declared(done.checksum.as_ref(), expected.as_ref())?;
@@ -392,7 +393,7 @@ pub(super) async fn complete(
                     completed_ms: record.last_modified_ms,
                 };
                 txn.open_table(COMPLETED)?
-                    .insert(id.as_str(), index::encode(&done)?.as_slice())?;
+                    .insert(id.as_str(), codec::encode(&done)?.as_slice())?;
                 Ok((done, unreachable))
             })
             .await?;
@@ -433,9 +434,9 @@ fn recorded_answer(
     let row: Option<CompletedRecord> = txn
         .open_table(COMPLETED)?
         .get(upload_id)?
-        .map(|v| index::decode(v.value()))
+        .map(|v| codec::decode(v.value()))
         .transpose()?;
-    let now = index::now_ms();
+    let now = codec::now_ms();
     row.filter(|r| {
         r.bucket == bucket
             && r.key == key
@@ -452,7 +453,7 @@ impl CompletedRecord {
             size: self.size,
             etag: self.etag,
             checksum: self.checksum,
-            completed: index::from_ms(self.completed_ms),
+            completed: codec::from_ms(self.completed_ms),
         }
     }
 }
@@ -468,7 +469,7 @@ pub(super) fn forget_completed(
     let mut gone = Vec::new();
     for entry in table.iter()? {
         let (id, v) = entry?;
-        let row: CompletedRecord = index::decode(v.value())?;
+        let row: CompletedRecord = codec::decode(v.value())?;
         let expired =
             now_ms.saturating_sub(row.completed_ms) > COMPLETED_RETENTION.as_millis() as u64;
         if expired || bucket == Some(row.bucket.as_str()) {
@@ -534,7 +535,7 @@ pub(super) async fn list_parts(
                         break;
                     }
                     let (k, v) = entry?;
-                    let row: PartRecord = index::decode(v.value())?;
+                    let row: PartRecord = codec::decode(v.value())?;
                     parts.push(row.info(k.value().1));
                 }
             }
@@ -587,7 +588,7 @@ pub(super) async fn list_uploads(
                     truncated = true;
                     break;
                 }
-                let row: UploadRecord = index::decode(v.value())?;
+                let row: UploadRecord = codec::decode(v.value())?;
                 out.push(row.info(ub, uk, uid));
             }
             Ok((out, truncated))
@@ -616,6 +617,6 @@ pub(super) fn remove_bucket_uploads(
     for (key, id) in ids {
         blobs.extend(index::remove_upload(txn, bucket, &key, &id)?);
     }
-    forget_completed(txn, index::now_ms(), Some(bucket))?;
+    forget_completed(txn, codec::now_ms(), Some(bucket))?;
     Ok(blobs)
 }

@@ -15,6 +15,7 @@ use futures::future::try_join_all;
 
 use super::blobs::Blobs;
 use super::changes::{self, Change};
+use super::codec;
 use super::error::{Error, Invalid, Kind, Result, What};
 use super::index::{self, BUCKETS, INLINE, OBJECTS, ObjectRecord, Segment};
 use super::{
@@ -93,7 +94,7 @@ pub(super) async fn put(
     let record = ObjectRecord {
         size: digests.size,
         etag: hex::encode(digests.md5),
-        last_modified_ms: index::now_ms(),
+        last_modified_ms: codec::now_ms(),
         headers: opts.headers,
         checksum: digests.checksum.as_ref().map(|c| StoredChecksum {
             algorithm: c.algorithm,
@@ -285,9 +286,9 @@ pub(super) async fn replace_headers(
             let mut record =
                 index::get_object(&objects, &b, &k)?.ok_or_else(|| Error::not_found(What::Key))?;
             record.headers = headers;
-            record.last_modified_ms = index::now_ms();
+            record.last_modified_ms = codec::now_ms();
             record.seq = changes::record(txn, Change::put(&b, &k, &record.etag))?;
-            objects.insert((b.as_str(), k.as_str()), index::encode(&record)?.as_slice())?;
+            objects.insert((b.as_str(), k.as_str()), codec::encode(&record)?.as_slice())?;
             Ok(record)
         })
         .await?;

@@ -18,6 +18,7 @@ use std::time::SystemTime;
 use redb::ReadableTable;
 
 use super::blobs::Blobs;
+use super::codec;
 use super::error::Result;
 use super::index::{self, Index, OBJECTS, PARTS, UPLOADS, UploadRecord};
 use super::{Inner, durable};
@@ -43,12 +44,12 @@ pub async fn sweep_orphans(index: &Index, blobs: &Blobs) -> Result<SweepReport> 
             let mut ids = HashSet::new();
             for entry in txn.open_table(OBJECTS)?.iter()? {
                 let (_, v) = entry?;
-                let record: index::ObjectRecord = index::decode(v.value())?;
+                let record: index::ObjectRecord = codec::decode(v.value())?;
                 ids.extend(record.segments.iter().filter_map(|s| id_bits(&s.blob)));
             }
             for entry in txn.open_table(PARTS)?.iter()? {
                 let (_, v) = entry?;
-                let part: index::PartRecord = index::decode(v.value())?;
+                let part: index::PartRecord = codec::decode(v.value())?;
                 ids.extend(part.blob.as_deref().and_then(id_bits));
             }
             Ok(ids)
@@ -102,14 +103,14 @@ fn remove_staging(root: &Path) -> Result<usize> {
 /// uploads past their retention; returns how many uploads were aborted.
 pub(super) async fn sweep_stale_uploads(inner: &Inner, now: SystemTime) -> Result<usize> {
     let max_age = inner.cfg.stale_upload_age.as_millis() as u64;
-    let now = index::to_ms(now);
+    let now = codec::to_ms(now);
     let (count, blobs) = inner
         .index
         .write(move |txn| {
             let mut stale = Vec::new();
             for entry in txn.open_table(UPLOADS)?.iter()? {
                 let (k, v) = entry?;
-                let upload: UploadRecord = index::decode(v.value())?;
+                let upload: UploadRecord = codec::decode(v.value())?;
                 if now.saturating_sub(upload.initiated_ms) > max_age {
                     let (bucket, key, id) = k.value();
                     stale.push((bucket.to_owned(), key.to_owned(), id.to_owned()));

@@ -45,6 +45,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use redb::{Database, ReadTransaction, WriteTransaction};
 
 use super::changes::{self, Retention};
+use super::codec::now_ms;
 use super::error::{Error, Kind, Result};
 use super::space;
 

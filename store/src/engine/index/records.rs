@@ -4,7 +4,7 @@
 use redb::TableDefinition;
 use serde::{Deserialize, Serialize};
 
-pub use crate::engine::codec::{decode, encode, from_ms, now_ms, to_ms};
+use crate::engine::codec::from_ms;
 use crate::engine::{
     BucketSettings, ChecksumAlgorithm, ChecksumType, ObjectHeaders, ObjectInfo, PartInfo,
     PartSummary, StoredChecksum, UploadInfo,
@@ -166,6 +166,7 @@ impl PartRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::codec::decode;
 
     #[test]
     fn records_tolerate_missing_fields() {

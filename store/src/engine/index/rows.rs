@@ -6,6 +6,7 @@ use std::ops::Bound;
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 
 use super::records::*;
+use crate::engine::codec::{decode, encode, from_ms};
 use crate::engine::error::{Error, Kind, Result, What};
 use crate::engine::{BucketInfo, ListQuery, WriteCondition};
 

@@ -1,6 +1,7 @@
 //! ListObjects: prefix, delimiter, start-after, UTF-8 byte order, seeking past groups.
 
 use super::*;
+use crate::engine::codec;
 
 async fn list(
     engine: &Engine,
@@ -132,7 +133,7 @@ async fn delimiter_listing_seeks_past_groups() {
         .index
         .write(|txn| {
             let mut t = txn.open_table(OBJECTS)?;
-            let rec = index::encode(&ObjectRecord {
+            let rec = codec::encode(&ObjectRecord {
                 size: 1,
                 etag: "e".into(),
                 ..Default::default()
