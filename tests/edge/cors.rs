@@ -61,6 +61,12 @@ async fn the_s3_face_answers_preflights_and_each_origin_gets_its_own_headers_fro
     let r = get("GET", APP).send(edge).await;
     assert_eq!(r.header("x-cache"), Some("Hit from outpost"));
     assert_app_headers(&r);
+    // Without an Origin, from the cache: nothing allowed, but the answer varies by Origin (a
+    // browser keeping it must not reuse it for a CORS request).
+    let r = RawRequest::new("GET", &object).sign(edge).send(edge).await;
+    assert_eq!(r.header("x-cache"), Some("Hit from outpost"));
+    assert_no_cors(&r);
+    assert_eq!(r.header("vary"), Some(VARY));
     // Errors through the edge: 404, 304, 403 (unsigned: the store's policy decides).
     let r = RawRequest::new("GET", &format!("/{b}/missing"))
         .header("origin", APP)
@@ -173,9 +179,12 @@ async fn the_edge_keeps_preflight_answers_until_its_bound_then_sees_the_stores_c
         r.xml("Message").as_deref(),
         Some("CORSResponse: CORS is not enabled for this bucket.")
     );
-    preflight(edge, "/ecors-no-such-bucket/k", Some(EVIL), "GET", "")
-        .await
-        .assert_error(404, "NoSuchBucket");
+    let r = preflight(edge, "/ecors-no-such-bucket/k", Some(EVIL), "GET", "").await;
+    r.assert_error(403, "AccessForbidden");
+    assert_eq!(
+        r.xml("Message").as_deref(),
+        Some("CORSResponse: Bucket not found")
+    );
 }
 
 #[tokio::test]
@@ -215,6 +224,32 @@ async fn sites_answer_preflights_and_carry_the_rules_headers() {
     let r = site_get("/missing.js", APP).send(edge).await;
     assert_eq!(r.status, 404);
     assert_app_headers(&r);
+    // Without an Origin: the answer still varies by it, compressed or not.
+    s3.put_object()
+        .bucket(&b)
+        .key("big.js")
+        .content_type("text/javascript")
+        .body(body("console.log(1);\n".repeat(200)))
+        .send()
+        .await
+        .unwrap();
+    for (accept, encoding) in [("identity", None), ("gzip", Some("gzip"))] {
+        let r = RawRequest::new("GET", "/big.js")
+            .host("cdn.example.test")
+            .header("accept-encoding", accept)
+            .send(edge)
+            .await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-encoding"), encoding);
+        assert_no_cors(&r);
+        let vary: Vec<&str> = r
+            .headers
+            .iter()
+            .filter(|(k, _)| k == "vary")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert!(vary.contains(&VARY), "{accept}: {vary:?}");
+    }
 }
 
 #[tokio::test]
