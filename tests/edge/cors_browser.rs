@@ -10,6 +10,7 @@ use aws_sdk_s3::types::{CorsConfiguration, CorsRule};
 use crate::common::browser::{PageServer, dump_dom, element_text};
 use crate::common::cors::put_rules;
 use crate::common::*;
+use crate::feed::make_public;
 
 /// A page that GETs `get_url`, then PUTs a text to `put_url`, and writes
 /// `get=STATUS:BODY put=STATUS:ETAG` into `#out` (`blocked` for a request the browser refused).
@@ -146,15 +147,7 @@ async fn a_kept_answer_to_a_request_without_cors_does_not_block_a_later_cors_rea
     put_rules(&s3, &b, rules).await;
     // Readable by anyone, as a static site's assets are: one URL for both fetches. (Plain
     // text: Chromium does not keep a no-cors answer that looks like JSON, it blocks it.)
-    let policy = format!(
-        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{b}/*"}}]}}"#
-    );
-    s3.put_bucket_policy()
-        .bucket(&b)
-        .policy(policy)
-        .send()
-        .await
-        .unwrap();
+    make_public(&s3, &b).await;
     let url = format!("{}/{b}/kept.txt", edge.url);
     page.show(&format!(
         r#"<!doctype html><html><body><pre id="out">pending</pre><script>
