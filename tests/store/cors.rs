@@ -134,6 +134,10 @@ async fn preflights_are_answered_by_the_rules_without_a_signature() {
     // No rules were matched for the object: S3 names the bucket.
     assert_eq!(r.xml("ResourceType").as_deref(), Some("BUCKET"));
     assert_no_cors(&r);
+    // An Origin alone, no method asked: the same answer, naming the method OPTIONS.
+    let r = preflight(&store, &object, Some(APP), "", "").await;
+    r.assert_error(403, "AccessForbidden");
+    assert_eq!(r.xml("Method").as_deref(), Some("OPTIONS"));
 
     put_rules(&s3, &b, app_rules()).await;
     let r = preflight(
@@ -205,6 +209,15 @@ async fn preflights_are_answered_by_the_rules_without_a_signature() {
         Some("CORSResponse: Bucket not found")
     );
     assert_eq!(r.xml("ResourceType").as_deref(), Some("BUCKET"));
+    let r = preflight(&store, "/no-such-bucket-here/k", Some(APP), "", "").await;
+    r.assert_error(403, "AccessForbidden");
+    assert_eq!(
+        r.xml("Message").as_deref(),
+        Some("CORSResponse: Bucket not found")
+    );
+    preflight(&store, "/no-such-bucket-here/k", None, "GET", "")
+        .await
+        .assert_error(400, "BadRequest");
 }
 
 #[tokio::test]

@@ -117,7 +117,10 @@ async fn preflight<F: FrontEnd>(
     parts: &http::request::Parts,
     base_domain: Option<&str>,
 ) -> Result<Response> {
-    let asked = PreflightRequest::of(&parts.headers)?;
+    let asked = match PreflightRequest::of(&parts.headers) {
+        Ok(asked) => asked,
+        Err(bad) => return unanswerable(front, parts, bad).await,
+    };
     let object = super::route::target(super::host(parts), parts.uri.path(), base_domain)
         .is_ok_and(|(_, key)| !key.is_empty());
     let answer = match front.preflight(parts, &asked).await {
@@ -125,6 +128,32 @@ async fn preflight<F: FrontEnd>(
         answer => answer?,
     };
     answer.into_response(&asked, object)
+}
+
+/// A preflight with an Origin but no method (or header) a rule could allow: S3 says first
+/// that there are no rules to ask, or no bucket (403, naming the method asked, `OPTIONS` when
+/// none was); `bad` (400) when there are rules.
+async fn unanswerable<F: FrontEnd>(
+    front: &F,
+    parts: &http::request::Parts,
+    bad: Error,
+) -> Result<Response> {
+    let text = |name| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let Some(origin) = text(http::header::ORIGIN).filter(|o| !o.is_empty()) else {
+        return Err(bad);
+    };
+    let answer = match front.cors(parts).await {
+        Ok(None) => Preflight::NotEnabled,
+        Err(e) if e.code == Code::NoSuchBucket => Preflight::NoSuchBucket,
+        _ => return Err(bad),
+    };
+    let method = text(http::header::ACCESS_CONTROL_REQUEST_METHOD).unwrap_or("OPTIONS");
+    let asked = PreflightRequest {
+        origin: origin.to_owned(),
+        method: method.to_owned(),
+        headers: Vec::new(),
+    };
+    answer.into_response(&asked, false)
 }
 
 /// The `Access-Control-*` headers of the answer to a request with an Origin, from the rules
