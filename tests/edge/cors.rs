@@ -282,3 +282,44 @@ async fn a_change_made_through_the_edge_is_seen_there_at_once() {
         Some("CORSResponse: CORS is not enabled for this bucket.")
     );
 }
+
+/// Whether a bucket's answers vary by Origin is kept with each cached object (the store's
+/// `Vary`): an edge following the store's feed drops the bucket's entries when its rules
+/// change, so an object cached before the bucket had rules does not keep answering without
+/// `Vary` (nor after they are deleted, with it).
+#[tokio::test]
+async fn a_change_of_rules_at_the_store_reaches_the_vary_of_objects_the_edge_holds() {
+    let store = TestStore::start();
+    let edge = crate::feed::edge_for(&store.url, "");
+    crate::feed::following(&edge).await;
+    let s3 = store.client();
+    let b = store.bucket(&s3, "ecors-feed").await;
+    put_bytes(&s3, &b, "a.txt", b"hello".to_vec()).await;
+    crate::feed::cached(&edge, &b, "a.txt", true, b"hello").await;
+    let vary_until = async |want: Option<&str>, what: &str| {
+        let started = std::time::Instant::now();
+        loop {
+            let r = RawRequest::new("GET", &format!("/{b}/a.txt"))
+                .sign(&edge)
+                .send(&edge)
+                .await;
+            assert_eq!((r.status, r.body.as_slice()), (200, &b"hello"[..]));
+            assert_no_cors(&r);
+            if r.header("vary") == want {
+                return;
+            }
+            assert!(
+                started.elapsed() < crate::feed::DEADLINE,
+                "{what}: the edge still answers Vary {:?} ({:?})",
+                r.header("vary"),
+                r.header("x-cache")
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    vary_until(None, "no rules").await;
+    put_rules(&s3, &b, app_rules()).await;
+    vary_until(Some(VARY), "rules given").await;
+    s3.delete_bucket_cors().bucket(&b).send().await.unwrap();
+    vary_until(None, "rules deleted").await;
+}
