@@ -33,8 +33,8 @@
 //! bodies go with their head), and no older answer is stored after it; a bucket created or deleted drops the bucket's; a policy or Public Access
 //! Block change drops the bucket's anonymous entries on the S3 face (sites fetch with the
 //! edge's key); a website change drops the bucket's website configuration entries; a CORS
-//! change forgets the bucket's CORS rules; an invalidation drops its paths. Key and grant
-//! changes hold nothing cached here. A line is parsed whole before anything of it is applied.
+//! change forgets the bucket's CORS rules and drops its entries (their `Vary` is the rules');
+//! an invalidation drops its paths. Key and grant changes hold nothing cached here. A line is parsed whole before anything of it is applied.
 
 mod applied;
 
@@ -506,7 +506,9 @@ pub async fn apply(edge: &Edge, event: &Event) {
             let key = change.key.as_deref().unwrap_or_default();
             cache.supersede(&bucket, key, event.seq).await;
         }
-        ChangeKind::BucketCreate | ChangeKind::BucketDelete => {
+        // A change of CORS rules changes every answer of the bucket: whether it varies by
+        // Origin is the store's `Vary`, kept with each entry.
+        ChangeKind::BucketCreate | ChangeKind::BucketDelete | ChangeKind::Cors => {
             edge.cors.forget_bucket(&bucket);
             cache.purge(move |_, b, _| b == bucket);
         }
@@ -514,7 +516,6 @@ pub async fn apply(edge: &Edge, event: &Event) {
             cache.purge(move |n, b, _| n == ANONYMOUS && b == bucket);
         }
         ChangeKind::Website => cache.purge(move |_, b, k| b == bucket && k.is_empty()),
-        ChangeKind::Cors => edge.cors.forget_bucket(&bucket),
         ChangeKind::Invalidation => cache.invalidate(&change.paths),
         ChangeKind::Key | ChangeKind::Grant => {}
     }

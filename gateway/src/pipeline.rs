@@ -107,6 +107,10 @@ impl FrontEnd for Edge {
         crate::viewer::refusal(self, parts).map(|answer| ("ViewerProtocol", answer))
     }
 
+    fn vary_without_origin(&self) -> bool {
+        false
+    }
+
     async fn cors(&self, parts: &http::request::Parts) -> Result<Option<Arc<CorsConfiguration>>> {
         match self.cors_source(parts)? {
             Some(source) => self.cors.rules(&source, self.cache.clock.now()).await,

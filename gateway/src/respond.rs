@@ -153,7 +153,8 @@ pub(crate) async fn from_head(
         }
     }
     if status == StatusCode::OK && compressible(&head, &object.behavior) {
-        h.insert(
+        // Beside the origin's own (the CORS rules' `Vary`, say), not instead of it.
+        h.append(
             http::header::VARY,
             HeaderValue::from_static("Accept-Encoding"),
         );

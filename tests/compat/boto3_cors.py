@@ -2,7 +2,8 @@
 in argv[1], credentials in the AWS_* environment): PutBucketCors (boto3 sends its default
 checksum) / GetBucketCors / DeleteBucketCors round trip, S3's errors for an unsupported method
 and for 101 rules, an unsigned preflight from an allowed and from another origin (urllib3,
-as a browser sends it), and the rule's headers on a presigned GET carrying an Origin.
+as a browser sends it) and for a bucket that does not exist, and the rule's headers on a
+presigned GET carrying an Origin (`Vary` alone without one).
 """
 
 import sys
@@ -52,19 +53,19 @@ def _():
     assert got == RULES, got
 
 
-@checks.check("an unsupported method is InvalidRequest, 101 rules MalformedXML")
+@checks.check("an unsupported method is InvalidRequest, 101 rules too")
 def _():
     bad = [{"AllowedOrigins": ["*"], "AllowedMethods": ["PATCH"]}]
     assert error_of(s3.put_bucket_cors, CORSConfiguration={"CORSRules": bad}) == (400, "InvalidRequest")
     many = [{"AllowedOrigins": ["*"], "AllowedMethods": ["GET"]}] * 101
-    assert error_of(s3.put_bucket_cors, CORSConfiguration={"CORSRules": many}) == (400, "MalformedXML")
+    assert error_of(s3.put_bucket_cors, CORSConfiguration={"CORSRules": many}) == (400, "InvalidRequest")
     assert s3.get_bucket_cors(Bucket=bucket)["CORSRules"] == RULES
 
 
-def preflight(origin):
+def preflight(origin, of=None):
     headers = {"Origin": origin, "Access-Control-Request-Method": "PUT",
                "Access-Control-Request-Headers": "content-type"}
-    return http.request("OPTIONS", f"{url}/{bucket}/a.txt", headers=headers)
+    return http.request("OPTIONS", f"{url}/{of or bucket}/a.txt", headers=headers)
 
 
 @checks.check("a preflight from the allowed origin: 200 with the rule's headers")
@@ -84,6 +85,13 @@ def _():
     assert "Access-Control-Allow-Origin" not in r.headers
 
 
+@checks.check("a preflight for a bucket that does not exist: 403 Bucket not found")
+def _():
+    r = preflight(APP, of="no-such-" + bucket)
+    assert r.status == 403 and b"<Code>AccessForbidden</Code>" in r.data, (r.status, r.data)
+    assert b"CORSResponse: Bucket not found" in r.data, r.data
+
+
 @checks.check("a presigned GET with an Origin carries the rule's headers")
 def _():
     signed = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "a.txt"})
@@ -92,6 +100,9 @@ def _():
     assert r.headers["Access-Control-Allow-Origin"] == APP
     assert r.headers["Access-Control-Expose-Headers"] == "ETag"
     assert "Origin" in r.headers["Vary"]
+    r = http.request("GET", signed)
+    assert r.status == 200 and "Access-Control-Allow-Origin" not in r.headers, r.headers
+    assert "Origin" in r.headers["Vary"], r.headers
 
 
 @checks.check("DeleteBucketCors")

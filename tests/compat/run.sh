@@ -12,8 +12,8 @@
 # when_required, tests/compat/boto3_session.py, boto3_conditionals.py, keys_session.py
 # (access keys through `outpost key`, used by aws-cli and boto3), boto3_post_form.py (browser
 # form uploads, also through the edge) and aws_cli_policies.py (bucket policies, policy status,
-# public access block, ACLs; also through the edge), boto3_cors.py (CORS rules and
-# preflights, also through the edge) and rclone_s3cmd.sh (rclone and s3cmd: mkdir, copy,
+# public access block, ACLs; also through the edge), boto3_cors.py and aws_cli_cors.py
+# (CORS rules and preflights, also through the edge) and rclone_s3cmd.sh (rclone and s3cmd: mkdir, copy,
 # multipart, ls, cat, delete). Edge session: uploads relayed (single and multipart), downloads
 # cached (miss then hit, checked in the edge's metrics), presign, sync, boto3_conditionals.py
 # again through the edge; then both metrics pages through prometheus_client's OpenMetrics
@@ -196,6 +196,8 @@ echo "== aws-cli + curl: bucket policies, policy status, public access block, AC
 python_checks aws_cli_policies.py "$STORE_URL"
 echo "== boto3 CORS rules and preflights (store)"
 python_checks boto3_cors.py "$STORE_URL"
+echo "== aws-cli + curl: CORS rules and preflights (store)"
+python_checks aws_cli_cors.py "$STORE_URL"
 
 source "$REPO/tests/compat/rclone_s3cmd.sh"
 echo "== rclone and s3cmd (store)"
@@ -250,6 +252,8 @@ echo "== aws-cli + curl: bucket policies, policy status, public access block, AC
 python_checks aws_cli_policies.py "$URL"
 echo "== boto3 CORS rules and preflights (edge)"
 python_checks boto3_cors.py "$URL"
+echo "== aws-cli + curl: CORS rules and preflights (edge)"
+python_checks aws_cli_cors.py "$URL"
 echo "== rclone and s3cmd (edge)"
 rclone_s3cmd_session edge "$URL"
 check "both metrics pages parse with prometheus_client's OpenMetrics parser" \

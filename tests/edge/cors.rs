@@ -61,6 +61,12 @@ async fn the_s3_face_answers_preflights_and_each_origin_gets_its_own_headers_fro
     let r = get("GET", APP).send(edge).await;
     assert_eq!(r.header("x-cache"), Some("Hit from outpost"));
     assert_app_headers(&r);
+    // Without an Origin, from the cache: nothing allowed, but the answer varies by Origin (a
+    // browser keeping it must not reuse it for a CORS request).
+    let r = RawRequest::new("GET", &object).sign(edge).send(edge).await;
+    assert_eq!(r.header("x-cache"), Some("Hit from outpost"));
+    assert_no_cors(&r);
+    assert_eq!(r.header("vary"), Some(VARY));
     // Errors through the edge: 404, 304, 403 (unsigned: the store's policy decides).
     let r = RawRequest::new("GET", &format!("/{b}/missing"))
         .header("origin", APP)
@@ -173,9 +179,12 @@ async fn the_edge_keeps_preflight_answers_until_its_bound_then_sees_the_stores_c
         r.xml("Message").as_deref(),
         Some("CORSResponse: CORS is not enabled for this bucket.")
     );
-    preflight(edge, "/ecors-no-such-bucket/k", Some(EVIL), "GET", "")
-        .await
-        .assert_error(404, "NoSuchBucket");
+    let r = preflight(edge, "/ecors-no-such-bucket/k", Some(EVIL), "GET", "").await;
+    r.assert_error(403, "AccessForbidden");
+    assert_eq!(
+        r.xml("Message").as_deref(),
+        Some("CORSResponse: Bucket not found")
+    );
 }
 
 #[tokio::test]
@@ -215,6 +224,32 @@ async fn sites_answer_preflights_and_carry_the_rules_headers() {
     let r = site_get("/missing.js", APP).send(edge).await;
     assert_eq!(r.status, 404);
     assert_app_headers(&r);
+    // Without an Origin: the answer still varies by it, compressed or not.
+    s3.put_object()
+        .bucket(&b)
+        .key("big.js")
+        .content_type("text/javascript")
+        .body(body("console.log(1);\n".repeat(200)))
+        .send()
+        .await
+        .unwrap();
+    for (accept, encoding) in [("identity", None), ("gzip", Some("gzip"))] {
+        let r = RawRequest::new("GET", "/big.js")
+            .host("cdn.example.test")
+            .header("accept-encoding", accept)
+            .send(edge)
+            .await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-encoding"), encoding);
+        assert_no_cors(&r);
+        let vary: Vec<&str> = r
+            .headers
+            .iter()
+            .filter(|(k, _)| k == "vary")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert!(vary.contains(&VARY), "{accept}: {vary:?}");
+    }
 }
 
 #[tokio::test]
@@ -246,4 +281,45 @@ async fn a_change_made_through_the_edge_is_seen_there_at_once() {
         r.xml("Message").as_deref(),
         Some("CORSResponse: CORS is not enabled for this bucket.")
     );
+}
+
+/// Whether a bucket's answers vary by Origin is kept with each cached object (the store's
+/// `Vary`): an edge following the store's feed drops the bucket's entries when its rules
+/// change, so an object cached before the bucket had rules does not keep answering without
+/// `Vary` (nor after they are deleted, with it).
+#[tokio::test]
+async fn a_change_of_rules_at_the_store_reaches_the_vary_of_objects_the_edge_holds() {
+    let store = TestStore::start();
+    let edge = crate::feed::edge_for(&store.url, "");
+    crate::feed::following(&edge).await;
+    let s3 = store.client();
+    let b = store.bucket(&s3, "ecors-feed").await;
+    put_bytes(&s3, &b, "a.txt", b"hello".to_vec()).await;
+    crate::feed::cached(&edge, &b, "a.txt", true, b"hello").await;
+    let vary_until = async |want: Option<&str>, what: &str| {
+        let started = std::time::Instant::now();
+        loop {
+            let r = RawRequest::new("GET", &format!("/{b}/a.txt"))
+                .sign(&edge)
+                .send(&edge)
+                .await;
+            assert_eq!((r.status, r.body.as_slice()), (200, &b"hello"[..]));
+            assert_no_cors(&r);
+            if r.header("vary") == want {
+                return;
+            }
+            assert!(
+                started.elapsed() < crate::feed::DEADLINE,
+                "{what}: the edge still answers Vary {:?} ({:?})",
+                r.header("vary"),
+                r.header("x-cache")
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    vary_until(None, "no rules").await;
+    put_rules(&s3, &b, app_rules()).await;
+    vary_until(Some(VARY), "rules given").await;
+    s3.delete_bucket_cors().bucket(&b).send().await.unwrap();
+    vary_until(None, "rules deleted").await;
 }

@@ -10,6 +10,7 @@ use aws_sdk_s3::types::{CorsConfiguration, CorsRule};
 use crate::common::browser::{PageServer, dump_dom, element_text};
 use crate::common::cors::put_rules;
 use crate::common::*;
+use crate::feed::make_public;
 
 /// A page that GETs `get_url`, then PUTs a text to `put_url`, and writes
 /// `get=STATUS:BODY put=STATUS:ETAG` into `#out` (`blocked` for a request the browser refused).
@@ -111,5 +112,62 @@ async fn a_page_reads_and_uploads_through_the_edge_and_a_page_from_elsewhere_is_
         sdk_err(missing).0,
         404,
         "the blocked upload reached the store"
+    );
+}
+
+/// A browser keeps an answer it got without CORS (here a `no-cors` fetch, as an `<img>` or a
+/// `<script>` without `crossorigin` makes) and may hand it to a later CORS request for the same
+/// URL: unless the answer said it varies by Origin, that request is blocked although the rules
+/// allow it.
+#[tokio::test]
+async fn a_kept_answer_to_a_request_without_cors_does_not_block_a_later_cors_read() {
+    let pair = EdgePair::start();
+    let (store, edge) = (&pair.store, &pair.edge);
+    let s3 = store.client();
+    let b = store.bucket(&s3, "ecors-kept").await;
+    s3.put_object()
+        .bucket(&b)
+        .key("kept.txt")
+        .cache_control("max-age=600")
+        .body(body(b"kept by the browser".to_vec()))
+        .send()
+        .await
+        .unwrap();
+    let page = PageServer::start().await;
+    let rules = CorsConfiguration::builder()
+        .cors_rules(
+            CorsRule::builder()
+                .allowed_origins(&page.url)
+                .allowed_methods("GET")
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    put_rules(&s3, &b, rules).await;
+    // Readable by anyone, as a static site's assets are: one URL for both fetches. (Plain
+    // text: Chromium does not keep a no-cors answer that looks like JSON, it blocks it.)
+    make_public(&s3, &b).await;
+    let url = format!("{}/{b}/kept.txt", edge.url);
+    page.show(&format!(
+        r#"<!doctype html><html><body><pre id="out">pending</pre><script>
+const out = document.getElementById("out");
+async function run() {{
+  let first = "failed", then = "blocked";
+  try {{ first = (await fetch({url:?}, {{ mode: "no-cors" }})).type; }} catch (e) {{}}
+  try {{
+    const r = await fetch({url:?});
+    then = r.status + ":" + await r.text();
+  }} catch (e) {{}}
+  out.textContent = first + " " + then;
+}}
+run();
+</script></body></html>"#
+    ));
+    let dom = dump_dom(&page.url).await;
+    assert_eq!(
+        element_text(&dom, "out").as_deref(),
+        Some("opaque 200:kept by the browser"),
+        "{dom}"
     );
 }

@@ -61,7 +61,11 @@ const GET_ANY: &str =
 async fn bad_cors_documents_get_the_aws_errors_and_nothing_is_stored() {
     let (store, s3, b) = TestStore::with_bucket("cors-bad").await;
     let cases = [
-        (document(&GET_ANY.repeat(101)), "MalformedXML", None),
+        (
+            document(&GET_ANY.repeat(101)),
+            "InvalidRequest",
+            Some("The number of CORS rules should not exceed allowed limit of 100 rules."),
+        ),
         (document(""), "MalformedXML", None),
         (
             document(GET_ANY).replace("</CORSConfiguration>", ""),
@@ -127,7 +131,13 @@ async fn preflights_are_answered_by_the_rules_without_a_signature() {
         r.xml("Message").as_deref(),
         Some("CORSResponse: CORS is not enabled for this bucket.")
     );
+    // No rules were matched for the object: S3 names the bucket.
+    assert_eq!(r.xml("ResourceType").as_deref(), Some("BUCKET"));
     assert_no_cors(&r);
+    // An Origin alone, no method asked: the same answer, naming the method OPTIONS.
+    let r = preflight(&store, &object, Some(APP), "", "").await;
+    r.assert_error(403, "AccessForbidden");
+    assert_eq!(r.xml("Method").as_deref(), Some("OPTIONS"));
 
     put_rules(&s3, &b, app_rules()).await;
     let r = preflight(
@@ -191,9 +201,23 @@ async fn preflights_are_answered_by_the_rules_without_a_signature() {
     preflight(&store, &object, Some(APP), "GET", "a b")
         .await
         .assert_error(400, "BadRequest");
-    preflight(&store, "/no-such-bucket-here/k", Some(APP), "GET", "")
+    // No such bucket: S3's 403, not a NoSuchBucket.
+    let r = preflight(&store, "/no-such-bucket-here/k", Some(APP), "GET", "").await;
+    r.assert_error(403, "AccessForbidden");
+    assert_eq!(
+        r.xml("Message").as_deref(),
+        Some("CORSResponse: Bucket not found")
+    );
+    assert_eq!(r.xml("ResourceType").as_deref(), Some("BUCKET"));
+    let r = preflight(&store, "/no-such-bucket-here/k", Some(APP), "", "").await;
+    r.assert_error(403, "AccessForbidden");
+    assert_eq!(
+        r.xml("Message").as_deref(),
+        Some("CORSResponse: Bucket not found")
+    );
+    preflight(&store, "/no-such-bucket-here/k", None, "GET", "")
         .await
-        .assert_error(404, "NoSuchBucket");
+        .assert_error(400, "BadRequest");
 }
 
 #[tokio::test]
@@ -259,11 +283,23 @@ async fn real_responses_carry_the_rules_headers_on_success_and_on_errors() {
     assert_eq!(r.status, 200);
     assert_no_cors(&r);
     assert_eq!(r.header("vary"), Some(VARY));
-    // Without an Origin nothing is added.
-    let r = RawRequest::new("GET", &format!("/{b}/a.txt"))
+    // Without an Origin a GET or HEAD says only that its answer depends on one (a browser
+    // keeping it must not hand it to a CORS request later); other methods get nothing.
+    for method in ["GET", "HEAD"] {
+        let r = RawRequest::new(method, &format!("/{b}/a.txt"))
+            .sign(&store)
+            .send(&store)
+            .await;
+        assert_eq!(r.status, 200);
+        assert_no_cors(&r);
+        assert_eq!(r.header("vary"), Some(VARY), "{method}");
+    }
+    let r = RawRequest::new("PUT", &format!("/{b}/b.txt"))
+        .body(b"b".to_vec())
         .sign(&store)
         .send(&store)
         .await;
+    assert_eq!(r.status, 200);
     assert_no_cors(&r);
     assert_eq!(r.header("vary"), None);
 }

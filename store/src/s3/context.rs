@@ -58,6 +58,12 @@ pub trait FrontEnd: Send + Sync {
         &self,
         parts: &http::request::Parts,
     ) -> impl Future<Output = Result<Option<Arc<CorsConfiguration>>>> + Send;
+    /// Whether a GET or HEAD without an Origin is given `Vary` here when its bucket has rules
+    /// (see [`super::serve`]). The store says yes; the edge's answers carry the store's, kept
+    /// with the cached object, so that a hit needs no look-up of the rules.
+    fn vary_without_origin(&self) -> bool {
+        true
+    }
     /// An answer given before anything else, preflights included, with the operation it is
     /// counted and logged as; None lets the request go on (the store's case). The edge
     /// answers here the plain-HTTP requests its distribution's viewer protocol does not serve.

@@ -39,13 +39,21 @@ pub struct CorsRule {
 
 impl CorsConfiguration {
     /// Parses and validates a PutBucketCors body with S3's errors: MalformedXML for a document
-    /// that does not parse or has no rule, more than [`MAX_RULES`], a rule without origin or
-    /// method; InvalidRequest for an unsupported method, more than one wildcard in an origin
-    /// or allowed header, a wildcard or an invalid character in an expose header.
+    /// that does not parse or has no rule, a rule without origin or method; InvalidRequest for
+    /// more than [`MAX_RULES`], an unsupported method, more than one wildcard in an origin or
+    /// allowed header, a wildcard or an invalid character in an expose header.
     pub fn parse(body: &[u8]) -> Result<CorsConfiguration> {
         let rules = read_rules(body)?;
-        if rules.is_empty() || rules.len() > MAX_RULES {
+        if rules.is_empty() {
             return Err(Error::new(Code::MalformedXML));
+        }
+        if rules.len() > MAX_RULES {
+            return Err(Error::msg(
+                Code::InvalidRequest,
+                format!(
+                    "The number of CORS rules should not exceed allowed limit of {MAX_RULES} rules."
+                ),
+            ));
         }
         rules.iter().try_for_each(CorsRule::validate)?;
         Ok(CorsConfiguration { rules })
@@ -85,13 +93,17 @@ impl CorsConfiguration {
     /// `origin` with `method`: the matching rule's, and `Vary` whether a rule matched or not
     /// (the answer depends on the Origin).
     pub fn response_headers(&self, origin: &str, method: &Method) -> HeaderMap {
-        let mut headers = match self.find(origin, method.as_str(), &[]) {
-            Some(rule) => rule.headers(origin),
-            None => HeaderMap::new(),
-        };
-        headers.insert(http::header::VARY, HeaderValue::from_static(VARY));
+        let mut headers = vary();
+        if let Some(rule) = self.find(origin, method.as_str(), &[]) {
+            headers.extend(rule.headers(origin));
+        }
         headers
     }
+}
+
+/// `Vary` alone: what an answer that depends on the CORS request headers says at least.
+pub fn vary() -> HeaderMap {
+    HeaderMap::from_iter([(http::header::VARY, HeaderValue::from_static(VARY))])
 }
 
 impl CorsRule {
@@ -250,6 +262,8 @@ pub enum Preflight {
     Denied,
     /// The bucket has no CORS configuration: 403 AccessForbidden.
     NotEnabled,
+    /// There is no such bucket: 403 AccessForbidden too, as S3 answers (not NoSuchBucket).
+    NoSuchBucket,
 }
 
 impl Preflight {
@@ -271,9 +285,10 @@ impl Preflight {
         Preflight::Allowed(headers)
     }
 
-    /// The response: 200 without a body, or S3's 403 naming the method and whether an object
-    /// or a bucket was asked about.
+    /// The response: 200 without a body, or S3's 403 naming the method and whether rules were
+    /// matched for an object or a bucket (S3 says `BUCKET` when there were none to match).
     pub fn into_response(self, asked: &PreflightRequest, object: bool) -> Result<super::Response> {
+        let object = object && matches!(self, Preflight::Denied);
         let message = match self {
             Preflight::Allowed(headers) => {
                 let mut response = super::empty_response(http::StatusCode::OK);
@@ -287,6 +302,7 @@ impl Preflight {
                 "CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec."
             }
             Preflight::NotEnabled => "CORSResponse: CORS is not enabled for this bucket.",
+            Preflight::NoSuchBucket => "CORSResponse: Bucket not found",
         };
         Err(Error::msg(Code::AccessForbidden, message)
             .with_detail("Method", asked.method.clone())

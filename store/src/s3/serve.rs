@@ -14,7 +14,7 @@ use http::{HeaderValue, Method, StatusCode};
 use super::Response;
 use super::context::FrontEnd;
 pub use super::context::Note;
-use super::cors::PreflightRequest;
+use super::cors::{Preflight, PreflightRequest};
 use crate::error::{Code, Error, Result};
 
 /// HTTP/2 names the host in the URI's authority (`:authority`), not in a Host header (RFC 9113
@@ -117,30 +117,77 @@ async fn preflight<F: FrontEnd>(
     parts: &http::request::Parts,
     base_domain: Option<&str>,
 ) -> Result<Response> {
-    let asked = PreflightRequest::of(&parts.headers)?;
+    let asked = match PreflightRequest::of(&parts.headers) {
+        Ok(asked) => asked,
+        Err(bad) => return unanswerable(front, parts, bad).await,
+    };
     let object = super::route::target(super::host(parts), parts.uri.path(), base_domain)
         .is_ok_and(|(_, key)| !key.is_empty());
-    front
-        .preflight(parts, &asked)
-        .await?
-        .into_response(&asked, object)
+    let answer = match front.preflight(parts, &asked).await {
+        Err(e) if e.code == Code::NoSuchBucket => Preflight::NoSuchBucket,
+        answer => answer?,
+    };
+    answer.into_response(&asked, object)
+}
+
+/// A preflight with an Origin but no method (or header) a rule could allow: S3 says first
+/// that there are no rules to ask, or no bucket (403, naming the method asked, `OPTIONS` when
+/// none was); `bad` (400) when there are rules.
+async fn unanswerable<F: FrontEnd>(
+    front: &F,
+    parts: &http::request::Parts,
+    bad: Error,
+) -> Result<Response> {
+    let text = |name| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let Some(origin) = text(http::header::ORIGIN).filter(|o| !o.is_empty()) else {
+        return Err(bad);
+    };
+    let answer = match front.cors(parts).await {
+        Ok(None) => Preflight::NotEnabled,
+        Err(e) if e.code == Code::NoSuchBucket => Preflight::NoSuchBucket,
+        _ => return Err(bad),
+    };
+    let method = text(http::header::ACCESS_CONTROL_REQUEST_METHOD).unwrap_or("OPTIONS");
+    let asked = PreflightRequest {
+        origin: origin.to_owned(),
+        method: method.to_owned(),
+        headers: Vec::new(),
+    };
+    answer.into_response(&asked, false)
 }
 
 /// The `Access-Control-*` headers of the answer to a request with an Origin, from the rules
-/// of its bucket; none without an Origin or rules. Worked out per request, so no answer
-/// (a cached one at the edge) carries headers meant for another Origin.
+/// of its bucket; none without rules. Worked out per request, so no answer (a cached one at
+/// the edge) carries headers meant for another Origin.
+///
+/// A GET or HEAD without an Origin gets `Vary` alone when the bucket has rules (S3 adds
+/// nothing): a browser keeps such an answer (an `<img>`, a no-cors fetch) and would otherwise
+/// hand it, without `Access-Control-Allow-Origin`, to a later CORS request for the same URL,
+/// which it then blocks.
 async fn cors_headers<F: FrontEnd>(
     front: &F,
     parts: &http::request::Parts,
 ) -> Option<http::HeaderMap> {
-    let origin = parts.headers.get(http::header::ORIGIN)?.to_str().ok()?;
-    match front.cors(parts).await {
-        Ok(rules) => rules.map(|rules| rules.response_headers(origin, &parts.method)),
-        Err(e) => {
-            tracing::debug!(error = ?e, "no CORS rules for the response");
+    let origin = match parts.headers.get(http::header::ORIGIN) {
+        Some(origin) => Some(origin.to_str().ok()?),
+        None if front.vary_without_origin()
+            && matches!(parts.method, Method::GET | Method::HEAD) =>
+        {
             None
         }
-    }
+        None => return None,
+    };
+    let rules = match front.cors(parts).await {
+        Ok(rules) => rules?,
+        Err(e) => {
+            tracing::debug!(error = ?e, "no CORS rules for the response");
+            return None;
+        }
+    };
+    Some(match origin {
+        Some(origin) => rules.response_headers(origin, &parts.method),
+        None => super::cors::vary(),
+    })
 }
 
 /// What [`finish_response`] needs to know of the request.
