@@ -28,6 +28,8 @@ use serde_json::{Map, Value};
 use super::{IpNet, Principal, Request};
 use crate::error::{Code, Error, Result};
 
+mod json;
+
 /// AWS's limit on a bucket policy document.
 pub const MAX_POLICY_BYTES: usize = 20 << 10;
 
@@ -233,9 +235,7 @@ impl Policy {
         if text.len() > MAX_POLICY_BYTES {
             return Err(too_large());
         }
-        let value: Value =
-            serde_json::from_str(text).map_err(|_| Error::new(Code::MalformedPolicy))?;
-        let Value::Object(document) = value else {
+        let Value::Object(document) = json::parse(text).map_err(malformed)? else {
             return Err(Error::new(Code::MalformedPolicy));
         };
         let mut variables = false;
@@ -521,7 +521,15 @@ fn parse_conditions(operators: &Map<String, Value>, variables: bool) -> Result<V
         if keys.is_empty() {
             return Err(malformed(format!("Condition {name} names no key")));
         }
+        // Key names compare case-insensitively (IAM): `aws:Referer` and `aws:referer` are one
+        // key, and one of them would be dropped or AND'ed where the author meant one.
+        let mut named = HashSet::new();
         for (key_name, values) in keys {
+            if !named.insert(key_name.to_ascii_lowercase()) {
+                return Err(malformed(format!(
+                    "Condition key {key_name} is named twice in {name}"
+                )));
+            }
             let &(_, key, kind) = KEYS
                 .iter()
                 .find(|(k, _, _)| k.eq_ignore_ascii_case(key_name))

@@ -446,3 +446,58 @@ fn time_values() {
     assert!(time("99999999999999999999").is_none());
     let _ = SystemTime::now();
 }
+
+/// JSON keeps the last of two members of one name: a policy naming one twice would be
+/// enforced without the first (a Deny turned Allow, a condition dropped). Refused by name.
+#[test]
+fn a_member_named_twice_is_refused() {
+    let object = "arn:aws:s3:::site/*";
+    let cases = [
+        (
+            one(r#""Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::site/*","Effect":"Allow""#),
+            "Effect",
+        ),
+        (
+            allow(
+                "s3:GetObject",
+                object,
+                r#"{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"},"IpAddress":{"aws:SourceIp":"0.0.0.0/0"}}"#,
+            ),
+            "IpAddress",
+        ),
+        (
+            allow(
+                "s3:GetObject",
+                object,
+                r#"{"StringLike":{"aws:Referer":"https://a.example/*","aws:Referer":"*"}}"#,
+            ),
+            "aws:Referer",
+        ),
+        // Condition key names compare case-insensitively: these are one key, named twice.
+        (
+            allow(
+                "s3:GetObject",
+                object,
+                r#"{"StringLike":{"aws:Referer":"https://a.example/*","aws:referer":"*"}}"#,
+            ),
+            "aws:referer",
+        ),
+        (
+            r#"{"Statement":[],"Statement":{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::site/*"}}"#.to_owned(),
+            "Statement",
+        ),
+    ];
+    for (text, named) in cases {
+        let message = refused(&text);
+        assert!(
+            message.contains("named twice") || message.contains("Duplicate"),
+            "{text}: {message:?}"
+        );
+        assert!(
+            message.contains(named),
+            "{text}: {message:?} should name {named}"
+        );
+    }
+    // Not JSON at all: AWS's wording.
+    assert_eq!(refused("{"), "This policy contains invalid Json");
+}

@@ -1,0 +1,132 @@
+//! Audit of issue 11's bucket policies: what the first version let through. A policy naming a
+//! member twice was enforced as its last one (JSON keeps the last: a `Deny` written first and
+//! an `Allow` after it came out an Allow, a second `IpAddress` dropped the first); `aws:SourceIp`
+//! over IPv6 was only unit-tested.
+
+use crate::common::*;
+
+async fn put_policy(s3: &aws_sdk_s3::Client, bucket: &str, policy: &str) {
+    s3.put_bucket_policy()
+        .bucket(bucket)
+        .policy(policy)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("policy refused: {e:?}\n{policy}"));
+}
+
+fn anonymous_get(path: &str, headers: &[(&str, &str)]) -> RawRequest {
+    headers
+        .iter()
+        .fold(RawRequest::new("GET", path), |r, (name, value)| {
+            r.header(name, value)
+        })
+}
+
+#[tokio::test]
+async fn a_policy_naming_a_member_twice_is_refused_and_the_old_one_stays() {
+    let store = TestStore::start();
+    let s3 = store.client();
+    let b = store.bucket(&s3, "twice").await;
+    put_bytes(&s3, &b, "public/a.txt", b"a".to_vec()).await;
+    put_bytes(&s3, &b, "private/b.txt", b"b".to_vec()).await;
+    let public = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{b}/public/*"}}]}}"#
+    );
+    put_policy(&s3, &b, &public).await;
+    for (policy, named) in [
+        (
+            format!(
+                r#"{{"Statement":[{{"Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{b}/*","Effect":"Allow"}}]}}"#
+            ),
+            "Effect",
+        ),
+        (
+            format!(
+                r#"{{"Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{b}/*","Condition":{{"IpAddress":{{"aws:SourceIp":"10.0.0.0/8"}},"IpAddress":{{"aws:SourceIp":"0.0.0.0/0"}}}}}}]}}"#
+            ),
+            "IpAddress",
+        ),
+        (
+            format!(
+                r#"{{"Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{b}/*","Condition":{{"StringLike":{{"aws:Referer":"https://site.example/*","aws:referer":"*"}}}}}}]}}"#
+            ),
+            "aws:referer",
+        ),
+    ] {
+        let r = RawRequest::new("PUT", &format!("/{b}?policy"))
+            .body(policy.clone())
+            .sign(&store)
+            .send(&store)
+            .await;
+        r.assert_error(400, "MalformedPolicy");
+        let message = r.xml("Message").unwrap_or_default();
+        assert!(message.contains(named), "{policy}: {message:?}");
+    }
+    let kept = s3.get_bucket_policy().bucket(&b).send().await.unwrap();
+    assert_eq!(kept.policy(), Some(public.as_str()));
+    let private = format!("/{b}/private/b.txt");
+    anonymous_get(&private, &[])
+        .send(&store)
+        .await
+        .assert_error(403, "AccessDenied");
+    assert_eq!(
+        anonymous_get(&format!("/{b}/public/a.txt"), &[])
+            .send(&store)
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn source_ip_conditions_hold_for_ipv6_clients() {
+    // The store trusts the test's X-Forwarded-For as a load balancer's.
+    let store = TestStore::start_with(
+        StoreOptions::default().config("[store]\ntrusted_proxies = [\"127.0.0.1/32\"]\n"),
+    );
+    let s3 = store.client();
+    let b = store.bucket(&s3, "ipsix").await;
+    put_bytes(&s3, &b, "k", b"k".to_vec()).await;
+    put_policy(
+        &s3,
+        &b,
+        &format!(
+            r#"{{"Version":"2012-10-17","Statement":[
+            {{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{b}/*",
+              "Condition":{{"IpAddress":{{"aws:SourceIp":["2001:db8::/32","192.0.2.0/24"]}}}}}},
+            {{"Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{b}/*",
+              "Condition":{{"IpAddress":{{"aws:SourceIp":"2001:db8:dead::/48"}}}}}}]}}"#
+        ),
+    )
+    .await;
+    let not_public = s3
+        .get_bucket_policy_status()
+        .bucket(&b)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        not_public.policy_status().and_then(|s| s.is_public()),
+        Some(false)
+    );
+    let path = format!("/{b}/k");
+    for (client, status) in [
+        ("2001:db8::5", 200),
+        ("2001:DB8:0:0::5", 200),
+        ("[2001:db8::5]:443", 200),
+        ("2001:db8:dead::1", 403),
+        ("2001:db9::1", 403),
+        ("192.0.2.9", 200),
+        // An IPv4 client written as IPv6 is that IPv4 client.
+        ("::ffff:192.0.2.9", 200),
+        ("198.51.100.1", 403),
+        // The client is the last address before the trusted proxy.
+        ("2001:db8::5, 198.51.100.1", 403),
+        ("198.51.100.1, 2001:db8::5", 200),
+    ] {
+        let r = anonymous_get(&path, &[("x-forwarded-for", client)])
+            .send(&store)
+            .await;
+        assert_eq!(r.status, status, "{client}: {}", r.text());
+    }
+}
