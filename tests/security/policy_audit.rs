@@ -1,7 +1,9 @@
 //! Audit of issue 11's bucket policies: what the first version let through. A policy naming a
 //! member twice was enforced as its last one (JSON keeps the last: a `Deny` written first and
-//! an `Allow` after it came out an Allow, a second `IpAddress` dropped the first); `aws:SourceIp`
-//! over IPv6 was only unit-tested.
+//! an `Allow` after it came out an Allow, a second `IpAddress` dropped the first); a statement
+//! whose action acts on none of its resources (`s3:GetObject` on the bucket's ARN), which AWS
+//! refuses, was stored, matched nothing and was reported public; `aws:SourceIp` over IPv6 was
+//! only unit-tested.
 
 use crate::common::*;
 
@@ -23,7 +25,7 @@ fn anonymous_get(path: &str, headers: &[(&str, &str)]) -> RawRequest {
 }
 
 #[tokio::test]
-async fn a_policy_naming_a_member_twice_is_refused_and_the_old_one_stays() {
+async fn a_member_named_twice_or_an_action_on_no_resource_is_refused_and_the_old_policy_stays() {
     let store = TestStore::start();
     let s3 = store.client();
     let b = store.bucket(&s3, "twice").await;
@@ -51,6 +53,12 @@ async fn a_policy_naming_a_member_twice_is_refused_and_the_old_one_stays() {
                 r#"{{"Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{b}/*","Condition":{{"StringLike":{{"aws:Referer":"https://site.example/*","aws:referer":"*"}}}}}}]}}"#
             ),
             "aws:referer",
+        ),
+        (
+            format!(
+                r#"{{"Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{b}"}}]}}"#
+            ),
+            "Action does not apply to any resource(s) in statement",
         ),
     ] {
         let r = RawRequest::new("PUT", &format!("/{b}?policy"))

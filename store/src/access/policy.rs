@@ -344,6 +344,11 @@ impl Statement {
         for resource in &resources.patterns {
             check_resource(bucket, resource, variables)?;
         }
+        if !applies_to_any(bucket, &actions, &resources) {
+            return Err(malformed(
+                "Action does not apply to any resource(s) in statement",
+            ));
+        }
         let conditions = match s.get("Condition") {
             None => Vec::new(),
             Some(Value::Object(operators)) => parse_conditions(operators, variables)?,
@@ -479,6 +484,64 @@ fn check_action(action: &str) -> Result<()> {
     } else {
         Err(malformed(format!("Policy has invalid action: {action}")))
     }
+}
+
+/// What an action acts on: the bucket or its objects (the resource types of the Service
+/// Authorization Reference for Amazon S3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Bucket,
+    Object,
+}
+
+/// The target of a lower-case action name, for the names whose target is known here (`None`
+/// for a pattern or another name).
+fn target(action: &str) -> Option<Target> {
+    const OBJECT: &[&str] = &[
+        "getobject",
+        "getobjectacl",
+        "getobjectattributes",
+        "getobjecttagging",
+        "getobjectversion",
+        "putobject",
+        "putobjectacl",
+        "putobjecttagging",
+        "deleteobject",
+        "deleteobjecttagging",
+        "deleteobjectversion",
+        "abortmultipartupload",
+        "listmultipartuploadparts",
+        "restoreobject",
+    ];
+    let name = action.strip_prefix("s3:")?;
+    let bucket = ["getbucket", "putbucket", "deletebucket", "listbucket"]
+        .iter()
+        .any(|p| name.starts_with(p))
+        || name == "createbucket";
+    if name.contains(['*', '?']) {
+        None
+    } else if OBJECT.contains(&name) {
+        Some(Target::Object)
+    } else if bucket {
+        Some(Target::Bucket)
+    } else {
+        None
+    }
+}
+
+/// Does some action of a statement act on one of its resources? AWS refuses a statement
+/// where none does ("Action does not apply to any resource(s) in statement": `s3:GetObject`
+/// on `arn:aws:s3:::b`), which would be stored and never match. The `Not` forms, patterns
+/// and names of unknown target are taken to apply.
+fn applies_to_any(bucket: &str, actions: &Patterns, resources: &Patterns) -> bool {
+    let bucket_arn = super::resource_arn(bucket, "");
+    let fits = |t: Target| {
+        resources.patterns.iter().any(|r| {
+            let is_bucket = *r == bucket_arn;
+            is_bucket == (t == Target::Bucket)
+        })
+    };
+    actions.not || resources.not || actions.patterns.iter().any(|a| target(a).is_none_or(fits))
 }
 
 fn check_resource(bucket: &str, resource: &str, variables: bool) -> Result<()> {

@@ -501,3 +501,49 @@ fn a_member_named_twice_is_refused() {
     // Not JSON at all: AWS's wording.
     assert_eq!(refused("{"), "This policy contains invalid Json");
 }
+
+/// AWS refuses a statement none of whose actions acts on any of its resources (an object
+/// action on the bucket's ARN, a bucket action on objects): it would be stored and never
+/// match, while GetBucketPolicyStatus called it public.
+#[test]
+fn an_action_that_applies_to_none_of_the_resources_is_refused() {
+    let bucket = "arn:aws:s3:::site";
+    let objects = "arn:aws:s3:::site/*";
+    for (action, resource) in [
+        ("s3:GetObject", bucket),
+        ("s3:getobject", bucket),
+        ("s3:PutObject", bucket),
+        ("s3:DeleteObject", bucket),
+        ("s3:AbortMultipartUpload", bucket),
+        ("s3:ListBucket", objects),
+        ("s3:ListBucket", "arn:aws:s3:::site/public/x"),
+        ("s3:PutBucketPolicy", objects),
+        ("s3:GetBucketCORS", objects),
+    ] {
+        let message = refused(&allow(action, resource, ""));
+        assert_eq!(
+            message, "Action does not apply to any resource(s) in statement",
+            "{action} on {resource}"
+        );
+    }
+    // One action that applies, wildcards, unknown names and the Not forms are not refused.
+    for text in [
+        one(
+            r#""Effect":"Allow","Principal":"*","Action":["s3:GetObject","s3:ListBucket"],"Resource":"arn:aws:s3:::site""#,
+        ),
+        one(
+            r#""Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":["arn:aws:s3:::site","arn:aws:s3:::site/*"]"#,
+        ),
+        allow("s3:Get*", bucket, ""),
+        allow("s3:*", objects, ""),
+        allow("s3:GetObjectTagging", objects, ""),
+        one(
+            r#""Effect":"Deny","Principal":"*","NotAction":"s3:GetObject","Resource":"arn:aws:s3:::site""#,
+        ),
+        one(
+            r#""Effect":"Deny","Principal":"*","Action":"s3:GetObject","NotResource":"arn:aws:s3:::site/public/*""#,
+        ),
+    ] {
+        parse(&text).unwrap_or_else(|e| panic!("{text}: {e:?}"));
+    }
+}

@@ -15,9 +15,9 @@ use crate::s3::{Req, Response, S3, empty_response, xml, xml_response};
 const MAX_WEBSITE_BYTES: usize = 128 << 10;
 const MAX_PUBLIC_ACCESS_BLOCK_BYTES: usize = 16 << 10;
 
-/// The stored policy of a bucket, parsed. A stored text always parses (it was validated when
-/// put, by this parser or by the narrower one before it); one that does not is logged and
-/// treated as a policy that allows nothing.
+/// The stored policy of a bucket, parsed. A stored text parses unless an earlier, laxer
+/// version put it (a member named twice, an action acting on none of its resources); one that
+/// does not is logged and taken as no policy: grants alone decide until it is put again.
 pub fn stored_policy(bucket: &str, settings: &BucketSettings) -> Option<Policy> {
     let text = settings.policy.as_deref()?;
     Policy::parse(bucket, text)
