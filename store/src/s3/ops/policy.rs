@@ -41,15 +41,15 @@ pub async fn get_policy(s3: &S3, req: Req) -> Result<Response> {
 /// PutBucketPolicy: the policy is parsed and validated whole, and refused (AccessDenied, as
 /// AWS answers) when it is public and the bucket blocks public policies.
 pub async fn put_policy(s3: &S3, mut req: Req) -> Result<Response> {
-    // Declared too large: refused before it is read. (A body of no declared length is cut
-    // off past the limit, as any small body.)
+    // Declared too large: refused before it is read; a body of no declared length, once
+    // past the limit.
     if req
         .content_length()
         .is_some_and(|n| n > MAX_POLICY_BYTES as u64)
     {
         return Err(too_large());
     }
-    let body = xml::read_small_body(req.take_body(), MAX_POLICY_BYTES).await?;
+    let body = xml::read_body_within(req.take_body(), MAX_POLICY_BYTES, too_large).await?;
     let text = String::from_utf8(body.to_vec()).map_err(|_| Error::new(Code::MalformedPolicy))?;
     let policy = Policy::parse(req.bucket(), &text)?;
     let bucket = s3.engine.bucket(req.bucket()).await?;
