@@ -606,9 +606,15 @@ fn parse_conditions(operators: &Map<String, Value>, variables: bool) -> Result<V
                     "Condition operator {name} does not apply to the key {key_name}"
                 )));
             }
-            let values = condition_values(values, name)?
+            let values = condition_values(values, name)?;
+            if variables && values.iter().any(|v| v.contains("${")) {
+                return Err(malformed(format!(
+                    "Policy variables are not supported by this server (Condition {name} {key_name})"
+                )));
+            }
+            let values = values
                 .iter()
-                .map(|v| expected(test, v, variables))
+                .map(|v| expected(test, v))
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(|| malformed(format!("Invalid value for {name} {key_name}")))?;
             conditions.push(Condition {
@@ -637,9 +643,8 @@ fn condition_values(value: &Value, operator: &str) -> Result<Vec<String>> {
     values.ok_or_else(|| malformed(format!("Invalid value for condition {operator}")))
 }
 
-fn expected(test: Test, value: &str, variables: bool) -> Option<Expected> {
+fn expected(test: Test, value: &str) -> Option<Expected> {
     match test {
-        _ if variables && value.contains("${") => None,
         Test::StringEquals | Test::StringLike => Some(Expected::Text(value.to_owned())),
         Test::StringEqualsIgnoreCase => Some(Expected::Text(value.to_lowercase())),
         Test::Numeric(_) => number(value).map(Expected::Number),

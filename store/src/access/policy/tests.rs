@@ -262,6 +262,7 @@ fn unsupported_constructs_are_refused_by_name() {
         (allow("s3:GetObject", object, r#"{"DateLessThan":{"aws:CurrentTime":"soon"}}"#), "aws:CurrentTime"),
         (allow("s3:GetObject", object, r#"{"Bool":{"aws:SecureTransport":"maybe"}}"#), "aws:SecureTransport"),
         (allow("s3:GetObject", object, r#"{"StringLike":{"aws:Referer":"${aws:username}"}}"#), "aws:Referer"),
+        (allow("s3:GetObject", object, r#"{"StringLike":{"aws:Referer":["x","${aws:username}/*"]}}"#), "Policy variables are not supported by this server (Condition StringLike aws:Referer"),
         (allow("s3:GetObject", object, r#"{"StringLike":{}}"#), "StringLike"),
         (one(r#""Effect":"Allow","NotPrincipal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::site/*""#), "NotPrincipal"),
         (one(r#""Effect":"Allow","Principal":{"Service":"s3.amazonaws.com"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::site/*""#), "Service"),
