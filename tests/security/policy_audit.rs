@@ -184,3 +184,47 @@ async fn a_policy_over_20_kib_is_awss_error_however_it_is_sent() {
         "NoSuchBucketPolicy",
     );
 }
+
+/// A PutPublicAccessBlock element of another name (a typo: `BlockPublicPolicies`) was
+/// accepted and ignored, storing every setting false: the bucket owner believed public
+/// policies blocked. AWS validates the document against its schema: MalformedXML.
+#[tokio::test]
+async fn a_public_access_block_with_an_unknown_element_is_malformed_xml() {
+    let store = TestStore::start();
+    let s3 = store.client();
+    let b = store.bucket(&s3, "pabtypo").await;
+    let put = |inner: &str| {
+        RawRequest::new("PUT", &format!("/{b}?publicAccessBlock"))
+            .body(format!(
+                r#"<PublicAccessBlockConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">{inner}</PublicAccessBlockConfiguration>"#
+            ))
+            .sign(&store)
+    };
+    for inner in [
+        "<BlockPublicPolicies>true</BlockPublicPolicies>",
+        "<BlockPublicPolicy>true</BlockPublicPolicy><Extra/>",
+    ] {
+        put(inner)
+            .send(&store)
+            .await
+            .assert_error(400, "MalformedXML");
+        assert_sdk_err(
+            s3.get_public_access_block().bucket(&b).send().await,
+            404,
+            "NoSuchPublicAccessBlockConfiguration",
+        );
+    }
+    let r = put("<BlockPublicPolicy>true</BlockPublicPolicy>")
+        .send(&store)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let got = s3
+        .get_public_access_block()
+        .bucket(&b)
+        .send()
+        .await
+        .unwrap();
+    let config = got.public_access_block_configuration().unwrap();
+    assert_eq!(config.block_public_policy(), Some(true));
+    assert_eq!(config.restrict_public_buckets(), Some(false));
+}

@@ -77,9 +77,14 @@ pub async fn get_policy_status(s3: &S3, req: Req) -> Result<Response> {
 }
 
 /// `PublicAccessBlockConfiguration`, as PutPublicAccessBlock sends it (absent elements false).
+/// An element of another name is MalformedXML ("did not validate against our published
+/// schema"), as at AWS: a misspelt `BlockPublicPolicies` must not be stored as "block
+/// nothing".
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
 struct PublicAccessBlockConfiguration {
+    #[serde(rename = "@xmlns", default)]
+    _xmlns: Option<String>,
     #[serde(default)]
     block_public_acls: bool,
     #[serde(default)]
