@@ -24,7 +24,7 @@ fn statement(effect: &str, action: &str, resource: &str, condition: &str) -> Str
     )
 }
 
-async fn put_policy(s3: &aws_sdk_s3::Client, bucket: &str, policy: &str) {
+pub(crate) async fn put_policy(s3: &aws_sdk_s3::Client, bucket: &str, policy: &str) {
     s3.put_bucket_policy()
         .bucket(bucket)
         .policy(policy)
@@ -33,7 +33,7 @@ async fn put_policy(s3: &aws_sdk_s3::Client, bucket: &str, policy: &str) {
         .unwrap_or_else(|e| panic!("policy refused: {e:?}\n{policy}"));
 }
 
-async fn anonymous(server: &TestStore, path: &str, headers: &[(&str, &str)]) -> u16 {
+pub(crate) async fn anonymous(server: &TestStore, path: &str, headers: &[(&str, &str)]) -> u16 {
     let mut r = RawRequest::new("GET", path);
     for (name, value) in headers {
         r = r.header(name, value);
