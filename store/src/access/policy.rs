@@ -16,7 +16,12 @@
 //! - `Condition`: operator → key → value(s). Values of one key are OR'ed; keys and operators
 //!   are AND'ed. A key the request does not carry fails a positive operator and passes a
 //!   negated one (`StringNotEquals`, `StringNotLike`, `NotIpAddress`, `NumericNotEquals`,
-//!   `DateNotEquals`), as in IAM.
+//!   `DateNotEquals`), as in IAM ("If the key that you specify in a policy condition is not
+//!   present in the request context, the values do not match and the condition is false. If
+//!   the policy condition requires that the key is not matched, such as StringNotLike [...],
+//!   the condition is true": IAM User Guide, Condition operators).
+//! - A member named twice in one object is refused ([`json`]); so is a statement none of
+//!   whose actions acts on any of its resources, as at AWS.
 
 use std::cmp::Ordering;
 use std::collections::HashSet;
