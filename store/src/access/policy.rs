@@ -20,7 +20,7 @@
 //!   present in the request context, the values do not match and the condition is false. If
 //!   the policy condition requires that the key is not matched, such as StringNotLike [...],
 //!   the condition is true": IAM User Guide, Condition operators).
-//! - A member named twice in one object is refused ([`json`]); so is a statement none of
+//! - A member named twice in one object is refused (`policy/json.rs`); so is a statement none of
 //!   whose actions acts on any of its resources, as at AWS.
 
 use std::cmp::Ordering;
