@@ -2,8 +2,9 @@
 //! member twice was enforced as its last one (JSON keeps the last: a `Deny` written first and
 //! an `Allow` after it came out an Allow, a second `IpAddress` dropped the first); a statement
 //! whose action acts on none of its resources (`s3:GetObject` on the bucket's ARN), which AWS
-//! refuses, was stored, matched nothing and was reported public; `aws:SourceIp` over IPv6 was
-//! only unit-tested.
+//! refuses, was stored, matched nothing and was reported public, and so was an operation's
+//! name that is no action (`s3:ListObjects`); a misspelt PutPublicAccessBlock element was
+//! stored as "block nothing"; `aws:SourceIp` over IPv6 was only unit-tested.
 
 use crate::common::*;
 use crate::policy_eval::{anonymous, is_public, put_policy};
@@ -43,6 +44,13 @@ async fn a_member_named_twice_or_an_action_on_no_resource_is_refused_and_the_old
                 r#"{{"Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{b}"}}]}}"#
             ),
             "Action does not apply to any resource(s) in statement",
+        ),
+        // An operation's name, not its action (s3:ListBucket).
+        (
+            format!(
+                r#"{{"Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:ListObjects","Resource":"arn:aws:s3:::{b}"}}]}}"#
+            ),
+            "Policy has invalid action: s3:ListObjects (the action for it is s3:ListBucket)",
         ),
     ] {
         let r = RawRequest::new("PUT", &format!("/{b}?policy"))

@@ -484,11 +484,45 @@ fn check_action(action: &str) -> Result<()> {
                 && n.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'*' || b == b'?')
         });
-    if valid {
-        Ok(())
-    } else {
-        Err(malformed(format!("Policy has invalid action: {action}")))
+    if !valid {
+        return Err(malformed(format!("Policy has invalid action: {action}")));
     }
+    match name.and_then(operation_action) {
+        Some(needed) => Err(malformed(format!(
+            "Policy has invalid action: {action} (the action for it is {needed})"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// S3 operations whose name is no IAM action, and the action they need (Service
+/// Authorization Reference for Amazon S3): a policy naming one would match nothing, and
+/// AWS refuses it ("Policy has invalid action").
+fn operation_action(name: &str) -> Option<&'static str> {
+    const OPERATIONS: &[(&str, &str)] = &[
+        ("listobjects", "s3:ListBucket"),
+        ("listobjectsv2", "s3:ListBucket"),
+        ("headbucket", "s3:ListBucket"),
+        ("listbuckets", "s3:ListAllMyBuckets"),
+        ("listobjectversions", "s3:ListBucketVersions"),
+        ("listmultipartuploads", "s3:ListBucketMultipartUploads"),
+        ("listparts", "s3:ListMultipartUploadParts"),
+        ("headobject", "s3:GetObject"),
+        ("copyobject", "s3:PutObject"),
+        ("createmultipartupload", "s3:PutObject"),
+        ("uploadpart", "s3:PutObject"),
+        ("uploadpartcopy", "s3:PutObject"),
+        ("completemultipartupload", "s3:PutObject"),
+        ("deleteobjects", "s3:DeleteObject"),
+        ("getpublicaccessblock", "s3:GetBucketPublicAccessBlock"),
+        ("putpublicaccessblock", "s3:PutBucketPublicAccessBlock"),
+        ("deletepublicaccessblock", "s3:PutBucketPublicAccessBlock"),
+        ("deletebucketcors", "s3:PutBucketCORS"),
+    ];
+    OPERATIONS
+        .iter()
+        .find(|(operation, _)| name.eq_ignore_ascii_case(operation))
+        .map(|&(_, action)| action)
 }
 
 /// What an action acts on: the bucket or its objects (the resource types of the Service

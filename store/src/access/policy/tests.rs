@@ -548,3 +548,54 @@ fn an_action_that_applies_to_none_of_the_resources_is_refused() {
         parse(&text).unwrap_or_else(|e| panic!("{text}: {e:?}"));
     }
 }
+
+/// An S3 operation's name is not always its IAM action (ListObjects needs s3:ListBucket):
+/// AWS refuses such a name ("Policy has invalid action"); it was stored and matched nothing.
+/// The refusal names the action to write.
+#[test]
+fn an_operation_name_that_is_no_action_is_refused_naming_the_action() {
+    for (written, action, resource) in [
+        ("s3:ListObjects", "s3:ListBucket", "arn:aws:s3:::site"),
+        ("s3:listobjectsv2", "s3:ListBucket", "arn:aws:s3:::site"),
+        ("s3:HeadObject", "s3:GetObject", "arn:aws:s3:::site/*"),
+        ("s3:CopyObject", "s3:PutObject", "arn:aws:s3:::site/*"),
+        ("s3:UploadPart", "s3:PutObject", "arn:aws:s3:::site/*"),
+        ("s3:DeleteObjects", "s3:DeleteObject", "arn:aws:s3:::site/*"),
+        (
+            "s3:ListObjectVersions",
+            "s3:ListBucketVersions",
+            "arn:aws:s3:::site",
+        ),
+        (
+            "s3:GetPublicAccessBlock",
+            "s3:GetBucketPublicAccessBlock",
+            "arn:aws:s3:::site",
+        ),
+        (
+            "s3:DeleteBucketCors",
+            "s3:PutBucketCORS",
+            "arn:aws:s3:::site",
+        ),
+    ] {
+        let message = refused(&allow(written, resource, ""));
+        assert_eq!(
+            message,
+            format!("Policy has invalid action: {written} (the action for it is {action})")
+        );
+    }
+    // Real actions, whatever their case, and patterns are not refused.
+    for action in [
+        "s3:ListBucket",
+        "s3:getbucketcors",
+        "s3:List*",
+        "s3:GetObjectTagging",
+    ] {
+        let resource =
+            if action.contains("Bucket") || action.contains("bucket") || action == "s3:List*" {
+                "arn:aws:s3:::site"
+            } else {
+                "arn:aws:s3:::site/*"
+            };
+        parse(&allow(action, resource, "")).unwrap_or_else(|e| panic!("{action}: {e:?}"));
+    }
+}
