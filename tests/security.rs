@@ -32,6 +32,8 @@ mod fragmented_bodies;
 mod fuzz_findings;
 #[path = "security/origin_faults.rs"]
 mod origin_faults;
+#[path = "security/policy_audit.rs"]
+mod policy_audit;
 #[path = "security/policy_eval.rs"]
 mod policy_eval;
 #[path = "security/policy_scope.rs"]

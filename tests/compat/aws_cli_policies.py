@@ -97,6 +97,22 @@ def unsupported():
     assert rc != 0 and "MalformedPolicy" in err and "ForAnyValue" in err, err
 
 
+@checks.check("aws-cli put-bucket-policy naming Effect twice, or s3:GetObject on the bucket: MalformedPolicy")
+def refused_policies():
+    aws(*put_policy(read_statement("public/*")))
+    _, before, _ = aws("s3api", "get-bucket-policy", "--bucket", bucket)
+    twice = json.dumps(read_statement("*", Effect="Deny"))[:-1] + ', "Effect": "Allow"}'
+    document = '{"Version": "2012-10-17", "Statement": [%s]}' % twice
+    rc, _, err = aws("s3api", "put-bucket-policy", "--bucket", bucket, "--policy", document, ok=False)
+    assert rc != 0 and "MalformedPolicy" in err and "Duplicate field Effect" in err, err
+    on_bucket = dict(read_statement(""), Resource=f"arn:aws:s3:::{bucket}")
+    rc, _, err = aws(*put_policy(on_bucket), ok=False)
+    assert rc != 0 and "Action does not apply to any resource(s) in statement" in err, err
+    _, after, _ = aws("s3api", "get-bucket-policy", "--bucket", bucket)
+    assert after == before, (before, after)
+    assert curl("private/b.txt")[0] == 403
+
+
 @checks.check("aws s3 cp --acl public-read: AccessControlListNotSupported; --acl private works")
 def acls():
     path = os.path.join(work, "acl")

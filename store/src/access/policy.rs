@@ -16,7 +16,12 @@
 //! - `Condition`: operator → key → value(s). Values of one key are OR'ed; keys and operators
 //!   are AND'ed. A key the request does not carry fails a positive operator and passes a
 //!   negated one (`StringNotEquals`, `StringNotLike`, `NotIpAddress`, `NumericNotEquals`,
-//!   `DateNotEquals`), as in IAM.
+//!   `DateNotEquals`), as in IAM ("If the key that you specify in a policy condition is not
+//!   present in the request context, the values do not match and the condition is false. If
+//!   the policy condition requires that the key is not matched, such as StringNotLike [...],
+//!   the condition is true": IAM User Guide, Condition operators).
+//! - A member named twice in one object is refused (`policy/json.rs`); so is a statement none of
+//!   whose actions acts on any of its resources, as at AWS.
 
 use std::cmp::Ordering;
 use std::collections::HashSet;
@@ -27,6 +32,8 @@ use serde_json::{Map, Value};
 
 use super::{IpNet, Principal, Request};
 use crate::error::{Code, Error, Result};
+
+mod json;
 
 /// AWS's limit on a bucket policy document.
 pub const MAX_POLICY_BYTES: usize = 20 << 10;
@@ -233,9 +240,7 @@ impl Policy {
         if text.len() > MAX_POLICY_BYTES {
             return Err(too_large());
         }
-        let value: Value =
-            serde_json::from_str(text).map_err(|_| Error::new(Code::MalformedPolicy))?;
-        let Value::Object(document) = value else {
+        let Value::Object(document) = json::parse(text).map_err(malformed)? else {
             return Err(Error::new(Code::MalformedPolicy));
         };
         let mut variables = false;
@@ -343,6 +348,11 @@ impl Statement {
         let resources = either(s, "Resource", "NotResource")?;
         for resource in &resources.patterns {
             check_resource(bucket, resource, variables)?;
+        }
+        if !applies_to_any(bucket, &actions, &resources) {
+            return Err(malformed(
+                "Action does not apply to any resource(s) in statement",
+            ));
         }
         let conditions = match s.get("Condition") {
             None => Vec::new(),
@@ -474,11 +484,103 @@ fn check_action(action: &str) -> Result<()> {
                 && n.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'*' || b == b'?')
         });
-    if valid {
-        Ok(())
-    } else {
-        Err(malformed(format!("Policy has invalid action: {action}")))
+    if !valid {
+        return Err(malformed(format!("Policy has invalid action: {action}")));
     }
+    match name.and_then(operation_action) {
+        Some(needed) => Err(malformed(format!(
+            "Policy has invalid action: {action} (the action for it is {needed})"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// S3 operations whose name is no IAM action, and the action they need (Service
+/// Authorization Reference for Amazon S3): a policy naming one would match nothing, and
+/// AWS refuses it ("Policy has invalid action").
+fn operation_action(name: &str) -> Option<&'static str> {
+    const OPERATIONS: &[(&str, &str)] = &[
+        ("listobjects", "s3:ListBucket"),
+        ("listobjectsv2", "s3:ListBucket"),
+        ("headbucket", "s3:ListBucket"),
+        ("listbuckets", "s3:ListAllMyBuckets"),
+        ("listobjectversions", "s3:ListBucketVersions"),
+        ("listmultipartuploads", "s3:ListBucketMultipartUploads"),
+        ("listparts", "s3:ListMultipartUploadParts"),
+        ("headobject", "s3:GetObject"),
+        ("copyobject", "s3:PutObject"),
+        ("createmultipartupload", "s3:PutObject"),
+        ("uploadpart", "s3:PutObject"),
+        ("uploadpartcopy", "s3:PutObject"),
+        ("completemultipartupload", "s3:PutObject"),
+        ("deleteobjects", "s3:DeleteObject"),
+        ("getpublicaccessblock", "s3:GetBucketPublicAccessBlock"),
+        ("putpublicaccessblock", "s3:PutBucketPublicAccessBlock"),
+        ("deletepublicaccessblock", "s3:PutBucketPublicAccessBlock"),
+        ("deletebucketcors", "s3:PutBucketCORS"),
+    ];
+    OPERATIONS
+        .iter()
+        .find(|(operation, _)| name.eq_ignore_ascii_case(operation))
+        .map(|&(_, action)| action)
+}
+
+/// What an action acts on: the bucket or its objects (the resource types of the Service
+/// Authorization Reference for Amazon S3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Bucket,
+    Object,
+}
+
+/// The target of a lower-case action name, for the names whose target is known here (`None`
+/// for a pattern or another name).
+fn target(action: &str) -> Option<Target> {
+    const OBJECT: &[&str] = &[
+        "getobject",
+        "getobjectacl",
+        "getobjectattributes",
+        "getobjecttagging",
+        "getobjectversion",
+        "putobject",
+        "putobjectacl",
+        "putobjecttagging",
+        "deleteobject",
+        "deleteobjecttagging",
+        "deleteobjectversion",
+        "abortmultipartupload",
+        "listmultipartuploadparts",
+        "restoreobject",
+    ];
+    let name = action.strip_prefix("s3:")?;
+    let bucket = ["getbucket", "putbucket", "deletebucket", "listbucket"]
+        .iter()
+        .any(|p| name.starts_with(p))
+        || name == "createbucket";
+    if name.contains(['*', '?']) {
+        None
+    } else if OBJECT.contains(&name) {
+        Some(Target::Object)
+    } else if bucket {
+        Some(Target::Bucket)
+    } else {
+        None
+    }
+}
+
+/// Does some action of a statement act on one of its resources? AWS refuses a statement
+/// where none does ("Action does not apply to any resource(s) in statement": `s3:GetObject`
+/// on `arn:aws:s3:::b`), which would be stored and never match. The `Not` forms, patterns
+/// and names of unknown target are taken to apply.
+fn applies_to_any(bucket: &str, actions: &Patterns, resources: &Patterns) -> bool {
+    let bucket_arn = super::resource_arn(bucket, "");
+    let fits = |t: Target| {
+        resources.patterns.iter().any(|r| {
+            let is_bucket = *r == bucket_arn;
+            is_bucket == (t == Target::Bucket)
+        })
+    };
+    actions.not || resources.not || actions.patterns.iter().any(|a| target(a).is_none_or(fits))
 }
 
 fn check_resource(bucket: &str, resource: &str, variables: bool) -> Result<()> {
@@ -521,7 +623,15 @@ fn parse_conditions(operators: &Map<String, Value>, variables: bool) -> Result<V
         if keys.is_empty() {
             return Err(malformed(format!("Condition {name} names no key")));
         }
+        // Key names compare case-insensitively (IAM): `aws:Referer` and `aws:referer` are one
+        // key, and one of them would be dropped or AND'ed where the author meant one.
+        let mut named = HashSet::new();
         for (key_name, values) in keys {
+            if !named.insert(key_name.to_ascii_lowercase()) {
+                return Err(malformed(format!(
+                    "Condition key {key_name} is named twice in {name}"
+                )));
+            }
             let &(_, key, kind) = KEYS
                 .iter()
                 .find(|(k, _, _)| k.eq_ignore_ascii_case(key_name))
@@ -535,9 +645,15 @@ fn parse_conditions(operators: &Map<String, Value>, variables: bool) -> Result<V
                     "Condition operator {name} does not apply to the key {key_name}"
                 )));
             }
-            let values = condition_values(values, name)?
+            let values = condition_values(values, name)?;
+            if variables && values.iter().any(|v| v.contains("${")) {
+                return Err(malformed(format!(
+                    "Policy variables are not supported by this server (Condition {name} {key_name})"
+                )));
+            }
+            let values = values
                 .iter()
-                .map(|v| expected(test, v, variables))
+                .map(|v| expected(test, v))
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(|| malformed(format!("Invalid value for {name} {key_name}")))?;
             conditions.push(Condition {
@@ -566,9 +682,8 @@ fn condition_values(value: &Value, operator: &str) -> Result<Vec<String>> {
     values.ok_or_else(|| malformed(format!("Invalid value for condition {operator}")))
 }
 
-fn expected(test: Test, value: &str, variables: bool) -> Option<Expected> {
+fn expected(test: Test, value: &str) -> Option<Expected> {
     match test {
-        _ if variables && value.contains("${") => None,
         Test::StringEquals | Test::StringLike => Some(Expected::Text(value.to_owned())),
         Test::StringEqualsIgnoreCase => Some(Expected::Text(value.to_lowercase())),
         Test::Numeric(_) => number(value).map(Expected::Number),

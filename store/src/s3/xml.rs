@@ -139,15 +139,25 @@ pub fn parse_iso8601(text: &str) -> Option<SystemTime> {
 
 /// Reads a whole request body that is expected to be small (XML, JSON), refusing more than
 /// `limit` bytes so a client cannot make us buffer without bound.
-pub async fn read_small_body(mut body: ByteStream, limit: usize) -> Result<Bytes> {
+pub async fn read_small_body(body: ByteStream, limit: usize) -> Result<Bytes> {
+    read_body_within(body, limit, || {
+        Error::msg(Code::InvalidRequest, "The request body is too large.")
+    })
+    .await
+}
+
+/// [`read_small_body`], answering `too_large()` past `limit` (an operation whose document has
+/// a limit of its own, and AWS's error for it).
+pub async fn read_body_within(
+    mut body: ByteStream,
+    limit: usize,
+    too_large: impl FnOnce() -> Error,
+) -> Result<Bytes> {
     let mut buf = BytesMut::new();
     while let Some(chunk) = body.next().await {
         let chunk = chunk?;
         if buf.len() + chunk.len() > limit {
-            return Err(Error::msg(
-                Code::InvalidRequest,
-                "The request body is too large.",
-            ));
+            return Err(too_large());
         }
         buf.extend_from_slice(&chunk);
     }

@@ -262,6 +262,7 @@ fn unsupported_constructs_are_refused_by_name() {
         (allow("s3:GetObject", object, r#"{"DateLessThan":{"aws:CurrentTime":"soon"}}"#), "aws:CurrentTime"),
         (allow("s3:GetObject", object, r#"{"Bool":{"aws:SecureTransport":"maybe"}}"#), "aws:SecureTransport"),
         (allow("s3:GetObject", object, r#"{"StringLike":{"aws:Referer":"${aws:username}"}}"#), "aws:Referer"),
+        (allow("s3:GetObject", object, r#"{"StringLike":{"aws:Referer":["x","${aws:username}/*"]}}"#), "Policy variables are not supported by this server (Condition StringLike aws:Referer"),
         (allow("s3:GetObject", object, r#"{"StringLike":{}}"#), "StringLike"),
         (one(r#""Effect":"Allow","NotPrincipal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::site/*""#), "NotPrincipal"),
         (one(r#""Effect":"Allow","Principal":{"Service":"s3.amazonaws.com"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::site/*""#), "Service"),
@@ -445,4 +446,156 @@ fn time_values() {
     assert!(time("2020-13-01").is_none());
     assert!(time("99999999999999999999").is_none());
     let _ = SystemTime::now();
+}
+
+/// JSON keeps the last of two members of one name: a policy naming one twice would be
+/// enforced without the first (a Deny turned Allow, a condition dropped). Refused by name.
+#[test]
+fn a_member_named_twice_is_refused() {
+    let object = "arn:aws:s3:::site/*";
+    let cases = [
+        (
+            one(r#""Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::site/*","Effect":"Allow""#),
+            "Effect",
+        ),
+        (
+            allow(
+                "s3:GetObject",
+                object,
+                r#"{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"},"IpAddress":{"aws:SourceIp":"0.0.0.0/0"}}"#,
+            ),
+            "IpAddress",
+        ),
+        (
+            allow(
+                "s3:GetObject",
+                object,
+                r#"{"StringLike":{"aws:Referer":"https://a.example/*","aws:Referer":"*"}}"#,
+            ),
+            "aws:Referer",
+        ),
+        // Condition key names compare case-insensitively: these are one key, named twice.
+        (
+            allow(
+                "s3:GetObject",
+                object,
+                r#"{"StringLike":{"aws:Referer":"https://a.example/*","aws:referer":"*"}}"#,
+            ),
+            "aws:referer",
+        ),
+        (
+            r#"{"Statement":[],"Statement":{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::site/*"}}"#.to_owned(),
+            "Statement",
+        ),
+    ];
+    for (text, named) in cases {
+        let message = refused(&text);
+        assert!(
+            message.contains("named twice") || message.contains("Duplicate"),
+            "{text}: {message:?}"
+        );
+        assert!(
+            message.contains(named),
+            "{text}: {message:?} should name {named}"
+        );
+    }
+    // Not JSON at all: AWS's wording.
+    assert_eq!(refused("{"), "This policy contains invalid Json");
+}
+
+/// AWS refuses a statement none of whose actions acts on any of its resources (an object
+/// action on the bucket's ARN, a bucket action on objects): it would be stored and never
+/// match, while GetBucketPolicyStatus called it public.
+#[test]
+fn an_action_that_applies_to_none_of_the_resources_is_refused() {
+    let bucket = "arn:aws:s3:::site";
+    let objects = "arn:aws:s3:::site/*";
+    for (action, resource) in [
+        ("s3:GetObject", bucket),
+        ("s3:getobject", bucket),
+        ("s3:PutObject", bucket),
+        ("s3:DeleteObject", bucket),
+        ("s3:AbortMultipartUpload", bucket),
+        ("s3:ListBucket", objects),
+        ("s3:ListBucket", "arn:aws:s3:::site/public/x"),
+        ("s3:PutBucketPolicy", objects),
+        ("s3:GetBucketCORS", objects),
+    ] {
+        let message = refused(&allow(action, resource, ""));
+        assert_eq!(
+            message, "Action does not apply to any resource(s) in statement",
+            "{action} on {resource}"
+        );
+    }
+    // One action that applies, wildcards, unknown names and the Not forms are not refused.
+    for text in [
+        one(
+            r#""Effect":"Allow","Principal":"*","Action":["s3:GetObject","s3:ListBucket"],"Resource":"arn:aws:s3:::site""#,
+        ),
+        one(
+            r#""Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":["arn:aws:s3:::site","arn:aws:s3:::site/*"]"#,
+        ),
+        allow("s3:Get*", bucket, ""),
+        allow("s3:*", objects, ""),
+        allow("s3:GetObjectTagging", objects, ""),
+        one(
+            r#""Effect":"Deny","Principal":"*","NotAction":"s3:GetObject","Resource":"arn:aws:s3:::site""#,
+        ),
+        one(
+            r#""Effect":"Deny","Principal":"*","Action":"s3:GetObject","NotResource":"arn:aws:s3:::site/public/*""#,
+        ),
+    ] {
+        parse(&text).unwrap_or_else(|e| panic!("{text}: {e:?}"));
+    }
+}
+
+/// An S3 operation's name is not always its IAM action (ListObjects needs s3:ListBucket):
+/// AWS refuses such a name ("Policy has invalid action"); it was stored and matched nothing.
+/// The refusal names the action to write.
+#[test]
+fn an_operation_name_that_is_no_action_is_refused_naming_the_action() {
+    for (written, action, resource) in [
+        ("s3:ListObjects", "s3:ListBucket", "arn:aws:s3:::site"),
+        ("s3:listobjectsv2", "s3:ListBucket", "arn:aws:s3:::site"),
+        ("s3:HeadObject", "s3:GetObject", "arn:aws:s3:::site/*"),
+        ("s3:CopyObject", "s3:PutObject", "arn:aws:s3:::site/*"),
+        ("s3:UploadPart", "s3:PutObject", "arn:aws:s3:::site/*"),
+        ("s3:DeleteObjects", "s3:DeleteObject", "arn:aws:s3:::site/*"),
+        (
+            "s3:ListObjectVersions",
+            "s3:ListBucketVersions",
+            "arn:aws:s3:::site",
+        ),
+        (
+            "s3:GetPublicAccessBlock",
+            "s3:GetBucketPublicAccessBlock",
+            "arn:aws:s3:::site",
+        ),
+        (
+            "s3:DeleteBucketCors",
+            "s3:PutBucketCORS",
+            "arn:aws:s3:::site",
+        ),
+    ] {
+        let message = refused(&allow(written, resource, ""));
+        assert_eq!(
+            message,
+            format!("Policy has invalid action: {written} (the action for it is {action})")
+        );
+    }
+    // Real actions, whatever their case, and patterns are not refused.
+    for action in [
+        "s3:ListBucket",
+        "s3:getbucketcors",
+        "s3:List*",
+        "s3:GetObjectTagging",
+    ] {
+        let resource =
+            if action.contains("Bucket") || action.contains("bucket") || action == "s3:List*" {
+                "arn:aws:s3:::site"
+            } else {
+                "arn:aws:s3:::site/*"
+            };
+        parse(&allow(action, resource, "")).unwrap_or_else(|e| panic!("{action}: {e:?}"));
+    }
 }

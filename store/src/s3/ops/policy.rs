@@ -15,9 +15,9 @@ use crate::s3::{Req, Response, S3, empty_response, xml, xml_response};
 const MAX_WEBSITE_BYTES: usize = 128 << 10;
 const MAX_PUBLIC_ACCESS_BLOCK_BYTES: usize = 16 << 10;
 
-/// The stored policy of a bucket, parsed. A stored text always parses (it was validated when
-/// put, by this parser or by the narrower one before it); one that does not is logged and
-/// treated as a policy that allows nothing.
+/// The stored policy of a bucket, parsed. A stored text parses unless an earlier, laxer
+/// version put it (a member named twice, an action acting on none of its resources); one that
+/// does not is logged and taken as no policy: grants alone decide until it is put again.
 pub fn stored_policy(bucket: &str, settings: &BucketSettings) -> Option<Policy> {
     let text = settings.policy.as_deref()?;
     Policy::parse(bucket, text)
@@ -41,15 +41,15 @@ pub async fn get_policy(s3: &S3, req: Req) -> Result<Response> {
 /// PutBucketPolicy: the policy is parsed and validated whole, and refused (AccessDenied, as
 /// AWS answers) when it is public and the bucket blocks public policies.
 pub async fn put_policy(s3: &S3, mut req: Req) -> Result<Response> {
-    // Declared too large: refused before it is read. (A body of no declared length is cut
-    // off past the limit, as any small body.)
+    // Declared too large: refused before it is read; a body of no declared length, once
+    // past the limit.
     if req
         .content_length()
         .is_some_and(|n| n > MAX_POLICY_BYTES as u64)
     {
         return Err(too_large());
     }
-    let body = xml::read_small_body(req.take_body(), MAX_POLICY_BYTES).await?;
+    let body = xml::read_body_within(req.take_body(), MAX_POLICY_BYTES, too_large).await?;
     let text = String::from_utf8(body.to_vec()).map_err(|_| Error::new(Code::MalformedPolicy))?;
     let policy = Policy::parse(req.bucket(), &text)?;
     let bucket = s3.engine.bucket(req.bucket()).await?;
@@ -77,9 +77,14 @@ pub async fn get_policy_status(s3: &S3, req: Req) -> Result<Response> {
 }
 
 /// `PublicAccessBlockConfiguration`, as PutPublicAccessBlock sends it (absent elements false).
+/// An element of another name is MalformedXML ("did not validate against our published
+/// schema"), as at AWS: a misspelt `BlockPublicPolicies` must not be stored as "block
+/// nothing".
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
 struct PublicAccessBlockConfiguration {
+    #[serde(rename = "@xmlns", default)]
+    _xmlns: Option<String>,
     #[serde(default)]
     block_public_acls: bool,
     #[serde(default)]
