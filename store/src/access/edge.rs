@@ -90,14 +90,6 @@ impl PublishedView {
     }
 }
 
-/// A policy that denies everything on `bucket` (stands in for one this edge cannot read).
-fn deny_all(bucket: &str) -> Policy {
-    let text = format!(
-        r#"{{"Statement":[{{"Effect":"Deny","Principal":"*","Action":"s3:*","Resource":["arn:aws:s3:::{bucket}","arn:aws:s3:::{bucket}/*"]}}]}}"#
-    );
-    Policy::parse(bucket, &text).expect("a deny-all policy parses")
-}
-
 /// A published document made ready for requests: policies parsed, signing keys decoded.
 #[derive(Debug, Default)]
 pub struct Published {
@@ -151,12 +143,7 @@ impl Published {
             .buckets
             .into_iter()
             .map(|(name, b)| {
-                let policy = b.policy.as_deref().map(|text| {
-                    Policy::parse(&name, text).unwrap_or_else(|e| {
-                        tracing::error!(bucket = name, error = ?e, "published policy does not parse: denying all");
-                        deny_all(&name)
-                    })
-                });
+                let policy = b.policy.as_deref().map(|text| Policy::stored(&name, text));
                 let bucket = PublishedBucket {
                     policy,
                     block: b.public_access_block,

@@ -285,6 +285,24 @@ impl Policy {
         Ok(Policy { statements })
     }
 
+    /// A policy that was stored or published before: parsed, or, when this build refuses it
+    /// (a laxer earlier version put it, or a newer store published it), logged and taken as
+    /// denying everything on `bucket` to everyone but root, until it is put again. Never
+    /// fail open: dropping it would drop its Deny statements.
+    pub fn stored(bucket: &str, text: &str) -> Policy {
+        Policy::parse(bucket, text).unwrap_or_else(|e| {
+            tracing::error!(bucket, error = ?e, "stored bucket policy does not parse: denying all");
+            Policy::deny_all(bucket)
+        })
+    }
+
+    fn deny_all(bucket: &str) -> Policy {
+        let text = format!(
+            r#"{{"Statement":[{{"Effect":"Deny","Principal":"*","Action":"s3:*","Resource":["arn:aws:s3:::{bucket}","arn:aws:s3:::{bucket}/*"]}}]}}"#
+        );
+        Policy::parse(bucket, &text).expect("a deny-all policy parses")
+    }
+
     /// What the policy says about `request`: an applicable Deny wins, then an Allow.
     pub fn evaluate(&self, request: &Request) -> Verdict {
         let applicable = |effect| {

@@ -599,3 +599,28 @@ fn an_operation_name_that_is_no_action_is_refused_naming_the_action() {
         parse(&allow(action, resource, "")).unwrap_or_else(|e| panic!("{action}: {e:?}"));
     }
 }
+
+#[test]
+fn a_stored_policy_this_build_refuses_denies_all_instead_of_dropping_its_denies() {
+    // What an earlier, laxer build stored: a Deny whose Effect is named twice.
+    let text = one(
+        r#""Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::site/*","Effect":"Deny""#,
+    );
+    assert!(parse(&text).is_err());
+    let p = Policy::stored(B, &text);
+    let key = Principal::Key {
+        id: "AKEXAMPLE".into(),
+        name: "app".into(),
+    };
+    assert_eq!(p.evaluate(&anonymous_get("a.txt")), Verdict::Deny);
+    assert_eq!(
+        p.evaluate(&request(key, "s3:ListBucket", "")),
+        Verdict::Deny
+    );
+    // One that parses is the policy itself.
+    let open = allow("s3:GetObject", "arn:aws:s3:::site/*", "");
+    assert_eq!(
+        Policy::stored(B, &open).evaluate(&anonymous_get("a.txt")),
+        Verdict::Allow
+    );
+}

@@ -15,14 +15,11 @@ use crate::s3::{Req, Response, S3, empty_response, xml, xml_response};
 const MAX_WEBSITE_BYTES: usize = 128 << 10;
 const MAX_PUBLIC_ACCESS_BLOCK_BYTES: usize = 16 << 10;
 
-/// The stored policy of a bucket, parsed. A stored text parses unless an earlier, laxer
-/// version put it (a member named twice, an action acting on none of its resources); one that
-/// does not is logged and taken as no policy: grants alone decide until it is put again.
+/// The stored policy of a bucket, parsed (see [`Policy::stored`]: one this build refuses
+/// denies all but root).
 pub fn stored_policy(bucket: &str, settings: &BucketSettings) -> Option<Policy> {
     let text = settings.policy.as_deref()?;
-    Policy::parse(bucket, text)
-        .inspect_err(|e| tracing::error!(bucket, error = ?e, "stored bucket policy does not parse"))
-        .ok()
+    Some(Policy::stored(bucket, text))
 }
 
 pub async fn get_policy(s3: &S3, req: Req) -> Result<Response> {
