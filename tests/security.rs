@@ -22,6 +22,8 @@ mod disk_full;
 mod edge_errors;
 #[path = "security/edge_keys.rs"]
 mod edge_keys;
+#[path = "security/edge_own_key.rs"]
+mod edge_own_key;
 #[path = "security/edge_put_checks.rs"]
 mod edge_put_checks;
 #[path = "security/edge_routing.rs"]

@@ -12,7 +12,9 @@
 //! Until a document arrives, and always at an edge that runs with the root key, the edge
 //! decides as before: its own key is the only one it checks, and anonymous requests go
 //! unsigned for the origin to decide ([`Public::OriginDecides`]). A document that stops
-//! arriving (the store unreachable) stays in force: the last rights the store published.
+//! arriving (the store unreachable) stays in force: the last rights the store published. A
+//! poll the store refuses (403: the edge's key deleted) drops it: the edge is back to
+//! deciding as it did before the first one.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,6 +79,12 @@ pub async fn poll_once(
     let body = axum::body::to_bytes(body, MAX_DOCUMENT).await;
     if !status.is_success() {
         tracing::warn!(%status, "edge access: the store refused the edge key's poll");
+        if status == http::StatusCode::FORBIDDEN {
+            // The edge's key is refused (deleted): no change reaches this edge any more, so
+            // the rights it last learnt are not to be trusted for a moment longer.
+            view.clear();
+            return Polled::Holding(None);
+        }
         return Polled::Holding(held);
     }
     let doc: EdgeAccess = match body.ok().and_then(|b| serde_json::from_slice(&b).ok()) {

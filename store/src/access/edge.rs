@@ -88,6 +88,11 @@ impl PublishedView {
     pub fn install(&self, published: Arc<Published>) {
         *self.0.write().unwrap_or_else(PoisonError::into_inner) = Some(published);
     }
+
+    /// Drops the document: the edge decides as it did before the first one arrived.
+    pub fn clear(&self) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = None;
+    }
 }
 
 /// A policy that denies everything on `bucket` (stands in for one this edge cannot read).
