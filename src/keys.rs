@@ -239,7 +239,11 @@ impl Admin {
         let uri: http::Uri = endpoint
             .parse()
             .with_context(|| format!("--endpoint {endpoint}"))?;
-        let (Some("http" | "https"), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+        // No path: calls are signed for the paths the store serves them at.
+        let pathless = uri.path_and_query().is_none_or(|p| p.as_str() == "/");
+        let (Some("http" | "https"), Some(authority), true) =
+            (uri.scheme_str(), uri.authority(), pathless)
+        else {
             bail!("--endpoint {endpoint}: expected http(s)://HOST:PORT");
         };
         // https: the system's roots, and the CA in AWS_CA_BUNDLE as aws-cli reads it (the one

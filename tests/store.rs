@@ -39,8 +39,8 @@ mod errors;
 mod feed;
 #[path = "store/grants.rs"]
 mod grants;
-#[path = "store/key_names.rs"]
-mod key_names;
+#[path = "store/key_cli.rs"]
+mod key_cli;
 #[path = "store/keys.rs"]
 mod keys;
 #[path = "store/listing.rs"]
