@@ -1,7 +1,7 @@
 //! What an edge's own key stands for, once clients' keys are known at the edge too. Before:
 //! an edge whose key was deleted at the store kept deciding for its clients on the last rights
 //! the store had published (a key deleted after it still read cached objects there, for as
-//! long as the edge ran); and any client key the edge knew, even one with no right at all,
+//! long as the edge ran, and so did the deleted edge key itself); and any client key the edge knew, even one with no right at all,
 //! could purge the edge's cache through `POST /_outpost/invalidations`, which is the edge
 //! key's to call.
 
@@ -49,6 +49,10 @@ async fn an_edge_whose_key_is_deleted_no_longer_serves_keys_deleted_after_it() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Nor does the deleted edge key itself read what its edge has cached.
+    let r = pair.get(&path, Some(&pair.edge_key)).await;
+    r.assert_error(403, "InvalidAccessKeyId");
+    assert_eq!(r.header("x-cache"), None, "{:?}", r.headers);
 }
 
 #[tokio::test]
