@@ -20,6 +20,8 @@ mod conditional_delete;
 mod disk_full;
 #[path = "security/edge_errors.rs"]
 mod edge_errors;
+#[path = "security/edge_key_rights.rs"]
+mod edge_key_rights;
 #[path = "security/edge_keys.rs"]
 mod edge_keys;
 #[path = "security/edge_own_key.rs"]
