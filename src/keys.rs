@@ -54,6 +54,20 @@ enum KeyCommand {
     Deny(Rights),
 }
 
+impl KeyCommand {
+    /// The key the command names (it goes into the admin API's path).
+    fn name(&self) -> Option<&str> {
+        match self {
+            KeyCommand::Create { name, .. }
+            | KeyCommand::Info { name }
+            | KeyCommand::Delete { name }
+            | KeyCommand::Allow(Rights { name, .. })
+            | KeyCommand::Deny(Rights { name, .. }) => Some(name),
+            KeyCommand::List => None,
+        }
+    }
+}
+
 #[derive(clap::Args)]
 struct Rights {
     name: String,
@@ -91,6 +105,9 @@ impl Rights {
 }
 
 pub async fn run(args: KeyArgs) -> anyhow::Result<()> {
+    if let Some(name) = args.command.name() {
+        outpost_store::admin::check_name(name).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+    }
     let admin = Admin::from_env(&args.endpoint)?;
     let (method, path, body) = match &args.command {
         KeyCommand::Create { name, edge } => (
@@ -222,7 +239,11 @@ impl Admin {
         let uri: http::Uri = endpoint
             .parse()
             .with_context(|| format!("--endpoint {endpoint}"))?;
-        let (Some("http" | "https"), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+        // No path: calls are signed for the paths the store serves them at.
+        let pathless = uri.path_and_query().is_none_or(|p| p.as_str() == "/");
+        let (Some("http" | "https"), Some(authority), true) =
+            (uri.scheme_str(), uri.authority(), pathless)
+        else {
             bail!("--endpoint {endpoint}: expected http(s)://HOST:PORT");
         };
         // https: the system's roots, and the CA in AWS_CA_BUNDLE as aws-cli reads it (the one

@@ -20,8 +20,12 @@ mod conditional_delete;
 mod disk_full;
 #[path = "security/edge_errors.rs"]
 mod edge_errors;
+#[path = "security/edge_key_rights.rs"]
+mod edge_key_rights;
 #[path = "security/edge_keys.rs"]
 mod edge_keys;
+#[path = "security/edge_own_key.rs"]
+mod edge_own_key;
 #[path = "security/edge_put_checks.rs"]
 mod edge_put_checks;
 #[path = "security/edge_routing.rs"]

@@ -39,6 +39,8 @@ mod errors;
 mod feed;
 #[path = "store/grants.rs"]
 mod grants;
+#[path = "store/key_cli.rs"]
+mod key_cli;
 #[path = "store/keys.rs"]
 mod keys;
 #[path = "store/listing.rs"]

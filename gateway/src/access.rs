@@ -12,7 +12,9 @@
 //! Until a document arrives, and always at an edge that runs with the root key, the edge
 //! decides as before: its own key is the only one it checks, and anonymous requests go
 //! unsigned for the origin to decide ([`Public::OriginDecides`]). A document that stops
-//! arriving (the store unreachable) stays in force: the last rights the store published.
+//! arriving (the store unreachable) stays in force: the last rights the store published. A
+//! poll the store refuses (403: the edge's key deleted) replaces it with
+//! [`Published::refused`]: every key refused, its own too, and no bucket open to anyone.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,6 +79,10 @@ pub async fn poll_once(
     let body = axum::body::to_bytes(body, MAX_DOCUMENT).await;
     if !status.is_success() {
         tracing::warn!(%status, "edge access: the store refused the edge key's poll");
+        if status == http::StatusCode::FORBIDDEN {
+            view.install(Published::refused());
+            return Polled::Holding(None);
+        }
         return Polled::Holding(held);
     }
     let doc: EdgeAccess = match body.ok().and_then(|b| serde_json::from_slice(&b).ok()) {
@@ -158,6 +164,9 @@ pub fn decide(
     identity: &Identity,
 ) -> Result<Access> {
     let published = match (identity, view.load()) {
+        (Identity::Key(id), Some(p)) if keyring.is_root(id) && p.edge_key_refused => {
+            return Err(Error::new(Code::InvalidAccessKeyId));
+        }
         // The edge's own key speaks for itself, as before.
         (Identity::Key(id), _) if keyring.is_root(id) => return Ok(Access::Signed(id.clone())),
         (_, Some(published)) => published,

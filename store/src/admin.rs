@@ -406,10 +406,12 @@ fn key_error(name: &str) -> impl FnOnce(crate::engine::Error) -> Error + '_ {
     }
 }
 
-/// Letters, digits, `.`, `_` and `-`, at most [`MAX_NAME`]: a name that is safe in a URL
-/// path, a shell and a log line as it is.
-fn check_name(name: &str) -> Result<()> {
+/// Letters, digits, `.`, `_` and `-`, at most [`MAX_NAME`], not `.` or `..`: a name that is
+/// one segment of a URL path, a shell word and a log field as it is. `outpost key` checks a
+/// name with this before it puts it in a path (a `?` or `#` there would name another key).
+pub fn check_name(name: &str) -> Result<()> {
     let valid = (1..=MAX_NAME).contains(&name.len())
+        && !matches!(name, "." | "..")
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
@@ -418,7 +420,7 @@ fn check_name(name: &str) -> Result<()> {
     }
     Err(Error::msg(
         Code::InvalidArgument,
-        format!("A key name is 1 to {MAX_NAME} letters, digits, '.', '_' or '-'."),
+        format!("A key name is 1 to {MAX_NAME} letters, digits, '.', '_' or '-' (not . or ..)."),
     ))
 }
 
@@ -450,7 +452,7 @@ mod tests {
 
     #[test]
     fn key_names_are_safe_words() {
-        for ok in ["app", "web-1", "a.b_c", &"x".repeat(MAX_NAME)] {
+        for ok in ["app", "web-1", "a.b_c", "...", &"x".repeat(MAX_NAME)] {
             assert!(check_name(ok).is_ok(), "{ok}");
         }
         for bad in [
@@ -461,6 +463,8 @@ mod tests {
             "a%2F",
             &"x".repeat(MAX_NAME + 1),
             "$(id)",
+            ".",
+            "..",
         ] {
             assert_eq!(
                 check_name(bad).unwrap_err().code,

@@ -8,10 +8,15 @@ use super::{ACCESS_KEY, SECRET_KEY, TestStore};
 /// Runs `outpost key <args> --endpoint <store>` with the root credentials, as
 /// `eval "$(outpost credentials)"` sets them (and nothing else from the test's environment).
 pub fn key_cmd(store: &TestStore, args: &[&str]) -> Output {
+    key_cmd_at(&store.url, args)
+}
+
+/// [`key_cmd`] with `--endpoint endpoint`.
+pub fn key_cmd_at(endpoint: &str, args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_outpost"));
     cmd.arg("key")
         .args(args)
-        .args(["--endpoint", &store.url])
+        .args(["--endpoint", endpoint])
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)

@@ -11,9 +11,11 @@ use crate::common::keys::{create_key, key_ok};
 use crate::common::*;
 
 /// A store, and an edge in front of it running with an edge key.
-struct KeyedEdge {
-    store: TestStore,
-    edge: TestStore,
+pub(crate) struct KeyedEdge {
+    pub(crate) store: TestStore,
+    pub(crate) edge: TestStore,
+    /// The edge's own key (`edge`), as it was given it.
+    pub(crate) edge_key: (String, String),
 }
 
 impl KeyedEdge {
@@ -22,7 +24,7 @@ impl KeyedEdge {
     }
 
     /// [`KeyedEdge::start`], a root client of the store and a new bucket.
-    async fn with_bucket(prefix: &str) -> (KeyedEdge, aws_sdk_s3::Client, String) {
+    pub(crate) async fn with_bucket(prefix: &str) -> (KeyedEdge, aws_sdk_s3::Client, String) {
         let pair = KeyedEdge::start();
         let root = pair.store.client();
         let b = pair.store.bucket(&root, prefix).await;
@@ -39,11 +41,15 @@ impl KeyedEdge {
             opts = opts.config(&format!("[edge]\n{edge_toml}"));
         }
         let edge = TestStore::start_edge(&[&store], opts);
-        KeyedEdge { store, edge }
+        KeyedEdge {
+            store,
+            edge,
+            edge_key: (id, secret),
+        }
     }
 
     /// A key named `name` with `rights` (`--read`, `--write`) on `bucket`.
-    fn key(&self, name: &str, bucket: &str, rights: &[&str]) -> (String, String) {
+    pub(crate) fn key(&self, name: &str, bucket: &str, rights: &[&str]) -> (String, String) {
         let key = create_key(&self.store, name, &[]);
         if !rights.is_empty() {
             let mut args = vec!["allow", name, "--bucket", bucket];
@@ -56,7 +62,7 @@ impl KeyedEdge {
     /// Waits until the edge holds what the store published after every change made so far:
     /// documents are whole snapshots in commit order, so once a key made now reads the
     /// bucket through the edge, every earlier change is there too.
-    async fn synced(&self, bucket: &str) {
+    pub(crate) async fn synced(&self, bucket: &str) {
         let n = SYNCS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let marker = self.key(&format!("sync-{n}"), bucket, &["--read"]);
         let started = Instant::now();
@@ -80,7 +86,7 @@ impl KeyedEdge {
         }
     }
 
-    async fn get(&self, path: &str, key: Option<&(String, String)>) -> raw::RawResponse {
+    pub(crate) async fn get(&self, path: &str, key: Option<&(String, String)>) -> raw::RawResponse {
         self.get_with(path, key, &[]).await
     }
 
@@ -111,7 +117,7 @@ fn anyone_reads(bucket: &str) -> String {
 
 static SYNCS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-fn is_hit(r: &raw::RawResponse) -> bool {
+pub(crate) fn is_hit(r: &raw::RawResponse) -> bool {
     r.header("x-cache").is_some_and(|x| x.starts_with("Hit"))
 }
 

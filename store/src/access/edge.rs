@@ -94,6 +94,8 @@ impl PublishedView {
 #[derive(Debug, Default)]
 pub struct Published {
     pub region: String,
+    /// The store refused the edge's own key ([`Published::refused`]).
+    pub edge_key_refused: bool,
     keys: HashMap<String, PublishedKey>,
     buckets: HashMap<String, PublishedBucket>,
 }
@@ -114,6 +116,16 @@ struct PublishedBucket {
 }
 
 impl Published {
+    /// What an edge whose own key the store refuses (deleted) goes by: no key, no bucket,
+    /// and its own key refused too. No change would reach it any more, so the rights it last
+    /// learnt are not to be trusted for a moment longer.
+    pub fn refused() -> Arc<Published> {
+        Arc::new(Published {
+            edge_key_refused: true,
+            ..Published::default()
+        })
+    }
+
     /// Parses `doc`. A policy that does not parse (a store newer than this edge) allows
     /// nothing and denies everything on its bucket: never fail open.
     pub fn new(doc: EdgeAccess) -> Arc<Published> {
@@ -154,6 +166,7 @@ impl Published {
             .collect();
         Arc::new(Published {
             region: doc.region,
+            edge_key_refused: false,
             keys,
             buckets,
         })
