@@ -302,6 +302,81 @@ mod tests {
         assert_eq!(e.code, Code::IncompleteBody);
     }
 
+    /// File bytes that look like the boundary without being its delimiter (no CRLF before
+    /// it, another last letter, a prefix of it just before the real one).
+    const NEAR_MISSES: &[u8] = b"--XyZ\r\n a\r\n--XyQ b\r\n-XyZ c\r\n--Xy\r\n d\r\r\n--X";
+
+    #[tokio::test]
+    async fn a_boundary_split_across_reads_at_every_offset_is_found() {
+        let body = form(&[("key", "k")], NEAR_MISSES, "");
+        for at in 0..=body.len() {
+            let pieces = vec![body[..at].to_vec(), body[at..].to_vec()];
+            let (form, file) = read_all(CT, pieces).await.unwrap();
+            assert_eq!(
+                (form.fields.len(), file.as_slice()),
+                (1, NEAR_MISSES),
+                "{at}"
+            );
+        }
+        let bytes = body.iter().map(|b| vec![*b]).collect();
+        let (_, file) = read_all(CT, bytes).await.unwrap();
+        assert_eq!(file, NEAR_MISSES);
+    }
+
+    /// A body cut anywhere before the file's delimiter (`CRLF--boundary`) has ended is an
+    /// error, never a short file; once the delimiter is in, the file is whole (what follows
+    /// it is never read).
+    #[tokio::test]
+    async fn a_body_cut_at_any_offset_never_ends_the_file_early() {
+        let body = form(&[("key", "k")], NEAR_MISSES, "");
+        let delimited = body.len() - b"--\r\n".len();
+        for cut in 0..body.len() {
+            let got = read_all(CT, vec![body[..cut].to_vec()]).await;
+            match got {
+                Ok((_, file)) => {
+                    assert!(cut >= delimited, "{cut}: a file of {} bytes", file.len());
+                    assert_eq!(file, NEAR_MISSES, "{cut}");
+                }
+                Err(e) => assert!(cut < delimited, "{cut}: {}", e.message()),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn bare_lf_line_ends_are_refused() {
+        let lf: Vec<u8> = String::from_utf8(form(&[("key", "k")], b"data", ""))
+            .unwrap()
+            .replace("\r\n", "\n")
+            .into_bytes();
+        let e = read_all(CT, vec![lf]).await.err().unwrap();
+        assert_eq!(e.code, Code::MalformedPOSTRequest, "{}", e.message());
+        // CRLF fields, then a file closed with a bare LF: cut short, not a file.
+        let mut mixed = form(&[("key", "k")], b"data", "");
+        mixed.truncate(mixed.len() - b"\r\n--XyZ--\r\n".len());
+        mixed.extend_from_slice(b"\n--XyZ--\n");
+        let e = read_all(CT, vec![mixed]).await.err().unwrap();
+        assert_eq!(e.code, Code::IncompleteBody);
+    }
+
+    #[tokio::test]
+    async fn a_thousand_fields_are_bounded_and_a_second_file_is_never_read() {
+        let names: Vec<String> = (0..1000).map(|i| format!("x-ignore-{i}")).collect();
+        let many: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
+        let e = read_all(CT, vec![form(&many, b"f", "")])
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(e.code, Code::MaxPostPreDataLengthExceeded);
+        let second = "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"b\"\r\n\r\nother\r\n";
+        let (form, file) = read_all(CT, vec![form(&[("key", "k")], b"first", second)])
+            .await
+            .unwrap();
+        assert_eq!(
+            (form.filename.as_str(), file.as_slice()),
+            ("a.txt", &b"first"[..])
+        );
+    }
+
     /// Random and truncated forms never panic: each is a form, or an error.
     #[tokio::test]
     async fn random_and_truncated_input_never_panics() {
