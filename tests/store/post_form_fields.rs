@@ -222,3 +222,16 @@ async fn an_anonymous_form_writes_where_the_bucket_policy_lets_anyone() {
     let denied = (403, "AccessDenied", "Access Denied");
     assert_refused(&store, &s3, &b, "kept/a", &form("kept/a"), denied).await;
 }
+
+/// A file holding the form's own delimiter, followed by neither `--` nor a new part, is not
+/// well-formed: refused, rather than stored cut at the delimiter and acknowledged (it was).
+#[tokio::test]
+async fn a_file_holding_its_own_delimiter_is_refused_not_stored_short() {
+    let (store, s3, b) = TestStore::with_bucket("postdelim").await;
+    let inside = format!("before\r\n--{}-and after", crate::common::form::BOUNDARY);
+    let f = form("k")
+        .file("f", inside.into_bytes())
+        .signed_for_hour(&basic_conditions(&b, "k"));
+    let expect = (400, "MalformedPOSTRequest", "not well-formed");
+    assert_refused(&store, &s3, &b, "k", &f, expect).await;
+}
