@@ -36,6 +36,11 @@ impl PostForm {
         }
     }
 
+    /// A form for `key` of a text/plain file, unsigned.
+    pub fn text(key: &str) -> PostForm {
+        PostForm::new(&[("key", key), ("Content-Type", "text/plain")])
+    }
+
     /// The form signed with the test key: adds the SigV4 fields, a policy expiring at `expires`
     /// whose conditions are `conditions` plus eq conditions on the SigV4 fields, and its
     /// signature.
@@ -159,6 +164,20 @@ impl PostForm {
             .header("content-type", &Self::content_type())
             .body(self.body())
     }
+}
+
+/// Lets anyone `s3:PutObject` under `prefix` in `bucket` (a bucket policy set with `s3`): where
+/// anonymous forms may write.
+pub async fn anyone_may_put(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) {
+    let policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": "*", "Action": "s3:PutObject",
+        "Resource": format!("arn:aws:s3:::{bucket}/{prefix}*")}]});
+    s3.put_bucket_policy()
+        .bucket(bucket)
+        .policy(policy.to_string())
+        .send()
+        .await
+        .unwrap();
 }
 
 /// The conditions of an ordinary form: this bucket, this key, any Content-Type.

@@ -5,12 +5,8 @@
 
 use serde_json::json;
 
-use crate::common::form::{PostForm, assert_refused, basic_conditions};
+use crate::common::form::{PostForm, anyone_may_put, assert_refused, basic_conditions};
 use crate::common::*;
-
-fn form(key: &str) -> PostForm {
-    PostForm::new(&[("key", key), ("Content-Type", "text/plain")])
-}
 
 #[tokio::test]
 async fn filename_is_expanded_in_every_field_through_the_edge() {
@@ -20,7 +16,7 @@ async fn filename_is_expanded_in_every_field_through_the_edge() {
     let mut conditions = basic_conditions(&b, "");
     conditions[1] = json!(["starts-with", "$key", "up/"]);
     conditions.push(json!(["starts-with", "$x-amz-meta-picked", ""]));
-    let r = form("up/${filename}")
+    let r = PostForm::text("up/${filename}")
         .set("x-amz-meta-picked", "${filename}")
         .file("edge.txt", b"via the edge".to_vec())
         .signed_for_hour(&conditions)
@@ -47,7 +43,7 @@ async fn the_content_md5_field_is_checked_through_the_edge() {
     let b = pair.store.bucket(&s3, "epostmd5").await;
     let mut conditions = basic_conditions(&b, "k");
     conditions.push(json!({"Content-MD5": "1B2M2Y8AsgTpgAmY7PhCfg=="}));
-    let wrong = form("k")
+    let wrong = PostForm::text("k")
         .set("Content-MD5", "1B2M2Y8AsgTpgAmY7PhCfg==")
         .signed_for_hour(&conditions);
     let expect = (400, "BadDigest", "did not match");
@@ -59,20 +55,21 @@ async fn an_anonymous_form_through_the_edge_writes_where_the_bucket_policy_lets_
     let pair = EdgePair::start();
     let s3 = pair.store.client();
     let b = pair.store.bucket(&s3, "epostanon").await;
-    let policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-        "Principal": "*", "Action": "s3:PutObject", "Resource": format!("arn:aws:s3:::{b}/drop/*")}]});
-    s3.put_bucket_policy()
-        .bucket(&b)
-        .policy(policy.to_string())
-        .send()
-        .await
-        .unwrap();
+    anyone_may_put(&s3, &b, "drop/").await;
     let denied = (403, "AccessDenied", "Access Denied");
-    assert_refused(&pair.edge, &s3, &b, "kept/a", &form("kept/a"), denied).await;
+    assert_refused(
+        &pair.edge,
+        &s3,
+        &b,
+        "kept/a",
+        &PostForm::text("kept/a"),
+        denied,
+    )
+    .await;
     // The edge learns the policy by polling: poll until the drop prefix is open there too.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let r = form("drop/a")
+        let r = PostForm::text("drop/a")
             .request(&format!("/{b}"))
             .send(&pair.edge)
             .await;

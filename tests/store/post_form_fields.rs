@@ -6,14 +6,10 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::common::form::{PostForm, assert_refused, basic_conditions};
+use crate::common::form::{PostForm, anyone_may_put, assert_refused, basic_conditions};
 use crate::common::keys::{create_key, key_ok};
 use crate::common::*;
 use serde_json::json;
-
-fn form(key: &str) -> PostForm {
-    PostForm::new(&[("key", key), ("Content-Type", "text/plain")])
-}
 
 /// AWS: "All variables within the form are expanded prior to validating the POST policy".
 /// (Before, only the key was: the metadata kept `${filename}` and an exact condition on the
@@ -29,7 +25,7 @@ async fn filename_is_expanded_in_every_field_before_the_policy_is_checked() {
         "$success_action_redirect",
         "http://app.test/"
     ]));
-    let r = form("up/${filename}")
+    let r = PostForm::text("up/${filename}")
         .set("x-amz-meta-picked", "as ${filename}")
         .set(
             "success_action_redirect",
@@ -56,7 +52,7 @@ async fn filename_is_expanded_in_every_field_before_the_policy_is_checked() {
     // An exact condition on the unexpanded value no longer matches what was sent.
     let mut exact = basic_conditions(&b, "k");
     exact.push(json!({"x-amz-meta-picked": "${filename}"}));
-    let f = form("k")
+    let f = PostForm::text("k")
         .set("x-amz-meta-picked", "${filename}")
         .signed_for_hour(&exact);
     let expect = (
@@ -76,7 +72,7 @@ async fn every_type_of_a_content_type_list_must_meet_its_condition() {
     let mut conditions = basic_conditions(&b, "k");
     conditions[2] = json!(["starts-with", "$Content-Type", "image/"]);
     let typed = |ct: &str| {
-        form("k")
+        PostForm::text("k")
             .set("Content-Type", ct)
             .signed_for_hour(&conditions)
     };
@@ -103,17 +99,17 @@ async fn the_content_md5_field_is_checked() {
     let mut conditions = basic_conditions(&b, "k");
     conditions.push(json!(["starts-with", "$Content-MD5", ""]));
     let empty_md5 = "1B2M2Y8AsgTpgAmY7PhCfg==";
-    let wrong = form("k")
+    let wrong = PostForm::text("k")
         .set("Content-MD5", empty_md5)
         .signed_for_hour(&conditions);
     let expect = (400, "BadDigest", "did not match");
     assert_refused(&store, &s3, &b, "k", &wrong, expect).await;
-    let malformed = form("k")
+    let malformed = PostForm::text("k")
         .set("Content-MD5", "nope")
         .signed_for_hour(&conditions);
     let expect = (400, "InvalidDigest", "not valid");
     assert_refused(&store, &s3, &b, "k", &malformed, expect).await;
-    let right = form("k")
+    let right = PostForm::text("k")
         .set("Content-MD5", empty_md5)
         .file("empty", Vec::new())
         .signed_for_hour(&conditions);
@@ -162,7 +158,7 @@ async fn the_policy_must_name_the_signing_fields() {
     let (store, s3, b) = TestStore::with_bucket("postsig").await;
     let opts = SignOpts::default();
     for field in ["x-amz-algorithm", "x-amz-credential", "x-amz-date"] {
-        let signed = form("k").signed_with(
+        let signed = PostForm::text("k").signed_with(
             &opts,
             &basic_conditions(&b, "k"),
             SystemTime::now() + Duration::from_secs(600),
@@ -186,7 +182,7 @@ async fn a_form_signed_by_a_key_writes_only_where_the_key_may() {
     let (id, secret) = create_key(&store, "former", &[]);
     let opts = SignOpts::default().keys(&id, &secret);
     let signed = || {
-        form("k").signed_with(
+        PostForm::text("k").signed_with(
             &opts,
             &basic_conditions(&b, "k"),
             SystemTime::now() + Duration::from_secs(600),
@@ -208,19 +204,15 @@ async fn a_form_signed_by_a_key_writes_only_where_the_key_may() {
 #[tokio::test]
 async fn an_anonymous_form_writes_where_the_bucket_policy_lets_anyone() {
     let (store, s3, b) = TestStore::with_bucket("postanon").await;
-    let policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-        "Principal": "*", "Action": "s3:PutObject", "Resource": format!("arn:aws:s3:::{b}/drop/*")}]});
-    s3.put_bucket_policy()
-        .bucket(&b)
-        .policy(policy.to_string())
-        .send()
-        .await
-        .unwrap();
-    let r = form("drop/a").request(&format!("/{b}")).send(&store).await;
+    anyone_may_put(&s3, &b, "drop/").await;
+    let r = PostForm::text("drop/a")
+        .request(&format!("/{b}"))
+        .send(&store)
+        .await;
     assert_eq!(r.status, 204, "{}", r.text());
     assert_eq!(object_bytes(&s3, &b, "drop/a").await, b"hello from a form");
     let denied = (403, "AccessDenied", "Access Denied");
-    assert_refused(&store, &s3, &b, "kept/a", &form("kept/a"), denied).await;
+    assert_refused(&store, &s3, &b, "kept/a", &PostForm::text("kept/a"), denied).await;
 }
 
 /// A file holding the form's own delimiter, followed by neither `--` nor a new part, is not
@@ -229,7 +221,7 @@ async fn an_anonymous_form_writes_where_the_bucket_policy_lets_anyone() {
 async fn a_file_holding_its_own_delimiter_is_refused_not_stored_short() {
     let (store, s3, b) = TestStore::with_bucket("postdelim").await;
     let inside = format!("before\r\n--{}-and after", crate::common::form::BOUNDARY);
-    let f = form("k")
+    let f = PostForm::text("k")
         .file("f", inside.into_bytes())
         .signed_for_hour(&basic_conditions(&b, "k"));
     let expect = (400, "MalformedPOSTRequest", "not well-formed");
