@@ -611,16 +611,9 @@ fn decode_chunked(
     signed: bool,
     declared: Option<u64>,
 ) -> ChunkedRun {
-    let mut rest = body;
-    let mut raw: Vec<Result<Bytes>> = Vec::new();
-    for &n in pieces {
-        let (piece, tail) = rest.split_at(n.min(rest.len()));
-        raw.push(Ok(Bytes::copy_from_slice(piece)));
-        rest = tail;
-    }
     let trailers = Trailers::default();
     let mut stream = auth::chunked::decode(
-        futures::stream::iter(raw).boxed(),
+        in_pieces(body, pieces),
         signed.then(example_chunk_signing),
         declared,
         trailers.clone(),
@@ -689,17 +682,9 @@ pub fn post_form(data: &[u8]) -> bool {
 type FormRun = std::result::Result<(Vec<(String, String)>, String, Vec<u8>), Code>;
 
 fn read_form(body: &[u8], pieces: &[usize]) -> FormRun {
-    let mut rest = body;
-    let mut raw: Vec<Result<Bytes>> = Vec::new();
-    for &n in pieces {
-        let (piece, tail) = rest.split_at(n.min(rest.len()));
-        raw.push(Ok(Bytes::copy_from_slice(piece)));
-        rest = tail;
-    }
     let content_type = Some("multipart/form-data; boundary=XyZ");
     futures::executor::block_on(async {
-        let stream = futures::stream::iter(raw).boxed();
-        let form = crate::s3::post::form::read(content_type, stream).await;
+        let form = crate::s3::post::form::read(content_type, in_pieces(body, pieces)).await;
         let mut form = form.map_err(|e| e.code)?;
         let mut file = Vec::new();
         while let Some(piece) = form.file.next().await {
@@ -707,6 +692,18 @@ fn read_form(body: &[u8], pieces: &[usize]) -> FormRun {
         }
         Ok((form.fields, form.filename, file))
     })
+}
+
+/// `body` as a client's body stream yielding it in pieces of these sizes.
+fn in_pieces(body: &[u8], pieces: &[usize]) -> crate::engine::ByteStream {
+    let mut rest = body;
+    let mut raw: Vec<Result<Bytes>> = Vec::new();
+    for &n in pieces {
+        let (piece, tail) = rest.split_at(n.min(rest.len()));
+        raw.push(Ok(Bytes::copy_from_slice(piece)));
+        rest = tail;
+    }
+    futures::stream::iter(raw).boxed()
 }
 
 /// Piece sizes covering `len` bytes, 0 to 63 bytes each (empty pieces included: a body
