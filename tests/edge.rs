@@ -47,6 +47,8 @@ mod one_fill;
 mod origin_tls;
 #[path = "edge/post_browser.rs"]
 mod post_browser;
+#[path = "edge/post_form_fields.rs"]
+mod post_form_fields;
 #[path = "edge/post_object.rs"]
 mod post_object;
 #[path = "edge/ready.rs"]

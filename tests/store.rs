@@ -49,6 +49,8 @@ mod listing;
 mod multipart;
 #[path = "store/objects.rs"]
 mod objects;
+#[path = "store/post_form_fields.rs"]
+mod post_form_fields;
 #[path = "store/post_object.rs"]
 mod post_object;
 #[path = "store/reads.rs"]

@@ -611,16 +611,9 @@ fn decode_chunked(
     signed: bool,
     declared: Option<u64>,
 ) -> ChunkedRun {
-    let mut rest = body;
-    let mut raw: Vec<Result<Bytes>> = Vec::new();
-    for &n in pieces {
-        let (piece, tail) = rest.split_at(n.min(rest.len()));
-        raw.push(Ok(Bytes::copy_from_slice(piece)));
-        rest = tail;
-    }
     let trailers = Trailers::default();
     let mut stream = auth::chunked::decode(
-        futures::stream::iter(raw).boxed(),
+        in_pieces(body, pieces),
         signed.then(example_chunk_signing),
         declared,
         trailers.clone(),
@@ -636,6 +629,81 @@ fn decode_chunked(
         data,
         result: result.map(|()| trailers.all()),
     }
+}
+
+/// `post_form`: the browser form reader of POST Object (`s3::post::form::read`, then its file
+/// stream) on an arbitrary `multipart/form-data` body with the boundary `XyZ`.
+///
+/// Input: byte 0 seeds the piece sizes, the body starts at byte 1. Invariants: errors are the
+/// form's codes (MalformedPOSTRequest, IncompleteBody, IncorrectNumberOfFilesInPostRequest,
+/// InvalidArgument, MaxPostPreDataLengthExceeded); a body shorter than the pre-data bound reads
+/// the same (fields, filename, file bytes, or error code) whole and in pieces; fields are
+/// lower-case and given once; the file's bytes stand in the body, after its fields.
+pub fn post_form(data: &[u8]) -> bool {
+    let [split_seed, body @ ..] = data else {
+        return false;
+    };
+    let whole = read_form(body, &[body.len()]);
+    let pieces = piece_sizes(body.len(), *split_seed);
+    let split = read_form(body, &pieces);
+    if body.len() < crate::s3::post::form::MAX_PRE_DATA {
+        assert_eq!(whole, split, "the form depends on the split {pieces:?}");
+    }
+    for run in [&whole, &split] {
+        match run {
+            Err(code) => assert!(
+                matches!(
+                    code,
+                    Code::MalformedPOSTRequest
+                        | Code::IncompleteBody
+                        | Code::IncorrectNumberOfFilesInPostRequest
+                        | Code::InvalidArgument
+                        | Code::MaxPostPreDataLengthExceeded
+                ),
+                "unexpected {code:?}"
+            ),
+            Ok((fields, _, file)) => {
+                for (i, (name, _)) in fields.iter().enumerate() {
+                    assert_eq!(*name, name.to_ascii_lowercase());
+                    assert!(fields[..i].iter().all(|(n, _)| n != name), "{name} twice");
+                }
+                let values: usize = fields.iter().map(|(n, v)| n.len() + v.len()).sum();
+                assert!(values + file.len() <= body.len());
+                assert!(
+                    file.is_empty() || find(body, file).is_some(),
+                    "file not in body"
+                );
+            }
+        }
+    }
+    whole.is_ok()
+}
+
+type FormRun = std::result::Result<(Vec<(String, String)>, String, Vec<u8>), Code>;
+
+fn read_form(body: &[u8], pieces: &[usize]) -> FormRun {
+    let content_type = Some("multipart/form-data; boundary=XyZ");
+    futures::executor::block_on(async {
+        let form = crate::s3::post::form::read(content_type, in_pieces(body, pieces)).await;
+        let mut form = form.map_err(|e| e.code)?;
+        let mut file = Vec::new();
+        while let Some(piece) = form.file.next().await {
+            file.extend_from_slice(&piece.map_err(|e| e.code)?);
+        }
+        Ok((form.fields, form.filename, file))
+    })
+}
+
+/// `body` as a client's body stream yielding it in pieces of these sizes.
+fn in_pieces(body: &[u8], pieces: &[usize]) -> crate::engine::ByteStream {
+    let mut rest = body;
+    let mut raw: Vec<Result<Bytes>> = Vec::new();
+    for &n in pieces {
+        let (piece, tail) = rest.split_at(n.min(rest.len()));
+        raw.push(Ok(Bytes::copy_from_slice(piece)));
+        rest = tail;
+    }
+    futures::stream::iter(raw).boxed()
 }
 
 /// Piece sizes covering `len` bytes, 0 to 63 bytes each (empty pieces included: a body

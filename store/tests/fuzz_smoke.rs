@@ -111,6 +111,12 @@ fn bucket_policy() {
     smoke("bucket_policy", fuzzing::bucket_policy, &valid, PER_SEED);
 }
 
+#[test]
+fn post_form() {
+    let forms = ["browser_sigv4.bin", "fields_after_file.bin"];
+    smoke("post_form", fuzzing::post_form, &forms, PER_SEED);
+}
+
 /// Found by this smoke run (sigv4_header, "a signed request passed as anonymous"): an
 /// Authorization header that is not visible ASCII was skipped and the request went on as
 /// anonymous. S3 refuses it as malformed.

@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
+use super::SignOpts;
 use super::raw::RawRequest;
-use super::{ACCESS_KEY, SignOpts};
 
 pub const BOUNDARY: &str = "----OutpostFormBoundary7MA4YWxkTrZu0gW";
 
@@ -36,12 +36,26 @@ impl PostForm {
         }
     }
 
+    /// A form for `key` of a text/plain file, unsigned.
+    pub fn text(key: &str) -> PostForm {
+        PostForm::new(&[("key", key), ("Content-Type", "text/plain")])
+    }
+
     /// The form signed with the test key: adds the SigV4 fields, a policy expiring at `expires`
     /// whose conditions are `conditions` plus eq conditions on the SigV4 fields, and its
     /// signature.
-    pub fn signed(mut self, conditions: &[Value], expires: SystemTime) -> PostForm {
-        let opts = SignOpts::default();
-        let credential = format!("{ACCESS_KEY}/{}", opts.scope());
+    pub fn signed(self, conditions: &[Value], expires: SystemTime) -> PostForm {
+        self.signed_with(&SignOpts::default(), conditions, expires)
+    }
+
+    /// [`PostForm::signed`] by the identity of `opts` (another key, another time).
+    pub fn signed_with(
+        mut self,
+        opts: &SignOpts,
+        conditions: &[Value],
+        expires: SystemTime,
+    ) -> PostForm {
+        let credential = format!("{}/{}", opts.access_key, opts.scope());
         let amz_date = opts.amz_date();
         let mut all = conditions.to_vec();
         all.push(json!({"x-amz-algorithm": "AWS4-HMAC-SHA256"}));
@@ -50,19 +64,30 @@ impl PostForm {
         let expiration = time::OffsetDateTime::from(expires)
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap();
-        let policy = json!({"expiration": expiration, "conditions": all}).to_string();
-        let policy = base64::engine::general_purpose::STANDARD.encode(policy);
-        let signature = opts.hmac(&policy);
         for (k, v) in [
             ("x-amz-algorithm", "AWS4-HMAC-SHA256".to_owned()),
             ("x-amz-credential", credential),
             ("x-amz-date", amz_date),
-            ("policy", policy),
-            ("x-amz-signature", signature),
         ] {
             self.fields.push((k.into(), v));
         }
-        self
+        self.with_policy(opts, &json!({"expiration": expiration, "conditions": all}))
+    }
+
+    /// The form with `policy` (a JSON document) as its policy, signed by `opts`.
+    pub fn with_policy(self, opts: &SignOpts, policy: &Value) -> PostForm {
+        let policy = base64::engine::general_purpose::STANDARD.encode(policy.to_string());
+        let signature = opts.hmac(&policy);
+        self.set("policy", &policy)
+            .set("x-amz-signature", &signature)
+    }
+
+    /// The form's policy, decoded.
+    pub fn policy(&self) -> Value {
+        let json = base64::engine::general_purpose::STANDARD
+            .decode(self.get("policy"))
+            .unwrap();
+        serde_json::from_slice(&json).unwrap()
     }
 
     /// Signed, valid for an hour.
@@ -139,6 +164,20 @@ impl PostForm {
             .header("content-type", &Self::content_type())
             .body(self.body())
     }
+}
+
+/// Lets anyone `s3:PutObject` under `prefix` in `bucket` (a bucket policy set with `s3`): where
+/// anonymous forms may write.
+pub async fn anyone_may_put(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) {
+    let policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": "*", "Action": "s3:PutObject",
+        "Resource": format!("arn:aws:s3:::{bucket}/{prefix}*")}]});
+    s3.put_bucket_policy()
+        .bucket(bucket)
+        .policy(policy.to_string())
+        .send()
+        .await
+        .unwrap();
 }
 
 /// The conditions of an ordinary form: this bucket, this key, any Content-Type.

@@ -14,10 +14,6 @@ use crate::common::form::{
 };
 use crate::common::*;
 
-fn form(key: &str) -> PostForm {
-    PostForm::new(&[("key", key), ("Content-Type", "text/plain")])
-}
-
 #[tokio::test]
 async fn a_form_through_the_edge_is_stored_and_the_cached_copy_dropped() {
     let pair = EdgePair::start();
@@ -30,7 +26,7 @@ async fn a_form_through_the_edge_is_stored_and_the_cached_copy_dropped() {
     conditions.push(json!({"x-amz-meta-who": "browser"}));
     conditions.push(json!({"success_action_status": "201"}));
     let data = random_bytes(300_000, 5);
-    let f = form("k")
+    let f = PostForm::text("k")
         .set("x-amz-meta-who", "browser")
         .set("success_action_status", "201")
         .file("a.bin", data.clone())
@@ -57,7 +53,7 @@ async fn a_form_through_the_edge_is_stored_and_the_cached_copy_dropped() {
         "$success_action_redirect",
         "http://app.test/"
     ]));
-    let r = form("r")
+    let r = PostForm::text("r")
         .set("success_action_redirect", "http://app.test/ok")
         .signed_for_hour(&redirect)
         .request(&format!("/{b}"))
@@ -78,12 +74,12 @@ async fn forms_the_edge_refuses_never_reach_the_store() {
     let s3 = pair.store.client();
     let b = pair.store.bucket(&s3, "epostno").await;
     let conditions = basic_conditions(&b, "k");
-    let good = form("k").signed_for_hour(&conditions);
+    let good = PostForm::text("k").signed_for_hour(&conditions);
     let mut signature = good.get("x-amz-signature").to_owned();
     signature.replace_range(..1, if signature.starts_with('0') { "1" } else { "0" });
     let cases = [
         (
-            form("k").signed(&conditions, SystemTime::now() - Duration::from_secs(1)),
+            PostForm::text("k").signed(&conditions, SystemTime::now() - Duration::from_secs(1)),
             (403, "AccessDenied", "Policy expired."),
         ),
         (
@@ -91,11 +87,13 @@ async fn forms_the_edge_refuses_never_reach_the_store() {
             (403, "SignatureDoesNotMatch", "signature"),
         ),
         (
-            form("k").set("foo", "1").signed_for_hour(&conditions),
+            PostForm::text("k")
+                .set("foo", "1")
+                .signed_for_hour(&conditions),
             (403, "AccessDenied", "Extra input fields: foo"),
         ),
         (
-            form("k").signed_for_hour(&basic_conditions(&b, "other")),
+            PostForm::text("k").signed_for_hour(&basic_conditions(&b, "other")),
             (403, "AccessDenied", r#"["eq", "$key", "other"]"#),
         ),
     ];
@@ -112,7 +110,7 @@ async fn forms_the_edge_refuses_never_reach_the_store() {
     put_bytes(&s3, &b, "secret", b"secret bytes".to_vec()).await;
     let mut copying = conditions.clone();
     copying.push(json!({"x-amz-copy-source": format!("/{b}/secret")}));
-    let copy = form("k")
+    let copy = PostForm::text("k")
         .set("x-amz-copy-source", &format!("/{b}/secret"))
         .signed_for_hour(&copying);
     let expect = (400, "InvalidArgument", "x-amz-copy-source");
@@ -123,7 +121,7 @@ async fn forms_the_edge_refuses_never_reach_the_store() {
         &s3,
         &b,
         "k",
-        &form("k"),
+        &PostForm::text("k"),
         (403, "AccessDenied", "Access Denied"),
     )
     .await;
@@ -137,7 +135,7 @@ async fn content_length_range_through_the_edge_stores_nothing_outside_it() {
     let mut conditions = basic_conditions(&b, "k");
     conditions.push(json!(["content-length-range", 100, 2_000_000]));
     let sized = |n: usize| {
-        form("k")
+        PostForm::text("k")
             .file("f", random_bytes(n, 1))
             .signed_for_hour(&conditions)
     };

@@ -651,3 +651,32 @@ async fn the_store_decides_a_relay_as_the_client_on_the_facts_its_edge_asserts()
         .0;
     assert_eq!(own.send(&store).await.status, 200);
 }
+
+/// A form upload through a keyed edge is an upload by the key that signed its policy: the
+/// edge checks that key's signature and grants, and relays only a writer's form.
+#[tokio::test]
+async fn form_uploads_through_a_keyed_edge_write_only_where_the_signer_may() {
+    use crate::common::form::{PostForm, assert_refused, basic_conditions};
+    let (pair, root, b) = KeyedEdge::with_bucket("ek-form").await;
+    let writer = pair.key("form-writer", &b, &["--write"]);
+    let reader = pair.key("form-reader", &b, &["--read"]);
+    let nobody = pair.key("form-nobody", &b, &[]);
+    pair.synced(&b).await;
+    let signed_by = |(id, secret): &(String, String)| {
+        PostForm::new(&[("key", "k")]).signed_with(
+            &SignOpts::default().keys(id, secret),
+            &basic_conditions(&b, "k"),
+            std::time::SystemTime::now() + Duration::from_secs(600),
+        )
+    };
+    let denied = (403, "AccessDenied", "Access Denied");
+    for key in [&reader, &nobody] {
+        assert_refused(&pair.edge, &root, &b, "k", &signed_by(key), denied).await;
+    }
+    let r = signed_by(&writer)
+        .request(&format!("/{b}"))
+        .send(&pair.edge)
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(object_bytes(&root, &b, "k").await, b"hello from a form");
+}

@@ -13,10 +13,6 @@ use crate::common::form::{
 use crate::common::*;
 use serde_json::json;
 
-fn form(key: &str) -> PostForm {
-    PostForm::new(&[("key", key), ("Content-Type", "text/plain")])
-}
-
 #[tokio::test]
 async fn a_signed_form_stores_its_file_and_answers_as_it_asks() {
     let (store, s3, b) = TestStore::with_bucket("postok").await;
@@ -34,7 +30,7 @@ async fn a_signed_form_stores_its_file_and_answers_as_it_asks() {
     ];
     for (i, (status, redirect, expect)) in answers.into_iter().enumerate() {
         let data = random_bytes(1000 + i, i as u64);
-        let mut f = form("k").set("x-amz-meta-note", &format!("n{i}"));
+        let mut f = PostForm::text("k").set("x-amz-meta-note", &format!("n{i}"));
         if let Some(s) = status {
             f = f.set("success_action_status", s);
         }
@@ -73,11 +69,12 @@ async fn a_signed_form_stores_its_file_and_answers_as_it_asks() {
 async fn a_form_without_a_valid_policy_or_within_it_is_refused_and_stores_nothing() {
     let (store, s3, b) = TestStore::with_bucket("postno").await;
     let conditions = basic_conditions(&b, "k");
-    let good = form("k").signed_for_hour(&conditions);
+    let good = PostForm::text("k").signed_for_hour(&conditions);
     let denied = |message| (403, "AccessDenied", message);
-    let expired = form("k").signed(&conditions, SystemTime::now() - Duration::from_secs(1));
+    let expired =
+        PostForm::text("k").signed(&conditions, SystemTime::now() - Duration::from_secs(1));
     // Another policy (any key) under the old signature.
-    let wider = form("other").signed_for_hour(&basic_conditions(&b, "other"));
+    let wider = PostForm::text("other").signed_for_hour(&basic_conditions(&b, "other"));
     let tampered_policy = good
         .clone()
         .set("key", "other")
@@ -85,16 +82,17 @@ async fn a_form_without_a_valid_policy_or_within_it_is_refused_and_stores_nothin
     let mut signature = good.get("x-amz-signature").to_owned();
     signature.replace_range(..1, if signature.starts_with('0') { "1" } else { "0" });
     let tampered_signature = good.clone().set("x-amz-signature", &signature);
-    let extra = form("k")
+    let extra = PostForm::text("k")
         .set("x-amz-meta-extra", "1")
         .signed_for_hour(&conditions);
-    let wrong_bucket = form("k").signed_for_hour(&basic_conditions("another-bucket", "k"));
+    let wrong_bucket =
+        PostForm::text("k").signed_for_hour(&basic_conditions("another-bucket", "k"));
     let mut prefixed = conditions.clone();
     prefixed[1] = json!(["starts-with", "$key", "uploads/"]);
-    let outside_prefix = form("k").signed_for_hour(&prefixed);
+    let outside_prefix = PostForm::text("k").signed_for_hour(&prefixed);
     let mut with_acl = conditions.clone();
     with_acl.push(json!({"acl": "public-read"}));
-    let public_acl = form("k")
+    let public_acl = PostForm::text("k")
         .set("acl", "public-read")
         .signed_for_hour(&with_acl);
     let cases = [
@@ -124,7 +122,7 @@ async fn a_form_without_a_valid_policy_or_within_it_is_refused_and_stores_nothin
         ),
         (public_acl, (400, "AccessControlListNotSupported", "ACLs")),
         // Anonymous: no policy, and the bucket's policy opens nothing.
-        (form("k"), denied("Access Denied")),
+        (PostForm::text("k"), denied("Access Denied")),
     ];
     for (f, expect) in &cases {
         assert_refused(&store, &s3, &b, "k", f, *expect).await;
@@ -157,14 +155,16 @@ async fn a_form_without_a_valid_policy_or_within_it_is_refused_and_stores_nothin
     ] {
         let mut named = conditions.clone();
         named.push(json!({ field: value }));
-        let f = form("k").set(field, &value).signed_for_hour(&named);
+        let f = PostForm::text("k")
+            .set(field, &value)
+            .signed_for_hour(&named);
         assert_refused(&store, &s3, &b, "k", &f, expect).await;
     }
     assert_eq!(object_bytes(&s3, &b, "secret").await, b"kept");
     // A second value for a field the policy pins does not slip past it.
     let mut pinned = conditions.clone();
     pinned.push(json!({"x-amz-meta-role": "viewer"}));
-    let mut twice = form("k")
+    let mut twice = PostForm::text("k")
         .set("x-amz-meta-role", "viewer")
         .signed_for_hour(&pinned);
     twice
@@ -180,7 +180,7 @@ async fn a_form_without_a_valid_policy_or_within_it_is_refused_and_stores_nothin
         .await;
     r.assert_error(412, "PreconditionFailed");
     // Fields before the file past 20 KiB.
-    let padded = form("k")
+    let padded = PostForm::text("k")
         .set("x-ignore-pad", &"p".repeat(24 << 10))
         .signed_for_hour(&conditions);
     assert_refused(
@@ -215,7 +215,7 @@ async fn filename_is_substituted_and_fields_after_the_file_are_ignored() {
     let (store, s3, b) = TestStore::with_bucket("postfn").await;
     let mut conditions = basic_conditions(&b, "");
     conditions[1] = json!(["starts-with", "$key", "uploads/"]);
-    let mut f = form("uploads/${filename}")
+    let mut f = PostForm::text("uploads/${filename}")
         .file("photo 1.jpg", b"jpeg bytes".to_vec())
         .signed_for_hour(&conditions);
     // Not covered by the policy, but after the file: never read, as at AWS.
@@ -240,7 +240,7 @@ async fn content_length_range_is_enforced_as_the_file_streams() {
     let mut conditions = basic_conditions(&b, "k");
     conditions.push(json!(["content-length-range", 10, 100_000]));
     let sized = |n: usize| {
-        form("k")
+        PostForm::text("k")
             .file("f", random_bytes(n, n as u64))
             .signed_for_hour(&conditions)
     };
@@ -263,7 +263,7 @@ async fn a_virtual_hosted_form_upload() {
     );
     let s3 = store.client();
     let b = store.bucket(&s3, "postvh").await;
-    let f = form("k").set("success_action_status", "201");
+    let f = PostForm::text("k").set("success_action_status", "201");
     let mut conditions = basic_conditions(&b, "k");
     conditions.push(json!({"success_action_status": "201"}));
     let r = f

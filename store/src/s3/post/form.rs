@@ -1,7 +1,8 @@
 //! A browser's `multipart/form-data` body read as a stream (with `multer`, the parser axum's
 //! multipart is built on): the fields before the file whole, under one bound; the file part
-//! as a stream, never buffered; whatever follows the file is never read (AWS ignores fields
-//! after `file`).
+//! as a stream, never buffered; after the file, only what tells that it ended (the closing
+//! boundary, or the headers of a part after it, under the same bound), never the fields
+//! there (AWS ignores fields after `file`).
 //!
 //! The bound: AWS refuses a form whose fields before the file pass 20 KiB
 //! (MaxPostPreDataLengthExceeded, `MaxPostPreDataLengthBytes` 20480). Here it counts every byte
@@ -9,11 +10,12 @@
 //! fields, their size and the parser's buffering alike (a preamble or a part header that never
 //! ends cannot grow memory either). Until the file part is found the parser is fed in pieces
 //! of `PIECE` (512) bytes, one per poll, so the count is exact to one piece: a form is refused
-//! once more than 20 KiB and a piece came without its file part.
+//! once more than 20 KiB and a piece came without its file part. After the file's end, the
+//! count starts again for what follows it.
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -35,7 +37,7 @@ pub struct Form {
     /// The file part's `filename` (what `${filename}` stands for), empty when it has none.
     pub filename: String,
     /// The file's bytes, as they arrive. Ends in an error, never cleanly, when the body breaks
-    /// off before the file part's closing boundary.
+    /// off before the file part's delimiter and the `--` or the part header that follows it.
     pub file: ByteStream,
 }
 
@@ -53,13 +55,14 @@ pub async fn read(content_type: Option<&str>, body: ByteStream) -> Result<Form> 
                 "Bucket POST must be of the enclosure-type multipart/form-data",
             )
         })?;
-    let file_found = Arc::new(AtomicBool::new(false));
+    let phase = Arc::new(AtomicU8::new(FIELDS));
     let feed = Feed {
         body,
         pending: Bytes::new(),
         fed: 0,
+        counted: FIELDS,
         yielded: false,
-        file_found: Arc::clone(&file_found),
+        phase: Arc::clone(&phase),
     };
     let mut multipart = multer::Multipart::new(feed, boundary);
     let mut fields = Vec::new();
@@ -71,13 +74,12 @@ pub async fn read(content_type: Option<&str>, body: ByteStream) -> Result<Form> 
             .ok_or_else(|| Error::new(Code::IncorrectNumberOfFilesInPostRequest))?;
         let name = field.name().unwrap_or_default().to_ascii_lowercase();
         if name == "file" {
-            file_found.store(true, Ordering::Relaxed);
+            phase.store(FILE, Ordering::Relaxed);
             let filename = field.file_name().unwrap_or_default().to_owned();
-            let file = field.map(|piece| piece.map_err(|e| form_error(e, true)));
             return Ok(Form {
                 fields,
                 filename,
-                file: file.boxed(),
+                file: file(field, multipart, phase),
             });
         }
         let value = field.bytes().await.map_err(|e| form_error(e, false))?;
@@ -99,17 +101,48 @@ pub async fn read(content_type: Option<&str>, body: ByteStream) -> Result<Form> 
     }
 }
 
+/// The file part's bytes, then what follows its delimiter: `--` (the form's end) or the
+/// headers of another part (a field after the file, never read). Anything else there (a file
+/// holding its own delimiter), or a body that ends there, is not a file's end.
+fn file(
+    field: multer::Field<'static>,
+    multipart: multer::Multipart<'static>,
+    phase: Arc<AtomicU8>,
+) -> ByteStream {
+    futures::stream::unfold(Some((field, multipart, phase)), |state| async move {
+        let (mut field, mut multipart, phase) = state?;
+        match field.chunk().await {
+            Ok(Some(piece)) => Some((Ok(piece), Some((field, multipart, phase)))),
+            Ok(None) => {
+                // The parser reads on only once the field is dropped.
+                drop(field);
+                phase.store(AFTER_FILE, Ordering::Relaxed);
+                let next = multipart.next_field().await;
+                next.err().map(|e| (Err(after_file_error(e)), None))
+            }
+            Err(e) => Some((Err(form_error(e, true)), None)),
+        }
+    })
+    .boxed()
+}
+
+/// Where the parser is, which decides how the body is fed to it ([`Feed`]).
+const FIELDS: u8 = 0;
+const FILE: u8 = 1;
+const AFTER_FILE: u8 = 2;
+
 /// The client body as the parser reads it, one piece per poll: in [`PIECE`]s counted against
-/// [`MAX_PRE_DATA`] until the file part is found, then as it comes.
+/// [`MAX_PRE_DATA`] before the file part and after its end, as it comes in the file.
 struct Feed {
     body: ByteStream,
     /// Received, not yet fed.
     pending: Bytes,
-    /// Bytes fed before the file part was found.
+    /// Bytes fed in the phase `counted`.
     fed: usize,
+    counted: u8,
     /// A piece went out on the last poll: this one yields the task first.
     yielded: bool,
-    file_found: Arc<AtomicBool>,
+    phase: Arc<AtomicU8>,
 }
 
 impl Stream for Feed {
@@ -124,9 +157,15 @@ impl Stream for Feed {
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }
-        let found = this.file_found.load(Ordering::Relaxed);
-        if !found && this.fed > MAX_PRE_DATA + PIECE {
-            return Poll::Ready(Some(Err(too_much_pre_data())));
+        let phase = this.phase.load(Ordering::Relaxed);
+        if phase != this.counted {
+            (this.counted, this.fed) = (phase, 0);
+        }
+        if phase != FILE && this.fed > MAX_PRE_DATA + PIECE {
+            return Poll::Ready(Some(Err(match phase {
+                FIELDS => too_much_pre_data(),
+                _ => not_well_formed("the part after the file has no end"),
+            })));
         }
         while this.pending.is_empty() {
             match this.body.poll_next_unpin(cx) {
@@ -134,8 +173,8 @@ impl Stream for Feed {
                 other => return other,
             }
         }
-        // Until the file part is found, in small pieces, counted; then as the body comes.
-        let piece = if found {
+        // Outside the file, in small pieces, counted; in it, as the body comes.
+        let piece = if phase == FILE {
             std::mem::take(&mut this.pending)
         } else {
             let piece = this.pending.split_to(this.pending.len().min(PIECE));
@@ -167,13 +206,24 @@ fn form_error(e: multer::Error, in_file: bool) -> Error {
                 "The POST request body ended before the file's closing boundary.",
             )
         }
-        other => Error::msg(
-            Code::MalformedPOSTRequest,
-            format!(
-                "The body of your POST request is not well-formed multipart/form-data ({other})."
-            ),
-        ),
+        other => not_well_formed(&other.to_string()),
     }
+}
+
+/// What follows the file's delimiter is not `--` or a part: the body's own error, or
+/// MalformedPOSTRequest (a body ended there, or a file holding its own delimiter).
+fn after_file_error(e: multer::Error) -> Error {
+    match e {
+        multer::Error::StreamReadFailed(_) => form_error(e, true),
+        other => not_well_formed(&format!("after the file: {other}")),
+    }
+}
+
+fn not_well_formed(why: &str) -> Error {
+    Error::msg(
+        Code::MalformedPOSTRequest,
+        format!("The body of your POST request is not well-formed multipart/form-data ({why})."),
+    )
 }
 
 #[cfg(test)]
@@ -300,6 +350,107 @@ mod tests {
         body.truncate(body.len() - 20);
         let e = read_all(CT, vec![body]).await.err().unwrap();
         assert_eq!(e.code, Code::IncompleteBody);
+    }
+
+    /// File bytes that look like the boundary without being its delimiter (no CRLF before
+    /// it, another last letter, a prefix of it just before the real one).
+    const NEAR_MISSES: &[u8] = b"--XyZ\r\n a\r\n--XyQ b\r\n-XyZ c\r\n--Xy\r\n d\r\r\n--X";
+
+    #[tokio::test]
+    async fn a_boundary_split_across_reads_at_every_offset_is_found() {
+        let body = form(&[("key", "k")], NEAR_MISSES, "");
+        for at in 0..=body.len() {
+            let pieces = vec![body[..at].to_vec(), body[at..].to_vec()];
+            let (form, file) = read_all(CT, pieces).await.unwrap();
+            assert_eq!(
+                (form.fields.len(), file.as_slice()),
+                (1, NEAR_MISSES),
+                "{at}"
+            );
+        }
+        let bytes = body.iter().map(|b| vec![*b]).collect();
+        let (_, file) = read_all(CT, bytes).await.unwrap();
+        assert_eq!(file, NEAR_MISSES);
+    }
+
+    /// A body cut anywhere before the file's delimiter (`CRLF--boundary`) and what must
+    /// follow it (`--`, or another part) is an error, never a short file. (A body cut right
+    /// after the delimiter was taken for a whole file.)
+    #[tokio::test]
+    async fn a_body_cut_at_any_offset_never_ends_the_file_early() {
+        let after = "--XyZ\r\nContent-Disposition: form-data; name=\"late\"\r\n\r\nv\r\n";
+        for after in ["", after] {
+            let body = form(&[("key", "k")], NEAR_MISSES, after);
+            let whole = match after {
+                "" => body.len() - b"\r\n".len(),
+                _ => body.len() - b"v\r\n--XyZ--\r\n".len(),
+            };
+            for cut in 0..=body.len() {
+                match read_all(CT, vec![body[..cut].to_vec()]).await {
+                    Ok((_, file)) => {
+                        assert!(cut >= whole, "{cut}: a file of {} bytes", file.len());
+                        assert_eq!(file, NEAR_MISSES, "{cut}");
+                    }
+                    Err(e) => assert!(cut < whole, "{cut}: {}", e.message()),
+                }
+            }
+        }
+    }
+
+    /// A file holding its own delimiter followed by anything but `--` or a new part is not
+    /// well-formed, rather than a file cut there. (It was stored cut short.)
+    #[tokio::test]
+    async fn a_delimiter_inside_the_file_is_refused_not_a_short_file() {
+        let body = form(&[("key", "k")], b"before\r\n--XyZ-after", "");
+        let e = read_all(CT, vec![body]).await.err().unwrap();
+        assert_eq!(e.code, Code::MalformedPOSTRequest, "{}", e.message());
+    }
+
+    /// Whatever follows the file is read only to its next part's headers, under the same
+    /// bound as the fields before it.
+    #[tokio::test]
+    async fn a_part_header_after_the_file_that_never_ends_is_bounded() {
+        let mut body = form(&[("key", "k")], b"data", "");
+        body.truncate(body.len() - b"--\r\n".len());
+        body.extend_from_slice(b"\r\nContent-Disposition: form-data; name=\"x\"");
+        body.extend(std::iter::repeat_n(b'x', 1 << 20));
+        let e = read_all(CT, vec![body]).await.err().unwrap();
+        assert_eq!(e.code, Code::MalformedPOSTRequest, "{}", e.message());
+    }
+
+    #[tokio::test]
+    async fn bare_lf_line_ends_are_refused() {
+        let lf: Vec<u8> = String::from_utf8(form(&[("key", "k")], b"data", ""))
+            .unwrap()
+            .replace("\r\n", "\n")
+            .into_bytes();
+        let e = read_all(CT, vec![lf]).await.err().unwrap();
+        assert_eq!(e.code, Code::MalformedPOSTRequest, "{}", e.message());
+        // CRLF fields, then a file closed with a bare LF: cut short, not a file.
+        let mut mixed = form(&[("key", "k")], b"data", "");
+        mixed.truncate(mixed.len() - b"\r\n--XyZ--\r\n".len());
+        mixed.extend_from_slice(b"\n--XyZ--\n");
+        let e = read_all(CT, vec![mixed]).await.err().unwrap();
+        assert_eq!(e.code, Code::IncompleteBody);
+    }
+
+    #[tokio::test]
+    async fn a_thousand_fields_are_bounded_and_a_second_file_is_never_read() {
+        let names: Vec<String> = (0..1000).map(|i| format!("x-ignore-{i}")).collect();
+        let many: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
+        let e = read_all(CT, vec![form(&many, b"f", "")])
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(e.code, Code::MaxPostPreDataLengthExceeded);
+        let second = "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"b\"\r\n\r\nother\r\n";
+        let (form, file) = read_all(CT, vec![form(&[("key", "k")], b"first", second)])
+            .await
+            .unwrap();
+        assert_eq!(
+            (form.filename.as_str(), file.as_slice()),
+            ("a.txt", &b"first"[..])
+        );
     }
 
     /// Random and truncated forms never panic: each is a form, or an error.

@@ -37,8 +37,9 @@ pub struct Upload {
     pub route: Route,
     pub access: Access,
     /// The object's headers, as a PutObject carries them: Content-Type, Cache-Control,
-    /// Content-Disposition, Content-Encoding, Content-Language, Expires and `x-amz-*` (user
-    /// metadata, storage class, checksums...), from the form's fields.
+    /// Content-Disposition, Content-Encoding, Content-Language, Expires, Content-MD5 (checked
+    /// as on a PutObject) and `x-amz-*` (user metadata, storage class, checksums...), from
+    /// the form's fields.
     pub headers: HeaderMap,
     /// The file's bytes; ends in EntityTooLarge / EntityTooSmall (instead of ending cleanly)
     /// outside the policy's `content-length-range`, so nothing is stored.
@@ -56,12 +57,19 @@ pub async fn accept<F: FrontEnd>(
 ) -> Result<Upload> {
     let settings = front.settings();
     let content_type = super::headers::get(&parts.headers, "content-type");
-    let form = form::read(content_type, body).await?;
+    let mut form = form::read(content_type, body).await?;
+    // AWS: "All variables within the form are expanded prior to validating the POST policy":
+    // `${filename}` in the metadata or the redirect too, and the conditions see the result.
+    for (_, value) in &mut form.fields {
+        if value.contains("${filename}") {
+            *value = value.replace("${filename}", &form.filename);
+        }
+    }
     let key = form
         .fields
         .iter()
         .find(|(name, _)| name == "key")
-        .map(|(_, key)| key.replace("${filename}", &form.filename))
+        .map(|(_, key)| key.clone())
         .ok_or_else(|| signature::missing("key"))?;
     if key.is_empty() {
         return Err(Error::msg(
@@ -71,7 +79,7 @@ pub async fn accept<F: FrontEnd>(
     }
     super::check_key(&key, true)?;
     // The facts the policy's conditions read: the form's fields, the bucket the request
-    // addresses, and the key as it will be stored.
+    // addresses, and the key.
     let field = |name: &str| match name {
         "bucket" => Some(route.bucket.as_str()),
         "key" => Some(key.as_str()),
@@ -128,6 +136,7 @@ const HEADER_FIELDS: &[&str] = &[
     "content-encoding",
     "content-language",
     "expires",
+    "content-md5",
 ];
 
 /// Fields that sign the form rather than describe the object.

@@ -3,7 +3,8 @@
 //! policy"). Pure functions of the form's fields and `now`.
 //!
 //! Conditions: `{"field": "value"}` and `["eq", "$field", "value"]` (exact match),
-//! `["starts-with", "$field", "prefix"]` (an empty prefix allows any value), and
+//! `["starts-with", "$field", "prefix"]` (an empty prefix allows any value; a Content-Type
+//! with commas is a list of types, each of which must start with the prefix), and
 //! `["content-length-range", min, max]` (the file's size, checked as it streams). Field names
 //! match without regard to case. Every form field must be named by a condition except `file`,
 //! `policy`, the signature fields and `x-ignore-*`; a condition on a field the form lacks
@@ -155,6 +156,10 @@ impl Policy {
         for c in &self.conditions {
             let holds = match c {
                 Condition::Eq(name, v) => field(name).unwrap_or_default() == v,
+                Condition::StartsWith(name, v) if name == "content-type" => field(name)
+                    .unwrap_or_default()
+                    .split(',')
+                    .all(|t| t.starts_with(v.as_str())),
                 Condition::StartsWith(name, v) => {
                     field(name).unwrap_or_default().starts_with(v.as_str())
                 }
@@ -288,6 +293,23 @@ mod tests {
             check(&policy, soon, &missing).unwrap_err().code,
             Code::AccessDenied
         );
+    }
+
+    /// AWS reads a Content-Type with commas as a list: each type must start with the prefix.
+    #[test]
+    fn every_type_in_a_content_type_list_must_start_with_the_prefix() {
+        let doc = r#"{"expiration": "2026-12-01T12:00:00Z", "conditions": [
+            ["starts-with", "$Content-Type", "image/"]]}"#;
+        let policy = Policy::parse(&encode(doc)).unwrap();
+        let now = datetime!(2026-12-01 11:00 UTC);
+        let with = |ct| check(&policy, now, &[("content-type", ct)]);
+        assert!(with("image/png").is_ok());
+        assert!(with("image/png,image/gif").is_ok());
+        for bad in ["image/png,text/html", "image/png,", "text/html,image/png"] {
+            let e = with(bad).unwrap_err();
+            assert_eq!(e.code, Code::AccessDenied, "{bad}");
+            assert!(e.message().contains("$content-type"), "{}", e.message());
+        }
     }
 
     #[test]
