@@ -170,10 +170,11 @@ check "download and compare (when_required)" bash -c '"$0" --endpoint-url "$1" s
 check "rb --force (when_required)" aws_s3 s3 rb --force "s3://$B2"
 unset AWS_REQUEST_CHECKSUM_CALCULATION
 
-# python_checks SCRIPT URL: runs tests/compat/SCRIPT against URL and adds its RESULT line.
+# python_checks SCRIPT URL [ARG...]: runs tests/compat/SCRIPT with URL (and ARGs) and adds its
+# RESULT line.
 python_checks() {
   local script="$1" url="$2" log="$WORK/${1%.py}.log" bp bf
-  if "$VENV/bin/python" "$REPO/tests/compat/$script" "$url" >"$log" 2>&1; then :; fi
+  if "$VENV/bin/python" "$REPO/tests/compat/$script" "${@:2}" >"$log" 2>&1; then :; fi
   cat "$log"
   read -r bp bf < <(sed -n 's/^RESULT passed=\([0-9]*\) failed=\([0-9]*\)$/\1 \2/p' "$log" | tail -n1; echo)
   if [[ -z "${bp:-}" ]]; then
@@ -314,6 +315,8 @@ echo "== boto3 over https (store, then through the edge)"
 python_checks boto3_session.py "$TLS_STORE_URL"
 as_tls_key
 python_checks boto3_conditionals.py "$TLS_EDGE_URL"
+echo "== form uploads through the keyed edge with a key of one's own (SigV4 taken, SigV2 refused)"
+OUTPOST_KEYED_EDGE=1 python_checks boto3_post_form.py "$TLS_EDGE_URL"
 as_root
 echo "== rclone (--ca-cert) and s3cmd (--ca-certs) over https (store, then through the edge)"
 rclone_s3cmd_session "https store" "$TLS_STORE_URL" "$AWS_CA_BUNDLE"

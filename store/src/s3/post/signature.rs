@@ -92,6 +92,15 @@ pub fn verify<'a>(
         let policy = required("policy")?;
         let access_key = required("awsaccesskeyid")?;
         let given = required("signature")?;
+        // A key known here only by its published SigV4 signing keys (a client's key at a
+        // keyed edge): no secret to check SigV2 with. Refused as AWS refuses SigV2 where
+        // only SigV4 is taken, never passed as someone else's.
+        if keyring.secret(access_key).is_none() && keyring.knows(access_key) {
+            return Err(Error::msg(
+                Code::InvalidRequest,
+                "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.",
+            ));
+        }
         let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret(access_key)?.expose().as_bytes())
             .expect("HMAC takes any key length");
         mac.update(policy.as_bytes());
