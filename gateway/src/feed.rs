@@ -30,11 +30,13 @@
 //! object's put or delete drops every entry of that bucket and key older than the event's
 //! commit (the store's `x-outpost-seq` on each answer says which commit wrote it; both faces,
 //! signed and anonymous, every site, every query and header variant; slices and compressed
-//! bodies go with their head), and no older answer is stored after it; a bucket created or deleted drops the bucket's; a policy or Public Access
-//! Block change drops the bucket's anonymous entries on the S3 face (sites fetch with the
-//! edge's key); a website change drops the bucket's website configuration entries; a CORS
-//! change forgets the bucket's CORS rules and drops its entries (their `Vary` is the rules');
-//! an invalidation drops its paths. Key and grant changes hold nothing cached here. A line is parsed whole before anything of it is applied.
+//! bodies go with their head), and no older answer is stored after it; a bucket created or
+//! deleted drops the bucket's; a policy or Public Access Block change drops the bucket's
+//! anonymous entries on the S3 face (sites fetch with the edge's key); a website change drops
+//! the bucket's website configuration entries; a CORS change forgets the bucket's CORS rules
+//! and drops its entries (their `Vary` is the rules'); an invalidation drops its paths. Key
+//! and grant changes hold nothing cached here. A line is parsed whole before anything of it
+//! is applied.
 
 mod applied;
 
