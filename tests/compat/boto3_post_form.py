@@ -58,8 +58,10 @@ def presigned(client, key, fields, conditions, expires=300):
 def post(form, data, filename="hello.txt", fields=None, **kwargs):
     body = dict(form["fields"])
     body.update(fields or {})
+    # requests trusts the CA that boto3 and aws-cli do (AWS_CA_BUNDLE, over https).
+    verify = os.environ.get("AWS_CA_BUNDLE") or True
     return requests.post(
-        form["url"], data=body, files={"file": (filename, data)}, timeout=60, **kwargs
+        form["url"], data=body, files={"file": (filename, data)}, timeout=60, verify=verify, **kwargs
     )
 
 
