@@ -74,6 +74,30 @@ impl PostForm {
         self.with_policy(opts, &json!({"expiration": expiration, "conditions": all}))
     }
 
+    /// The form signed with SigV2 by `access_key` / `secret` (what boto3 makes by default for
+    /// a custom endpoint): `AWSAccessKeyId`, a policy expiring at `expires` with `conditions`,
+    /// and `signature`, the base64 HMAC-SHA1 of the base64 policy.
+    pub fn signed_v2(
+        self,
+        (access_key, secret): (&str, &str),
+        conditions: &[Value],
+        expires: SystemTime,
+    ) -> PostForm {
+        use hmac::Mac;
+        let expiration = time::OffsetDateTime::from(expires)
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        let policy = json!({"expiration": expiration, "conditions": conditions});
+        let policy = base64::engine::general_purpose::STANDARD.encode(policy.to_string());
+        let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(policy.as_bytes());
+        let signature =
+            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+        self.set("AWSAccessKeyId", access_key)
+            .set("policy", &policy)
+            .set("signature", &signature)
+    }
+
     /// The form with `policy` (a JSON document) as its policy, signed by `opts`.
     pub fn with_policy(self, opts: &SignOpts, policy: &Value) -> PostForm {
         let policy = base64::engine::general_purpose::STANDARD.encode(policy.to_string());
@@ -216,10 +240,21 @@ pub async fn cut_mid_file(
     bucket: &str,
     requests_metric: &str,
 ) {
-    use tokio::io::AsyncWriteExt;
     let f = PostForm::new(&[("key", "cut")])
         .file("c", super::random_bytes(4 * super::MIB, 3))
         .signed_for_hour(&basic_conditions(bucket, "cut"));
+    cut_mid_form(server, s3, bucket, requests_metric, &f).await;
+}
+
+/// [`cut_mid_file`] with the form `f` (for the key `cut`, its file 4 MiB).
+pub async fn cut_mid_form(
+    server: &super::TestStore,
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    requests_metric: &str,
+    f: &PostForm,
+) {
+    use tokio::io::AsyncWriteExt;
     let body = f.body();
     let head = format!(
         "POST /{bucket} HTTP/1.1\r\nhost: {}\r\ncontent-type: {}\r\ncontent-length: {}\r\n\r\n",

@@ -680,3 +680,63 @@ async fn form_uploads_through_a_keyed_edge_write_only_where_the_signer_may() {
     assert_eq!(r.status, 204, "{}", r.text());
     assert_eq!(object_bytes(&root, &b, "k").await, b"hello from a form");
 }
+
+/// boto3's default presigned POST for a custom endpoint is SigV2, which no published signing
+/// key checks: the keyed edge relays the form for the store to check, as the client wrote it.
+#[tokio::test]
+async fn sigv2_forms_through_a_keyed_edge_are_checked_by_the_store() {
+    use crate::common::form::{PostForm, assert_refused, basic_conditions, cut_mid_form};
+    let (pair, root, b) = KeyedEdge::with_bucket("ek-form2").await;
+    let writer = pair.key("form2-writer", &b, &["--write"]);
+    let reader = pair.key("form2-reader", &b, &["--read"]);
+    pair.synced(&b).await;
+    let in_an_hour = std::time::SystemTime::now() + Duration::from_secs(3600);
+    let by = |(id, secret): &(String, String), key: &str| {
+        PostForm::new(&[("key", key)]).signed_v2(
+            (id, secret),
+            &basic_conditions(&b, key),
+            in_an_hour,
+        )
+    };
+    // Cut mid-file first (the edge counts this PostObject): the store never sees a whole form.
+    let cut = by(&writer, "cut").file("c", random_bytes(4 * MIB, 3));
+    cut_mid_form(&pair.edge, &root, &b, "outpost_edge_requests_total", &cut).await;
+
+    let denied = (403, "AccessDenied", "Access Denied");
+    assert_refused(&pair.edge, &root, &b, "k", &by(&reader, "k"), denied).await;
+    let tampered = by(&writer, "k").set("signature", "AAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+    let mismatch = (403, "SignatureDoesNotMatch", "");
+    assert_refused(&pair.edge, &root, &b, "k", &tampered, mismatch).await;
+    let outside = by(&writer, "k").set("x-amz-meta-extra", "1");
+    let extra = (403, "AccessDenied", "Extra input fields: x-amz-meta-extra");
+    assert_refused(&pair.edge, &root, &b, "k", &outside, extra).await;
+
+    let mut conditions = basic_conditions(&b, "");
+    conditions[1] = serde_json::json!(["starts-with", "$key", "up/"]);
+    conditions.push(serde_json::json!({"success_action_status": "201"}));
+    let r = PostForm::new(&[("key", "up/${filename}"), ("success_action_status", "201")])
+        .file("name.txt", b"sigv2 via the edge".to_vec());
+    let r = r
+        .signed_v2((&writer.0, &writer.1), &conditions, in_an_hour)
+        .request(&format!("/{b}"))
+        .send(&pair.edge)
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    // The answer names the object at the edge, never at the store behind it.
+    let location = r.xml("Location").unwrap();
+    assert_eq!(
+        location,
+        format!("http://{}/{b}/up/name.txt", pair.edge.addr)
+    );
+    assert_eq!(
+        object_bytes(&root, &b, "up/name.txt").await,
+        b"sigv2 via the edge"
+    );
+    assert_eq!(
+        r.xml("ETag").unwrap(),
+        format!(
+            "\"{}\"",
+            crate::common::hash::md5_hex(b"sigv2 via the edge")
+        )
+    );
+}

@@ -41,6 +41,55 @@ pub struct Form {
     pub file: ByteStream,
 }
 
+impl Form {
+    /// The value of the field named `name` (lower-case).
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The form written out again as `multipart/form-data` (its content type and body): the
+    /// fields, then the file as it arrives, under a boundary of 32 random hex digits no file
+    /// can be made to hold. What the edge sends the store for a form only the store can check
+    /// (the signature covers the policy, never the body's bytes). A file name with a quote,
+    /// a backslash or a line end, which HTML's encoding would rewrite, is refused.
+    pub fn encode(self) -> Result<(String, ByteStream)> {
+        if self.filename.contains(['"', '\\', '\r', '\n']) {
+            return Err(Error::msg(
+                Code::InvalidArgument,
+                "The file's name cannot be relayed as it is; rename the file.",
+            ));
+        }
+        let boundary = uuid::Uuid::new_v4().simple().to_string();
+        let mut head = String::new();
+        for (name, value) in &self.fields {
+            head.push_str(&format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            ));
+        }
+        head.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{}\"\r\n\r\n",
+            self.filename
+        ));
+        // The closing delimiter follows only a file that ended cleanly: after an error the
+        // body ends in it, so the store never sees a whole form with a file cut short.
+        let tail = Bytes::from(format!("\r\n--{boundary}--\r\n"));
+        let head = futures::stream::once(async move { Ok(Bytes::from(head)) });
+        let file_then_tail = futures::stream::unfold(Some((self.file, tail)), |state| async move {
+            let (mut file, tail) = state?;
+            match file.next().await {
+                Some(Ok(piece)) => Some((Ok(piece), Some((file, tail)))),
+                Some(Err(e)) => Some((Err(e), None)),
+                None => Some((Ok(tail), None)),
+            }
+        });
+        let body = head.chain(file_then_tail).boxed();
+        Ok((format!("multipart/form-data; boundary={boundary}"), body))
+    }
+}
+
 /// Reads `body` up to its file part. PreconditionFailed unless `content_type` is
 /// multipart/form-data with a boundary (AWS's answer to any other POST to a bucket);
 /// MaxPostPreDataLengthExceeded past [`MAX_PRE_DATA`]; IncorrectNumberOfFilesInPostRequest
@@ -281,6 +330,38 @@ mod tests {
         );
         assert_eq!(form.filename, "a.txt");
         assert_eq!(file, b"hello");
+    }
+
+    /// What the edge relays reads back as the form it read, and a file cut short stays cut
+    /// short: no closing delimiter follows its error.
+    #[tokio::test]
+    async fn an_encoded_form_reads_back_the_same() {
+        let file = b"--XyZ\r\n not the end".repeat(1000);
+        let body = form(
+            &[("key", "up/${filename}"), ("x-amz-meta-a", "b\r\nc")],
+            &file,
+            "",
+        );
+        let read_once = read(Some(CT), body_of(vec![body.clone()])).await.unwrap();
+        let (content_type, encoded) = read_once.encode().unwrap();
+        let encoded: Vec<u8> = encoded.map(|piece| piece.unwrap().to_vec()).concat().await;
+        let (again, again_file) = read_all(&content_type, vec![encoded]).await.unwrap();
+        let (first, _) = read_all(CT, vec![body.clone()]).await.unwrap();
+        assert_eq!(again.fields, first.fields);
+        assert_eq!(again.filename, "a.txt");
+        assert_eq!(again_file, file);
+
+        let cut = body[..body.len() - 200].to_vec();
+        let short = read(Some(CT), body_of(vec![cut])).await.unwrap();
+        let (_, encoded) = short.encode().unwrap();
+        let pieces: Vec<Result<Bytes>> = encoded.collect().await;
+        assert!(pieces.last().unwrap().is_err(), "ends in the file's error");
+        let sent: Vec<u8> = pieces.iter().flatten().flat_map(|p| p.to_vec()).collect();
+        assert!(!String::from_utf8_lossy(&sent).trim_end().ends_with("--"));
+
+        let mut odd = read(Some(CT), body_of(vec![body])).await.unwrap();
+        odd.filename = "a\"b.txt".into();
+        assert_eq!(odd.encode().err().unwrap().code, Code::InvalidArgument);
     }
 
     #[tokio::test]

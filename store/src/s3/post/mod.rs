@@ -5,7 +5,8 @@
 //! [`FrontEnd::authorize`] as for any request, and hands back the upload: the object's key and
 //! headers (as a PutObject would send them), the file as a stream bounded by the policy's
 //! `content-length-range`, and how to answer ([`Answer`]). The store writes it like a PutObject;
-//! the edge relays it to the store as one.
+//! the edge relays it to the store as one. [`accept`] is [`read`] then [`check`]; the edge
+//! calls them apart, to send on a form only the store can check (SigV2 by a client's key).
 //!
 //! ```text
 //!  body ─► form: fields (≤ 20 KiB) ─► signature (x-amz-* or SigV2) ─► policy: expiry,
@@ -55,9 +56,23 @@ pub async fn accept<F: FrontEnd>(
     route: &Route,
     body: ByteStream,
 ) -> Result<Upload> {
-    let settings = front.settings();
+    check(front, parts, route, read(parts, body).await?).await
+}
+
+/// Reads the form of `parts` up to its file ([`form::read`]).
+pub async fn read(parts: &http::request::Parts, body: ByteStream) -> Result<form::Form> {
     let content_type = super::headers::get(&parts.headers, "content-type");
-    let mut form = form::read(content_type, body).await?;
+    form::read(content_type, body).await
+}
+
+/// Checks `form` (signature, policy, ACL, authorisation) as [`accept`] does.
+pub async fn check<F: FrontEnd>(
+    front: &F,
+    parts: &http::request::Parts,
+    route: &Route,
+    mut form: form::Form,
+) -> Result<Upload> {
+    let settings = front.settings();
     // AWS: "All variables within the form are expanded prior to validating the POST policy":
     // `${filename}` in the metadata or the redirect too, and the conditions see the result.
     for (_, value) in &mut form.fields {
@@ -83,6 +98,7 @@ pub async fn accept<F: FrontEnd>(
     let field = |name: &str| match name {
         "bucket" => Some(route.bucket.as_str()),
         "key" => Some(key.as_str()),
+        // The fields alone: the form's file stream is not Sync.
         _ => form
             .fields
             .iter()

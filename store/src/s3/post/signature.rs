@@ -11,6 +11,9 @@ use subtle::ConstantTimeEq;
 use crate::error::{Code, Error, Result};
 use crate::s3::auth::{Identity, Keyring, sigv4};
 
+/// Any of these makes a form a SigV4 one.
+const V4_FIELDS: [&str; 3] = ["x-amz-algorithm", "x-amz-credential", "x-amz-signature"];
+
 /// The form's signer and the policy the signature covers (none for an anonymous form).
 pub struct Signed<'a> {
     pub identity: Identity,
@@ -31,8 +34,7 @@ pub fn verify<'a>(
             .secret(access_key)
             .ok_or_else(|| Error::new(Code::InvalidAccessKeyId))
     };
-    let v4 = ["x-amz-algorithm", "x-amz-credential", "x-amz-signature"];
-    if v4.iter().any(|n| field(n).is_some()) {
+    if V4_FIELDS.iter().any(|n| field(n).is_some()) {
         let policy = required("policy")?;
         let algorithm = required("x-amz-algorithm")?;
         if algorithm != "AWS4-HMAC-SHA256" {
@@ -92,10 +94,10 @@ pub fn verify<'a>(
         let policy = required("policy")?;
         let access_key = required("awsaccesskeyid")?;
         let given = required("signature")?;
-        // A key known here only by its published SigV4 signing keys (a client's key at a
-        // keyed edge): no secret to check SigV2 with. Refused as AWS refuses SigV2 where
-        // only SigV4 is taken, never passed as someone else's.
-        if keyring.secret(access_key).is_none() && keyring.knows(access_key) {
+        // The edge relays such a form before it gets here (see [`unverifiable_here`]); were
+        // it to come here, it is refused as AWS refuses SigV2 where only SigV4 is taken,
+        // never passed as someone else's.
+        if unverifiable_here(&field, keyring) {
             return Err(Error::msg(
                 Code::InvalidRequest,
                 "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.",
@@ -120,6 +122,16 @@ pub fn verify<'a>(
         identity: Identity::Anonymous,
         policy: None,
     })
+}
+
+/// A SigV2 form by a key `keyring` knows only by its published SigV4 signing keys (a
+/// client's key at a keyed edge): SigV2 signs with the secret itself, which is not here, so
+/// only the store can check it.
+pub fn unverifiable_here<'a>(field: &impl Fn(&str) -> Option<&'a str>, keyring: &Keyring) -> bool {
+    if V4_FIELDS.iter().any(|n| field(n).is_some()) {
+        return false;
+    }
+    field("awsaccesskeyid").is_some_and(|key| keyring.secret(key).is_none() && keyring.knows(key))
 }
 
 fn check(expected: &[u8], given: &[u8]) -> Result<()> {
