@@ -61,9 +61,7 @@ impl PostForm {
         all.push(json!({"x-amz-algorithm": "AWS4-HMAC-SHA256"}));
         all.push(json!({"x-amz-credential": credential}));
         all.push(json!({"x-amz-date": amz_date}));
-        let expiration = time::OffsetDateTime::from(expires)
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap();
+        let expiration = rfc3339(expires);
         for (k, v) in [
             ("x-amz-algorithm", "AWS4-HMAC-SHA256".to_owned()),
             ("x-amz-credential", credential),
@@ -84,9 +82,7 @@ impl PostForm {
         expires: SystemTime,
     ) -> PostForm {
         use hmac::Mac;
-        let expiration = time::OffsetDateTime::from(expires)
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap();
+        let expiration = rfc3339(expires);
         let policy = json!({"expiration": expiration, "conditions": conditions});
         let policy = base64::engine::general_purpose::STANDARD.encode(policy.to_string());
         let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).unwrap();
@@ -205,6 +201,13 @@ pub async fn anyone_may_put(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str)
 }
 
 /// The conditions of an ordinary form: this bucket, this key, any Content-Type.
+/// A policy's `expiration`.
+fn rfc3339(at: SystemTime) -> String {
+    time::OffsetDateTime::from(at)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
 pub fn basic_conditions(bucket: &str, key: &str) -> Vec<Value> {
     vec![
         json!({"bucket": bucket}),
