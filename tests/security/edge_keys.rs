@@ -739,4 +739,33 @@ async fn sigv2_forms_through_a_keyed_edge_are_checked_by_the_store() {
             crate::common::hash::md5_hex(b"sigv2 via the edge")
         )
     );
+    // A redirect holding ${filename} is followed as the store expanded it.
+    let mut conditions = basic_conditions(&b, "");
+    conditions[1] = serde_json::json!(["starts-with", "$key", "up/"]);
+    conditions.push(serde_json::json!([
+        "starts-with",
+        "$success_action_redirect",
+        "http://app.test/"
+    ]));
+    let r = PostForm::new(&[
+        ("key", "up/${filename}"),
+        (
+            "success_action_redirect",
+            "http://app.test/done/${filename}",
+        ),
+    ])
+    .file("r.txt", b"redirected".to_vec())
+    .signed_v2((&writer.0, &writer.1), &conditions, in_an_hour)
+    .request(&format!("/{b}"))
+    .send(&pair.edge)
+    .await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    let to = r.header("location").unwrap();
+    assert!(
+        to.starts_with(&format!(
+            "http://app.test/done/r.txt?bucket={b}&key=up%2Fr.txt&etag="
+        )),
+        "{to}"
+    );
+    assert_eq!(object_bytes(&root, &b, "up/r.txt").await, b"redirected");
 }

@@ -60,15 +60,18 @@ async fn relay_unverifiable(
     bucket: &str,
     form: post::form::Form,
 ) -> Result<Response> {
-    let answer = post::Answer::new(
-        form.field("success_action_redirect")
-            .or(form.field("redirect")),
-        form.field("success_action_status"),
-    );
-    let key = form
-        .field("key")
-        .unwrap_or_default()
-        .replace("${filename}", &form.filename);
+    // Read as the store will read them: `${filename}` expanded (the form goes as written).
+    // (Worked out before any wait: the form's file stream is not Sync.)
+    let (answer, key) = {
+        let field = |name| {
+            form.field(name)
+                .map(|v| v.replace("${filename}", &form.filename))
+        };
+        let redirect = field("success_action_redirect").or(field("redirect"));
+        let status = field("success_action_status");
+        let answer = post::Answer::new(redirect.as_deref(), status.as_deref());
+        (answer, field("key").unwrap_or_default())
+    };
     let route = Route {
         endpoint: Endpoint::PostObject,
         bucket: bucket.to_owned(),
