@@ -711,12 +711,16 @@ async fn sigv2_forms_through_a_keyed_edge_are_checked_by_the_store() {
     let extra = (403, "AccessDenied", "Extra input fields: x-amz-meta-extra");
     assert_refused(&pair.edge, &root, &b, "k", &outside, extra).await;
 
-    let mut conditions = basic_conditions(&b, "");
-    conditions[1] = serde_json::json!(["starts-with", "$key", "up/"]);
-    conditions.push(serde_json::json!({"success_action_status": "201"}));
+    // Forms for any key under up/ (the file's name), with one more condition.
+    let under_up = |extra: serde_json::Value| {
+        let mut conditions = basic_conditions(&b, "");
+        conditions[1] = serde_json::json!(["starts-with", "$key", "up/"]);
+        conditions.push(extra);
+        conditions
+    };
+    let conditions = under_up(serde_json::json!({"success_action_status": "201"}));
     let r = PostForm::new(&[("key", "up/${filename}"), ("success_action_status", "201")])
-        .file("name.txt", b"sigv2 via the edge".to_vec());
-    let r = r
+        .file("name.txt", b"sigv2 via the edge".to_vec())
         .signed_v2((&writer.0, &writer.1), &conditions, in_an_hour)
         .request(&format!("/{b}"))
         .send(&pair.edge)
@@ -740,9 +744,7 @@ async fn sigv2_forms_through_a_keyed_edge_are_checked_by_the_store() {
         )
     );
     // A redirect holding ${filename} is followed as the store expanded it.
-    let mut conditions = basic_conditions(&b, "");
-    conditions[1] = serde_json::json!(["starts-with", "$key", "up/"]);
-    conditions.push(serde_json::json!([
+    let conditions = under_up(serde_json::json!([
         "starts-with",
         "$success_action_redirect",
         "http://app.test/"

@@ -50,28 +50,23 @@ pub(crate) async fn post_object(edge: &Arc<Edge>, context: Context) -> Result<Re
 }
 
 /// A SigV2 form by a client's key ([`post::signature::unverifiable_here`]): only the store
-/// holds the secret that checks it, so the form goes to the store as its client wrote it
-/// (its fields, its file as it arrives, [`post::form::Form::encode`]), unsigned by the edge,
+/// holds the secret that checks it, so the form goes to the store (its fields, its file as
+/// it arrives, [`post::form::Form::encode`]), unsigned by the edge,
 /// and the store checks the signature, the policy and the key's rights (on the edge's
 /// address for `aws:SourceIp`, as for SigV2 presigned URLs).
 async fn relay_unverifiable(
     edge: &Arc<Edge>,
     parts: &http::request::Parts,
     bucket: &str,
-    form: post::form::Form,
+    mut form: post::form::Form,
 ) -> Result<Response> {
-    // Read as the store will read them: `${filename}` expanded (the form goes as written).
-    // (Worked out before any wait: the form's file stream is not Sync.)
-    let (answer, key) = {
-        let field = |name| {
-            form.field(name)
-                .map(|v| v.replace("${filename}", &form.filename))
-        };
-        let redirect = field("success_action_redirect").or(field("redirect"));
-        let status = field("success_action_status");
-        let answer = post::Answer::new(redirect.as_deref(), status.as_deref());
-        (answer, field("key").unwrap_or_default())
-    };
+    // Expanded here as the store would: the answer's key and redirect are the store's.
+    form.expand_filename();
+    let redirect = form
+        .field("success_action_redirect")
+        .or(form.field("redirect"));
+    let answer = post::Answer::new(redirect, form.field("success_action_status"));
+    let key = form.field("key").unwrap_or_default().to_owned();
     let route = Route {
         endpoint: Endpoint::PostObject,
         bucket: bucket.to_owned(),

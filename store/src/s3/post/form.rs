@@ -50,6 +50,17 @@ impl Form {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Replaces `${filename}` in every field by the file's name. AWS: "All variables within
+    /// the form are expanded prior to validating the POST policy": the metadata and the
+    /// redirect too, and the conditions see the result. Doing it twice changes nothing more.
+    pub fn expand_filename(&mut self) {
+        for (_, value) in &mut self.fields {
+            if value.contains("${filename}") {
+                *value = value.replace("${filename}", &self.filename);
+            }
+        }
+    }
+
     /// The form written out again as `multipart/form-data` (its content type and body): the
     /// fields, then the file as it arrives, under a boundary of 32 random hex digits no file
     /// can be made to hold. What the edge sends the store for a form only the store can check

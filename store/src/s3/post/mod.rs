@@ -73,13 +73,7 @@ pub async fn check<F: FrontEnd>(
     mut form: form::Form,
 ) -> Result<Upload> {
     let settings = front.settings();
-    // AWS: "All variables within the form are expanded prior to validating the POST policy":
-    // `${filename}` in the metadata or the redirect too, and the conditions see the result.
-    for (_, value) in &mut form.fields {
-        if value.contains("${filename}") {
-            *value = value.replace("${filename}", &form.filename);
-        }
-    }
+    form.expand_filename();
     let key = form
         .fields
         .iter()

@@ -94,15 +94,6 @@ pub fn verify<'a>(
         let policy = required("policy")?;
         let access_key = required("awsaccesskeyid")?;
         let given = required("signature")?;
-        // The edge relays such a form before it gets here (see [`unverifiable_here`]); were
-        // it to come here, it is refused as AWS refuses SigV2 where only SigV4 is taken,
-        // never passed as someone else's.
-        if unverifiable_here(&field, keyring) {
-            return Err(Error::msg(
-                Code::InvalidRequest,
-                "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.",
-            ));
-        }
         let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret(access_key)?.expose().as_bytes())
             .expect("HMAC takes any key length");
         mac.update(policy.as_bytes());
@@ -126,7 +117,7 @@ pub fn verify<'a>(
 
 /// A SigV2 form by a key `keyring` knows only by its published SigV4 signing keys (a
 /// client's key at a keyed edge): SigV2 signs with the secret itself, which is not here, so
-/// only the store can check it.
+/// only the store can check it (here, [`verify`] finds no secret: InvalidAccessKeyId).
 pub fn unverifiable_here<'a>(field: &impl Fn(&str) -> Option<&'a str>, keyring: &Keyring) -> bool {
     if V4_FIELDS.iter().any(|n| field(n).is_some()) {
         return false;
